@@ -1,0 +1,102 @@
+/** One BPE merge rule: the two symbols that are joined. Its rank is its position in the list. */
+export type Merge = readonly [string, string];
+
+/** Suffix CLIP appends to the last symbol of every word. */
+export const END_OF_WORD = '</w>';
+
+/** Options for {@link BytePairEncoder}. */
+export interface BytePairEncoderOptions {
+  /** Words returned as they are, without `</w>` (CLIP's special tokens). */
+  readonly passthrough?: Iterable<string>;
+  /**
+   * Most words kept in the cache before it is emptied. Prompts reuse a small vocabulary, so
+   * the cache is what makes encoding cheap, but a long-running server should not grow forever.
+   * Default 65 536.
+   */
+  readonly cacheSize?: number;
+}
+
+/**
+ * CLIP's byte-level BPE on one pre-tokenised word, as `SimpleTokenizer.bpe` does it: the word
+ * is split into symbols, `</w>` is glued to the last one, and the adjacent pair with the
+ * lowest merge rank is joined everywhere (left to right, non-overlapping) until no ranked
+ * pair is left. Results are cached per word.
+ *
+ * @example
+ * ```ts
+ * import { BytePairEncoder } from '@kiln/clip';
+ * const bpe = new BytePairEncoder([['d', 'o'], ['do', 'g</w>']]);
+ * bpe.encodeWord('dog'); // ['dog</w>']
+ * ```
+ */
+export class BytePairEncoder {
+  // Keyed by "first second": symbols never contain a space (the byte table maps 0x20 to 'Ġ').
+  private readonly ranks = new Map<string, number>();
+  private readonly cache = new Map<string, readonly string[]>();
+  private readonly passthrough: ReadonlySet<string>;
+  private readonly cacheSize: number;
+
+  constructor(merges: Iterable<Merge>, options: BytePairEncoderOptions = {}) {
+    let rank = 0;
+    // A repeated pair keeps its later rank, as `dict(zip(merges, range(...)))` does upstream.
+    for (const [a, b] of merges) this.ranks.set(`${a} ${b}`, rank++);
+    this.passthrough = new Set(options.passthrough ?? []);
+    this.cacheSize = options.cacheSize ?? 65_536;
+  }
+
+  /** Rank of the merge `first second`, or undefined when there is none. */
+  rank(first: string, second: string): number | undefined {
+    return this.ranks.get(`${first} ${second}`);
+  }
+
+  /**
+   * BPE symbols for one word whose characters are byte stand-ins (see `bytesToUnicode`).
+   * The returned array is shared with the cache: do not modify it.
+   */
+  encodeWord(word: string): readonly string[] {
+    const cached = this.cache.get(word);
+    if (cached !== undefined) return cached;
+    const result = this.passthrough.has(word) ? [word] : this.merge(word);
+    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    this.cache.set(word, result);
+    return result;
+  }
+
+  /** Forget cached words (for benchmarks that want cold-cache numbers). */
+  clearCache(): void {
+    this.cache.clear();
+  }
+
+  private merge(token: string): string[] {
+    if (token.length === 0) return [];
+    // Byte stand-ins are all in the BMP, so UTF-16 units are the symbols.
+    let word = token.split('');
+    word[word.length - 1] += END_OF_WORD;
+    while (word.length > 1) {
+      let best = Infinity;
+      let first = '';
+      let second = '';
+      for (let i = 0; i < word.length - 1; i++) {
+        const r = this.ranks.get(`${word[i]} ${word[i + 1]}`);
+        if (r !== undefined && r < best) {
+          best = r;
+          first = word[i]!;
+          second = word[i + 1]!;
+        }
+      }
+      if (best === Infinity) break;
+      const next: string[] = [];
+      for (let i = 0; i < word.length; ) {
+        if (i < word.length - 1 && word[i] === first && word[i + 1] === second) {
+          next.push(first + second);
+          i += 2;
+        } else {
+          next.push(word[i]!);
+          i += 1;
+        }
+      }
+      word = next;
+    }
+    return word;
+  }
+}

@@ -1,0 +1,33 @@
+// Public API of @kiln/clip. Everything exported here is browser-safe; the Node file helpers
+// in ./node.ts are reached only through CLIPTokenizer's async loaders (dynamic import).
+// The CLIP text transformer will be exported from here too once @kiln/tensor-core lands.
+
+export { TokenizerError } from './errors.js';
+export { bytesToUnicode } from './bytes-to-unicode.js';
+export { BytePairEncoder, END_OF_WORD } from './bpe.js';
+export type { BytePairEncoderOptions, Merge } from './bpe.js';
+export { cleanText, htmlUnescape } from './clean-text.js';
+export { preTokenize } from './pretokenize.js';
+export {
+  CLIP_MERGE_COUNT,
+  END_OF_TEXT,
+  START_OF_TEXT,
+  buildVocabFromMerges,
+  parseAddedTokensJson,
+  parseMergesTxt,
+  parseOpenAIMerges,
+  parseTokenizerConfig,
+  parseVocabJson,
+  serializeMergesTxt,
+  serializeVocabJson,
+} from './vocab-files.js';
+export type { TokenizerConfig, VocabAndMerges } from './vocab-files.js';
+export { CLIPTokenizer, CLIP_MAX_LENGTH } from './tokenizer.js';
+export type {
+  CLIPTokenizerOptions,
+  DecodeOptions,
+  EncodeOptions,
+  HuggingFaceTokenizerFiles,
+  LoadOptions,
+  TokenizerSourceNames,
+} from './tokenizer.js';

@@ -1,0 +1,251 @@
+import { z } from 'zod';
+
+import type { Merge } from './bpe.js';
+import { END_OF_WORD } from './bpe.js';
+import { bytesToUnicode } from './bytes-to-unicode.js';
+import { TokenizerError } from './errors.js';
+
+/** CLIP's start-of-text token (id 49406 in the released vocabulary). */
+export const START_OF_TEXT = '<|startoftext|>';
+/** CLIP's end-of-text token (id 49407), also its padding and unknown token in SD 1.x. */
+export const END_OF_TEXT = '<|endoftext|>';
+/** Merges used from OpenAI's merges file: `lines[1 : 49152 - 256 - 2 + 1]`. */
+export const CLIP_MERGE_COUNT = 49152 - 256 - 2;
+
+/** A vocabulary and merge list, as the tokenizer's constructor takes them. */
+export interface VocabAndMerges {
+  readonly vocab: ReadonlyMap<string, number>;
+  readonly merges: readonly Merge[];
+}
+
+function describeZodError(error: z.ZodError): string {
+  const shown = error.issues.slice(0, 3).map((issue) => {
+    const at = issue.path.length > 0 ? `at ${issue.path.map((p) => JSON.stringify(String(p))).join('.')}: ` : '';
+    return at + issue.message;
+  });
+  const more = error.issues.length > 3 ? ` (and ${error.issues.length - 3} more problems)` : '';
+  return shown.join('; ') + more;
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new TokenizerError(file, `is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+const VocabSchema = z.record(z.string(), z.int().nonnegative());
+
+/**
+ * Parse Hugging Face's `vocab.json` (an object from token to id).
+ *
+ * @param file Name used in errors (a path, or a label for in-memory data).
+ * @throws {TokenizerError} when the text is not JSON or not an object of non-negative integer ids.
+ *
+ * @example
+ * ```ts
+ * import { parseVocabJson } from '@kiln/clip';
+ * const vocab = parseVocabJson('{"a": 0, "a</w>": 1}'); // Map { 'a' => 0, 'a</w>' => 1 }
+ * ```
+ */
+export function parseVocabJson(text: string, file = 'vocab.json'): Map<string, number> {
+  const json = parseJson(text, file);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TokenizerError(file, 'expected a JSON object mapping tokens to ids');
+  }
+  const parsed = VocabSchema.safeParse(json);
+  if (!parsed.success) throw new TokenizerError(file, `expected token ids to be non-negative integers: ${describeZodError(parsed.error)}`);
+  return new Map(Object.entries(parsed.data));
+}
+
+// Python's str.split() with no argument: runs of whitespace, no empty parts.
+function pySplit(line: string): string[] {
+  return line.split(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u).filter((s) => s !== '');
+}
+
+const MergeSchema = z.tuple([z.string().min(1), z.string().min(1)]);
+
+function parseMergeLines(lines: readonly string[], firstLineNumber: number, file: string): Merge[] {
+  const merges: Merge[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const parsed = MergeSchema.safeParse(pySplit(lines[i]!));
+    if (!parsed.success) {
+      throw new TokenizerError(
+        file,
+        `line ${firstLineNumber + i}: expected two symbols separated by a space, got ${JSON.stringify(lines[i])}`,
+      );
+    }
+    merges.push(parsed.data);
+  }
+  return merges;
+}
+
+/**
+ * Parse Hugging Face's `merges.txt`: a `#version: …` header line, then one merge per line.
+ * Like `CLIPTokenizer` in transformers, at most {@link CLIP_MERGE_COUNT} merges are used.
+ *
+ * @throws {TokenizerError} when the header is missing or a line is not a pair of symbols.
+ *
+ * @example
+ * ```ts
+ * import { parseMergesTxt } from '@kiln/clip';
+ * parseMergesTxt('#version: 0.2\nd o\ndo g</w>\n'); // [['d', 'o'], ['do', 'g</w>']]
+ * ```
+ */
+export function parseMergesTxt(text: string, file = 'merges.txt'): Merge[] {
+  // transformers: merges_handle.read().strip().split("\n")[1 : 49152 - 256 - 2 + 1]
+  const lines = text.trim().split('\n');
+  if (!lines[0]!.startsWith('#')) {
+    throw new TokenizerError(file, `line 1: expected a "#version: 0.2" header, got ${JSON.stringify(lines[0]!.slice(0, 80))}`);
+  }
+  return parseMergeLines(lines.slice(1, 1 + CLIP_MERGE_COUNT), 2, file);
+}
+
+/**
+ * Parse OpenAI's merges file (`bpe_simple_vocab_16e6.txt`, already decompressed) and build
+ * the vocabulary from it exactly as `simple_tokenizer.py` does: the 256 byte symbols, the
+ * same with `</w>`, the join of each of the first {@link CLIP_MERGE_COUNT} merges, then
+ * `<|startoftext|>` and `<|endoftext|>` — 49 408 ids.
+ *
+ * @throws {TokenizerError} when the file has fewer merges than CLIP uses or a malformed line.
+ *
+ * @example
+ * ```ts
+ * import { parseOpenAIMerges } from '@kiln/clip';
+ * const { vocab, merges } = parseOpenAIMerges(text);
+ * vocab.get('<|endoftext|>'); // 49407
+ * ```
+ */
+export function parseOpenAIMerges(text: string, file = 'bpe_simple_vocab_16e6.txt'): VocabAndMerges {
+  const lines = text.split('\n').slice(1, 1 + CLIP_MERGE_COUNT);
+  if (lines.length < CLIP_MERGE_COUNT) {
+    throw new TokenizerError(file, `expected ${CLIP_MERGE_COUNT} merges after the header line, found ${lines.length}`);
+  }
+  const merges = parseMergeLines(lines, 2, file);
+  return { vocab: buildVocabFromMerges(merges), merges };
+}
+
+/**
+ * The vocabulary OpenAI's tokenizer derives from a merge list (see {@link parseOpenAIMerges}).
+ *
+ * @example
+ * ```ts
+ * import { buildVocabFromMerges } from '@kiln/clip';
+ * buildVocabFromMerges([['d', 'o']]).get('do'); // 512
+ * ```
+ */
+export function buildVocabFromMerges(merges: readonly Merge[]): Map<string, number> {
+  const symbols = bytesToUnicode().map(([, c]) => c);
+  const tokens = [...symbols, ...symbols.map((s) => s + END_OF_WORD), ...merges.map(([a, b]) => a + b), START_OF_TEXT, END_OF_TEXT];
+  // A later duplicate overwrites the id, as dict(zip(vocab, range(len(vocab)))) does.
+  const vocab = new Map<string, number>();
+  tokens.forEach((t, i) => vocab.set(t, i));
+  return vocab;
+}
+
+// Python sorts str keys by code point; JS's default sort compares UTF-16 units.
+function compareCodePoints(a: string, b: string): number {
+  const ia = a[Symbol.iterator]();
+  const ib = b[Symbol.iterator]();
+  for (;;) {
+    const x = ia.next();
+    const y = ib.next();
+    if (x.done || y.done) return (x.done ? 0 : 1) - (y.done ? 0 : 1);
+    const d = x.value.codePointAt(0)! - y.value.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+}
+
+/**
+ * `vocab.json` text as transformers' `save_vocabulary` writes it
+ * (`json.dumps(encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"`).
+ * Built by hand because JS objects put integer-like keys ("0".."9") first.
+ *
+ * @example
+ * ```ts
+ * import { serializeVocabJson } from '@kiln/clip';
+ * serializeVocabJson(new Map([['b', 1], ['a', 0]])); // '{\n  "a": 0,\n  "b": 1\n}\n'
+ * ```
+ */
+export function serializeVocabJson(vocab: ReadonlyMap<string, number>): string {
+  const keys = [...vocab.keys()].sort(compareCodePoints);
+  if (keys.length === 0) return '{}\n';
+  return `{\n${keys.map((k) => `  ${JSON.stringify(k)}: ${vocab.get(k)}`).join(',\n')}\n}\n`;
+}
+
+/**
+ * `merges.txt` text as transformers writes it: `#version: 0.2`, then one merge per line.
+ *
+ * @example
+ * ```ts
+ * import { serializeMergesTxt } from '@kiln/clip';
+ * serializeMergesTxt([['d', 'o']]); // '#version: 0.2\nd o\n'
+ * ```
+ */
+export function serializeMergesTxt(merges: readonly Merge[]): string {
+  return `#version: 0.2\n${merges.map(([a, b]) => `${a} ${b}\n`).join('')}`;
+}
+
+const SpecialTokenSchema = z.union([z.string(), z.looseObject({ content: z.string() })]);
+const AddedTokenSchema = z.looseObject({ content: z.string().min(1), special: z.boolean().optional() });
+
+const TokenizerConfigSchema = z.looseObject({
+  model_max_length: z.number().positive().optional(),
+  pad_token: SpecialTokenSchema.nullable().optional(),
+  added_tokens_decoder: z.record(z.string().regex(/^\d+$/, 'expected an integer id as key'), AddedTokenSchema).optional(),
+});
+
+/** The fields of `tokenizer_config.json` that the tokenizer uses. */
+export interface TokenizerConfig {
+  /** Sequence length; undefined when absent or the "unlimited" placeholder (1e30). */
+  readonly modelMaxLength?: number;
+  /** Padding token content (`<|endoftext|>` in SD 1.x, `!` in SD 2.x). */
+  readonly padToken?: string;
+  /** Tokens by id from `added_tokens_decoder` (includes the special tokens). */
+  readonly addedTokens: ReadonlyMap<number, { readonly content: string; readonly special: boolean }>;
+}
+
+/**
+ * Parse the parts of Hugging Face's `tokenizer_config.json` that matter here.
+ *
+ * @throws {TokenizerError} when a used field has the wrong type.
+ *
+ * @example
+ * ```ts
+ * import { parseTokenizerConfig } from '@kiln/clip';
+ * parseTokenizerConfig('{"model_max_length": 77}').modelMaxLength; // 77
+ * ```
+ */
+export function parseTokenizerConfig(text: string, file = 'tokenizer_config.json'): TokenizerConfig {
+  const parsed = TokenizerConfigSchema.safeParse(parseJson(text, file));
+  if (!parsed.success) throw new TokenizerError(file, describeZodError(parsed.error));
+  const { model_max_length: maxLen, pad_token: pad, added_tokens_decoder: decoder } = parsed.data;
+  const addedTokens = new Map<number, { content: string; special: boolean }>();
+  for (const [id, t] of Object.entries(decoder ?? {})) addedTokens.set(Number(id), { content: t.content, special: t.special ?? false });
+  return {
+    // transformers writes int(1e30) for "no limit"; CLIP's text model has 77 positions anyway.
+    modelMaxLength: maxLen !== undefined && Number.isSafeInteger(maxLen) ? maxLen : undefined,
+    padToken: pad == null ? undefined : typeof pad === 'string' ? pad : pad.content,
+    addedTokens,
+  };
+}
+
+const AddedTokensJsonSchema = z.record(z.string().min(1), z.int().nonnegative());
+
+/**
+ * Parse transformers' `added_tokens.json` (token → id).
+ *
+ * @throws {TokenizerError} when it is not an object of non-negative integer ids.
+ *
+ * @example
+ * ```ts
+ * import { parseAddedTokensJson } from '@kiln/clip';
+ * parseAddedTokensJson('{"<sks>": 49408}'); // Map { '<sks>' => 49408 }
+ * ```
+ */
+export function parseAddedTokensJson(text: string, file = 'added_tokens.json'): Map<string, number> {
+  const parsed = AddedTokensJsonSchema.safeParse(parseJson(text, file));
+  if (!parsed.success) throw new TokenizerError(file, describeZodError(parsed.error));
+  return new Map(Object.entries(parsed.data));
+}
