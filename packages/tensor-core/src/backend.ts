@@ -1,0 +1,198 @@
+import type { DType, TypedArray } from './dtype.js';
+import { BackendError } from './errors.js';
+
+/**
+ * A strided window onto a backend storage. Offsets and strides count elements, not bytes.
+ * Strides may be 0 (broadcast) or permuted; a kernel that wants contiguous input asks for
+ * `unary('copy', view)` first.
+ */
+export interface View<S = unknown> {
+  readonly storage: S;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export type UnaryOp =
+  | 'copy'
+  | 'neg'
+  | 'abs'
+  | 'sign'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'reciprocal'
+  | 'square'
+  | 'sin'
+  | 'cos'
+  | 'tanh'
+  | 'sigmoid'
+  | 'relu'
+  | 'silu'
+  | 'gelu'
+  | 'geluTanh'
+  | 'erf'
+  | 'floor'
+  | 'logicalNot';
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+export interface Conv2dParams {
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  readonly groups: number;
+}
+
+export interface AdamWHyper {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  readonly step: number;
+}
+
+/**
+ * What a backend implements: memory, a dozen primitive kernels, and optional fused kernels.
+ * Autograd, shape rules and dtype promotion live above this line, so a new backend writes kernels
+ * only. Every kernel returns a fresh contiguous storage of `numel(outShape)` elements unless it
+ * says otherwise. Inputs have already been validated and broadcast by the op layer.
+ */
+export interface Backend<S = unknown> {
+  readonly name: string;
+
+  /** Uninitialised storage for `size` elements. */
+  alloc(dtype: DType, size: number): S;
+  /** Storage holding `data` (half types as u16 bits, bool as u8). */
+  upload(dtype: DType, data: TypedArray): S;
+  /** The elements of a view in logical (row-major) order, in storage layout. */
+  download(x: View<S>): Promise<TypedArray>;
+  free(storage: S): void;
+
+  fill(dtype: DType, size: number, value: number): S;
+  /** Elementwise op; `outDtype` is the result type (bool for `logicalNot`, else the input's or a cast). */
+  unary(op: UnaryOp, x: View<S>, outDtype: DType): S;
+  /** `a` and `b` come expanded to the output shape (0 strides where broadcast); both have `inDtype`. */
+  binary(op: BinaryOp, a: View<S>, b: View<S>, outDtype: DType): S;
+  /** All three views come expanded to one shape; `cond` is bool. */
+  where(cond: View<S>, a: View<S>, b: View<S>, outDtype: DType): S;
+  /** Reduces over `axes` (sorted, unique); the result has those axes removed. */
+  reduce(op: ReduceOp, x: View<S>, axes: readonly number[]): S;
+  /** a: [B, M, K], b: [B, K, N] (any strides, batch stride may be 0) → [B, M, N]. Same dtype. */
+  matmul(a: View<S>, b: View<S>): S;
+  /** x: [N, C, H, W], w: [O, C/groups, kh, kw] → [N, O, Ho, Wo]. No bias. */
+  conv2d(x: View<S>, w: View<S>, p: Conv2dParams): S;
+  /** The gradient of conv2d with respect to its input (also convTranspose2d's forward). */
+  conv2dInputGrad(gy: View<S>, w: View<S>, inputShape: readonly number[], p: Conv2dParams): S;
+  /** The gradient of conv2d with respect to its weight. */
+  conv2dWeightGrad(x: View<S>, gy: View<S>, weightShape: readonly number[], p: Conv2dParams): S;
+  /** Writes `src` into the (possibly strided) window `dst` of an existing storage. Same shape and dtype. */
+  copyInto(dst: View<S>, src: View<S>): void;
+  /** table: [R, C], index: int32 [N] → [N, C]. */
+  gatherRows(table: View<S>, index: View<S>): S;
+  /** src: [N, C], index: int32 [N] → [rows, C], zero except the sums of src rows at their index. */
+  scatterAddRows(src: View<S>, index: View<S>, rows: number): S;
+
+  /** Philox 4×32-10 numbers (see `random.ts`); without it the core generates them and uploads. */
+  random?(dist: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], counter: number): S;
+
+  // Fused kernels (decision 6). Each has a composite fallback in the op layer and a reference
+  // implementation on the cpu backend that the fast backends are tested against.
+  /** Softmax (or log-softmax) over the last dim. */
+  softmax?(x: View<S>, log: boolean): S;
+  /** Normalises over the trailing `normSize` elements; weight/bias have `normSize` elements. */
+  layerNorm?(x: View<S>, weight: View<S> | null, bias: View<S> | null, normSize: number, eps: number): S;
+  /** x: [N, C, *]; optional SiLU applied after the affine transform. */
+  groupNorm?(x: View<S>, groups: number, weight: View<S> | null, bias: View<S> | null, eps: number, silu: boolean): S;
+  /** q: [B, Lq, E], k: [B, Lk, E], v: [B, Lk, Ev], mask: additive, expanded to [B, Lq, Lk]. */
+  attention?(q: View<S>, k: View<S>, v: View<S>, mask: View<S> | null, causal: boolean, scale: number): S;
+  /** One AdamW step, in place on contiguous param, m and v storages. */
+  adamw?(param: S, grad: View<S>, m: S, v: S, size: number, dtype: DType, hp: AdamWHyper): void;
+
+  /** Resolves when all submitted work is done (GPU backends). */
+  sync?(): Promise<void>;
+  /** Backend-specific numbers merged into `k.memory()` (pool sizes and the like). */
+  memoryInfo?(): Record<string, number>;
+  /** Releases everything the backend holds. */
+  dispose?(): void;
+}
+
+type Factory = () => Backend | Promise<Backend>;
+
+const factories = new Map<string, Factory>();
+const ready = new Map<string, Backend>();
+let current: Backend | undefined;
+
+/** Makes a backend available to `useBackend(name)`. Later registrations replace earlier ones. */
+export function registerBackend(name: string, factory: Factory): void {
+  factories.set(name, factory);
+  ready.delete(name);
+}
+
+/**
+ * Initialises (once) and selects the backend that new tensors are created on.
+ *
+ * @example
+ * ```ts
+ * await k.useBackend('cpu');
+ * const x = k.randn([2, 3], { seed: 1 }); // lives on cpu
+ * ```
+ */
+export async function useBackend(name: string): Promise<Backend> {
+  const backend = await initBackend(name);
+  current = backend;
+  return backend;
+}
+
+/** Initialises a backend without selecting it (for `tensor.to(name)`). */
+export async function initBackend(name: string): Promise<Backend> {
+  const existing = ready.get(name);
+  if (existing) return existing;
+  const factory = factories.get(name);
+  if (!factory) {
+    throw new BackendError(`unknown backend '${name}'; registered: ${[...factories.keys()].join(', ') || 'none'}`);
+  }
+  let backend: Backend;
+  try {
+    backend = await factory();
+  } catch (err) {
+    if (err instanceof BackendError) throw err;
+    throw new BackendError(`backend '${name}' is not available here: ${(err as Error).message}`, { cause: err });
+  }
+  ready.set(name, backend);
+  return backend;
+}
+
+/** The selected backend; `cpu` until `useBackend` picks another. */
+export function getBackend(): Backend {
+  if (!current) {
+    const cpu = ready.get('cpu');
+    if (!cpu) throw new BackendError('no backend selected; call `await k.useBackend(name)` first');
+    current = cpu;
+  }
+  return current;
+}
+
+/** A backend that was already initialised, by name. */
+export function backendByName(name: string): Backend {
+  const b = ready.get(name);
+  if (!b) throw new BackendError(`backend '${name}' has not been initialised; call \`await k.useBackend('${name}')\``);
+  return b;
+}
+
+/** Names of all registered backends (whether or not they work on this machine). */
+export function listBackends(): string[] {
+  return [...factories.keys()];
+}
+
+/** Registers an already-constructed backend synchronously (the cpu backend uses this at import). */
+export function installBackend(backend: Backend): void {
+  factories.set(backend.name, () => backend);
+  ready.set(backend.name, backend);
+}

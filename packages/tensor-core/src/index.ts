@@ -1,0 +1,93 @@
+/**
+ * @kiln/tensor-core — tensors, the op set, autograd and backends.
+ *
+ * @example
+ * ```ts
+ * import * as k from '@kiln/tensor-core';
+ * await k.useBackend('cpu');
+ * const x = k.randn([2, 3], { seed: 42 });
+ * const w = k.tensor([[1], [2], [3]], { requiresGrad: true });
+ * const loss = x.matmul(w).square().mean();
+ * loss.backward();
+ * console.log(await w.grad!.data());
+ * ```
+ * @packageDocumentation
+ */
+import { installBackend } from './backend.js';
+import { CpuBackend } from './backends/cpu/index.js';
+
+export { Tensor } from './tensor.js';
+export type { GradNode } from './tensor.js';
+export type { DType, TypedArray, DataFor } from './dtype.js';
+export { DTYPES, isFloat, itemSize, promoteTypes, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype.js';
+export { KilnError, ShapeError, DTypeError, DisposedError, BackendError, ArgumentError } from './errors.js';
+export type { Backend, View, UnaryOp, BinaryOp, ReduceOp, Conv2dParams, AdamWHyper } from './backend.js';
+export { useBackend, initBackend, getBackend, registerBackend, listBackends } from './backend.js';
+export type { MemoryStats } from './runtime.js';
+export { tidy, keep, noGrad, enableGrad, isGradEnabled, memory, resetPeakMemory } from './runtime.js';
+export { manualSeed, philox4x32, philoxFill } from './random.js';
+export { gradcheck } from './gradcheck.js';
+export type { GradcheckResult } from './gradcheck.js';
+export { CpuBackend } from './backends/cpu/index.js';
+export { numel, broadcastShapes, contiguousStrides } from './shape.js';
+
+export type { Scalar } from './ops/dispatch.js';
+export { record as recordGrad, detach, toBackend } from './ops/dispatch.js';
+export type { CreateOptions, RandomOptions } from './ops/creation.js';
+export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, randn, rand, randint } from './ops/creation.js';
+export {
+  cast,
+  clone,
+  neg,
+  abs,
+  sign,
+  floor,
+  logicalNot,
+  exp,
+  log,
+  sqrt,
+  rsqrt,
+  reciprocal,
+  square,
+  sin,
+  cos,
+  tanh,
+  sigmoid,
+  relu,
+  erf,
+  silu,
+  gelu,
+  quickGelu,
+  add,
+  sub,
+  mul,
+  div,
+  pow,
+  maximum,
+  minimum,
+  clamp,
+  eq,
+  ne,
+  lt,
+  le,
+  gt,
+  ge,
+  where,
+  fullLike,
+} from './ops/elementwise.js';
+export { sum, mean, max, min, variance as var } from './ops/reduce.js';
+export { reshape, flatten, permute, transpose, expand, squeeze, unsqueeze, slice, select, contiguous, split, chunk, sumTo } from './ops/view.js';
+export { cat, stack, pad } from './ops/join.js';
+export { matmul, linear } from './ops/matmul.js';
+export { conv2d, convTranspose2d } from './ops/conv.js';
+export type { Conv2dOptions, ConvTranspose2dOptions } from './ops/conv.js';
+export { avgPool2d, interpolate } from './ops/pool.js';
+export type { InterpolateOptions } from './ops/pool.js';
+export { groupNorm, groupNormSilu, layerNorm } from './ops/norm.js';
+export { softmax, logSoftmax } from './ops/softmax.js';
+export { scaledDotProductAttention } from './ops/attention.js';
+export type { AttentionOptions } from './ops/attention.js';
+export { embedding, dropout, mseLoss } from './ops/functional.js';
+export { adamwUpdate } from './ops/optim.js';
+
+installBackend(new CpuBackend());
