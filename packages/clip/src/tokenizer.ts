@@ -517,7 +517,7 @@ export class CLIPTokenizer {
     this.added.set(token, id);
     this.addedById.set(id, token);
     this.nextId = Math.max(this.nextId, id + 1);
-    const escaped = [...this.added.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'));
+    const escaped = [...this.added.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     this.addedPattern = new RegExp(escaped.join('|'), 'gu');
   }
 
