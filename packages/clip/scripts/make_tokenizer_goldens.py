@@ -18,6 +18,7 @@ Run:  /usr/bin/python3 packages/clip/scripts/make_tokenizer_goldens.py
 Writes packages/clip/test/fixtures/tokenizer-goldens.json.
 """
 import gzip
+import hashlib
 import html
 import json
 import os
@@ -226,11 +227,17 @@ def main():
             "input_ids": padded,
             "decoded": tok.decode(ids).strip(),
         })
+    # What transformers' CLIPTokenizer.save_vocabulary writes for this vocabulary.
+    vocab_json = json.dumps(tok.encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    merges_txt = "#version: 0.2\n" + "".join(
+        " ".join(pair) + "\n" for pair, _ in sorted(tok.bpe_ranks.items(), key=lambda kv: kv[1]))
     out = {
         "generator": "packages/clip/scripts/make_tokenizer_goldens.py (port of OpenAI CLIP simple_tokenizer.py, without ftfy)",
         "python": sys.version.split()[0],
         "regex": re.__version__,
         "vocab_size": len(tok.encoder),
+        "hf_vocab_json_sha256": hashlib.sha256(vocab_json.encode("utf-8")).hexdigest(),
+        "hf_merges_txt_sha256": hashlib.sha256(merges_txt.encode("utf-8")).hexdigest(),
         "cases": cases,
         "html_unescape": [{"input": s, "output": html.unescape(s)} for s in UNESCAPE_CASES],
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,13 @@ describe('savePretrained / fromPretrained', () => {
     writeFileSync(path, gunzipSync(readFileSync(MERGES_GZ)));
     const t = await CLIPTokenizer.fromMergesFile(path);
     expect(t.encode('a photo of sks dog')).toEqual(goldens.cases[0]!.input_ids);
+  });
+
+  it('writes byte-for-byte what transformers save_vocabulary writes', () => {
+    const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+    const files = tok.toHuggingFaceFiles();
+    expect(sha256(files['vocab.json'])).toBe(goldens.hf_vocab_json_sha256);
+    expect(sha256(files['merges.txt'])).toBe(goldens.hf_merges_txt_sha256);
   });
 
   it('serialises vocab.json keys in Python code-point order, with integer-like keys in place', () => {

@@ -22,6 +22,8 @@ export interface GoldenCase {
 }
 export interface Goldens {
   vocab_size: number;
+  hf_vocab_json_sha256: string;
+  hf_merges_txt_sha256: string;
   cases: GoldenCase[];
   html_unescape: Array<{ input: string; output: string }>;
 }
