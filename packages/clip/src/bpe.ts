@@ -1,10 +1,34 @@
-/** One BPE merge rule: the two symbols that are joined. Its rank is its position in the list. */
+/**
+ * One BPE merge rule: the two symbols that are joined. Its rank is its position in the list.
+ *
+ * @example
+ * ```ts
+ * import type { Merge } from '@kiln/clip';
+ * const merges: Merge[] = [['t', 'h'], ['th', 'e</w>']]; // "the" → one symbol
+ * ```
+ */
 export type Merge = readonly [string, string];
 
-/** Suffix CLIP appends to the last symbol of every word. */
+/**
+ * Suffix CLIP appends to the last symbol of every word.
+ *
+ * @example
+ * ```ts
+ * import { END_OF_WORD } from '@kiln/clip';
+ * tok.tokenize('dog')[0]?.endsWith(END_OF_WORD); // true
+ * ```
+ */
 export const END_OF_WORD = '</w>';
 
-/** Options for {@link BytePairEncoder}. */
+/**
+ * Options for {@link BytePairEncoder}.
+ *
+ * @example
+ * ```ts
+ * import { BytePairEncoder } from '@kiln/clip';
+ * const bpe = new BytePairEncoder(merges, { passthrough: ['<|endoftext|>'], cacheSize: 10_000 });
+ * ```
+ */
 export interface BytePairEncoderOptions {
   /** Words returned as they are, without `</w>` (CLIP's special tokens). */
   readonly passthrough?: Iterable<string>;

@@ -18,17 +18,41 @@ import {
   serializeVocabJson,
 } from './vocab-files.js';
 
-/** Sequence length of CLIP's text encoder in Stable Diffusion 1.x and 2.x. */
+/**
+ * Sequence length of CLIP's text encoder in Stable Diffusion 1.x and 2.x.
+ *
+ * @example
+ * ```ts
+ * import { CLIP_MAX_LENGTH } from '@kiln/clip';
+ * tok.encode('a dog').length === CLIP_MAX_LENGTH; // true
+ * ```
+ */
 export const CLIP_MAX_LENGTH = 77;
 
-/** Names used in error messages for where each input came from. */
+/**
+ * Names used in error messages for where each input came from.
+ *
+ * @example
+ * ```ts
+ * new CLIPTokenizer({ vocab, merges, sourceNames: { vocab: 'cdn/vocab.json', merges: 'cdn/merges.txt' } });
+ * ```
+ */
 export interface TokenizerSourceNames {
   readonly vocab?: string;
   readonly merges?: string;
   readonly config?: string;
 }
 
-/** Options of the {@link CLIPTokenizer} constructor. */
+/**
+ * Options of the {@link CLIPTokenizer} constructor.
+ *
+ * @example
+ * ```ts
+ * import { CLIPTokenizer, type CLIPTokenizerOptions } from '@kiln/clip';
+ * const options: CLIPTokenizerOptions = { vocab, merges, padToken: '!', addedTokens: { '<sks>': 49408 } };
+ * const tok = new CLIPTokenizer(options);
+ * ```
+ */
 export interface CLIPTokenizerOptions {
   /** Token → id, as in `vocab.json`. Must contain `<|startoftext|>`, `<|endoftext|>` and the 512 byte symbols. */
   readonly vocab: ReadonlyMap<string, number> | Readonly<Record<string, number>>;
@@ -44,7 +68,14 @@ export interface CLIPTokenizerOptions {
   readonly sourceNames?: TokenizerSourceNames;
 }
 
-/** Options of {@link CLIPTokenizer.encode}. */
+/**
+ * Options of {@link CLIPTokenizer.encode}.
+ *
+ * @example
+ * ```ts
+ * tok.encode(prompt, { padding: false, maxLength: 77, truncation: true, addSpecialTokens: true });
+ * ```
+ */
 export interface EncodeOptions {
   /** Pad with the pad token up to `maxLength`. Default true (as Stable Diffusion calls it). */
   readonly padding?: boolean;
@@ -56,13 +87,27 @@ export interface EncodeOptions {
   readonly addSpecialTokens?: boolean;
 }
 
-/** Options of {@link CLIPTokenizer.decode}. */
+/**
+ * Options of {@link CLIPTokenizer.decode}.
+ *
+ * @example
+ * ```ts
+ * tok.decode(ids, { skipSpecialTokens: true }); // 'a photo of sks dog'
+ * ```
+ */
 export interface DecodeOptions {
   /** Leave out start, end and pad tokens. Default false. */
   readonly skipSpecialTokens?: boolean;
 }
 
-/** Options of the loaders ({@link CLIPTokenizer.fromPretrained} and friends). */
+/**
+ * Options of the loaders ({@link CLIPTokenizer.fromPretrained} and friends).
+ *
+ * @example
+ * ```ts
+ * const tok = await CLIPTokenizer.fromPretrained(dir, { modelMaxLength: 77, padToken: '<|endoftext|>' });
+ * ```
+ */
 export interface LoadOptions {
   /** Overrides `model_max_length`. */
   readonly modelMaxLength?: number;
@@ -70,7 +115,16 @@ export interface LoadOptions {
   readonly padToken?: string;
 }
 
-/** File contents in Hugging Face's tokenizer layout, by file name. */
+/**
+ * File contents in Hugging Face's tokenizer layout, by file name.
+ *
+ * @example
+ * ```ts
+ * import type { HuggingFaceTokenizerFiles } from '@kiln/clip';
+ * const files: HuggingFaceTokenizerFiles = tok.toHuggingFaceFiles();
+ * const copy = CLIPTokenizer.fromHuggingFaceFiles(files);
+ * ```
+ */
 export interface HuggingFaceTokenizerFiles {
   readonly 'vocab.json': string;
   readonly 'merges.txt': string;
@@ -362,32 +416,69 @@ export class CLIPTokenizer {
     return files;
   }
 
-  /** Size of the base vocabulary without added tokens (49 408), like transformers' `vocab_size`. */
+  /**
+   * Size of the base vocabulary without added tokens (49 408), like transformers' `vocab_size`.
+   * @example
+   * ```ts
+   * tok.vocabSize; // 49408
+   * ```
+   */
   get vocabSize(): number {
     return this.encoder.size;
   }
 
-  /** Number of tokens including added ones, like `len(tokenizer)`: the rows the embedding needs. */
+  /**
+   * Number of tokens including added ones, like `len(tokenizer)`: the rows the embedding needs.
+   * @example
+   * ```ts
+   * tok.addTokens(['<sks>']);
+   * tok.length; // 49409
+   * ```
+   */
   get length(): number {
     return this.nextId;
   }
 
-  /** Id of a token (a BPE string such as `dog</w>`, a special or an added token). */
+  /**
+   * Id of a token (a BPE string such as `dog</w>`, a special or an added token).
+   * @example
+   * ```ts
+   * tok.tokenToId('dog</w>'); // 1929
+   * ```
+   */
   tokenToId(token: string): number | undefined {
     return this.encoder.get(token) ?? this.added.get(token);
   }
 
-  /** Token string of an id, or undefined when the id is unknown. */
+  /**
+   * Token string of an id, or undefined when the id is unknown.
+   * @example
+   * ```ts
+   * tok.idToToken(1929); // 'dog</w>'
+   * ```
+   */
   idToToken(id: number): string | undefined {
     return this.decoder.get(id) ?? this.addedById.get(id);
   }
 
-  /** A copy of the whole vocabulary, added tokens included. */
+  /**
+   * A copy of the whole vocabulary, added tokens included.
+   * @example
+   * ```ts
+   * tok.getVocab().size; // 49408 + added tokens
+   * ```
+   */
   getVocab(): Map<string, number> {
     return new Map([...this.encoder, ...this.added]);
   }
 
-  /** A copy of the added tokens (token → id). */
+  /**
+   * A copy of the added tokens (token → id).
+   * @example
+   * ```ts
+   * tok.getAddedVocab(); // Map { '<sks>' => 49408 }
+   * ```
+   */
   getAddedVocab(): Map<string, number> {
     return new Map(this.added);
   }

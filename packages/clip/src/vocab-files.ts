@@ -5,14 +5,47 @@ import { END_OF_WORD } from './bpe.js';
 import { bytesToUnicode } from './bytes-to-unicode.js';
 import { TokenizerError } from './errors.js';
 
-/** CLIP's start-of-text token (id 49406 in the released vocabulary). */
+/**
+ * CLIP's start-of-text token (id 49406 in the released vocabulary).
+ *
+ * @example
+ * ```ts
+ * import { START_OF_TEXT } from '@kiln/clip';
+ * tok.tokenToId(START_OF_TEXT); // 49406
+ * ```
+ */
 export const START_OF_TEXT = '<|startoftext|>';
-/** CLIP's end-of-text token (id 49407), also its padding and unknown token in SD 1.x. */
+/**
+ * CLIP's end-of-text token (id 49407), also its padding and unknown token in SD 1.x.
+ *
+ * @example
+ * ```ts
+ * import { END_OF_TEXT } from '@kiln/clip';
+ * tok.tokenToId(END_OF_TEXT); // 49407
+ * ```
+ */
 export const END_OF_TEXT = '<|endoftext|>';
-/** Merges used from OpenAI's merges file: `lines[1 : 49152 - 256 - 2 + 1]`. */
+/**
+ * Merges used from OpenAI's merges file: `lines[1 : 49152 - 256 - 2 + 1]` (48 894).
+ *
+ * @example
+ * ```ts
+ * import { CLIP_MERGE_COUNT } from '@kiln/clip';
+ * const vocabSize = 2 * 256 + CLIP_MERGE_COUNT + 2; // 49408
+ * ```
+ */
 export const CLIP_MERGE_COUNT = 49152 - 256 - 2;
 
-/** A vocabulary and merge list, as the tokenizer's constructor takes them. */
+/**
+ * A vocabulary and merge list, as the tokenizer's constructor takes them.
+ *
+ * @example
+ * ```ts
+ * import { CLIPTokenizer, parseOpenAIMerges, type VocabAndMerges } from '@kiln/clip';
+ * const parts: VocabAndMerges = parseOpenAIMerges(text);
+ * const tok = new CLIPTokenizer(parts);
+ * ```
+ */
 export interface VocabAndMerges {
   readonly vocab: ReadonlyMap<string, number>;
   readonly merges: readonly Merge[];
@@ -196,7 +229,16 @@ const TokenizerConfigSchema = z.looseObject({
   added_tokens_decoder: z.record(z.string().regex(/^\d+$/, 'expected an integer id as key'), AddedTokenSchema).optional(),
 });
 
-/** The fields of `tokenizer_config.json` that the tokenizer uses. */
+/**
+ * The fields of `tokenizer_config.json` that the tokenizer uses.
+ *
+ * @example
+ * ```ts
+ * import { parseTokenizerConfig, type TokenizerConfig } from '@kiln/clip';
+ * const config: TokenizerConfig = parseTokenizerConfig('{"pad_token": "!"}');
+ * config.padToken; // '!'
+ * ```
+ */
 export interface TokenizerConfig {
   /** Sequence length; undefined when absent or the "unlimited" placeholder (1e30). */
   readonly modelMaxLength?: number;
