@@ -92,24 +92,30 @@ export function parseVocabJson(text: string, file = 'vocab.json'): Map<string, n
   return new Map(Object.entries(parsed.data));
 }
 
+const PY_WS = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+// The common case, "a b" with exactly one space, in one regex call.
+const PAIR_RE = new RegExp(`^([^${PY_WS}]+) ([^${PY_WS}]+)$`, 'u');
+
 // Python's str.split() with no argument: runs of whitespace, no empty parts.
 function pySplit(line: string): string[] {
+  const m = PAIR_RE.exec(line);
+  if (m !== null) return [m[1]!, m[2]!];
   return line.split(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u).filter((s) => s !== '');
 }
 
-const MergeSchema = z.tuple([z.string().min(1), z.string().min(1)]);
-
+// A plain line loop, not a zod schema: merges are a line format, not JSON, and this runs
+// for ~49k lines on every load (a per-line safeParse tripled the load time).
 function parseMergeLines(lines: readonly string[], firstLineNumber: number, file: string): Merge[] {
-  const merges: Merge[] = [];
+  const merges: Merge[] = new Array<Merge>(lines.length);
   for (let i = 0; i < lines.length; i++) {
-    const parsed = MergeSchema.safeParse(pySplit(lines[i]!));
-    if (!parsed.success) {
+    const parts = pySplit(lines[i]!);
+    if (parts.length !== 2) {
       throw new TokenizerError(
         file,
         `line ${firstLineNumber + i}: expected two symbols separated by a space, got ${JSON.stringify(lines[i])}`,
       );
     }
-    merges.push(parsed.data);
+    merges[i] = [parts[0]!, parts[1]!];
   }
   return merges;
 }
@@ -151,7 +157,14 @@ export function parseMergesTxt(text: string, file = 'merges.txt'): Merge[] {
  * ```
  */
 export function parseOpenAIMerges(text: string, file = 'bpe_simple_vocab_16e6.txt'): VocabAndMerges {
-  const lines = text.split('\n').slice(1, 1 + CLIP_MERGE_COUNT);
+  // Only the first 48 895 of the file's ~262k lines are used; don't split the rest.
+  const lines: string[] = [];
+  let start = text.indexOf('\n') + 1;
+  while (start > 0 && lines.length < CLIP_MERGE_COUNT) {
+    const end = text.indexOf('\n', start);
+    lines.push(text.slice(start, end === -1 ? undefined : end));
+    start = end + 1;
+  }
   if (lines.length < CLIP_MERGE_COUNT) {
     throw new TokenizerError(file, `expected ${CLIP_MERGE_COUNT} merges after the header line, found ${lines.length}`);
   }
@@ -177,17 +190,20 @@ export function buildVocabFromMerges(merges: readonly Merge[]): Map<string, numb
   return vocab;
 }
 
-// Python sorts str keys by code point; JS's default sort compares UTF-16 units.
+// Python sorts str keys by code point; JS's default sort compares UTF-16 units, which
+// disagrees only where a surrogate meets a unit >= U+E000. Shifting units so surrogates rank
+// above the rest of the BMP restores code-point order without iterating code points.
 function compareCodePoints(a: string, b: string): number {
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done || y.done) return (x.done ? 0 : 1) - (y.done ? 0 : 1);
-    const d = x.value.codePointAt(0)! - y.value.codePointAt(0)!;
-    if (d !== 0) return d;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    x += x >= 0xe000 ? -0x800 : x >= 0xd800 ? 0x2000 : 0;
+    y += y >= 0xe000 ? -0x800 : y >= 0xd800 ? 0x2000 : 0;
+    return x - y;
   }
+  return a.length - b.length;
 }
 
 /**
