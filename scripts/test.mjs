@@ -1,0 +1,71 @@
+// `npm test`: installs what is missing, typechecks every package, runs every test suite, and ends
+// with one line `N passed, N failed, N skipped` summed over all suites.
+//
+// Suites that need a WebGPU driver or Chromium run when those are present; with
+// KILN_REQUIRE_ALL_SUITES=1 (set by .ci/run) a missing one fails the run instead of being skipped.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { install, root, run } from './tooling.mjs';
+
+const requireAll = process.env.KILN_REQUIRE_ALL_SUITES === '1';
+install();
+
+// Typecheck each package, the examples and the benchmarks.
+const projects = [
+  ...readdirSync(join(root, 'packages')).map((p) => `packages/${p}/tsconfig.json`),
+  'examples/tsconfig.json',
+  'benchmarks/tsconfig.json',
+].filter((p) => existsSync(join(root, p)));
+let typeErrors = 0;
+for (const p of projects) {
+  console.log(`[kiln] typecheck ${p}`);
+  if (run(join(root, 'node_modules/.bin/tsc'), ['-p', p]) !== 0) typeErrors++;
+}
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.json';
+const suites = [{ name: 'node', config: 'vitest.config.ts', env: {} }];
+const gpuSuites = [
+  { name: 'webgpu (SwiftShader)', config: 'vitest.webgpu.config.ts', env: { VK_ICD_FILENAMES: SWIFTSHADER, KILN_WEBGPU_REQUIRED: '1' }, needs: [SWIFTSHADER] },
+  { name: 'webgpu (lavapipe)', config: 'vitest.webgpu.config.ts', env: { VK_ICD_FILENAMES: LAVAPIPE, KILN_WEBGPU_REQUIRED: '1' }, needs: [LAVAPIPE] },
+  { name: 'browser (Chromium)', config: 'vitest.browser.config.ts', env: {}, needs: ['/usr/bin/chromium'] },
+];
+const missing = [];
+for (const s of gpuSuites) {
+  if (!existsSync(join(root, s.config))) continue;
+  const absent = s.needs.filter((f) => !existsSync(f));
+  if (absent.length) missing.push(`${s.name}: missing ${absent.join(', ')}`);
+  else suites.push(s);
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const out = mkdtempSync(join(tmpdir(), 'kiln-test-'));
+let crashed = 0;
+for (const s of suites) {
+  console.log(`\n[kiln] suite: ${s.name}`);
+  const json = join(out, `${s.name.replace(/\W+/g, '-')}.json`);
+  const status = run(join(root, 'node_modules/.bin/vitest'), ['run', '--config', s.config, '--reporter=default', '--reporter=json', `--outputFile.json=${json}`], s.env);
+  if (!existsSync(json)) {
+    console.error(`[kiln] suite ${s.name} produced no report (exit ${status})`);
+    crashed++;
+    continue;
+  }
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  totals.passed += report.numPassedTests;
+  totals.failed += report.numFailedTests;
+  totals.skipped += report.numPendingTests + report.numTodoTests;
+  if (status !== 0 && report.numFailedTests === 0) crashed++;
+}
+rmSync(out, { recursive: true, force: true });
+
+if (missing.length) {
+  console.log(`\n[kiln] suites not run here: ${missing.join('; ')}`);
+  if (requireAll) {
+    console.error('[kiln] KILN_REQUIRE_ALL_SUITES=1: a suite that cannot run is a failure');
+    crashed++;
+  }
+}
+if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
+console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(totals.failed || crashed || typeErrors || (requireAll && totals.skipped) ? 1 : 0);
