@@ -53,7 +53,9 @@ for (const s of suites) {
   }
   const report = JSON.parse(readFileSync(json, 'utf8'));
   totals.passed += report.numPassedTests;
-  totals.failed += report.numFailedTests;
+  // A test file that fails to load has no test results: count it as one failure.
+  const brokenFiles = report.testResults.filter((f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed')).length;
+  totals.failed += report.numFailedTests + brokenFiles;
   totals.skipped += report.numPendingTests + report.numTodoTests;
   if (status !== 0 && report.numFailedTests === 0) crashed++;
 }
