@@ -1,0 +1,280 @@
+/**
+ * The filesystem side of safetensors (Node only). `node:fs` is imported lazily inside the
+ * functions, so importing `@kiln/nn` in a browser works; only calling these fails there.
+ */
+import type * as k from '@kiln/tensor-core';
+import type { FileHandle } from 'node:fs/promises';
+import { z } from 'zod';
+import { SafetensorsError } from '../errors.js';
+import { parseHeader, readHeaderLength } from './header.js';
+import type { SafetensorsHeader, TensorInfo } from './header.js';
+import { decodeTensor } from './read.js';
+import type { LoadTensorOptions } from './read.js';
+import { encodeTensor, planSafetensors } from './write.js';
+import type { TensorMap } from './write.js';
+
+const fsp = () => import('node:fs/promises');
+const pathMod = () => import('node:path');
+
+/** One read is at most 1 GiB: Node caps a single read well below multi-GB tensors. */
+const CHUNK = 1 << 30;
+
+function ioError(err: unknown, file: string, what: string): SafetensorsError {
+  if (err instanceof SafetensorsError) return err;
+  return new SafetensorsError('io', `${what}: ${(err as Error).message}`, file, undefined, { cause: err });
+}
+
+async function readExactly(fh: FileHandle, out: Uint8Array, position: number, file: string, tensor?: string): Promise<void> {
+  let done = 0;
+  while (done < out.length) {
+    const len = Math.min(CHUNK, out.length - done);
+    const { bytesRead } = await fh.read(out, done, len, position + done);
+    if (bytesRead === 0) throw new SafetensorsError('truncated', `file ended after ${position + done} bytes while reading ${out.length} bytes at ${position}`, file, tensor);
+    done += bytesRead;
+  }
+}
+
+/** The common interface of a single safetensors file and a sharded checkpoint. */
+export interface SafetensorsReader {
+  /** The file (or index file) path. */
+  readonly path: string;
+  /** The `__metadata__` map (of the first shard, for sharded checkpoints). */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Tensor names. */
+  keys(): string[];
+  /** The dtype, shape and byte range of one tensor. */
+  info(name: string): TensorInfo;
+  /** Reads and decodes one tensor from disk. */
+  tensor(name: string, options?: LoadTensorOptions): Promise<k.Tensor>;
+  /** Closes the file handle(s). */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * An open safetensors file whose header has been read and validated; tensors are read from disk
+ * one at a time (positional reads of their byte ranges), so a multi-GB checkpoint is never held
+ * in memory twice. Get one with {@link openSafetensors}.
+ */
+export class SafetensorsFile implements SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    private readonly header: SafetensorsHeader,
+  ) {}
+
+  /** @internal Use {@link openSafetensors}. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    const fs = await fsp();
+    let fh: FileHandle;
+    try {
+      fh = await fs.open(path, 'r');
+    } catch (err) {
+      throw ioError(err, path, 'cannot open');
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const prefix = new Uint8Array(Math.min(8, size));
+      await readExactly(fh, prefix, 0, path);
+      const n = readHeaderLength(prefix, size, path);
+      const json = new Uint8Array(n);
+      await readExactly(fh, json, 8, path);
+      return new SafetensorsFile(path, fh, parseHeader(json, size, path));
+    } catch (err) {
+      await fh.close();
+      throw ioError(err, path, 'cannot read header');
+    }
+  }
+
+  get metadata(): Readonly<Record<string, string>> {
+    return this.header.metadata;
+  }
+
+  keys(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.header.tensors.get(name);
+    if (!info) throw new SafetensorsError('missing_tensor', 'no such tensor in the file', this.path, name);
+    return info;
+  }
+
+  async tensor(name: string, options: LoadTensorOptions = {}): Promise<k.Tensor> {
+    const info = this.info(name);
+    const bytes = new Uint8Array(info.dataOffsets[1] - info.dataOffsets[0]);
+    try {
+      await readExactly(this.fh, bytes, this.header.dataStart + info.dataOffsets[0], this.path, name);
+    } catch (err) {
+      throw ioError(err, this.path, `cannot read tensor '${name}'`);
+    }
+    return decodeTensor(info, bytes, options, this.path);
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+const indexSchema = z.object({
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  weight_map: z.record(z.string(), z.string()),
+});
+
+/**
+ * A sharded checkpoint (`*.safetensors.index.json` with a `weight_map` from tensor name to shard
+ * file, as transformers and diffusers write them); shards are opened and validated up front.
+ */
+export class ShardedSafetensors implements SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    private readonly weightMap: ReadonlyMap<string, SafetensorsFile>,
+    private readonly shards: readonly SafetensorsFile[],
+  ) {}
+
+  /** @internal Use {@link openSafetensors}. */
+  static async open(indexPath: string): Promise<ShardedSafetensors> {
+    const fs = await fsp();
+    const path = await pathMod();
+    let index: z.infer<typeof indexSchema>;
+    try {
+      const parsed = indexSchema.safeParse(JSON.parse(await fs.readFile(indexPath, 'utf8')));
+      if (!parsed.success) throw new SafetensorsError('invalid_index', `not a safetensors index: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, indexPath);
+      index = parsed.data;
+    } catch (err) {
+      if (err instanceof SyntaxError) throw new SafetensorsError('invalid_index', `index is not valid JSON: ${err.message}`, indexPath, undefined, { cause: err });
+      throw ioError(err, indexPath, 'cannot read index');
+    }
+    const dir = path.dirname(indexPath);
+    const shardNames = [...new Set(Object.values(index.weight_map))];
+    for (const s of shardNames) {
+      // Shards live next to the index; a path that climbs out of that folder is refused.
+      if (path.isAbsolute(s) || s.split(/[\\/]/).includes('..')) throw new SafetensorsError('invalid_index', `shard '${s}' is not a file name inside the index's folder`, indexPath);
+    }
+    const opened = new Map<string, SafetensorsFile>();
+    try {
+      for (const s of shardNames) opened.set(s, await SafetensorsFile.open(path.join(dir, s)));
+      const weightMap = new Map<string, SafetensorsFile>();
+      for (const [name, s] of Object.entries(index.weight_map)) {
+        const shard = opened.get(s)!;
+        if (!shard.keys().includes(name)) throw new SafetensorsError('missing_tensor', `the index maps it to ${s}, which does not contain it`, indexPath, name);
+        weightMap.set(name, shard);
+      }
+      return new ShardedSafetensors(indexPath, weightMap, [...opened.values()]);
+    } catch (err) {
+      await Promise.all([...opened.values()].map((f) => f.close()));
+      throw err;
+    }
+  }
+
+  get metadata(): Readonly<Record<string, string>> {
+    return this.shards[0]?.metadata ?? {};
+  }
+
+  keys(): string[] {
+    return [...this.weightMap.keys()];
+  }
+
+  #shard(name: string): SafetensorsFile {
+    const shard = this.weightMap.get(name);
+    if (!shard) throw new SafetensorsError('missing_tensor', 'not in the weight_map', this.path, name);
+    return shard;
+  }
+
+  info(name: string): TensorInfo {
+    return this.#shard(name).info(name);
+  }
+
+  tensor(name: string, options: LoadTensorOptions = {}): Promise<k.Tensor> {
+    return this.#shard(name).tensor(name, options);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.close()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Opens a `.safetensors` file, or a sharded checkpoint through its `.index.json`, reading and
+ * validating only the header(s). Close it when done (or `await using`).
+ *
+ * @example
+ * ```ts
+ * await using f = await openSafetensors('unet/diffusion_pytorch_model.safetensors');
+ * f.keys().length; // 686
+ * const w = await f.tensor('conv_in.weight', { dtype: 'float32' });
+ * ```
+ */
+export async function openSafetensors(path: string): Promise<SafetensorsReader> {
+  return path.endsWith('.index.json') ? ShardedSafetensors.open(path) : SafetensorsFile.open(path);
+}
+
+/**
+ * Loads every tensor of a `.safetensors` file (or sharded `.index.json` checkpoint), reading them
+ * one by one from disk (`safetensors.torch.load_file`).
+ *
+ * @example
+ * ```ts
+ * vae.loadStateDict(await loadSafetensors('vae/diffusion_pytorch_model.safetensors'));
+ * ```
+ */
+export async function loadSafetensors(path: string, options: LoadTensorOptions = {}): Promise<Record<string, k.Tensor>> {
+  const f = await openSafetensors(path);
+  const out: Record<string, k.Tensor> = {};
+  try {
+    for (const name of f.keys()) out[name] = await f.tensor(name, options);
+  } catch (err) {
+    for (const t of Object.values(out)) t.dispose();
+    throw err;
+  } finally {
+    await f.close();
+  }
+  return out;
+}
+
+/**
+ * Writes `tensors` (and an optional `__metadata__` string map) as a safetensors file, one tensor
+ * at a time. Atomic: the data goes to `${path}.tmp-<random>`, which is renamed over `path` only
+ * when complete, and removed on any error, so `path` is never half-written.
+ *
+ * @example
+ * ```ts
+ * await saveSafetensors('lora.safetensors', model.stateDict(), { format: 'pt' });
+ * ```
+ */
+export async function saveSafetensors(path: string, tensors: TensorMap, metadata?: Readonly<Record<string, string>>): Promise<void> {
+  const fs = await fsp();
+  const { prefix, infos } = planSafetensors(tensors, metadata);
+  const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const tmp = `${path}.tmp-${suffix}`;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fs.open(tmp, 'wx');
+    await fh.write(prefix, 0, prefix.length, 0);
+    let position = prefix.length;
+    for (const info of infos) {
+      const bytes = await encodeTensor(info.tensor);
+      for (let done = 0; done < bytes.length; ) {
+        const { bytesWritten } = await fh.write(bytes, done, Math.min(CHUNK, bytes.length - done), position + done);
+        done += bytesWritten;
+      }
+      position += bytes.length;
+    }
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fs.rename(tmp, path);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw ioError(err, path, 'cannot write');
+  }
+}
