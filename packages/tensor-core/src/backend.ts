@@ -123,14 +123,15 @@ export interface Backend<S = unknown> {
   dispose?(): void;
 }
 
-type Factory = () => Backend | Promise<Backend>;
+/** Creates a backend on first use (may fail where it is unavailable). */
+export type BackendFactory = () => Backend | Promise<Backend>;
 
-const factories = new Map<string, Factory>();
+const factories = new Map<string, BackendFactory>();
 const ready = new Map<string, Backend>();
 let current: Backend | undefined;
 
 /** Makes a backend available to `useBackend(name)`. Later registrations replace earlier ones. */
-export function registerBackend(name: string, factory: Factory): void {
+export function registerBackend(name: string, factory: BackendFactory): void {
   factories.set(name, factory);
   ready.delete(name);
 }

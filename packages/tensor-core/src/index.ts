@@ -17,23 +17,27 @@ import { installBackend } from './backend.js';
 import { CpuBackend } from './backends/cpu/index.js';
 
 export { Tensor } from './tensor.js';
-export type { GradNode } from './tensor.js';
+export type { GradNode, NestedArray } from './tensor.js';
 export type { DType, TypedArray, DataFor } from './dtype.js';
 export { DTYPES, isFloat, itemSize, promoteTypes, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype.js';
 export { KilnError, ShapeError, DTypeError, DisposedError, BackendError, ArgumentError } from './errors.js';
+export type { BackendFactory } from './backend.js';
 export type { Backend, View, UnaryOp, BinaryOp, ReduceOp, Conv2dParams, AdamWHyper } from './backend.js';
 export { useBackend, initBackend, getBackend, registerBackend, listBackends } from './backend.js';
-export type { MemoryStats } from './runtime.js';
+export type { MemoryStats, Disposable } from './runtime.js';
 export { tidy, keep, noGrad, enableGrad, isGradEnabled, memory, resetPeakMemory } from './runtime.js';
 export { manualSeed, philox4x32, philoxFill } from './random.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckResult } from './gradcheck.js';
 export { CpuBackend } from './backends/cpu/index.js';
 export { numel, broadcastShapes, contiguousStrides } from './shape.js';
+export type { Shape } from './shape.js';
+export type { CpuView } from './backends/cpu/strided.js';
 
 export type { Scalar } from './ops/dispatch.js';
 export { record as recordGrad, detach, toBackend } from './ops/dispatch.js';
-export type { CreateOptions, RandomOptions } from './ops/creation.js';
+export type { CreateOptions, RandomOptions, NestedData } from './ops/creation.js';
+export type { Dims } from './ops/reduce.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, randn, rand, randint } from './ops/creation.js';
 export {
   cast,
@@ -80,7 +84,7 @@ export { reshape, flatten, permute, transpose, expand, squeeze, unsqueeze, slice
 export { cat, stack, pad } from './ops/join.js';
 export { matmul, linear } from './ops/matmul.js';
 export { conv2d, convTranspose2d } from './ops/conv.js';
-export type { Conv2dOptions, ConvTranspose2dOptions } from './ops/conv.js';
+export type { Conv2dOptions, ConvTranspose2dOptions, Pair } from './ops/conv.js';
 export { avgPool2d, interpolate } from './ops/pool.js';
 export type { InterpolateOptions } from './ops/pool.js';
 export { groupNorm, groupNormSilu, layerNorm } from './ops/norm.js';

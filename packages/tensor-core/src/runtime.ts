@@ -119,7 +119,8 @@ export function enableGrad<T>(fn: () => T): T {
 
 // Tidy scopes -------------------------------------------------------------------------------
 
-interface Disposable {
+/** Anything `tidy` can track and free. */
+export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
 }

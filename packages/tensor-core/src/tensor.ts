@@ -15,7 +15,8 @@ export interface GradNode {
   readonly backward: (grad: Tensor) => readonly (Tensor | null)[];
 }
 
-type Nested = number | boolean | Nested[];
+/** What `toArray()` returns: nested arrays of numbers (booleans for bool tensors). */
+export type NestedArray = number | boolean | NestedArray[];
 
 /**
  * An n-dimensional array on a backend, with PyTorch's methods (camel-cased). Ops run at once and
@@ -102,11 +103,11 @@ export class Tensor {
     return (await ops.readData(this)) as DataFor<D>;
   }
   /** The elements as nested arrays, like `torch.Tensor.tolist()`. */
-  async toArray(): Promise<Nested> {
+  async toArray(): Promise<NestedArray> {
     const flat = await this.data();
     const isBool = this.dtype === 'bool';
     let i = 0;
-    const build = (d: number): Nested =>
+    const build = (d: number): NestedArray =>
       d === this.ndim
         ? isBool
           ? flat[i++] !== 0

@@ -8,7 +8,8 @@ import { add, cast } from './elementwise.js';
 import { sum } from './reduce.js';
 import { reshape } from './view.js';
 
-type Pair = number | readonly [number, number];
+/** One value for both spatial dims, or [h, w]. */
+export type Pair = number | readonly [number, number];
 
 export interface Conv2dOptions {
   stride?: Pair;

@@ -20,7 +20,8 @@ export interface RandomOptions extends CreateOptions {
   seed?: number;
 }
 
-type NestedData = number | boolean | readonly NestedData[];
+/** Nested arrays (or a scalar) that `k.tensor` accepts. */
+export type NestedData = number | boolean | readonly NestedData[];
 
 function target(options: CreateOptions): Backend {
   return options.device ? backendByName(options.device) : getBackend();

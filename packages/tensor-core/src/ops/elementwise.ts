@@ -2,11 +2,11 @@ import type { BinaryOp, UnaryOp } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { isFloat, promoteTypes, promoteWithScalar } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
-import { broadcastShapes, numel, sameShape } from '../shape.js';
+import { broadcastShapes, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, make, record, scalarTensor } from './dispatch.js';
 import type { Scalar } from './dispatch.js';
-import { expand, expandView, sumTo } from './view.js';
+import { expandView, sumTo } from './view.js';
 
 // Casting -------------------------------------------------------------------------------------
 
@@ -239,9 +239,4 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
 export function fullLike(like: Tensor, value: number, dtype: DType = like.dtype): Tensor {
   const b = like._backend();
   return make(b, b.fill(dtype, numel(like.shape), value), dtype, like.shape);
-}
-
-/** Broadcasts `x` to `shape` and materialises it (used where a kernel needs real memory). */
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  return sameShape(x.shape, shape) ? x : expand(x, shape);
 }

@@ -7,7 +7,8 @@ import { make, record } from './dispatch.js';
 import { cast, div, eq, mul, sub } from './elementwise.js';
 import { expand, reshape } from './view.js';
 
-type Dims = number | readonly number[] | undefined;
+/** One dim, several, or all (undefined). */
+export type Dims = number | readonly number[] | undefined;
 
 function keptShape(x: Tensor, axes: readonly number[], keepdim: boolean): number[] {
   return keepdim ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));

@@ -1,0 +1,242 @@
+/**
+ * The compute engine of the wasm backend: one WebAssembly memory (shared when threads are
+ * available), the emitted kernel module instantiated on the main thread and on every worker, and
+ * a dispatcher that runs a `task_*` export on all threads and blocks until they are done.
+ *
+ * Synchronisation is a few i32 slots at address 0 of the shared memory: the main thread writes the
+ * task and its descriptor, bumps a generation counter and notifies; each worker runs its share and
+ * bumps a done counter. Ops are synchronous, so the main thread waits (Atomics.wait in Node and in
+ * workers; a spin on Atomics.load on a browser main thread, where waiting is not allowed).
+ */
+import { DEFAULT_CONFIG, TASKS, buildModule } from './kernels.js';
+import type { KernelConfig, TaskName } from './kernels.js';
+import { hasRelaxedSimd, hasSimd } from './emit.js';
+
+const PAGE = 65536;
+/** Bytes below this are the control block and descriptors. */
+export const SCRATCH_BASE = 65536;
+const MAX_PAGES = 65536;
+const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5 } as const;
+
+export interface EngineOptions {
+  /** Worker threads including the main thread; default: all cores. 1 disables workers. */
+  threads?: number;
+  /** Use relaxed-SIMD FMA when the engine has it (default true). */
+  relaxedSimd?: boolean;
+  /** Kernel blocking overrides (for tuning). */
+  kernel?: Partial<Omit<KernelConfig, 'relaxed'>>;
+}
+
+const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/** Worker body, shared by Node and browsers: instantiate, then serve tasks forever. */
+const WORKER_LOOP = `
+function serve(module, memory, t, tasks, post) {
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  const ctrl = new Int32Array(memory.buffer, 0, 16);
+  let gen = Atomics.load(ctrl, 0);
+  post('ready');
+  for (;;) {
+    Atomics.wait(ctrl, 0, gen);
+    gen = Atomics.load(ctrl, 0);
+    const task = Atomics.load(ctrl, 2);
+    if (task < 0) break;
+    const T = Atomics.load(ctrl, 4);
+    if (t < T) {
+      try { inst.exports[tasks[task]](Atomics.load(ctrl, 3), t, T); }
+      catch (e) { Atomics.store(ctrl, 5, 1); }
+    }
+    Atomics.add(ctrl, 1, 1);
+    Atomics.notify(ctrl, 1);
+  }
+}
+`;
+
+const NODE_WORKER = `${WORKER_LOOP}
+const { parentPort, workerData } = require('node:worker_threads');
+serve(workerData.module, workerData.memory, workerData.t, workerData.tasks, (m) => parentPort.postMessage(m));
+`;
+
+const BROWSER_WORKER = `${WORKER_LOOP}
+onmessage = (e) => { const d = e.data; serve(d.module, d.memory, d.t, d.tasks, (m) => postMessage(m)); };
+`;
+
+interface WorkerLike {
+  terminate(): unknown;
+}
+
+function defaultThreads(): number {
+  const env = isNode ? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_WASM_THREADS : undefined;
+  if (env && Number(env) >= 1) return Math.floor(Number(env));
+  const hc = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return Math.max(1, hc ?? 1);
+}
+
+export class Engine {
+  readonly memory: WebAssembly.Memory;
+  readonly exports: Record<TaskName | string, (...args: number[]) => unknown>;
+  readonly threads: number;
+  readonly relaxed: boolean;
+  readonly config: KernelConfig;
+  private workers: WorkerLike[] = [];
+  private ctrl: Int32Array;
+  private f32Cache: Float32Array;
+  private i32Cache: Int32Array;
+  private top = SCRATCH_BASE;
+  peakScratch = 0;
+
+  private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, threads: number, config: KernelConfig) {
+    this.memory = memory;
+    this.exports = instance.exports as unknown as Engine['exports'];
+    this.threads = threads;
+    this.relaxed = config.relaxed;
+    this.config = config;
+    this.ctrl = new Int32Array(memory.buffer, 0, 16);
+    this.f32Cache = new Float32Array(memory.buffer);
+    this.i32Cache = new Int32Array(memory.buffer);
+  }
+
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    if (!hasSimd()) throw new Error('this WebAssembly engine lacks 128-bit SIMD');
+    let relaxed = false;
+    if (options.relaxedSimd !== false) {
+      relaxed = hasRelaxedSimd();
+      if (!relaxed && isNode) {
+        // Node 20's V8 ships relaxed SIMD behind a flag; it can be switched on at run time.
+        try {
+          const v8 = await import('node:v8');
+          v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+          relaxed = hasRelaxedSimd();
+        } catch {
+          relaxed = false;
+        }
+      }
+    }
+    const canShare = typeof SharedArrayBuffer !== 'undefined' && (isNode || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
+    let threads = Math.max(1, Math.floor(options.threads ?? defaultThreads()));
+    if (!canShare) threads = 1;
+    const config: KernelConfig = { ...DEFAULT_CONFIG, ...options.kernel, relaxed };
+    const shared = threads > 1;
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared } as WebAssembly.MemoryDescriptor);
+    const bytes = buildModule(config, { initial: 64, maximum: MAX_PAGES, shared });
+    const module = await WebAssembly.compile(bytes as BufferSource);
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const engine = new Engine(memory, instance, threads, config);
+    if (threads > 1) await engine.startWorkers(module, threads - 1);
+    return engine;
+  }
+
+  private async startWorkers(module: WebAssembly.Module, count: number): Promise<void> {
+    const tasks = [...TASKS];
+    const ready: Promise<void>[] = [];
+    if (isNode) {
+      const { Worker } = await import('node:worker_threads');
+      for (let i = 0; i < count; i++) {
+        const w = new Worker(NODE_WORKER, { eval: true, workerData: { module, memory: this.memory, t: i + 1, tasks } });
+        w.unref();
+        ready.push(new Promise((resolve, reject) => {
+          w.once('message', () => resolve());
+          w.once('error', reject);
+        }));
+        this.workers.push(w);
+      }
+    } else {
+      const url = URL.createObjectURL(new Blob([BROWSER_WORKER], { type: 'text/javascript' }));
+      for (let i = 0; i < count; i++) {
+        const w = new Worker(url);
+        ready.push(new Promise((resolve, reject) => {
+          w.onmessage = () => resolve();
+          w.onerror = (e) => reject(new Error(String(e.message)));
+        }));
+        w.postMessage({ module, memory: this.memory, t: i + 1, tasks });
+        this.workers.push(w);
+      }
+    }
+    await Promise.all(ready);
+  }
+
+  get f32(): Float32Array {
+    if (this.f32Cache.buffer.byteLength !== this.memory.buffer.byteLength || this.f32Cache.length === 0) this.refresh();
+    return this.f32Cache;
+  }
+  get i32(): Int32Array {
+    if (this.i32Cache.buffer.byteLength !== this.memory.buffer.byteLength || this.i32Cache.length === 0) this.refresh();
+    return this.i32Cache;
+  }
+  private refresh(): void {
+    this.f32Cache = new Float32Array(this.memory.buffer);
+    this.i32Cache = new Int32Array(this.memory.buffer);
+  }
+
+  /** Starts a kernel's scratch allocations from the bottom again. */
+  reset(): void {
+    this.top = SCRATCH_BASE;
+  }
+  /** Largest scratch a single kernel may use (bytes). */
+  get maxScratch(): number {
+    return MAX_PAGES * PAGE - SCRATCH_BASE - PAGE;
+  }
+  /** Scratch bytes (64-byte aligned); grows the memory as needed. */
+  alloc(bytes: number): number {
+    const p = this.top;
+    this.top = p + Math.ceil(bytes / 64) * 64;
+    if (this.top > this.maxScratch + SCRATCH_BASE) throw new RangeError(`wasm backend: a kernel needs ${this.top} bytes of scratch, over the 4 GiB of one memory`);
+    const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
+    if (need > 0) this.memory.grow(need);
+    if (this.top > this.peakScratch) this.peakScratch = this.top;
+    return p;
+  }
+  /** Bytes still allocatable in this kernel's scratch. */
+  get free(): number {
+    return this.maxScratch + SCRATCH_BASE - this.top;
+  }
+  /** Writes a descriptor of i32 fields (f32 fields already as bits) and returns its address. */
+  desc(fields: number[]): number {
+    const p = 1024;
+    this.i32.set(fields, p / 4);
+    return p;
+  }
+
+  /** Runs `task` on all threads with descriptor `desc` and waits for all of them. */
+  run(task: TaskName, desc: number): void {
+    const T = this.threads;
+    const ctrl = this.ctrl;
+    if (T > 1) {
+      Atomics.store(ctrl, CTRL.done, 0);
+      Atomics.store(ctrl, CTRL.task, TASKS.indexOf(task));
+      Atomics.store(ctrl, CTRL.desc, desc);
+      Atomics.store(ctrl, CTRL.threads, T);
+      Atomics.add(ctrl, CTRL.gen, 1);
+      Atomics.notify(ctrl, CTRL.gen);
+    }
+    let error: unknown;
+    try {
+      this.exports[task](desc, 0, T);
+    } catch (e) {
+      error = e;
+    }
+    if (T > 1) {
+      const want = this.workers.length;
+      for (;;) {
+        const d = Atomics.load(ctrl, CTRL.done);
+        if (d >= want) break;
+        if (isNode) Atomics.wait(ctrl, CTRL.done, d, 1000);
+      }
+      if (Atomics.load(ctrl, CTRL.error)) {
+        Atomics.store(ctrl, CTRL.error, 0);
+        error ??= new Error(`wasm backend: ${task} failed on a worker thread`);
+      }
+    }
+    if (error) throw error;
+  }
+
+  dispose(): void {
+    if (this.workers.length) {
+      Atomics.store(this.ctrl, CTRL.task, -1);
+      Atomics.add(this.ctrl, CTRL.gen, 1);
+      Atomics.notify(this.ctrl, CTRL.gen);
+      for (const w of this.workers) void w.terminate();
+      this.workers = [];
+    }
+  }
+}
