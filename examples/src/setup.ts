@@ -91,3 +91,52 @@ export function uniformInit(shape: number[], fanIn: number, seed: number): k.Ten
 export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && new URL(url).pathname.endsWith(process.argv[1].replace(/^.*\/examples\//, '/examples/'));
 }
+
+export interface TrainResult {
+  backend: string;
+  losses: number[];
+  /** `k.memory()` after each step: flat when nothing leaks. */
+  liveTensors: number[];
+  liveBytes: number[];
+  msPerStep: number;
+}
+
+/**
+ * The training loop both examples share: each step computes the loss and its gradients inside
+ * `tidy`, steps the optimizer, and records the loss and `k.memory()`.
+ */
+export async function trainLoop(
+  backend: string,
+  lossFn: () => k.Tensor,
+  opt: { step(): void; zeroGrad(): void },
+  steps: number,
+  logEvery = 0,
+): Promise<TrainResult> {
+  const result: TrainResult = { backend, losses: [], liveTensors: [], liveBytes: [], msPerStep: 0 };
+  const start = performance.now();
+  for (let step = 0; step < steps; step++) {
+    const loss = k.tidy(() => {
+      const l = lossFn();
+      l.backward();
+      return l;
+    });
+    opt.step();
+    opt.zeroGrad();
+    result.losses.push(await loss.item());
+    loss.dispose();
+    result.liveTensors.push(k.memory().liveTensors);
+    result.liveBytes.push(k.memory().liveBytes);
+    if (logEvery && (step % logEvery === 0 || step === steps - 1)) {
+      console.log(`step ${String(step).padStart(4)}  loss ${result.losses[step].toFixed(6)}  live tensors ${result.liveTensors[step]}`);
+    }
+  }
+  result.msPerStep = (performance.now() - start) / steps;
+  return result;
+}
+
+/** One line: first → last loss, the factor, and the speed. */
+export function summary(r: TrainResult): string {
+  const first = r.losses[0];
+  const last = r.losses[r.losses.length - 1];
+  return `backend ${r.backend}: loss ${first.toFixed(4)} → ${last.toFixed(6)} (${(first / last).toFixed(1)}× lower), ${r.msPerStep.toFixed(1)} ms/step`;
+}

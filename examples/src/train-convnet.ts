@@ -4,8 +4,8 @@
  * added to 8×8 bar patterns (the DDPM objective in miniature), trained with Adam over the public API.
  */
 import * as k from '@kiln/tensor-core';
-import { Adam, isMain, pickBackend, uniformInit } from './setup.js';
-import type { TrainResult } from './train-mlp.js';
+import { Adam, isMain, pickBackend, summary, trainLoop, uniformInit } from './setup.js';
+import type { TrainResult } from './setup.js';
 
 const C = 8;
 
@@ -48,31 +48,9 @@ export async function trainConvnet(options: { steps?: number; backend?: string; 
     return k.conv2d(mixed.add(coarse).silu(), p.convOut, p.convOutB, { padding: 1 });
   };
   const opt = new Adam(Object.values(p), 1e-2);
-  const result: TrainResult = { backend, losses: [], liveTensors: [], liveBytes: [], msPerStep: 0 };
-  const start = performance.now();
-  for (let step = 0; step < steps; step++) {
-    const loss = k.tidy(() => {
-      const l = k.mseLoss(forward(noisy), noise);
-      l.backward();
-      return l;
-    });
-    opt.step();
-    opt.zeroGrad();
-    result.losses.push(await loss.item());
-    loss.dispose();
-    result.liveTensors.push(k.memory().liveTensors);
-    result.liveBytes.push(k.memory().liveBytes);
-    if (options.log && (step % 25 === 0 || step === steps - 1)) {
-      console.log(`step ${String(step).padStart(4)}  loss ${result.losses[step].toFixed(6)}  live tensors ${result.liveTensors[step]}`);
-    }
-  }
-  result.msPerStep = (performance.now() - start) / steps;
-  return result;
+  return trainLoop(backend, () => k.mseLoss(forward(noisy), noise), opt, steps, options.log ? 25 : 0);
 }
 
 if (isMain(import.meta.url)) {
-  const r = await trainConvnet({ log: true });
-  const first = r.losses[0];
-  const last = r.losses[r.losses.length - 1];
-  console.log(`\nbackend ${r.backend}: loss ${first.toFixed(4)} → ${last.toFixed(6)} (${(first / last).toFixed(1)}× lower), ${r.msPerStep.toFixed(1)} ms/step`);
+  console.log(`\n${summary(await trainConvnet({ log: true }))}`);
 }

@@ -3,16 +3,9 @@
  * public tensor API, and prints the loss curve. `npm start` runs this.
  */
 import * as k from '@kiln/tensor-core';
-import { Adam, isMain, pickBackend, uniformInit } from './setup.js';
-
-export interface TrainResult {
-  backend: string;
-  losses: number[];
-  /** `k.memory()` after each step: flat when nothing leaks. */
-  liveTensors: number[];
-  liveBytes: number[];
-  msPerStep: number;
-}
+import { Adam, isMain, pickBackend, summary, trainLoop, uniformInit } from './setup.js';
+export type { TrainResult } from './setup.js';
+import type { TrainResult } from './setup.js';
 
 export async function trainMlp(options: { steps?: number; backend?: string; log?: boolean } = {}): Promise<TrainResult> {
   const backend = await pickBackend(options.backend);
@@ -33,31 +26,9 @@ export async function trainMlp(options: { steps?: number; backend?: string; log?
     return h;
   };
   const opt = new Adam(params, 1e-2);
-  const result: TrainResult = { backend, losses: [], liveTensors: [], liveBytes: [], msPerStep: 0 };
-  const start = performance.now();
-  for (let step = 0; step < steps; step++) {
-    const loss = k.tidy(() => {
-      const l = k.mseLoss(forward(x), target);
-      l.backward();
-      return l;
-    });
-    opt.step();
-    opt.zeroGrad();
-    result.losses.push(await loss.item());
-    loss.dispose();
-    result.liveTensors.push(k.memory().liveTensors);
-    result.liveBytes.push(k.memory().liveBytes);
-    if (options.log && (step % 50 === 0 || step === steps - 1)) {
-      console.log(`step ${String(step).padStart(4)}  loss ${result.losses[step].toFixed(6)}  live tensors ${result.liveTensors[step]}`);
-    }
-  }
-  result.msPerStep = (performance.now() - start) / steps;
-  return result;
+  return trainLoop(backend, () => k.mseLoss(forward(x), target), opt, steps, options.log ? 50 : 0);
 }
 
 if (isMain(import.meta.url)) {
-  const r = await trainMlp({ log: true });
-  const first = r.losses[0];
-  const last = r.losses[r.losses.length - 1];
-  console.log(`\nbackend ${r.backend}: loss ${first.toFixed(4)} → ${last.toFixed(6)} (${(first / last).toFixed(0)}× lower), ${r.msPerStep.toFixed(1)} ms/step`);
+  console.log(`\n${summary(await trainMlp({ log: true }))}`);
 }
