@@ -61,7 +61,9 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState = Para
         if (seen.has(p)) throw new OptimizerError('optimizer: a parameter appears in more than one group (or twice in one)');
         seen.add(p);
       }
-      const group = { ...defaults, ...g, params: list } as ParamGroup<H>;
+      // An option given as undefined means "use the default", as an omitted one does.
+      const given = Object.fromEntries(Object.entries(g).filter(([key, v]) => key !== 'params' && v !== undefined));
+      const group = { ...defaults, ...given, params: list } as ParamGroup<H>;
       this.validate(group);
       return group;
     });
