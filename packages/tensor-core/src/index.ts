@@ -13,7 +13,7 @@
  * ```
  * @packageDocumentation
  */
-import { installBackend } from './backend.js';
+import { installBackend, registerBackend } from './backend.js';
 import { CpuBackend } from './backends/cpu/index.js';
 
 export { Tensor } from './tensor.js';
@@ -95,3 +95,4 @@ export { embedding, dropout, mseLoss } from './ops/functional.js';
 export { adamwUpdate } from './ops/optim.js';
 
 installBackend(new CpuBackend());
+registerBackend('wasm', async () => (await import('./backends/wasm/index.js')).createWasmBackend());

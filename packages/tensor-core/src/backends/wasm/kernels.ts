@@ -494,10 +494,9 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
       f.get(mask).get(r).get(n).mul().i32(4).mul().add().set(mrow);
       // scale (+ mask) over the n real columns.
       f.for(jj, 0, (g) => g.get(n), 1, () => {
-        f.get(row).get(jj).i32(4).mul().add();
-        f.get(row).get(jj).i32(4).mul().add().f32load().get(scale).fmul();
-        f.if((g) => g.get(mask), () => f.get(mrow).get(jj).i32(4).mul().add().f32load().fadd());
-        f.f32store();
+        f.get(row).get(jj).i32(4).mul().add().f32load().get(scale).fmul().set(mx);
+        f.if((g) => g.get(mask), () => f.get(mrow).get(jj).i32(4).mul().add().f32load().get(mx).fadd().set(mx));
+        f.get(row).get(jj).i32(4).mul().add().get(mx).f32store();
       });
       // causal: columns j > causal0 + r are -inf; padding columns [n, ld) too.
       f.get(n).set(lim);
@@ -563,8 +562,9 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
       // S = Q[b, i0:i0+rows] · K[b]ᵀ
       f.get(L.Q).get(b).get(L.Lq).mul().get(i0).add().get(L.E).mul().i32(4).mul().add();
       f.get(L.E).i32(1);
+      // K is staged transposed, [B, E, Lk]
       f.get(L.K).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add();
-      f.i32(1).get(L.E);
+      f.get(L.Lk).i32(1);
       f.get(S).get(L.ldS).get(rows).get(L.Lk).get(L.E).get(ws).i32(0).call(idx(gemm));
       f.i32(0).set(maskp);
       f.if((g) => g.get(L.mask), () => f.get(L.mask).get(b).get(L.Lq).mul().get(i0).add().get(L.Lk).mul().i32(4).mul().add().set(maskp));

@@ -1,0 +1,228 @@
+/**
+ * f32 fast paths for elementwise ops and simple reductions, run directly on the tensor buffers
+ * (memory-bound work gains nothing from a copy into wasm memory). Each returns null when the case
+ * is not covered, and the backend falls back to the cpu reference kernel.
+ */
+import type { BinaryOp, ReduceOp, UnaryOp, View } from '../../backend.js';
+import type { DType, TypedArray } from '../../dtype.js';
+import { isContiguous, numel } from '../../shape.js';
+import { erf } from '../cpu/elementwise.js';
+
+type WView = View<TypedArray>;
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** Calls `row(aOff, bOff, outOff, len)` for every last-dim row of the shape, strides given per operand. */
+function forRows(shape: readonly number[], sa: readonly number[], oa: number, sb: readonly number[], ob: number, row: (a: number, b: number, o: number, len: number) => void): void {
+  const rank = shape.length;
+  if (rank === 0) {
+    row(oa, ob, 0, 1);
+    return;
+  }
+  const n = numel(shape);
+  if (n === 0) return;
+  const last = rank - 1;
+  const len = shape[last];
+  const idx = new Array<number>(rank).fill(0);
+  let a = oa;
+  let b = ob;
+  for (let o = 0; o < n; o += len) {
+    row(a, b, o, len);
+    let d = last - 1;
+    while (d >= 0) {
+      idx[d]++;
+      a += sa[d];
+      b += sb[d];
+      if (idx[d] < shape[d]) break;
+      a -= sa[d] * shape[d];
+      b -= sb[d] * shape[d];
+      idx[d] = 0;
+      d--;
+    }
+  }
+}
+
+const UNARY_OK = new Set<UnaryOp>(['copy', 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'square', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu', 'geluTanh', 'erf']);
+
+export function fastUnary(op: UnaryOp, x: WView, outDtype: DType): TypedArray | null {
+  if (x.dtype !== 'float32' || outDtype !== 'float32' || !UNARY_OK.has(op)) return null;
+  const n = numel(x.shape);
+  const out = new Float32Array(n);
+  const s = x.storage as Float32Array;
+  const ls = x.shape.length ? x.strides[x.shape.length - 1] : 1;
+  forRows(x.shape, x.strides, x.offset, x.strides, 0, (a, _b, o, len) => {
+    const end = o + len;
+    let i = a;
+    switch (op) {
+      case 'copy':
+        if (ls === 1) out.set(s.subarray(a, a + len), o);
+        else for (let j = o; j < end; j++, i += ls) out[j] = s[i];
+        return;
+      case 'neg':
+        for (let j = o; j < end; j++, i += ls) out[j] = -s[i];
+        return;
+      case 'abs':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.abs(s[i]);
+        return;
+      case 'exp':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.exp(s[i]);
+        return;
+      case 'log':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.log(s[i]);
+        return;
+      case 'sqrt':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.sqrt(s[i]);
+        return;
+      case 'rsqrt':
+        for (let j = o; j < end; j++, i += ls) out[j] = 1 / Math.sqrt(s[i]);
+        return;
+      case 'reciprocal':
+        for (let j = o; j < end; j++, i += ls) out[j] = 1 / s[i];
+        return;
+      case 'square':
+        for (let j = o; j < end; j++, i += ls) out[j] = s[i] * s[i];
+        return;
+      case 'sin':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.sin(s[i]);
+        return;
+      case 'cos':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.cos(s[i]);
+        return;
+      case 'tanh':
+        for (let j = o; j < end; j++, i += ls) out[j] = Math.tanh(s[i]);
+        return;
+      case 'sigmoid':
+        for (let j = o; j < end; j++, i += ls) out[j] = 1 / (1 + Math.exp(-s[i]));
+        return;
+      case 'relu':
+        for (let j = o; j < end; j++, i += ls) out[j] = s[i] > 0 ? s[i] : 0;
+        return;
+      case 'silu':
+        for (let j = o; j < end; j++, i += ls) out[j] = s[i] / (1 + Math.exp(-s[i]));
+        return;
+      case 'gelu':
+        for (let j = o; j < end; j++, i += ls) out[j] = 0.5 * s[i] * (1 + erf(s[i] * Math.SQRT1_2));
+        return;
+      case 'geluTanh':
+        for (let j = o; j < end; j++, i += ls) {
+          const v = s[i];
+          out[j] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
+        }
+        return;
+      case 'erf':
+        for (let j = o; j < end; j++, i += ls) out[j] = erf(s[i]);
+        return;
+    }
+  });
+  return out;
+}
+
+const BINARY_OK = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow']);
+
+export function fastBinary(op: BinaryOp, a: WView, b: WView, outDtype: DType): TypedArray | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || outDtype !== 'float32' || !BINARY_OK.has(op)) return null;
+  const n = numel(a.shape);
+  const out = new Float32Array(n);
+  const A = a.storage as Float32Array;
+  const B = b.storage as Float32Array;
+  const r = a.shape.length;
+  let shape = a.shape;
+  let sa = a.strides;
+  let sb = b.strides;
+  if (r > 0 && isContiguous(a.shape, a.strides) && isContiguous(b.shape, b.strides)) {
+    shape = [n];
+    sa = [1];
+    sb = [1];
+  }
+  const la = shape.length ? sa[shape.length - 1] : 1;
+  const lb = shape.length ? sb[shape.length - 1] : 1;
+  forRows(shape, sa, a.offset, sb, b.offset, (ia, ib, o, len) => {
+    const end = o + len;
+    switch (op) {
+      case 'add':
+        if (la === 1 && lb === 1) for (let j = o; j < end; j++) out[j] = A[ia++] + B[ib++];
+        else for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] + B[ib];
+        return;
+      case 'sub':
+        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] - B[ib];
+        return;
+      case 'mul':
+        if (la === 1 && lb === 1) for (let j = o; j < end; j++) out[j] = A[ia++] * B[ib++];
+        else for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] * B[ib];
+        return;
+      case 'div':
+        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] / B[ib];
+        return;
+      case 'pow':
+        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = Math.pow(A[ia], B[ib]);
+        return;
+      case 'maximum':
+        for (let j = o; j < end; j++, ia += la, ib += lb) {
+          const x = A[ia];
+          const y = B[ib];
+          out[j] = x !== x || y !== y ? NaN : x > y ? x : y;
+        }
+        return;
+      case 'minimum':
+        for (let j = o; j < end; j++, ia += la, ib += lb) {
+          const x = A[ia];
+          const y = B[ib];
+          out[j] = x !== x || y !== y ? NaN : x < y ? x : y;
+        }
+        return;
+    }
+  });
+  return out;
+}
+
+/** Reductions of a contiguous f32 view over a suffix (rows) or a prefix (columns) of its axes. */
+export function fastReduce(op: ReduceOp, x: WView, axes: readonly number[]): TypedArray | null {
+  if (x.dtype !== 'float32' || !isContiguous(x.shape, x.strides) || axes.length === 0) return null;
+  const rank = x.shape.length;
+  const suffix = axes.every((ax, i) => ax === rank - axes.length + i);
+  const prefix = axes.every((ax, i) => ax === i);
+  if (!suffix && !prefix) return null;
+  const s = x.storage as Float32Array;
+  const base = x.offset;
+  const red = numel(axes.map((a) => x.shape[a]));
+  const keep = numel(x.shape) / Math.max(1, red);
+  if (red === 0 || !Number.isFinite(keep)) return null;
+  const out = new Float32Array(keep);
+  if (suffix) {
+    for (let r = 0; r < keep; r++) {
+      const o = base + r * red;
+      if (op === 'sum') {
+        let acc = 0;
+        for (let i = 0; i < red; i++) acc += s[o + i];
+        out[r] = acc;
+      } else {
+        let m = op === 'max' ? -Infinity : Infinity;
+        for (let i = 0; i < red; i++) {
+          const v = s[o + i];
+          if (v !== v) {
+            m = NaN;
+            break;
+          }
+          if (op === 'max' ? v > m : v < m) m = v;
+        }
+        out[r] = m;
+      }
+    }
+    return out;
+  }
+  // prefix: out[c] = reduce over rows of a [red, keep] matrix
+  const acc = new Float64Array(keep).fill(op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity);
+  for (let r = 0; r < red; r++) {
+    const o = base + r * keep;
+    if (op === 'sum') for (let c = 0; c < keep; c++) acc[c] += s[o + c];
+    else
+      for (let c = 0; c < keep; c++) {
+        const v = s[o + c];
+        const m = acc[c];
+        if (v !== v || m !== m) acc[c] = NaN;
+        else if (op === 'max' ? v > m : v < m) acc[c] = v;
+      }
+  }
+  out.set(acc);
+  return out;
+}

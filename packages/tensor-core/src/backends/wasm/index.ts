@@ -1,0 +1,443 @@
+/**
+ * The `wasm` backend: compute-bound kernels (GEMM, convolutions through im2col + GEMM, fused
+ * attention, softmax) run as emitted WebAssembly SIMD across worker threads; memory-bound fused
+ * kernels (norms, AdamW, common elementwise cases) run as tight f32 loops directly on the tensor
+ * buffers; everything else falls back to the cpu reference kernels.
+ *
+ * Tensors live in their own ArrayBuffers (plain `Float32Array`s, like the cpu backend), outside the
+ * WebAssembly memory, so the sum of live tensors is not capped by wasm32's 4 GiB: each kernel
+ * copies its operands into the shared scratch memory, runs, and copies its result out.
+ */
+import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp, View } from '../../backend.js';
+import type { DType, TypedArray } from '../../dtype.js';
+import { numel } from '../../shape.js';
+import { CpuBackend } from '../cpu/index.js';
+import { offsets } from '../cpu/strided.js';
+import { ATTN, GEMM, IM2COL, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
+import { Engine } from './pool.js';
+import type { EngineOptions } from './pool.js';
+import { fastBinary, fastReduce, fastUnary } from './elementwise.js';
+
+export type WasmBackendOptions = EngineOptions;
+type WView = View<TypedArray>;
+
+const f32bits = new Float32Array(1);
+const i32bits = new Int32Array(f32bits.buffer);
+const bitsOf = (v: number): number => {
+  f32bits[0] = v;
+  return i32bits[0];
+};
+
+/** A view's elements in logical order as one Float32Array (no copy when contiguous). */
+export function contig(v: WView): Float32Array {
+  const s = v.storage as Float32Array;
+  const n = numel(v.shape);
+  const idx = offsets(v.shape, v.strides, v.offset);
+  if (idx === null) return s.subarray(v.offset, v.offset + n);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = s[idx[i]];
+  return out;
+}
+
+const isF32 = (...vs: (WView | null)[]): boolean => vs.every((v) => v === null || v.dtype === 'float32');
+
+export class WasmBackend implements Backend<TypedArray> {
+  readonly name = 'wasm';
+  private readonly cpu = new CpuBackend();
+  private readonly wsBytes: number;
+
+  constructor(readonly engine: Engine) {
+    this.wsBytes = Math.ceil(gemmWorkspaceBytes(engine.config) / 64) * 64;
+  }
+
+  get threads(): number {
+    return this.engine.threads;
+  }
+
+  // ---- memory: plain typed arrays, as the cpu backend ----
+  alloc(dtype: DType, size: number): TypedArray {
+    return this.cpu.alloc(dtype, size);
+  }
+  upload(dtype: DType, data: TypedArray): TypedArray {
+    return this.cpu.upload(dtype, data);
+  }
+  download(x: WView): Promise<TypedArray> {
+    return this.cpu.download(x);
+  }
+  free(): void {}
+  fill(dtype: DType, size: number, value: number): TypedArray {
+    return this.cpu.fill(dtype, size, value);
+  }
+  random(dist: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], counter: number): TypedArray {
+    return this.cpu.random(dist, dtype, size, key, counter);
+  }
+
+  // ---- elementwise and reductions: fast f32 paths, cpu fallback ----
+  unary(op: UnaryOp, x: WView, outDtype: DType): TypedArray {
+    return fastUnary(op, x, outDtype) ?? this.cpu.unary(op, x, outDtype);
+  }
+  binary(op: BinaryOp, a: WView, b: WView, outDtype: DType): TypedArray {
+    return fastBinary(op, a, b, outDtype) ?? this.cpu.binary(op, a, b, outDtype);
+  }
+  where(cond: WView, a: WView, b: WView, outDtype: DType): TypedArray {
+    return this.cpu.where(cond, a, b, outDtype);
+  }
+  reduce(op: ReduceOp, x: WView, axes: readonly number[]): TypedArray {
+    return fastReduce(op, x, axes) ?? this.cpu.reduce(op, x, axes);
+  }
+  copyInto(dst: WView, src: WView): void {
+    this.cpu.copyInto(dst, src);
+  }
+  gatherRows(table: WView, index: WView): TypedArray {
+    return this.cpu.gatherRows(table, index);
+  }
+  scatterAddRows(src: WView, index: WView, rows: number): TypedArray {
+    return this.cpu.scatterAddRows(src, index, rows);
+  }
+
+  // ---- staging ----
+  /** Copies the storage range a view touches into scratch; returns the base address and element strides. */
+  private stage(v: WView): { ptr: number; strides: number[] } {
+    const e = this.engine;
+    const n = numel(v.shape);
+    let lo = v.offset;
+    let hi = v.offset;
+    v.shape.forEach((d, i) => {
+      if (d > 1) {
+        const s = v.strides[i];
+        if (s >= 0) hi += (d - 1) * s;
+        else lo += (d - 1) * s;
+      }
+    });
+    const span = hi - lo + 1;
+    const s = v.storage as Float32Array;
+    if (n > 0 && span <= 2 * n + 4096) {
+      const p = e.alloc(span * 4);
+      e.f32.set(s.subarray(lo, hi + 1), p / 4);
+      return { ptr: p + (v.offset - lo) * 4, strides: [...v.strides] };
+    }
+    const p = e.alloc(Math.max(1, n) * 4);
+    e.f32.set(contig(v), p / 4);
+    const strides: number[] = [];
+    let acc = 1;
+    for (let i = v.shape.length - 1; i >= 0; i--) {
+      strides[i] = acc;
+      acc *= v.shape[i];
+    }
+    return { ptr: p, strides };
+  }
+
+  /** Stages a view as a contiguous block. */
+  private stageContig(v: WView): number {
+    const p = this.engine.alloc(Math.max(1, numel(v.shape)) * 4);
+    this.engine.f32.set(contig(v), p / 4);
+    return p;
+  }
+
+  private workspaces(extra = 0): { ws: number; stride: number } {
+    const stride = this.wsBytes + Math.ceil(extra / 64) * 64;
+    return { ws: this.engine.alloc(stride * this.engine.threads), stride };
+  }
+
+  private gemm(
+    A: number, rsA: number, csA: number, bsA: number,
+    B: number, rsB: number, csB: number, bsB: number,
+    C: number, ldc: number, bsC: number,
+    M: number, N: number, K: number, batch: number, acc: boolean, ws: { ws: number; stride: number },
+  ): void {
+    const fields = new Array<number>(18);
+    const G = GEMM;
+    fields[G.A] = A; fields[G.rsA] = rsA; fields[G.csA] = csA; fields[G.bsA] = bsA;
+    fields[G.B] = B; fields[G.rsB] = rsB; fields[G.csB] = csB; fields[G.bsB] = bsB;
+    fields[G.C] = C; fields[G.ldc] = ldc; fields[G.bsC] = bsC;
+    fields[G.M] = M; fields[G.N] = N; fields[G.K] = K; fields[G.batch] = batch; fields[G.acc] = acc ? 1 : 0;
+    fields[G.ws] = ws.ws; fields[G.wsStride] = ws.stride;
+    this.engine.run('task_gemm', this.engine.desc(fields));
+  }
+
+  // ---- matmul ----
+  matmul(a: WView, b: WView): TypedArray {
+    if (!isF32(a, b)) return this.cpu.matmul(a, b);
+    const [B, M, K] = a.shape;
+    const N = b.shape[2];
+    const out = new Float32Array(B * M * N);
+    if (out.length === 0) return out;
+    const e = this.engine;
+    const per = (M * K + K * N + M * N) * 4 * 2;
+    const chunk = Math.max(1, Math.min(B, Math.floor((1 << 30) / per)));
+    for (let b0 = 0; b0 < B; b0 += chunk) {
+      const nb = Math.min(chunk, B - b0);
+      const sub = (v: WView): WView => ({ ...v, shape: [nb, v.shape[1], v.shape[2]], offset: v.offset + b0 * v.strides[0] });
+      e.reset();
+      const sa = this.stage(sub(a));
+      const sb = this.stage(sub(b));
+      const c = e.alloc(nb * M * N * 4);
+      const ws = this.workspaces();
+      this.gemm(sa.ptr, sa.strides[1], sa.strides[2], nb > 1 ? sa.strides[0] : 0, sb.ptr, sb.strides[1], sb.strides[2], nb > 1 ? sb.strides[0] : 0, c, N, M * N, M, N, K, nb, false, ws);
+      out.set(e.f32.subarray(c / 4, c / 4 + nb * M * N), b0 * M * N);
+    }
+    return out;
+  }
+
+  // ---- convolutions: im2col (by output-row chunks) + GEMM ----
+  private convGeom(xShape: readonly number[], wShape: readonly number[], p: Conv2dParams) {
+    const [N, C, H, W] = xShape;
+    const [O, , kh, kw] = wShape;
+    const Ho = Math.floor((H + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0]) + 1;
+    const Wo = Math.floor((W + 2 * p.padding[1] - p.dilation[1] * (kw - 1) - 1) / p.stride[1]) + 1;
+    const CKK = C * kh * kw;
+    // Output rows per chunk so one col chunk stays within ~16 MiB.
+    const rows = Math.max(1, Math.min(Ho, Math.floor((16 << 20) / Math.max(1, CKK * Wo * 4))));
+    return { N, C, H, W, O, kh, kw, Ho, Wo, CKK, P: Ho * Wo, rows };
+  }
+
+  private im2colDesc(x: number, g: ReturnType<WasmBackend['convGeom']>, p: Conv2dParams, oh0: number, oh1: number, col: number): number {
+    const f = new Array<number>(16);
+    const I = IM2COL;
+    f[I.x] = x; f[I.C] = g.C; f[I.H] = g.H; f[I.W] = g.W; f[I.kh] = g.kh; f[I.kw] = g.kw;
+    f[I.sh] = p.stride[0]; f[I.sw] = p.stride[1]; f[I.ph] = p.padding[0]; f[I.pw] = p.padding[1];
+    f[I.dh] = p.dilation[0]; f[I.dw] = p.dilation[1]; f[I.Wo] = g.Wo; f[I.oh0] = oh0; f[I.oh1] = oh1; f[I.col] = col;
+    return this.engine.desc(f);
+  }
+
+  conv2d(x: WView, w: WView, p: Conv2dParams): TypedArray {
+    if (!isF32(x, w) || p.groups !== 1) return this.cpu.conv2d(x, w, p);
+    const g = this.convGeom(x.shape, w.shape, p);
+    const out = new Float32Array(g.N * g.O * g.P);
+    if (out.length === 0) return out;
+    const e = this.engine;
+    e.reset();
+    const xs = this.stageContig(x);
+    const ws_ = this.stageContig(w);
+    const y = e.alloc(out.length * 4);
+    const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
+    const ws = this.workspaces();
+    for (let n = 0; n < g.N; n++)
+      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
+        const oh1 = Math.min(g.Ho, oh0 + g.rows);
+        const Pc = (oh1 - oh0) * g.Wo;
+        e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+        this.gemm(ws_, g.CKK, 1, 0, col, Pc, 1, 0, y + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 0, g.O, Pc, g.CKK, 1, false, ws);
+      }
+    out.set(e.f32.subarray(y / 4, y / 4 + out.length));
+    return out;
+  }
+
+  conv2dInputGrad(gy: WView, w: WView, inputShape: readonly number[], p: Conv2dParams): TypedArray {
+    if (!isF32(gy, w) || p.groups !== 1) return this.cpu.conv2dInputGrad(gy, w, inputShape, p);
+    const g = this.convGeom(inputShape, w.shape, p);
+    const out = new Float32Array(numel(inputShape));
+    if (out.length === 0 || g.P === 0) return out;
+    const e = this.engine;
+    e.reset();
+    const gys = this.stageContig(gy);
+    const ws_ = this.stageContig(w);
+    const gx = e.alloc(out.length * 4);
+    e.f32.fill(0, gx / 4, gx / 4 + out.length);
+    const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
+    const ws = this.workspaces();
+    for (let n = 0; n < g.N; n++)
+      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
+        const oh1 = Math.min(g.Ho, oh0 + g.rows);
+        const Pc = (oh1 - oh0) * g.Wo;
+        // dcol[CKK, Pc] = wᵀ[CKK, O] · gy[n][O, chunk]
+        this.gemm(ws_, 1, g.CKK, 0, gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, Pc, 0, g.CKK, Pc, g.O, 1, false, ws);
+        e.run('task_col2im', this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      }
+    out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
+    return out;
+  }
+
+  conv2dWeightGrad(x: WView, gy: WView, weightShape: readonly number[], p: Conv2dParams): TypedArray {
+    if (!isF32(x, gy) || p.groups !== 1) return this.cpu.conv2dWeightGrad(x, gy, weightShape, p);
+    const g = this.convGeom(x.shape, weightShape, p);
+    const out = new Float32Array(numel(weightShape));
+    if (out.length === 0) return out;
+    const e = this.engine;
+    e.reset();
+    const xs = this.stageContig(x);
+    const gys = this.stageContig(gy);
+    const gw = e.alloc(out.length * 4);
+    e.f32.fill(0, gw / 4, gw / 4 + out.length);
+    const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
+    const ws = this.workspaces();
+    for (let n = 0; n < g.N; n++)
+      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
+        const oh1 = Math.min(g.Ho, oh0 + g.rows);
+        const Pc = (oh1 - oh0) * g.Wo;
+        e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+        // gw[O, CKK] += gy[n][O, chunk] · colᵀ[chunk, CKK]
+        this.gemm(gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, 1, Pc, 0, gw, g.CKK, 0, g.O, g.CKK, Pc, 1, true, ws);
+      }
+    out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
+    return out;
+  }
+
+  // ---- fused attention: per (batch, 64-query block): S = q kᵀ, softmax, S v ----
+  attention(q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number): TypedArray {
+    if (!isF32(q, k, v, mask)) return this.cpu.attention(q, k, v, mask, causal, scale);
+    const [B, Lq, E] = q.shape;
+    const Lk = k.shape[1];
+    const Ev = v.shape[2];
+    const out = new Float32Array(B * Lq * Ev);
+    if (out.length === 0) return out;
+    if (Lk === 0) return out;
+    const e = this.engine;
+    e.reset();
+    const qs = this.stageContig(q);
+    // kᵀ per batch ([B, E, Lk]) so the packed panels are plain copies.
+    const kt = e.alloc(B * E * Lk * 4);
+    {
+      const src = contig(k);
+      const f = e.f32;
+      const base = kt / 4;
+      for (let b = 0; b < B; b++)
+        for (let j = 0; j < Lk; j++) {
+          const s = (b * Lk + j) * E;
+          const d = base + b * E * Lk + j;
+          for (let x = 0; x < E; x++) f[d + x * Lk] = src[s + x];
+        }
+    }
+    const vs = this.stageContig(v);
+    const ms = mask ? this.stageContig(mask) : 0;
+    const o = e.alloc(out.length * 4);
+    const bq = 64;
+    const ldS = Math.ceil(Lk / 4) * 4;
+    const ws = this.workspaces(bq * ldS * 4);
+    const f = new Array<number>(16);
+    const A = ATTN;
+    f[A.Q] = qs; f[A.K] = kt; f[A.V] = vs; f[A.O] = o; f[A.mask] = ms; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk;
+    f[A.E] = E; f[A.Ev] = Ev; f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride;
+    f[A.bq] = bq; f[A.ldS] = ldS;
+    e.run('task_attention', e.desc(f));
+    out.set(e.f32.subarray(o / 4, o / 4 + out.length));
+    return out;
+  }
+
+  // ---- softmax (rows of the last dim) ----
+  softmax(x: WView, log: boolean): TypedArray {
+    if (!isF32(x) || log) return this.cpu.softmax(x, log);
+    const D = x.shape[x.shape.length - 1];
+    const n = numel(x.shape);
+    const out = new Float32Array(n);
+    if (n === 0 || D === 0) return out;
+    const rows = n / D;
+    const ld = Math.ceil(D / 4) * 4;
+    const e = this.engine;
+    const src = contig(x);
+    const maxRows = Math.max(1, Math.floor((512 << 20) / (ld * 4)));
+    for (let r0 = 0; r0 < rows; r0 += maxRows) {
+      const nr = Math.min(maxRows, rows - r0);
+      e.reset();
+      const s = e.alloc(nr * ld * 4);
+      const f = e.f32;
+      if (ld === D) f.set(src.subarray(r0 * D, (r0 + nr) * D), s / 4);
+      else for (let r = 0; r < nr; r++) f.set(src.subarray((r0 + r) * D, (r0 + r + 1) * D), s / 4 + r * ld);
+      const d = new Array<number>(4);
+      d[SOFTMAX.S] = s; d[SOFTMAX.rows] = nr; d[SOFTMAX.n] = D; d[SOFTMAX.ld] = ld;
+      e.run('task_softmax', e.desc(d));
+      const g = e.f32;
+      if (ld === D) out.set(g.subarray(s / 4, s / 4 + nr * D), r0 * D);
+      else for (let r = 0; r < nr; r++) out.set(g.subarray(s / 4 + r * ld, s / 4 + r * ld + D), (r0 + r) * D);
+    }
+    return out;
+  }
+
+  // ---- memory-bound fused kernels, directly on the tensor buffers ----
+  layerNorm(x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number): TypedArray {
+    if (!isF32(x, weight, bias)) return this.cpu.layerNorm(x, weight, bias, normSize, eps);
+    const v = contig(x);
+    const w = weight && contig(weight);
+    const b = bias && contig(bias);
+    const out = new Float32Array(v.length);
+    for (let r = 0; r < v.length; r += normSize) {
+      let s = 0;
+      for (let i = 0; i < normSize; i++) s += v[r + i];
+      const mean = s / normSize;
+      let q = 0;
+      for (let i = 0; i < normSize; i++) {
+        const d = v[r + i] - mean;
+        q += d * d;
+      }
+      const rstd = 1 / Math.sqrt(q / normSize + eps);
+      if (w && b) for (let i = 0; i < normSize; i++) out[r + i] = (v[r + i] - mean) * rstd * w[i] + b[i];
+      else for (let i = 0; i < normSize; i++) out[r + i] = (v[r + i] - mean) * rstd * (w ? w[i] : 1) + (b ? b[i] : 0);
+    }
+    return out;
+  }
+
+  groupNorm(x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean): TypedArray {
+    if (!isF32(x, weight, bias)) return this.cpu.groupNorm(x, groups, weight, bias, eps, silu);
+    const v = contig(x);
+    const w = weight && contig(weight);
+    const b = bias && contig(bias);
+    const [N, C] = x.shape;
+    const spatial = numel(x.shape.slice(2));
+    const cg = C / groups;
+    const size = cg * spatial;
+    const out = new Float32Array(v.length);
+    for (let n = 0; n < N; n++)
+      for (let g = 0; g < groups; g++) {
+        const base = (n * C + g * cg) * spatial;
+        let s = 0;
+        for (let i = 0; i < size; i++) s += v[base + i];
+        const mean = s / size;
+        let q = 0;
+        for (let i = 0; i < size; i++) {
+          const d = v[base + i] - mean;
+          q += d * d;
+        }
+        const rstd = 1 / Math.sqrt(q / size + eps);
+        for (let c = 0; c < cg; c++) {
+          const ch = g * cg + c;
+          const sc = rstd * (w ? w[ch] : 1);
+          const sh = (b ? b[ch] : 0) - mean * sc;
+          const o = base + c * spatial;
+          if (silu) {
+            for (let i = 0; i < spatial; i++) {
+              const y = v[o + i] * sc + sh;
+              out[o + i] = y / (1 + Math.exp(-y));
+            }
+          } else for (let i = 0; i < spatial; i++) out[o + i] = v[o + i] * sc + sh;
+        }
+      }
+    return out;
+  }
+
+  adamw(param: TypedArray, grad: WView, m: TypedArray, v: TypedArray, size: number, dtype: DType, hp: AdamWHyper): void {
+    if (dtype !== 'float32' || grad.dtype !== 'float32') return this.cpu.adamw(param, grad, m, v, size, dtype, hp);
+    const p = param as Float32Array;
+    const mm = m as Float32Array;
+    const vv = v as Float32Array;
+    const g = contig(grad);
+    const b1 = hp.beta1;
+    const b2 = hp.beta2;
+    const c1 = 1 - b1;
+    const c2 = 1 - b2;
+    const decay = 1 - hp.lr * hp.weightDecay;
+    const stepSize = hp.lr / (1 - b1 ** hp.step);
+    const invBc2 = 1 / (1 - b2 ** hp.step);
+    const eps = hp.eps;
+    for (let i = 0; i < size; i++) {
+      const gi = g[i];
+      const mi = b1 * mm[i] + c1 * gi;
+      const vi = b2 * vv[i] + c2 * gi * gi;
+      mm[i] = mi;
+      vv[i] = vi;
+      p[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi * invBc2) + eps);
+    }
+  }
+
+  memoryInfo(): Record<string, number> {
+    return { wasmScratchBytes: this.engine.memory.buffer.byteLength, wasmThreads: this.engine.threads };
+  }
+
+  dispose(): void {
+    this.engine.dispose();
+  }
+}
+
+/** Creates the wasm backend (threads: all cores by default, or `threads`, or env KILN_WASM_THREADS). */
+export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  return new WasmBackend(await Engine.create(options));
+}
