@@ -1,0 +1,117 @@
+/**
+ * The wasm backend's kernels at sizes the op-parity suite does not reach: several GEMM cache
+ * blocks (M > mc, K > kc, N > nc), edge tiles, thread splits, conv chunking, attention query blocks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as k from '@kiln/tensor-core';
+import type { Tensor } from '@kiln/tensor-core';
+
+async function both(fn: () => Tensor): Promise<[Float32Array, Float32Array]> {
+  await k.useBackend('cpu');
+  const ref = k.tidy(fn);
+  await k.useBackend('wasm');
+  const got = k.tidy(fn);
+  const out: [Float32Array, Float32Array] = [(await got.data()) as Float32Array, (await ref.data()) as Float32Array];
+  got.dispose();
+  ref.dispose();
+  return out;
+}
+
+function expectClose(a: Float32Array, e: Float32Array, tol: number): void {
+  expect(a.length).toBe(e.length);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < e.length; i++) {
+    const err = Math.abs(a[i] - e[i]) / (tol + tol * Math.abs(e[i]));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  expect(worst, `element ${at}: ${a[at]} vs ${e[at]}`).toBeLessThanOrEqual(1);
+}
+
+/** Inputs are made on the current backend from seeds, so both backends see the same numbers. */
+const r = (shape: number[], seed: number) => k.randn(shape, { seed });
+
+describe('wasm kernels at block-crossing sizes', () => {
+  beforeAll(async () => {
+    await k.useBackend('wasm');
+  });
+  afterAll(async () => {
+    await k.useBackend('cpu');
+  });
+
+  it('matmul crossing mc, kc and nc blocks, with edge tiles', async () => {
+    const [a, e] = await both(() => r([101, 300], 1).matmul(r([300, 1031], 2)));
+    expectClose(a, e, 1e-4);
+  });
+
+  it('batched matmul with transposed and broadcast operands', async () => {
+    const [a, e] = await both(() => r([3, 70, 45], 3).transpose(1, 2).matmul(r([1, 70, 33], 4).expand([3, 70, 33])));
+    expectClose(a, e, 1e-4);
+    const [c, d] = await both(() => r([5, 9, 17], 5).matmul(r([17, 6], 6).t().t()));
+    expectClose(c, d, 1e-4);
+  });
+
+  it('tall-skinny and wide-short matmuls split across threads', async () => {
+    const [a, e] = await both(() => r([517, 33], 7).matmul(r([33, 5], 8)));
+    expectClose(a, e, 1e-4);
+    const [c, d] = await both(() => r([3, 64], 9).matmul(r([64, 700], 10)));
+    expectClose(c, d, 1e-4);
+  });
+
+  it('conv2d forward and both gradients (3x3, padding, stride 2)', async () => {
+    for (const opts of [{ padding: 1 }, { stride: 2, padding: 1 }, { padding: [0, 2] as [number, number], dilation: 2 }]) {
+      const fwd = () => k.conv2d(r([2, 12, 17, 19], 11), r([10, 12, 3, 3], 12), null, opts);
+      const [y, ye] = await both(fwd);
+      expectClose(y, ye, 1e-4);
+      for (const which of [0, 1]) {
+        const [g, ge] = await both(() => {
+          const x = r([2, 12, 17, 19], 11).requiresGrad_(true);
+          const w = r([10, 12, 3, 3], 12).requiresGrad_(true);
+          const out = k.conv2d(x, w, null, opts);
+          out.mul(r(out.shape as number[], 13)).sum().backward();
+          return k.keep(which === 0 ? x.grad! : w.grad!);
+        });
+        expectClose(g, ge, 2e-4);
+      }
+    }
+  });
+
+  it('attention over several query blocks, with mask and causal', async () => {
+    const [a, e] = await both(() => k.scaledDotProductAttention(r([2, 3, 150, 16], 14), r([2, 3, 70, 16], 15), r([2, 3, 70, 24], 16)));
+    expectClose(a, e, 1e-4);
+    const [c, d] = await both(() => k.scaledDotProductAttention(r([1, 2, 130, 8], 17), r([1, 2, 130, 8], 18), r([1, 2, 130, 8], 19), { isCausal: true }));
+    expectClose(c, d, 1e-4);
+    const [m, n] = await both(() => k.scaledDotProductAttention(r([2, 66, 8], 20), r([2, 33, 8], 21), r([2, 33, 5], 22), { attnMask: r([66, 33], 23) }));
+    expectClose(m, n, 1e-4);
+  });
+
+  it('softmax over long and odd rows; groupNorm+silu and layerNorm at size', async () => {
+    const [a, e] = await both(() => r([7, 1001], 24).mul(3).softmax(-1));
+    expectClose(a, e, 1e-5);
+    const [b, f] = await both(() => k.groupNormSilu(r([2, 64, 9, 9], 25), 32, r([64], 26), r([64], 27), 1e-6));
+    expectClose(b, f, 1e-4);
+    const [c, g] = await both(() => k.layerNorm(r([3, 10, 320], 28), [320], r([320], 29), r([320], 30)));
+    expectClose(c, g, 1e-4);
+  });
+
+  it('adamw matches the cpu kernel', async () => {
+    const step = async () => {
+      const p = r([1000], 31);
+      const g = r([1000], 32);
+      const m = r([1000], 33).abs().mul(0.1);
+      const v = r([1000], 34).abs().mul(0.1);
+      for (let s = 1; s <= 3; s++) k.adamwUpdate(p, g, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: s });
+      const out = (await p.data()) as Float32Array;
+      [p, g, m, v].forEach((t) => t.dispose());
+      return out;
+    };
+    await k.useBackend('cpu');
+    const e = await step();
+    await k.useBackend('wasm');
+    const a = await step();
+    expectClose(a, e, 1e-5);
+  });
+});
