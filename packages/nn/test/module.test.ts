@@ -202,7 +202,7 @@ describe('Module modes and conversion', () => {
     const name = await secondBackend();
     k.manualSeed(4);
     const m = new Sequential([new Linear(3, 4), new SiLU(), new Linear(4, 2)]);
-    const before = await values(m.at(2).weight);
+    const before = await values((m.at(2) as Linear).weight);
     await m.toBackend(name);
     for (const [, t] of Object.entries(m.stateDict())) expect(t.device).toBe(name);
     expect(await values((m.at(2) as Linear).weight)).toEqual(before);
