@@ -88,7 +88,14 @@ export class SafetensorsError extends k.KilnError {
   }
 }
 
-/** An optimizer or LR-schedule argument or state that cannot be used. */
+/**
+ * An optimizer or LR-schedule argument or state that cannot be used.
+ *
+ * @example
+ * ```ts
+ * new AdamW(params, { betas: [1, 0.999] }); // throws OptimizerError: invalid beta1 1
+ * ```
+ */
 export class OptimizerError extends k.KilnError {
   override name = 'OptimizerError';
 }

@@ -6,6 +6,11 @@ import { SafetensorsError } from '../errors.js';
  * The element types of the safetensors format with their sizes in bytes. All of them are accepted
  * in a header (so a file's layout can be checked and its other tensors read); only
  * {@link LOADABLE_DTYPES} can become Kiln tensors.
+ *
+ * @example
+ * ```ts
+ * SAFETENSORS_DTYPE_SIZES.BF16; // 2
+ * ```
  */
 export const SAFETENSORS_DTYPE_SIZES = {
   BOOL: 1,
@@ -32,6 +37,11 @@ export type SafetensorsDType = keyof typeof SAFETENSORS_DTYPE_SIZES;
  * How each loadable safetensors dtype becomes a Kiln dtype. Kiln has no 64-bit or 8-bit integer
  * tensors: I64 loads as int32 (an error names the tensor if a value does not fit) and U8 as
  * int32 (values 0…255, no information lost; pass `{ dtype: 'bool' }` for masks).
+ *
+ * @example
+ * ```ts
+ * LOADABLE_DTYPES.I64; // 'int32'
+ * ```
  */
 export const LOADABLE_DTYPES: Readonly<Partial<Record<SafetensorsDType, k.DType>>> = {
   F32: 'float32',
@@ -44,7 +54,14 @@ export const LOADABLE_DTYPES: Readonly<Partial<Record<SafetensorsDType, k.DType>
   BOOL: 'bool',
 };
 
-/** The safetensors dtype each Kiln dtype is saved as. */
+/**
+ * The safetensors dtype each Kiln dtype is saved as.
+ *
+ * @example
+ * ```ts
+ * SAVE_DTYPES.bfloat16; // 'BF16'
+ * ```
+ */
 export const SAVE_DTYPES: Readonly<Record<k.DType, SafetensorsDType>> = {
   float32: 'F32',
   float16: 'F16',
@@ -71,7 +88,14 @@ export interface SafetensorsHeader {
   readonly dataStart: number;
 }
 
-/** Larger headers are refused, as by the reference implementation: no real file comes close. */
+/**
+ * Larger headers are refused, as by the reference implementation: no real file comes close.
+ *
+ * @example
+ * ```ts
+ * MAX_HEADER_BYTES; // 100_000_000
+ * ```
+ */
 export const MAX_HEADER_BYTES = 100_000_000;
 
 const entrySchema = z.object({

@@ -34,7 +34,15 @@ async function readExactly(fh: FileHandle, out: Uint8Array, position: number, fi
   }
 }
 
-/** The common interface of a single safetensors file and a sharded checkpoint. */
+/**
+ * The common interface of a single safetensors file and a sharded checkpoint.
+ *
+ * @example
+ * ```ts
+ * const f: SafetensorsReader = await openSafetensors(path);
+ * for (const name of f.keys()) console.log(name, f.info(name).shape);
+ * ```
+ */
 export interface SafetensorsReader {
   /** The file (or index file) path. */
   readonly path: string;
@@ -55,6 +63,13 @@ export interface SafetensorsReader {
  * An open safetensors file whose header has been read and validated; tensors are read from disk
  * one at a time (positional reads of their byte ranges), so a multi-GB checkpoint is never held
  * in memory twice. Get one with {@link openSafetensors}.
+ *
+ * @example
+ * ```ts
+ * const f = await openSafetensors('model.safetensors'); // a SafetensorsFile
+ * f.info('conv_in.weight'); // { dtype: 'F16', shape: [320, 4, 3, 3], … }
+ * await f.close();
+ * ```
  */
 export class SafetensorsFile implements SafetensorsReader {
   private constructor(
@@ -128,6 +143,13 @@ const indexSchema = z.object({
 /**
  * A sharded checkpoint (`*.safetensors.index.json` with a `weight_map` from tensor name to shard
  * file, as transformers and diffusers write them); shards are opened and validated up front.
+ *
+ * @example
+ * ```ts
+ * const f = await openSafetensors('text_encoder/model.safetensors.index.json'); // a ShardedSafetensors
+ * const w = await f.tensor('text_model.final_layer_norm.weight');
+ * await f.close();
+ * ```
  */
 export class ShardedSafetensors implements SafetensorsReader {
   private constructor(
