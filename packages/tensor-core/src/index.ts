@@ -95,4 +95,6 @@ export { embedding, dropout, mseLoss } from './ops/functional.js';
 export { adamwUpdate } from './ops/optim.js';
 
 installBackend(new CpuBackend());
+// Lazy: the module (and, in Node, Dawn's `webgpu` package) loads only on `useBackend('webgpu')`.
+registerBackend('webgpu', async () => (await import('./backends/webgpu/index.js')).createWebGPUBackend());
 registerBackend('wasm', async () => (await import('./backends/wasm/index.js')).createWasmBackend());

@@ -40,9 +40,9 @@ export const COMMON = /* wgsl */ `
 const NAN_BITS = 0x7fc00000u;
 const PINF_BITS = 0x7f800000u;
 const NINF_BITS = 0xff800000u;
-fn nan_f() -> f32 { return bitcast<f32>(NAN_BITS); }
-fn ninf_f() -> f32 { return bitcast<f32>(NINF_BITS); }
-fn pinf_f() -> f32 { return bitcast<f32>(PINF_BITS); }
+fn nan_f() -> f32 { var b = NAN_BITS; return bitcast<f32>(b); }
+fn ninf_f() -> f32 { var b = NINF_BITS; return bitcast<f32>(b); }
+fn pinf_f() -> f32 { var b = PINF_BITS; return bitcast<f32>(b); }
 fn isnan_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn h2f(h: u32) -> f32 {
   let s = (h & 0x8000u) << 16u;
@@ -245,14 +245,14 @@ export function storer(b: Binding, caps: Caps): string {
 
 /** Strided index of logical element `i` for the view whose metadata starts at word `base`. */
 export function indexer(name: string, base: number, contiguous: boolean): string {
-  if (contiguous) return `fn idx_${name}(i: u32) -> u32 { return meta[${base}u] + i; }\n`;
+  if (contiguous) return `fn idx_${name}(i: u32) -> u32 { return md[${base}u] + i; }\n`;
   return `fn idx_${name}(i: u32) -> u32 {
   var r = i;
-  var o = meta[${base}u];
-  let rank = i32(meta[${base + 1}u]);
+  var o = md[${base}u];
+  let rank = i32(md[${base + 1}u]);
   for (var d = rank - 1; d >= 0; d = d - 1) {
-    let s = meta[${base + 2}u + u32(d)];
-    o = o + (r % s) * meta[${base + 2 + MAX_RANK}u + u32(d)];
+    let s = md[${base + 2}u + u32(d)];
+    o = o + (r % s) * md[${base + 2 + MAX_RANK}u + u32(d)];
     r = r / s;
   }
   return o;
@@ -262,7 +262,7 @@ export function indexer(name: string, base: number, contiguous: boolean): string
 export function header(caps: Caps, bindings: Binding[], extra = ''): string {
   const lines: string[] = [];
   if (caps.f16 && bindings.some((b) => b.dtype === 'float16')) lines.push('enable f16;');
-  lines.push('@group(0) @binding(0) var<storage, read> meta: array<u32>;');
+  lines.push('@group(0) @binding(0) var<storage, read> md: array<u32>;');
   bindings.forEach((b, i) => lines.push(decl(b, i + 1, caps)));
   lines.push(COMMON);
   for (const b of bindings) {
