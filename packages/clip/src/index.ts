@@ -1,6 +1,5 @@
 // Public API of @kiln/clip. Everything exported here is browser-safe; the Node file helpers
 // in ./node.ts are reached only through CLIPTokenizer's async loaders (dynamic import).
-// The CLIP text transformer will be exported from here too once @kiln/tensor-core lands.
 
 export { TokenizerError } from './errors.js';
 export { bytesToUnicode } from './bytes-to-unicode.js';
@@ -31,3 +30,7 @@ export type {
   LoadOptions,
   TokenizerSourceNames,
 } from './tokenizer.js';
+export { CLIPTextModel } from './text-model.js';
+export type { CLIPTextModelOutput, CLIPTextForwardOptions } from './text-model.js';
+export { CLIPConfigError, CLIPTextConfigSchema, parseCLIPTextConfig } from './text-config.js';
+export type { CLIPTextConfig, CLIPTextConfigInput } from './text-config.js';

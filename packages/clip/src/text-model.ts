@@ -1,0 +1,233 @@
+import * as k from '@kiln/tensor-core';
+import { Embedding, LayerNorm, Linear, Module, ModuleList } from '@kiln/nn';
+import type { FactoryOptions } from '@kiln/nn';
+import { parseCLIPTextConfig } from './text-config.js';
+import type { CLIPTextConfig, CLIPTextConfigInput } from './text-config.js';
+
+function activation(name: CLIPTextConfig['hidden_act'], x: k.Tensor): k.Tensor {
+  if (name === 'quick_gelu') return k.quickGelu(x);
+  return k.gelu(x, { approximate: name === 'gelu' ? 'none' : 'tanh' });
+}
+
+class CLIPTextEmbeddings extends Module {
+  readonly tokenEmbedding: Embedding;
+  readonly positionEmbedding: Embedding;
+  constructor(c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    this.tokenEmbedding = this.registerModule('token_embedding', new Embedding(c.vocab_size, c.hidden_size, o));
+    this.positionEmbedding = this.registerModule('position_embedding', new Embedding(c.max_position_embeddings, c.hidden_size, o));
+  }
+  forward(ids: k.Tensor): k.Tensor {
+    const L = ids.shape[1];
+    const positions = this.positionEmbedding.weight.slice(0, 0, L);
+    return this.tokenEmbedding.forward(ids).add(positions);
+  }
+}
+
+class CLIPAttention extends Module {
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly outProj: Linear;
+  constructor(private readonly c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    const h = c.hidden_size;
+    this.kProj = this.registerModule('k_proj', new Linear(h, h, o));
+    this.vProj = this.registerModule('v_proj', new Linear(h, h, o));
+    this.qProj = this.registerModule('q_proj', new Linear(h, h, o));
+    this.outProj = this.registerModule('out_proj', new Linear(h, h, o));
+  }
+  forward(x: k.Tensor, mask: k.Tensor | null): k.Tensor {
+    const [B, L, H] = x.shape;
+    const heads = this.c.num_attention_heads;
+    const split = (t: k.Tensor) => t.reshape([B, L, heads, H / heads]).transpose(1, 2);
+    const q = split(this.qProj.forward(x));
+    const key = split(this.kProj.forward(x));
+    const v = split(this.vProj.forward(x));
+    const a = k.scaledDotProductAttention(q, key, v, { attnMask: mask, isCausal: true });
+    return this.outProj.forward(a.transpose(1, 2).reshape([B, L, H]));
+  }
+}
+
+class CLIPMLP extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(private readonly c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    this.fc1 = this.registerModule('fc1', new Linear(c.hidden_size, c.intermediate_size, o));
+    this.fc2 = this.registerModule('fc2', new Linear(c.intermediate_size, c.hidden_size, o));
+  }
+  forward(x: k.Tensor): k.Tensor {
+    return this.fc2.forward(activation(this.c.hidden_act, this.fc1.forward(x)));
+  }
+}
+
+class CLIPEncoderLayer extends Module {
+  readonly selfAttn: CLIPAttention;
+  readonly layerNorm1: LayerNorm;
+  readonly mlp: CLIPMLP;
+  readonly layerNorm2: LayerNorm;
+  constructor(c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    this.selfAttn = this.registerModule('self_attn', new CLIPAttention(c, o));
+    this.layerNorm1 = this.registerModule('layer_norm1', new LayerNorm(c.hidden_size, { ...o, eps: c.layer_norm_eps }));
+    this.mlp = this.registerModule('mlp', new CLIPMLP(c, o));
+    this.layerNorm2 = this.registerModule('layer_norm2', new LayerNorm(c.hidden_size, { ...o, eps: c.layer_norm_eps }));
+  }
+  forward(x: k.Tensor, mask: k.Tensor | null): k.Tensor {
+    const h = x.add(this.selfAttn.forward(this.layerNorm1.forward(x), mask));
+    return h.add(this.mlp.forward(this.layerNorm2.forward(h)));
+  }
+}
+
+class CLIPEncoder extends Module {
+  readonly layers: ModuleList<CLIPEncoderLayer>;
+  constructor(c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    this.layers = this.registerModule(
+      'layers',
+      new ModuleList(Array.from({ length: c.num_hidden_layers }, () => new CLIPEncoderLayer(c, o))),
+    );
+  }
+}
+
+class CLIPTextTransformer extends Module {
+  readonly embeddings: CLIPTextEmbeddings;
+  readonly encoder: CLIPEncoder;
+  readonly finalLayerNorm: LayerNorm;
+  constructor(c: CLIPTextConfig, o: FactoryOptions) {
+    super();
+    this.embeddings = this.registerModule('embeddings', new CLIPTextEmbeddings(c, o));
+    this.encoder = this.registerModule('encoder', new CLIPEncoder(c, o));
+    this.finalLayerNorm = this.registerModule('final_layer_norm', new LayerNorm(c.hidden_size, { ...o, eps: c.layer_norm_eps }));
+  }
+}
+
+/** What {@link CLIPTextModel.forward} returns. */
+export interface CLIPTextModelOutput {
+  /** [B, L, hidden]: the last layer's output after the final layer norm. */
+  lastHiddenState: k.Tensor;
+  /**
+   * The embeddings followed by each layer's output (num_hidden_layers + 1 tensors, none
+   * final-normed), as transformers' `output_hidden_states=True`. Clip skip n uses
+   * `hiddenStates[hiddenStates.length - 1 - n]`.
+   */
+  hiddenStates: k.Tensor[];
+  /** [B, hidden]: `lastHiddenState` at each sequence's first end-of-text token. */
+  poolerOutput: k.Tensor;
+}
+
+export interface CLIPTextForwardOptions {
+  /** [B, L], 1 for tokens to attend to and 0 for padding (transformers' attention_mask). */
+  attentionMask?: k.Tensor | readonly (readonly number[])[];
+}
+
+/**
+ * The CLIP text transformer of transformers' `CLIPTextModel`, with its exact state-dict keys
+ * (`text_model.encoder.layers.3.self_attn.q_proj.weight`, …), so SD's `text_encoder` folders load
+ * as they are. Configured by a `config.json` object (defaults: SD 1.x's text encoder).
+ *
+ * @example
+ * ```ts
+ * const tokenizer = await CLIPTokenizer.fromPretrained('sd15/tokenizer');
+ * const textEncoder = await CLIPTextModel.fromPretrained('sd15/text_encoder');
+ * const { lastHiddenState } = textEncoder.forward([tokenizer.encode('a photo of sks dog')]);
+ * lastHiddenState.shape; // [1, 77, 768]
+ * ```
+ */
+export class CLIPTextModel extends Module {
+  readonly config: CLIPTextConfig;
+  readonly textModel: CLIPTextTransformer;
+
+  constructor(config: CLIPTextConfigInput = {}, options: FactoryOptions = {}) {
+    super();
+    this.config = parseCLIPTextConfig(config);
+    this.textModel = this.registerModule('text_model', new CLIPTextTransformer(this.config, options));
+  }
+
+  /**
+   * Encodes token ids ([B, L] int32 tensor or nested arrays, L ≤ max_position_embeddings).
+   *
+   * @example
+   * ```ts
+   * const out = model.forward([[49406, 320, 1125, 539, 49407]]);
+   * out.hiddenStates.length; // num_hidden_layers + 1
+   * ```
+   */
+  forward(ids: k.Tensor | readonly (readonly number[])[], options: CLIPTextForwardOptions = {}): CLIPTextModelOutput {
+    const device = this.textModel.finalLayerNorm.weight!.device;
+    const input = ids instanceof k.Tensor ? ids : k.tensor(ids as number[][], { dtype: 'int32', device });
+    if (input.ndim !== 2 || input.dtype !== 'int32') {
+      throw new k.ShapeError(`CLIPTextModel: input ids must be int32 [batch, length], got ${input.dtype} [${input.shape.join(', ')}]`);
+    }
+    const [B, L] = input.shape;
+    if (L > this.config.max_position_embeddings) {
+      throw new k.ShapeError(`CLIPTextModel: ${L} tokens exceed max_position_embeddings ${this.config.max_position_embeddings}`);
+    }
+    let mask: k.Tensor | null = null;
+    if (options.attentionMask) {
+      const m = options.attentionMask instanceof k.Tensor ? options.attentionMask : k.tensor(options.attentionMask as number[][], { device });
+      if (m.shape.join() !== input.shape.join()) {
+        throw new k.ShapeError(`CLIPTextModel: attentionMask [${m.shape.join(', ')}] must match ids [${B}, ${L}]`);
+      }
+      mask = m.gt(0).reshape([B, 1, 1, L]);
+    }
+    const t = this.textModel;
+    let x = t.embeddings.forward(input);
+    const hiddenStates = [x];
+    for (const layer of t.encoder.layers) {
+      x = layer.forward(x, mask);
+      hiddenStates.push(x);
+    }
+    const lastHiddenState = t.finalLayerNorm.forward(x);
+    return { lastHiddenState, hiddenStates, poolerOutput: this.pool(input, lastHiddenState) };
+  }
+
+  /** Picks each row's first end-of-text position with tensor ops (no readback). */
+  private pool(ids: k.Tensor, last: k.Tensor): k.Tensor {
+    const L = ids.shape[1];
+    const isEos = ids.eq(this.config.eos_token_id).to(last.dtype);
+    // Earlier positions score higher; the first end-of-text token has the largest score.
+    const score = isEos.mul(k.arange(L, 0, -1, { device: ids.device }).to(last.dtype));
+    const first = score.eq(score.max(-1, true)).to(last.dtype).mul(isEos);
+    return first.unsqueeze(-1).mul(last).sum(1);
+  }
+
+  /**
+   * Loads a transformers-layout folder: `config.json` + `model.safetensors` (or a sharded
+   * `model.safetensors.index.json`). Node only.
+   *
+   * @example
+   * ```ts
+   * const te = await CLIPTextModel.fromPretrained('./stable-diffusion-v1-5', { subfolder: 'text_encoder' });
+   * ```
+   */
+  static async fromPretrained(dir: string, options: { subfolder?: string; dtype?: k.DType } = {}): Promise<CLIPTextModel> {
+    const { readTextModelFolder } = await import('./text-model-node.js');
+    const { config, weights, file } = await readTextModelFolder(dir, options.subfolder);
+    const model = k.noGrad(() => new CLIPTextModel(config, { dtype: options.dtype }));
+    // transformers drops the legacy position_ids buffer on load; so do we.
+    const state = Object.fromEntries(Object.entries(weights).filter(([key]) => key !== 'text_model.embeddings.position_ids'));
+    try {
+      model.loadStateDict(state);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      for (const t of Object.values(weights)) t.dispose();
+    }
+    return model;
+  }
+
+  /**
+   * Writes `config.json` and `model.safetensors` (transformers' layout) into `dir`, atomically.
+   *
+   * @example
+   * ```ts
+   * await model.savePretrained('./out/text_encoder');
+   * ```
+   */
+  async savePretrained(dir: string): Promise<void> {
+    const { writeTextModelFolder } = await import('./text-model-node.js');
+    await writeTextModelFolder(dir, { ...this.config, architectures: ['CLIPTextModel'], model_type: 'clip_text_model' }, this.stateDict());
+  }
+}
