@@ -61,6 +61,27 @@ const BROWSER_WORKER = `${WORKER_LOOP}
 onmessage = (e) => { const d = e.data; serve(d.module, d.memory, d.t, d.tasks, (m) => postMessage(m)); };
 `;
 
+/**
+ * Compiles with the optimizing tier straight away where the engine lets us (Node: V8's dynamic
+ * tiering is switched off around this one compile, so the kernels never run as baseline code).
+ */
+async function compileOptimized(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  let v8: { setFlagsFromString(flags: string): void } | undefined;
+  if (isNode) {
+    try {
+      v8 = await import('node:v8');
+      v8.setFlagsFromString('--no-wasm-dynamic-tiering');
+    } catch {
+      v8 = undefined;
+    }
+  }
+  try {
+    return await WebAssembly.compile(bytes as BufferSource);
+  } finally {
+    v8?.setFlagsFromString('--wasm-dynamic-tiering');
+  }
+}
+
 interface WorkerLike {
   terminate(): unknown;
 }
@@ -119,7 +140,7 @@ export class Engine {
     const shared = threads > 1;
     const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared } as WebAssembly.MemoryDescriptor);
     const bytes = buildModule(config, { initial: 64, maximum: MAX_PAGES, shared });
-    const module = await WebAssembly.compile(bytes as BufferSource);
+    const module = await compileOptimized(bytes);
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const engine = new Engine(memory, instance, threads, config);
     if (threads > 1) await engine.startWorkers(module, threads - 1);

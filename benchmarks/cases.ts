@@ -1,0 +1,138 @@
+/** The benchmark cases, shared by run.ts (Kiln side); torch_bench.py mirrors the shapes. */
+import * as k from '../packages/tensor-core/src/index.ts';
+import type { Tensor } from '../packages/tensor-core/src/index.ts';
+
+export interface BenchCase<S = any> {
+  name: string;
+  flops?: number;
+  /** Fewer repetitions. */
+  heavy?: boolean;
+  /** Why the cpu reference backend is not timed on this case. */
+  skipCpu?: string;
+  setup(): S;
+  run(state: S): Promise<void>;
+  teardown?(state: S): void;
+}
+
+const seeded = (shape: number[], seed: number, requiresGrad = false): Tensor => {
+  const t = k.randn(shape, { seed });
+  return requiresGrad ? t.requiresGrad_(true) : t;
+};
+
+/** Forces the result to exist (ops are synchronous; reading one element keeps it honest). */
+const done = async (t: Tensor): Promise<void> => {
+  await t.reshape([-1]).slice(0, 0, 1).data();
+};
+
+function gemm(n: number, skipCpu?: string): BenchCase<Tensor[]> {
+  return {
+    name: `gemm_${n}`,
+    flops: 2 * n ** 3,
+    heavy: n >= 2048,
+    skipCpu,
+    setup: () => [seeded([n, n], 1), seeded([n, n], 2)],
+    run: async ([a, b]) => {
+      const c = a.matmul(b);
+      await done(c);
+      c.dispose();
+    },
+    teardown: (s) => s.forEach((t) => t.dispose()),
+  };
+}
+
+const convFlops = 2 * 2 * 320 * 320 * 9 * 32 * 32;
+
+function conv(backward: boolean): BenchCase<Tensor[]> {
+  return {
+    name: backward ? 'conv2d_3x3_fwd_bwd' : 'conv2d_3x3_fwd',
+    flops: backward ? 3 * convFlops : convFlops,
+    skipCpu: 'direct f64 loops take tens of seconds',
+    setup: () => [seeded([2, 320, 32, 32], 3, backward), seeded([320, 320, 3, 3], 4, backward), seeded([2, 320, 32, 32], 5)],
+    run: async ([x, w, g]) => {
+      if (!backward) {
+        const y = k.noGrad(() => k.conv2d(x, w, null, { padding: 1 }));
+        await done(y);
+        y.dispose();
+        return;
+      }
+      const y = k.conv2d(x, w, null, { padding: 1 });
+      y.backward(g);
+      await done(x.grad!);
+      await done(w.grad!);
+      y.dispose();
+      x.grad!.dispose();
+      w.grad!.dispose();
+      x.grad = null;
+      w.grad = null;
+    },
+    teardown: (s) => s.forEach((t) => t.dispose()),
+  };
+}
+
+function attention(L: number, backward: boolean): BenchCase<Tensor[]> {
+  const fwd = 4 * 8 * L * L * 64;
+  return {
+    name: `attention_${L}_${backward ? 'fwd_bwd' : 'fwd'}`,
+    flops: backward ? 3.5 * fwd : fwd,
+    heavy: L >= 4096,
+    skipCpu: 'the f64 reference attention takes seconds per run',
+    setup: () => [seeded([1, 8, L, 64], 6, backward), seeded([1, 8, L, 64], 7, backward), seeded([1, 8, L, 64], 8, backward), seeded([1, 8, L, 64], 9)],
+    run: async ([q, kk, v, g]) => {
+      if (!backward) {
+        const y = k.noGrad(() => k.scaledDotProductAttention(q, kk, v));
+        await done(y);
+        y.dispose();
+        return;
+      }
+      const y = k.scaledDotProductAttention(q, kk, v);
+      y.backward(g);
+      for (const t of [q, kk, v]) {
+        await done(t.grad!);
+        t.grad!.dispose();
+        t.grad = null;
+      }
+      y.dispose();
+    },
+    teardown: (s) => s.forEach((t) => t.dispose()),
+  };
+}
+
+const groupNormSilu: BenchCase<Tensor[]> = {
+  name: 'groupnorm_silu',
+  setup: () => [seeded([2, 320, 64, 64], 10), seeded([320], 11), seeded([320], 12)],
+  run: async ([x, w, b]) => {
+    const y = k.noGrad(() => k.groupNormSilu(x, 32, w, b, 1e-6));
+    await done(y);
+    y.dispose();
+  },
+  teardown: (s) => s.forEach((t) => t.dispose()),
+};
+
+const adamw: BenchCase<{ ts: Tensor[]; step: number }> = {
+  name: 'adamw_100m',
+  heavy: true,
+  skipCpu: 'the f64 reference copies 3.2 GB per step',
+  setup: () => {
+    const n = 100_000_000;
+    return { ts: [k.randn([n], { seed: 13 }), k.randn([n], { seed: 14 }), k.zeros([n]), k.zeros([n])], step: 0 };
+  },
+  run: async (s) => {
+    const [p, g, m, v] = s.ts;
+    k.adamwUpdate(p, g, m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: ++s.step });
+    await done(p);
+  },
+  teardown: (s) => s.ts.forEach((t) => t.dispose()),
+};
+
+export const CASES: BenchCase[] = [
+  gemm(512),
+  gemm(1024, 'naive f64 loops take seconds'),
+  gemm(2048, 'naive f64 loops take minutes'),
+  conv(false),
+  conv(true),
+  attention(1024, false),
+  attention(1024, true),
+  attention(4096, false),
+  groupNormSilu,
+  adamw,
+];

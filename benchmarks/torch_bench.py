@@ -1,0 +1,127 @@
+"""PyTorch CPU side of Kiln's benchmark suite, driven by run.ts.
+
+Usage: /usr/bin/python3 torch_bench.py --threads N --reps R case [case ...]
+Prints one JSON object per case: {"case", "median_ms", "runs"}. Shapes mirror cases.ts.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def timed(fn, reps, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return ts
+
+
+def gemm(n):
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    return lambda: a @ b
+
+
+def conv(backward):
+    x = torch.randn(2, 320, 32, 32, requires_grad=backward)
+    w = torch.randn(320, 320, 3, 3, requires_grad=backward)
+    g = torch.randn(2, 320, 32, 32)
+
+    def run():
+        if backward:
+            x.grad = None
+            w.grad = None
+            y = F.conv2d(x, w, padding=1)
+            y.backward(g)
+        else:
+            with torch.no_grad():
+                F.conv2d(x, w, padding=1)
+
+    return run
+
+
+def sdpa(q, k, v):
+    # torch < 2.0 (Debian's python3-torch is 1.13) has no fused SDPA: use the composite.
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v)
+    s = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+    return torch.softmax(s, dim=-1) @ v
+
+
+def attention(L, backward):
+    q, k, v = (torch.randn(1, 8, L, 64, requires_grad=backward) for _ in range(3))
+    g = torch.randn(1, 8, L, 64)
+
+    def run():
+        if backward:
+            for t in (q, k, v):
+                t.grad = None
+            y = sdpa(q, k, v)
+            y.backward(g)
+        else:
+            with torch.no_grad():
+                sdpa(q, k, v)
+
+    return run
+
+
+def groupnorm_silu():
+    x = torch.randn(2, 320, 64, 64)
+    w = torch.randn(320)
+    b = torch.randn(320)
+
+    def run():
+        with torch.no_grad():
+            F.silu(F.group_norm(x, 32, w, b, 1e-6))
+
+    return run
+
+
+def adamw(n):
+    p = torch.nn.Parameter(torch.randn(n))
+    p.grad = torch.randn(n)
+    opt = torch.optim.AdamW([p], lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+    return opt.step
+
+
+CASES = {
+    "gemm_512": lambda: gemm(512),
+    "gemm_1024": lambda: gemm(1024),
+    "gemm_2048": lambda: gemm(2048),
+    "conv2d_3x3_fwd": lambda: conv(False),
+    "conv2d_3x3_fwd_bwd": lambda: conv(True),
+    "attention_1024_fwd_bwd": lambda: attention(1024, True),
+    "attention_1024_fwd": lambda: attention(1024, False),
+    "attention_4096_fwd": lambda: attention(4096, False),
+    "groupnorm_silu": groupnorm_silu,
+    "adamw_100m": lambda: adamw(100_000_000),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("cases", nargs="*")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    for name in args.cases or CASES:
+        fn = CASES[name]()
+        reps = max(3, args.reps // 2) if name in ("gemm_2048", "attention_4096_fwd", "adamw_100m") else args.reps
+        ts = timed(fn, reps)
+        print(json.dumps({"case": name, "median_ms": statistics.median(ts), "runs": ts, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        sys.stdout.flush()
+        del fn
+
+
+if __name__ == "__main__":
+    main()
