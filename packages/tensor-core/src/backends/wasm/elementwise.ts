@@ -7,6 +7,7 @@ import type { BinaryOp, ReduceOp, UnaryOp, View } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
 import { isContiguous, numel } from '../../shape.js';
 import { erf } from '../cpu/elementwise.js';
+import { pool } from './bufpool.js';
 
 type WView = View<TypedArray>;
 
@@ -47,7 +48,7 @@ const UNARY_OK = new Set<UnaryOp>(['copy', 'neg', 'abs', 'exp', 'log', 'sqrt', '
 export function fastUnary(op: UnaryOp, x: WView, outDtype: DType): TypedArray | null {
   if (x.dtype !== 'float32' || outDtype !== 'float32' || !UNARY_OK.has(op)) return null;
   const n = numel(x.shape);
-  const out = new Float32Array(n);
+  const out = pool.f32(n);
   const s = x.storage as Float32Array;
   const ls = x.shape.length ? x.strides[x.shape.length - 1] : 1;
   forRows(x.shape, x.strides, x.offset, x.strides, 0, (a, _b, o, len) => {
@@ -122,7 +123,7 @@ const BINARY_OK = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'min
 export function fastBinary(op: BinaryOp, a: WView, b: WView, outDtype: DType): TypedArray | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || outDtype !== 'float32' || !BINARY_OK.has(op)) return null;
   const n = numel(a.shape);
-  const out = new Float32Array(n);
+  const out = pool.f32(n);
   const A = a.storage as Float32Array;
   const B = b.storage as Float32Array;
   const r = a.shape.length;
@@ -187,7 +188,7 @@ export function fastReduce(op: ReduceOp, x: WView, axes: readonly number[]): Typ
   const red = numel(axes.map((a) => x.shape[a]));
   const keep = numel(x.shape) / Math.max(1, red);
   if (red === 0 || !Number.isFinite(keep)) return null;
-  const out = new Float32Array(keep);
+  const out = pool.f32(keep);
   if (suffix) {
     for (let r = 0; r < keep; r++) {
       const o = base + r * red;

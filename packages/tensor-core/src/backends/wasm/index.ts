@@ -15,6 +15,7 @@ import { CpuBackend } from '../cpu/index.js';
 import { offsets } from '../cpu/strided.js';
 import { ATTN, GEMM, IM2COL, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
 import { Engine } from './pool.js';
+import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
 import { fastBinary, fastReduce, fastUnary } from './elementwise.js';
 
@@ -56,17 +57,23 @@ export class WasmBackend implements Backend<TypedArray> {
 
   // ---- memory: plain typed arrays, as the cpu backend ----
   alloc(dtype: DType, size: number): TypedArray {
-    return this.cpu.alloc(dtype, size);
+    return dtype === 'float32' ? pool.f32(size) : this.cpu.alloc(dtype, size);
   }
   upload(dtype: DType, data: TypedArray): TypedArray {
-    return this.cpu.upload(dtype, data);
+    if (dtype !== 'float32') return this.cpu.upload(dtype, data);
+    const out = pool.f32(data.length);
+    out.set(data);
+    return out;
   }
   download(x: WView): Promise<TypedArray> {
     return this.cpu.download(x);
   }
-  free(): void {}
+  free(storage: TypedArray): void {
+    if (storage instanceof Float32Array) pool.put(storage);
+  }
   fill(dtype: DType, size: number, value: number): TypedArray {
-    return this.cpu.fill(dtype, size, value);
+    if (dtype !== 'float32') return this.cpu.fill(dtype, size, value);
+    return pool.f32(size).fill(value);
   }
   random(dist: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], counter: number): TypedArray {
     return this.cpu.random(dist, dtype, size, key, counter);
@@ -160,7 +167,7 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!isF32(a, b)) return this.cpu.matmul(a, b);
     const [B, M, K] = a.shape;
     const N = b.shape[2];
-    const out = new Float32Array(B * M * N);
+    const out = pool.f32(B * M * N);
     if (out.length === 0) return out;
     const e = this.engine;
     const per = (M * K + K * N + M * N) * 4 * 2;
@@ -203,7 +210,7 @@ export class WasmBackend implements Backend<TypedArray> {
   conv2d(x: WView, w: WView, p: Conv2dParams): TypedArray {
     if (!isF32(x, w) || p.groups !== 1) return this.cpu.conv2d(x, w, p);
     const g = this.convGeom(x.shape, w.shape, p);
-    const out = new Float32Array(g.N * g.O * g.P);
+    const out = pool.f32(g.N * g.O * g.P);
     if (out.length === 0) return out;
     const e = this.engine;
     e.reset();
@@ -226,8 +233,8 @@ export class WasmBackend implements Backend<TypedArray> {
   conv2dInputGrad(gy: WView, w: WView, inputShape: readonly number[], p: Conv2dParams): TypedArray {
     if (!isF32(gy, w) || p.groups !== 1) return this.cpu.conv2dInputGrad(gy, w, inputShape, p);
     const g = this.convGeom(inputShape, w.shape, p);
-    const out = new Float32Array(numel(inputShape));
-    if (out.length === 0 || g.P === 0) return out;
+    const out = pool.f32(numel(inputShape));
+    if (out.length === 0 || g.P === 0) return out.fill(0);
     const e = this.engine;
     e.reset();
     const gys = this.stageContig(gy);
@@ -251,7 +258,7 @@ export class WasmBackend implements Backend<TypedArray> {
   conv2dWeightGrad(x: WView, gy: WView, weightShape: readonly number[], p: Conv2dParams): TypedArray {
     if (!isF32(x, gy) || p.groups !== 1) return this.cpu.conv2dWeightGrad(x, gy, weightShape, p);
     const g = this.convGeom(x.shape, weightShape, p);
-    const out = new Float32Array(numel(weightShape));
+    const out = pool.f32(numel(weightShape));
     if (out.length === 0) return out;
     const e = this.engine;
     e.reset();
@@ -279,9 +286,9 @@ export class WasmBackend implements Backend<TypedArray> {
     const [B, Lq, E] = q.shape;
     const Lk = k.shape[1];
     const Ev = v.shape[2];
-    const out = new Float32Array(B * Lq * Ev);
+    const out = pool.f32(B * Lq * Ev);
     if (out.length === 0) return out;
-    if (Lk === 0) return out;
+    if (Lk === 0) return out.fill(0);
     const e = this.engine;
     e.reset();
     const qs = this.stageContig(q);
@@ -319,7 +326,7 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!isF32(x) || log) return this.cpu.softmax(x, log);
     const D = x.shape[x.shape.length - 1];
     const n = numel(x.shape);
-    const out = new Float32Array(n);
+    const out = pool.f32(n);
     if (n === 0 || D === 0) return out;
     const rows = n / D;
     const ld = Math.ceil(D / 4) * 4;
@@ -349,7 +356,7 @@ export class WasmBackend implements Backend<TypedArray> {
     const v = contig(x);
     const w = weight && contig(weight);
     const b = bias && contig(bias);
-    const out = new Float32Array(v.length);
+    const out = pool.f32(v.length);
     for (let r = 0; r < v.length; r += normSize) {
       let s = 0;
       for (let i = 0; i < normSize; i++) s += v[r + i];
@@ -375,7 +382,7 @@ export class WasmBackend implements Backend<TypedArray> {
     const spatial = numel(x.shape.slice(2));
     const cg = C / groups;
     const size = cg * spatial;
-    const out = new Float32Array(v.length);
+    const out = pool.f32(v.length);
     for (let n = 0; n < N; n++)
       for (let g = 0; g < groups; g++) {
         const base = (n * C + g * cg) * spatial;
@@ -429,10 +436,11 @@ export class WasmBackend implements Backend<TypedArray> {
   }
 
   memoryInfo(): Record<string, number> {
-    return { wasmScratchBytes: this.engine.memory.buffer.byteLength, wasmThreads: this.engine.threads };
+    return { wasmScratchBytes: this.engine.memory.buffer.byteLength, wasmThreads: this.engine.threads, wasmPoolBytes: pool.bytes };
   }
 
   dispose(): void {
+    pool.clear();
     this.engine.dispose();
   }
 }
