@@ -93,6 +93,10 @@ describe('wasm kernels at block-crossing sizes', () => {
     expectClose(a, e, 1e-5);
     const [b, f] = await both(() => k.groupNormSilu(r([2, 64, 9, 9], 25), 32, r([64], 26), r([64], 27), 1e-6));
     expectClose(b, f, 1e-4);
+    const [b2, f2] = await both(() => k.groupNormSilu(r([2, 64, 8, 12], 35).mul(3).add(1), 16, r([64], 26), r([64], 27), 1e-6));
+    expectClose(b2, f2, 1e-4);
+    const [b3, f3] = await both(() => k.groupNorm(r([3, 6, 4], 36), 3));
+    expectClose(b3, f3, 1e-4);
     const [c, g] = await both(() => k.layerNorm(r([3, 10, 320], 28), [320], r([320], 29), r([320], 30)));
     expectClose(c, g, 1e-4);
   });

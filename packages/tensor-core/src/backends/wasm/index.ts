@@ -13,7 +13,7 @@ import type { DType, TypedArray } from '../../dtype.js';
 import { numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { offsets } from '../cpu/strided.js';
-import { ATTN, GEMM, IM2COL, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
+import { ATTN, GEMM, GNORM, IM2COL, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
 import { Engine } from './pool.js';
 import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
@@ -375,6 +375,22 @@ export class WasmBackend implements Backend<TypedArray> {
 
   groupNorm(x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean): TypedArray {
     if (!isF32(x, weight, bias)) return this.cpu.groupNorm(x, groups, weight, bias, eps, silu);
+    const spatialSize = numel(x.shape.slice(2));
+    const total = numel(x.shape);
+    if (spatialSize % 4 === 0 && total > 0 && total * 4 < this.engine.maxScratch / 2) {
+      const e = this.engine;
+      e.reset();
+      const xs = this.stageContig(x);
+      const ws = weight ? this.stageContig(weight) : 0;
+      const bs = bias ? this.stageContig(bias) : 0;
+      const d = new Array<number>(9);
+      d[GNORM.x] = xs; d[GNORM.N] = x.shape[0]; d[GNORM.C] = x.shape[1]; d[GNORM.spatial] = spatialSize; d[GNORM.groups] = groups;
+      d[GNORM.w] = ws; d[GNORM.b] = bs; d[GNORM.eps] = bitsOf(eps); d[GNORM.silu] = silu ? 1 : 0;
+      e.run('task_groupnorm', e.desc(d));
+      const out = pool.f32(total);
+      out.set(e.f32.subarray(xs / 4, xs / 4 + total));
+      return out;
+    }
     const v = contig(x);
     const w = weight && contig(weight);
     const b = bias && contig(bias);

@@ -33,7 +33,8 @@ export const IM2COL = { x: 0, C: 1, H: 2, W: 3, kh: 4, kw: 5, sh: 6, sw: 7, ph: 
 export const ATTN = { Q: 0, K: 1, V: 2, O: 3, mask: 4, B: 5, Lq: 6, Lk: 7, E: 8, Ev: 9, causal: 10, scale: 11, ws: 12, wsStride: 13, bq: 14, ldS: 15 } as const;
 
 export const SOFTMAX = { S: 0, rows: 1, n: 2, ld: 3 } as const;
-export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax'] as const;
+export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8 } as const;
+export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 /** Loads descriptor field `i` (an i32) of the descriptor in local `d`. */
@@ -536,6 +537,71 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
     f.get(rows).get(t).i32(1).add().mul().get(T).divs().set(r1);
     f.get(S).get(r0).get(ld).mul().i32(4).mul().add();
     f.get(r1).get(r0).sub().get(n).get(ld).f32(1).i32(0).i32(-1).call(idx(softmaxRows));
+    fns.push(f);
+  }
+
+  // ---- task_groupnorm(desc, t, T): in place, (n, group) units split across threads; spatial % 4 == 0 ----
+  {
+    const f = new Fn('task_groupnorm', [I32, I32, I32]);
+    const [d, t, T] = [0, 1, 2];
+    const L: Record<string, number> = {};
+    for (const key of Object.keys(GNORM)) L[key] = f.local(I32);
+    for (const [key, i] of Object.entries(GNORM)) f.set(L[key], field(d, i));
+    const [u, u0, u1, units, cg, base, size, p, end, cc, ch] = Array.from({ length: 11 }, () => f.local(I32));
+    const [acc, x, e, vsc, vsh] = Array.from({ length: 5 }, () => f.local(V128));
+    const [mean, rstd, sc, sh, eps] = Array.from({ length: 5 }, () => f.local(F32));
+    const hsum = (v: number) => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
+    f.get(d).f32load(GNORM.eps * 4).set(eps);
+    f.get(L.C).get(L.groups).divs().set(cg);
+    f.get(L.N).get(L.groups).mul().set(units);
+    f.get(units).get(t).mul().get(T).divs().set(u0);
+    f.get(units).get(t).i32(1).add().mul().get(T).divs().set(u1);
+    f.get(cg).get(L.spatial).mul().set(size);
+    f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
+      // unit u = n * groups + g  ->  its elements start at u * size
+      f.get(L.x).get(u).get(size).mul().i32(4).mul().add().set(base);
+      f.get(base).get(size).i32(4).mul().add().set(end);
+      f.f32(0).vsplat().set(acc);
+      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => f.get(acc).get(p).v128load().vadd().set(acc));
+      hsum(acc).get(size).fconvi().fdiv().set(mean);
+      f.get(mean).vsplat().set(e);
+      f.f32(0).vsplat().set(acc);
+      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
+        f.get(p).v128load().get(e).vsub().set(x);
+        f.get(acc).get(x).get(x).vmul().vadd().set(acc);
+      });
+      f.f32(1);
+      hsum(acc).get(size).fconvi().fdiv().get(eps).fadd().fsqrt();
+      f.fdiv().set(rstd);
+      f.get(base).set(p);
+      f.for(cc, 0, (g) => g.get(cg), 1, () => {
+        f.get(u).get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
+        f.get(rstd).set(sc);
+        f.if((g) => g.get(L.w), () => f.get(L.w).get(ch).i32(4).mul().add().f32load().get(sc).fmul().set(sc));
+        f.f32(0).get(mean).get(sc).fmul().fsub().set(sh);
+        f.if((g) => g.get(L.b), () => f.get(L.b).get(ch).i32(4).mul().add().f32load().get(sh).fadd().set(sh));
+        f.get(sc).vsplat().set(vsc);
+        f.get(sh).vsplat().set(vsh);
+        f.get(p).get(L.spatial).i32(4).mul().add().set(end);
+        f.if(
+          (g) => g.get(L.silu),
+          () => {
+            f.for(p, (g) => g.get(p), (g) => g.get(end), 16, () => {
+              f.get(p).v128load().get(vsc).vmul().get(vsh).vadd().set(x);
+              f.f32(0).vsplat().get(x).vsub().set(e);
+              emitExp(f, e, acc);
+              f.get(p).get(x).f32(1).vsplat().get(e).vadd().vdiv().v128store();
+            });
+          },
+          () => {
+            f.for(p, (g) => g.get(p), (g) => g.get(end), 16, () => {
+              f.get(p).get(p).v128load().get(vsc).vmul().get(vsh).vadd().v128store();
+            });
+          },
+        );
+        f.get(end).set(p);
+      });
+    });
     fns.push(f);
   }
 
