@@ -1,5 +1,13 @@
 import type { Backend } from './backend.js';
-import { getBackend } from './backend.js';
+import { backendByName, getBackend } from './backend.js';
+
+const tryBackend = (name: string): Backend | undefined => {
+  try {
+    return backendByName(name);
+  } catch {
+    return undefined;
+  }
+};
 import type { DType } from './dtype.js';
 import { itemSize } from './dtype.js';
 import { DisposedError } from './errors.js';
@@ -69,9 +77,9 @@ export function stats(backend: string): MemoryStats {
  * ```
  */
 export function memory(backend?: string): MemoryStats & { backend: string } & Record<string, number | string> {
-  const b = backend ?? getBackend().name;
-  const extra = (backend === undefined ? getBackend() : undefined)?.memoryInfo?.() ?? {};
-  return { backend: b, ...extra, ...stats(b) };
+  const b = backend === undefined ? getBackend() : tryBackend(backend);
+  const name = backend ?? b!.name;
+  return { backend: name, ...(b?.memoryInfo?.() ?? {}), ...stats(name) };
 }
 
 /** Starts a new peak measurement at the current live bytes. */
