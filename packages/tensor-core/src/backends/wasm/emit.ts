@@ -219,6 +219,12 @@ export class Fn {
     this.code.push(lane);
     return this;
   }
+  /** i8x16.shuffle broadcasting 32-bit lane `lane` of the first operand (two v128 operands on the stack). */
+  vbroadcastLane(lane: number): this {
+    this.simd(0x0d);
+    for (let i = 0; i < 4; i++) this.code.push(4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3);
+    return this;
+  }
   vadd(): this {
     return this.simd(0xe4);
   }

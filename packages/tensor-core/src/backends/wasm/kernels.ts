@@ -16,9 +16,11 @@ export interface KernelConfig {
   nc: number;
   /** k-loop unroll of the microkernel. */
   unroll: number;
+  /** How A values are broadcast: a load-splat per row, or one load and lane shuffles (mr % 4 == 0). */
+  splat?: 'load' | 'shuffle';
 }
 
-export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed'> = { mr: 4, nr: 8, kc: 256, mc: 96, nc: 1024, unroll: 2 };
+export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed'> = { mr: 4, nr: 8, kc: 256, mc: 96, nc: 1024, unroll: 1, splat: 'load' };
 
 /** Per-thread GEMM workspace: packed A block, packed B panel, an edge tile. */
 export function gemmWorkspaceBytes(c: KernelConfig): number {
@@ -57,12 +59,16 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
     for (let i = 0; i < MR; i++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
     const bv = Array.from({ length: NV }, () => f.local(V128));
     const av = f.local(V128);
+    const aq = f.local(V128);
     const n = f.local(I32);
     for (let i = 0; i < MR; i++) for (let j = 0; j < NV; j++) f.f32(0).vsplat().set(acc[i][j]);
     const step = (u: number) => {
       for (let j = 0; j < NV; j++) f.get(b).v128load((u * NR + 4 * j) * 4).set(bv[j]);
       for (let i = 0; i < MR; i++) {
-        f.get(a).v128splat32((u * MR + i) * 4).set(av);
+        if (c.splat === 'shuffle' && MR % 4 === 0) {
+          if (i % 4 === 0) f.get(a).v128load((u * MR + i) * 4).set(aq);
+          f.get(aq).get(aq).vbroadcastLane(i % 4).set(av);
+        } else f.get(a).v128splat32((u * MR + i) * 4).set(av);
         for (let j = 0; j < NV; j++) {
           f.vmadd(c.relaxed, () => f.get(av), () => f.get(bv[j]), () => f.get(acc[i][j])).set(acc[i][j]);
         }
