@@ -750,8 +750,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       `const TM = 64u;
 const TN = 64u;
 const TK = 16u;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
+var<workgroup> As: array<vec4<f32>, 256>;
+var<workgroup> Bs: array<vec4<f32>, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let M = md[0]; let N = md[1]; let K = md[2]; let splits = md[3]; let kchunk = md[4];
@@ -774,22 +774,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ak = ${aKFast ? 'e % TK' : 'e / TM'};
       var va = 0.0;
       if (m0 + am < M && kt + ak < ke) { va = loadA(z, m0 + am, kt + ak); }
-      As[ak * TM + am] = va;
+      As[ak * 16u + am / 4u][am % 4u] = va;
       let bn = ${bNFast ? 'e % TN' : 'e / TK'};
       let bk = ${bNFast ? 'e / TN' : 'e % TK'};
       var vb = 0.0;
       if (n0 + bn < N && kt + bk < ke) { vb = loadB(z, kt + bk, n0 + bn); }
-      Bs[bk * TN + bn] = vb;
+      Bs[bk * 16u + bn / 4u][bn % 4u] = vb;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk = kk + 1u) {
-      let bo = kk * TN + tx * 4u;
-      let b = vec4<f32>(Bs[bo], Bs[bo + 1u], Bs[bo + 2u], Bs[bo + 3u]);
-      let ao = kk * TM + ty * 4u;
-      acc0 = acc0 + As[ao] * b;
-      acc1 = acc1 + As[ao + 1u] * b;
-      acc2 = acc2 + As[ao + 2u] * b;
-      acc3 = acc3 + As[ao + 3u] * b;
+      let b = Bs[kk * 16u + tx];
+      let a = As[kk * 16u + ty];
+      acc0 = acc0 + a.x * b;
+      acc1 = acc1 + a.y * b;
+      acc2 = acc2 + a.z * b;
+      acc3 = acc3 + a.w * b;
     }
     workgroupBarrier();
   }
