@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   k.registerBackend('wasm', () => wasm);
   const cases = CASES.filter((c) => !only || only.includes(c.name));
   const entries: Entry[] = [];
+  const torch = new Map<string, number>();
   for (const c of cases) {
     for (const b of backends) {
       if (b === 'cpu' && c.skipCpu) {
@@ -92,10 +93,14 @@ async function main(): Promise<void> {
       entries.push({ case: c.name, backend: b, threads: b === 'wasm' ? wasm.threads : 1, median_ms: med, runs_ms: runs, gflops: c.flops ? c.flops / med / 1e6 : null, torch_median_ms: null, ratio_vs_torch: null });
       console.error(`${c.name} on ${b}: ${med.toFixed(2)} ms`);
     }
+    // PyTorch right after, so both sides see the same machine load.
+    for (const [name, ms] of torchTimes([c.name])) {
+      torch.set(name, ms);
+      console.error(`${name} on torch-cpu: ${ms.toFixed(2)} ms`);
+    }
   }
   await k.useBackend('cpu');
   wasm.dispose();
-  const torch = torchTimes(cases.map((c) => c.name));
   for (const e of entries) {
     const t = torch.get(e.case);
     if (t === undefined) continue;

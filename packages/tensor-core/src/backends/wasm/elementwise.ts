@@ -45,80 +45,168 @@ function forRows(shape: readonly number[], sa: readonly number[], oa: number, sb
 
 const UNARY_OK = new Set<UnaryOp>(['copy', 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'square', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu', 'geluTanh', 'erf']);
 
+function unaryRow(op: UnaryOp, out: Float32Array, o: number, len: number, s: Float32Array, i: number, ls: number): void {
+  const end = o + len;
+  switch (op) {
+    case 'copy':
+      if (ls === 1) out.set(s.subarray(i, i + len), o);
+      else for (let j = o; j < end; j++, i += ls) out[j] = s[i];
+      return;
+    case 'neg':
+      for (let j = o; j < end; j++, i += ls) out[j] = -s[i];
+      return;
+    case 'abs':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.abs(s[i]);
+      return;
+    case 'exp':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.exp(s[i]);
+      return;
+    case 'log':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.log(s[i]);
+      return;
+    case 'sqrt':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.sqrt(s[i]);
+      return;
+    case 'rsqrt':
+      for (let j = o; j < end; j++, i += ls) out[j] = 1 / Math.sqrt(s[i]);
+      return;
+    case 'reciprocal':
+      for (let j = o; j < end; j++, i += ls) out[j] = 1 / s[i];
+      return;
+    case 'square':
+      for (let j = o; j < end; j++, i += ls) {
+        const v = s[i];
+        out[j] = v * v;
+      }
+      return;
+    case 'sin':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.sin(s[i]);
+      return;
+    case 'cos':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.cos(s[i]);
+      return;
+    case 'tanh':
+      for (let j = o; j < end; j++, i += ls) out[j] = Math.tanh(s[i]);
+      return;
+    case 'sigmoid':
+      for (let j = o; j < end; j++, i += ls) out[j] = 1 / (1 + Math.exp(-s[i]));
+      return;
+    case 'relu':
+      for (let j = o; j < end; j++, i += ls) {
+        const v = s[i];
+        out[j] = v > 0 ? v : 0;
+      }
+      return;
+    case 'silu':
+      for (let j = o; j < end; j++, i += ls) {
+        const v = s[i];
+        out[j] = v / (1 + Math.exp(-v));
+      }
+      return;
+    case 'gelu':
+      for (let j = o; j < end; j++, i += ls) out[j] = 0.5 * s[i] * (1 + erf(s[i] * Math.SQRT1_2));
+      return;
+    case 'geluTanh':
+      for (let j = o; j < end; j++, i += ls) {
+        const v = s[i];
+        out[j] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
+      }
+      return;
+    case 'erf':
+      for (let j = o; j < end; j++, i += ls) out[j] = erf(s[i]);
+      return;
+  }
+}
+
 export function fastUnary(op: UnaryOp, x: WView, outDtype: DType): TypedArray | null {
   if (x.dtype !== 'float32' || outDtype !== 'float32' || !UNARY_OK.has(op)) return null;
   const n = numel(x.shape);
   const out = pool.f32(n);
   const s = x.storage as Float32Array;
+  if (isContiguous(x.shape, x.strides)) {
+    unaryRow(op, out, 0, n, s, x.offset, 1);
+    return out;
+  }
   const ls = x.shape.length ? x.strides[x.shape.length - 1] : 1;
-  forRows(x.shape, x.strides, x.offset, x.strides, 0, (a, _b, o, len) => {
-    const end = o + len;
-    let i = a;
-    switch (op) {
-      case 'copy':
-        if (ls === 1) out.set(s.subarray(a, a + len), o);
-        else for (let j = o; j < end; j++, i += ls) out[j] = s[i];
-        return;
-      case 'neg':
-        for (let j = o; j < end; j++, i += ls) out[j] = -s[i];
-        return;
-      case 'abs':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.abs(s[i]);
-        return;
-      case 'exp':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.exp(s[i]);
-        return;
-      case 'log':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.log(s[i]);
-        return;
-      case 'sqrt':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.sqrt(s[i]);
-        return;
-      case 'rsqrt':
-        for (let j = o; j < end; j++, i += ls) out[j] = 1 / Math.sqrt(s[i]);
-        return;
-      case 'reciprocal':
-        for (let j = o; j < end; j++, i += ls) out[j] = 1 / s[i];
-        return;
-      case 'square':
-        for (let j = o; j < end; j++, i += ls) out[j] = s[i] * s[i];
-        return;
-      case 'sin':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.sin(s[i]);
-        return;
-      case 'cos':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.cos(s[i]);
-        return;
-      case 'tanh':
-        for (let j = o; j < end; j++, i += ls) out[j] = Math.tanh(s[i]);
-        return;
-      case 'sigmoid':
-        for (let j = o; j < end; j++, i += ls) out[j] = 1 / (1 + Math.exp(-s[i]));
-        return;
-      case 'relu':
-        for (let j = o; j < end; j++, i += ls) out[j] = s[i] > 0 ? s[i] : 0;
-        return;
-      case 'silu':
-        for (let j = o; j < end; j++, i += ls) out[j] = s[i] / (1 + Math.exp(-s[i]));
-        return;
-      case 'gelu':
-        for (let j = o; j < end; j++, i += ls) out[j] = 0.5 * s[i] * (1 + erf(s[i] * Math.SQRT1_2));
-        return;
-      case 'geluTanh':
-        for (let j = o; j < end; j++, i += ls) {
-          const v = s[i];
-          out[j] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
-        }
-        return;
-      case 'erf':
-        for (let j = o; j < end; j++, i += ls) out[j] = erf(s[i]);
-        return;
-    }
-  });
+  forRows(x.shape, x.strides, x.offset, x.strides, 0, (a, _b, o, len) => unaryRow(op, out, o, len, s, a, ls));
   return out;
 }
 
 const BINARY_OK = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow']);
+
+function binaryRow(op: BinaryOp, out: Float32Array, o: number, len: number, A: Float32Array, ia: number, la: number, B: Float32Array, ib: number, lb: number): void {
+  const end = o + len;
+  if (la === 1 && lb === 1) {
+    const d = ib - o;
+    const c = ia - o;
+    switch (op) {
+      case 'add':
+        for (let j = o; j < end; j++) out[j] = A[j + c] + B[j + d];
+        return;
+      case 'sub':
+        for (let j = o; j < end; j++) out[j] = A[j + c] - B[j + d];
+        return;
+      case 'mul':
+        for (let j = o; j < end; j++) out[j] = A[j + c] * B[j + d];
+        return;
+      case 'div':
+        for (let j = o; j < end; j++) out[j] = A[j + c] / B[j + d];
+        return;
+      default:
+    }
+  }
+  if (la === 1 && lb === 0) {
+    const y = B[ib];
+    const c = ia - o;
+    switch (op) {
+      case 'add':
+        for (let j = o; j < end; j++) out[j] = A[j + c] + y;
+        return;
+      case 'sub':
+        for (let j = o; j < end; j++) out[j] = A[j + c] - y;
+        return;
+      case 'mul':
+        for (let j = o; j < end; j++) out[j] = A[j + c] * y;
+        return;
+      case 'div':
+        for (let j = o; j < end; j++) out[j] = A[j + c] / y;
+        return;
+      default:
+    }
+  }
+  switch (op) {
+    case 'add':
+      for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] + B[ib];
+      return;
+    case 'sub':
+      for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] - B[ib];
+      return;
+    case 'mul':
+      for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] * B[ib];
+      return;
+    case 'div':
+      for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] / B[ib];
+      return;
+    case 'pow':
+      for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = Math.pow(A[ia], B[ib]);
+      return;
+    case 'maximum':
+      for (let j = o; j < end; j++, ia += la, ib += lb) {
+        const x = A[ia];
+        const y = B[ib];
+        out[j] = x !== x || y !== y ? NaN : x > y ? x : y;
+      }
+      return;
+    case 'minimum':
+      for (let j = o; j < end; j++, ia += la, ib += lb) {
+        const x = A[ia];
+        const y = B[ib];
+        out[j] = x !== x || y !== y ? NaN : x < y ? x : y;
+      }
+      return;
+    default:
+  }
+}
 
 export function fastBinary(op: BinaryOp, a: WView, b: WView, outDtype: DType): TypedArray | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || outDtype !== 'float32' || !BINARY_OK.has(op)) return null;
@@ -127,52 +215,13 @@ export function fastBinary(op: BinaryOp, a: WView, b: WView, outDtype: DType): T
   const A = a.storage as Float32Array;
   const B = b.storage as Float32Array;
   const r = a.shape.length;
-  let shape = a.shape;
-  let sa = a.strides;
-  let sb = b.strides;
-  if (r > 0 && isContiguous(a.shape, a.strides) && isContiguous(b.shape, b.strides)) {
-    shape = [n];
-    sa = [1];
-    sb = [1];
+  if (r > 0 && isContiguous(a.shape, a.strides) && (isContiguous(b.shape, b.strides) || b.strides.every((x) => x === 0))) {
+    binaryRow(op, out, 0, n, A, a.offset, 1, B, b.offset, b.strides.every((x) => x === 0) ? 0 : 1);
+    return out;
   }
-  const la = shape.length ? sa[shape.length - 1] : 1;
-  const lb = shape.length ? sb[shape.length - 1] : 1;
-  forRows(shape, sa, a.offset, sb, b.offset, (ia, ib, o, len) => {
-    const end = o + len;
-    switch (op) {
-      case 'add':
-        if (la === 1 && lb === 1) for (let j = o; j < end; j++) out[j] = A[ia++] + B[ib++];
-        else for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] + B[ib];
-        return;
-      case 'sub':
-        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] - B[ib];
-        return;
-      case 'mul':
-        if (la === 1 && lb === 1) for (let j = o; j < end; j++) out[j] = A[ia++] * B[ib++];
-        else for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] * B[ib];
-        return;
-      case 'div':
-        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = A[ia] / B[ib];
-        return;
-      case 'pow':
-        for (let j = o; j < end; j++, ia += la, ib += lb) out[j] = Math.pow(A[ia], B[ib]);
-        return;
-      case 'maximum':
-        for (let j = o; j < end; j++, ia += la, ib += lb) {
-          const x = A[ia];
-          const y = B[ib];
-          out[j] = x !== x || y !== y ? NaN : x > y ? x : y;
-        }
-        return;
-      case 'minimum':
-        for (let j = o; j < end; j++, ia += la, ib += lb) {
-          const x = A[ia];
-          const y = B[ib];
-          out[j] = x !== x || y !== y ? NaN : x < y ? x : y;
-        }
-        return;
-    }
-  });
+  const la = r ? a.strides[r - 1] : 1;
+  const lb = r ? b.strides[r - 1] : 1;
+  forRows(a.shape, a.strides, a.offset, b.strides, b.offset, (ia, ib, o, len) => binaryRow(op, out, o, len, A, ia, la, B, ib, lb));
   return out;
 }
 
