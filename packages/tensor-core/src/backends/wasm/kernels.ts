@@ -499,8 +499,23 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
     f.for(r, 0, (g) => g.get(rows), 1, () => {
       f.get(S).get(r).get(ld).mul().i32(4).mul().add().set(row);
       f.get(mask).get(r).get(n).mul().i32(4).mul().add().set(mrow);
-      // scale (+ mask) over the n real columns.
-      f.for(jj, 0, (g) => g.get(n), 1, () => {
+      // scale (+ mask) over the n real columns: 4 at a time, then the rest.
+      f.get(n).i32(-4).and().set(lim);
+      f.if(
+        (g) => g.get(mask),
+        () =>
+          f.for(jj, 0, (g) => g.get(lim), 4, () => {
+            f.get(row).get(jj).i32(4).mul().add();
+            f.get(row).get(jj).i32(4).mul().add().v128load().get(vs).vmul();
+            f.get(mrow).get(jj).i32(4).mul().add().v128load().vadd().v128store();
+          }),
+        () =>
+          f.for(jj, 0, (g) => g.get(lim), 4, () => {
+            f.get(row).get(jj).i32(4).mul().add();
+            f.get(row).get(jj).i32(4).mul().add().v128load().get(vs).vmul().v128store();
+          }),
+      );
+      f.for(jj, (g) => g.get(lim), (g) => g.get(n), 1, () => {
         f.get(row).get(jj).i32(4).mul().add().f32load().get(scale).fmul().set(mx);
         f.if((g) => g.get(mask), () => f.get(mrow).get(jj).i32(4).mul().add().f32load().get(mx).fadd().set(mx));
         f.get(row).get(jj).i32(4).mul().add().get(mx).f32store();
