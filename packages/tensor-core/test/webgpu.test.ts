@@ -118,16 +118,17 @@ suite('webgpu backend', () => {
   });
 
   it('conv2d 3×3 implicit GEMM with both gradients at several tile counts', async () => {
-    for (const [xs, ws, opts] of [
+    const convCases: [number[], number[], k.Conv2dOptions][] = [
       [[2, 8, 17, 15], [16, 8, 3, 3], { padding: 1 }],
       [[1, 6, 20, 20], [70, 3, 3, 3], { padding: 1, stride: 2, groups: 2 }],
       [[2, 40, 24, 24], [8, 40, 3, 3], { padding: 1 }], // K = 360, wgrad K = 1152: split-K
-    ] as const) {
+    ];
+    for (const [xs, ws, opts] of convCases) {
       const results: Float32Array[][] = [];
       for (const device of ['cpu', 'webgpu']) {
-        const x = k.randn(xs as number[], { seed: 1, device, requiresGrad: true });
-        const w = k.randn(ws as number[], { seed: 2, device, requiresGrad: true });
-        const y = k.conv2d(x, w, null, opts as k.Conv2dOptions);
+        const x = k.randn(xs, { seed: 1, device, requiresGrad: true });
+        const w = k.randn(ws, { seed: 2, device, requiresGrad: true });
+        const y = k.conv2d(x, w, null, opts);
         const g = k.randn(y.shape, { seed: 3, device });
         y.mul(g).sum().backward();
         results.push([await y.data(), await x.grad!.data(), await w.grad!.data()].map((a) => Float32Array.from(a)));

@@ -8,18 +8,23 @@ import { paritySuite } from '../parity.js';
 
 declare const __KILN_WEBGPU_REQUIRED__: boolean;
 
-const unavailable: string | null = await k.initBackend('webgpu').then(
-  () => null,
-  (err: Error) => err.message,
-);
-if (unavailable !== null && __KILN_WEBGPU_REQUIRED__) {
+const inBrowser = typeof window !== 'undefined' && typeof document !== 'undefined';
+const unavailable: string | null = !inBrowser
+  ? 'browser-only suite: run it with `npx vitest run --config vitest.browser.config.ts`'
+  : await k.initBackend('webgpu').then(
+      () => null,
+      (err: Error) => err.message,
+    );
+if (inBrowser && unavailable !== null && typeof __KILN_WEBGPU_REQUIRED__ !== 'undefined' && __KILN_WEBGPU_REQUIRED__) {
   throw new Error(`webgpu backend required (CI/KILN_WEBGPU_REQUIRED is set) but unavailable in this browser: ${unavailable}`);
 }
 
 if (unavailable === null) {
   describe('browser webgpu', () => {
-    it('runs on navigator.gpu', () => {
+    it('runs on navigator.gpu', async () => {
       if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) throw new Error('navigator.gpu is missing');
+      const be = (await k.initBackend('webgpu')) as unknown as { adapterName: string; caps: { f16: boolean } };
+      console.log(`[kiln] browser webgpu adapter: ${be.adapterName} (shader-f16: ${be.caps.f16})`);
     });
   });
   paritySuite('webgpu');
