@@ -111,6 +111,8 @@ suite('webgpu backend', () => {
     expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
     r = await both([[130, 70], [90, 130]], (a, b) => a.t().matmul(b.t()));
     expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
+    r = await both([[2, 68, 100], [96, 132]], (a, b) => a.slice(2, 4, 100).matmul(b)); // vec4 loads, offset 4
+    expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
     r = await both([[2, 2100], [2100, 5]], (a, b) => a.matmul(b)); // small output, long K: split-K
     expectClose(r.gpu, r.cpu, 1e-3, 1e-4);
     r = await both([[2, 2100], [2100, 5]], (a, b) => a.matmul(b), 'float16');

@@ -719,13 +719,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     N: number,
     K: number,
     Z: number,
-    inputs: { name: string; storage: GpuStorage; dtype: DType }[],
+    inputs: { name: string; storage: GpuStorage; dtype: DType; vec4?: boolean }[],
     outDtype: DType,
     outSize: number,
     loads: string,
     extraMeta: number[],
-    aKFast: boolean,
-    bNFast: boolean,
+    aMode: 'k' | 'm' | 'v',
+    bMode: 'n' | 'k' | 'v',
   ): GpuStorage {
     const out = this.make(outDtype, outSize);
     if (outSize === 0) return out;
@@ -742,9 +742,43 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     const split = splits > 1;
     const part = split ? this.f32temp(splits * outSize) : null;
     const meta = [M, N, K, splits, kchunk, outSize, ...extraMeta];
-    const bindings: Binding[] = inputs.map((i) => ({ name: i.name, dtype: i.dtype, access: 'read' }));
+    const bindings: Binding[] = inputs.map((i) => ({ name: i.name, dtype: i.dtype, access: 'read', vec4: i.vec4 }));
     bindings.push(split ? { name: 'part', dtype: 'float32', access: 'write' } : { name: 'out', dtype: outDtype, access: 'write' });
-    const key = `gemm:${tag}:${inputs.map((i) => i.dtype).join(',')}:${split ? 'split' : outDtype}`;
+    const key = `gemm:${tag}:${aMode}${bMode}:${inputs.map((i) => i.dtype).join(',')}:${split ? 'split' : outDtype}`;
+    const aLoad =
+      aMode === 'v'
+        ? `{
+      let am = li / 4u;
+      let aq = li % 4u;
+      var va = vec4<f32>(0.0);
+      if (m0 + am < M && kt + aq * 4u < ke) { va = loadA4(z, m0 + am, kt + aq * 4u); }
+      for (var c = 0u; c < 4u; c = c + 1u) { As[(aq * 4u + c) * 16u + am / 4u][am % 4u] = va[c]; }
+    }`
+        : `for (var t = 0u; t < 4u; t = t + 1u) {
+      let e = li + t * 256u;
+      let am = ${aMode === 'k' ? 'e / TK' : 'e % TM'};
+      let ak = ${aMode === 'k' ? 'e % TK' : 'e / TM'};
+      var va = 0.0;
+      if (m0 + am < M && kt + ak < ke) { va = loadA(z, m0 + am, kt + ak); }
+      As[ak * 16u + am / 4u][am % 4u] = va;
+    }`;
+    const bLoad =
+      bMode === 'v'
+        ? `{
+      let bk = li / 16u;
+      let bq = li % 16u;
+      var vb = vec4<f32>(0.0);
+      if (n0 + bq * 4u < N && kt + bk < ke) { vb = loadB4(z, kt + bk, n0 + bq * 4u); }
+      Bs[bk * 16u + bq] = vb;
+    }`
+        : `for (var t = 0u; t < 4u; t = t + 1u) {
+      let e = li + t * 256u;
+      let bn = ${bMode === 'n' ? 'e % TN' : 'e / TK'};
+      let bk = ${bMode === 'n' ? 'e / TN' : 'e % TK'};
+      var vb = 0.0;
+      if (n0 + bn < N && kt + bk < ke) { vb = loadB(z, kt + bk, n0 + bn); }
+      Bs[bk * 16u + bn / 4u][bn % 4u] = vb;
+    }`;
     const source = () =>
       header(this.caps, bindings, loads) +
       `const TM = 64u;
@@ -768,19 +802,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
   for (var kt = kb; kt < ke; kt = kt + TK) {
-    for (var t = 0u; t < 4u; t = t + 1u) {
-      let e = li + t * 256u;
-      let am = ${aKFast ? 'e / TK' : 'e % TM'};
-      let ak = ${aKFast ? 'e % TK' : 'e / TM'};
-      var va = 0.0;
-      if (m0 + am < M && kt + ak < ke) { va = loadA(z, m0 + am, kt + ak); }
-      As[ak * 16u + am / 4u][am % 4u] = va;
-      let bn = ${bNFast ? 'e % TN' : 'e / TK'};
-      let bk = ${bNFast ? 'e / TN' : 'e % TK'};
-      var vb = 0.0;
-      if (n0 + bn < N && kt + bk < ke) { vb = loadB(z, kt + bk, n0 + bn); }
-      Bs[bk * 16u + bn / 4u][bn % 4u] = vb;
-    }
+    ${aLoad}
+    ${bLoad}
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk = kk + 1u) {
       let b = Bs[kk * 16u + tx];
@@ -834,29 +857,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     this.check();
     const [B, M, K] = a.shape;
     const N = b.shape[2];
+    const al4 = (x: number) => x % 4 === 0;
+    // vec4 loads along the contiguous dim when everything stays 16-byte aligned.
+    const aVec = a.dtype === 'float32' && a.strides[2] === 1 && al4(K) && al4(a.offset) && al4(a.strides[1]) && al4(a.strides[0]);
+    const bVec = b.dtype === 'float32' && b.strides[2] === 1 && al4(N) && al4(b.offset) && al4(b.strides[1]) && al4(b.strides[0]);
     const loads = `
-fn loadA(z: u32, m: u32, k: u32) -> f32 { return ld_a(md[6] + z * md[7] + m * md[8] + k * md[9]); }
-fn loadB(z: u32, k: u32, n: u32) -> f32 { return ld_b(md[10] + z * md[11] + k * md[12] + n * md[13]); }
+${aVec ? 'fn loadA4(z: u32, m: u32, k: u32) -> vec4<f32> { return a[(md[6] + z * md[7] + m * md[8] + k) / 4u]; }' : 'fn loadA(z: u32, m: u32, k: u32) -> f32 { return ld_a(md[6] + z * md[7] + m * md[8] + k * md[9]); }'}
+${bVec ? 'fn loadB4(z: u32, k: u32, n: u32) -> vec4<f32> { return b[(md[10] + z * md[11] + k * md[12] + n) / 4u]; }' : 'fn loadB(z: u32, k: u32, n: u32) -> f32 { return ld_b(md[10] + z * md[11] + k * md[12] + n * md[13]); }'}
 fn outIndex(z: u32, m: u32, n: u32) -> u32 { return (z * md[0] + m) * md[1] + n; }
 `;
-    const aKFast = a.strides[2] === 1 || a.strides[1] !== 1;
-    const bNFast = b.strides[2] === 1 || b.strides[1] !== 1;
+    const aMode = aVec ? 'v' : a.strides[2] === 1 || a.strides[1] !== 1 ? 'k' : 'm';
+    const bMode = bVec ? 'v' : b.strides[2] === 1 || b.strides[1] !== 1 ? 'n' : 'k';
     return this.gemm(
-      `mm:${aKFast ? 'k' : 'm'}${bNFast ? 'n' : 'k'}`,
+      'mm',
       M,
       N,
       K,
       B,
       [
-        { name: 'a', storage: a.storage, dtype: a.dtype },
-        { name: 'b', storage: b.storage, dtype: b.dtype },
+        { name: 'a', storage: a.storage, dtype: a.dtype, vec4: aVec },
+        { name: 'b', storage: b.storage, dtype: b.dtype, vec4: bVec },
       ],
       a.dtype,
       B * M * N,
       loads,
       [a.offset, a.strides[0], a.strides[1], a.strides[2], b.offset, b.strides[0], b.strides[1], b.strides[2]],
-      aKFast,
-      bNFast,
+      aMode,
+      bMode,
     );
   }
 
@@ -944,8 +971,8 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
       N * O * Ho * Wo,
       loads,
       this.convMeta(x.shape, w.shape, [N, O, Ho, Wo], p, x, w, null),
-      true,
-      true,
+      'k',
+      'n',
     );
   }
 
@@ -995,8 +1022,8 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
       N * C * H * W,
       loads,
       this.convMeta(inputShape, w.shape, gy.shape, p, { ...gy, offset: 0, strides: [0, 0, 0, 0] }, w, gy),
-      false,
-      true,
+      'm',
+      'n',
     );
   }
 
@@ -1042,8 +1069,8 @@ fn outIndex(z: u32, m: u32, col: u32) -> u32 {
       O * cg * kh * kw,
       loads,
       this.convMeta(x.shape, weightShape, gy.shape, p, x, { ...x, offset: 0, strides: [0, 0, 0, 0] }, gy),
-      true,
-      false,
+      'k',
+      'k',
     );
   }
 

@@ -23,6 +23,8 @@ export interface Binding {
   name: string;
   dtype: DType;
   access: Access;
+  /** Bind float32 data as `array<vec4<f32>>` (no scalar loader is generated). */
+  vec4?: boolean;
 }
 
 export interface Caps {
@@ -165,6 +167,7 @@ fn philox(c: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 /** WGSL declaration of a storage binding. */
 export function decl(b: Binding, index: number, caps: Caps): string {
   const access = b.access === 'read' ? 'read' : 'read_write';
+  if (b.vec4) return `@group(0) @binding(${index}) var<storage, ${access}> ${b.name}: array<vec4<f32>>;`;
   let elem: string;
   switch (b.dtype) {
     case 'float32':
@@ -266,7 +269,7 @@ export function header(caps: Caps, bindings: Binding[], extra = ''): string {
   bindings.forEach((b, i) => lines.push(decl(b, i + 1, caps)));
   lines.push(COMMON);
   for (const b of bindings) {
-    if (b.access !== 'write') lines.push(loader(b, caps));
+    if (b.access !== 'write' && !b.vec4) lines.push(loader(b, caps));
     if (b.access !== 'read') lines.push(storer(b, caps));
   }
   lines.push(extra);
