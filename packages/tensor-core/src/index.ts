@@ -15,6 +15,7 @@
  */
 import { installBackend, registerBackend } from './backend.js';
 import { CpuBackend } from './backends/cpu/index.js';
+import type { WasmBackendOptions } from './backends/wasm/index.js';
 
 export { Tensor } from './tensor.js';
 export type { GradNode, NestedArray } from './tensor.js';
@@ -30,6 +31,7 @@ export { manualSeed, philox4x32, philoxFill } from './random.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckResult } from './gradcheck.js';
 export { CpuBackend } from './backends/cpu/index.js';
+export type { WasmBackendOptions } from './backends/wasm/index.js';
 export { numel, broadcastShapes, contiguousStrides } from './shape.js';
 export type { Shape } from './shape.js';
 export type { CpuView } from './backends/cpu/strided.js';
@@ -97,4 +99,17 @@ export { adamwUpdate } from './ops/optim.js';
 installBackend(new CpuBackend());
 // Lazy: the module (and, in Node, Dawn's `webgpu` package) loads only on `useBackend('webgpu')`.
 registerBackend('webgpu', async () => (await import('./backends/webgpu/index.js')).createWebGPUBackend());
-registerBackend('wasm', async () => (await import('./backends/wasm/index.js')).createWasmBackend());
+registerWasmBackend();
+
+/**
+ * (Re)registers the `wasm` backend with options; the module loads lazily on `useBackend('wasm')`.
+ *
+ * @example
+ * ```ts
+ * k.registerWasmBackend({ threads: 4 });
+ * await k.useBackend('wasm');
+ * ```
+ */
+export function registerWasmBackend(options: WasmBackendOptions = {}): void {
+  registerBackend('wasm', async () => (await import('./backends/wasm/index.js')).createWasmBackend(options));
+}
