@@ -15,7 +15,8 @@ import { hasRelaxedSimd, hasSimd } from './emit.js';
 const PAGE = 65536;
 /** Bytes below this are the control block and descriptors. */
 export const SCRATCH_BASE = 65536;
-const MAX_PAGES = 65536;
+/** 2 GiB: the kernels compare byte addresses as signed i32, so scratch stays below 2^31. */
+const MAX_PAGES = 32768;
 const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5 } as const;
 
 export interface EngineOptions {
@@ -201,7 +202,7 @@ export class Engine {
   alloc(bytes: number): number {
     const p = this.top;
     this.top = p + Math.ceil(bytes / 64) * 64;
-    if (this.top > this.maxScratch + SCRATCH_BASE) throw new RangeError(`wasm backend: a kernel needs ${this.top} bytes of scratch, over the 4 GiB of one memory`);
+    if (this.top > this.maxScratch + SCRATCH_BASE) throw new RangeError(`wasm backend: one kernel needs ${this.top} bytes of scratch, over the 2 GiB limit of its working memory (tensors themselves are not limited)`);
     const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
     if (need > 0) this.memory.grow(need);
     if (this.top > this.peakScratch) this.peakScratch = this.top;
