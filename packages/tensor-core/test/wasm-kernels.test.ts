@@ -99,6 +99,10 @@ describe('wasm kernels at block-crossing sizes', () => {
     expectClose(b3, f3, 1e-4);
     const [c, g] = await both(() => k.layerNorm(r([3, 10, 320], 28), [320], r([320], 29), r([320], 30)));
     expectClose(c, g, 1e-4);
+    const [c2, g2] = await both(() => k.layerNorm(r([5, 4, 8], 37).mul(2).add(0.5), [4, 8]));
+    expectClose(c2, g2, 1e-4);
+    const [c3, g3] = await both(() => k.layerNorm(r([7, 6], 38), [6], r([6], 39), null));
+    expectClose(c3, g3, 1e-4);
   });
 
   it('adamw matches the cpu kernel', async () => {

@@ -13,7 +13,7 @@ import type { DType, TypedArray } from '../../dtype.js';
 import { numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { offsets } from '../cpu/strided.js';
-import { ATTN, GEMM, GNORM, IM2COL, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
+import { ATTN, GEMM, GNORM, IM2COL, LNORM, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
 import { Engine } from './pool.js';
 import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
@@ -353,6 +353,20 @@ export class WasmBackend implements Backend<TypedArray> {
   // ---- memory-bound fused kernels, directly on the tensor buffers ----
   layerNorm(x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number): TypedArray {
     if (!isF32(x, weight, bias)) return this.cpu.layerNorm(x, weight, bias, normSize, eps);
+    const total = numel(x.shape);
+    if (normSize % 4 === 0 && normSize > 0 && total > 0 && total * 4 < this.engine.maxScratch / 2) {
+      const e = this.engine;
+      e.reset();
+      const xs = this.stageContig(x);
+      const ws = weight ? this.stageContig(weight) : 0;
+      const bs = bias ? this.stageContig(bias) : 0;
+      const d = new Array<number>(6);
+      d[LNORM.x] = xs; d[LNORM.rows] = total / normSize; d[LNORM.size] = normSize; d[LNORM.w] = ws; d[LNORM.b] = bs; d[LNORM.eps] = bitsOf(eps);
+      e.run('task_layernorm', e.desc(d));
+      const out = pool.f32(total);
+      out.set(e.f32.subarray(xs / 4, xs / 4 + total));
+      return out;
+    }
     const v = contig(x);
     const w = weight && contig(weight);
     const b = bias && contig(bias);

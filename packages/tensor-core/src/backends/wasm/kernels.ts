@@ -36,7 +36,8 @@ export const ATTN = { Q: 0, K: 1, V: 2, O: 3, mask: 4, B: 5, Lq: 6, Lk: 7, E: 8,
 
 export const SOFTMAX = { S: 0, rows: 1, n: 2, ld: 3 } as const;
 export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8 } as const;
-export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm'] as const;
+export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
+export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 /** Loads descriptor field `i` (an i32) of the descriptor in local `d`. */
@@ -621,6 +622,48 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
           },
         );
         f.get(end).set(p);
+      });
+    });
+    fns.push(f);
+  }
+
+  // ---- task_layernorm(desc, t, T): in place over rows of `size` (size % 4 == 0), rows split across threads ----
+  {
+    const f = new Fn('task_layernorm', [I32, I32, I32]);
+    const [d, t, T] = [0, 1, 2];
+    const L: Record<string, number> = {};
+    for (const key of Object.keys(LNORM)) L[key] = f.local(I32);
+    for (const [key, i] of Object.entries(LNORM)) f.set(L[key], field(d, i));
+    const [r, r0, r1, base, end, p, o] = Array.from({ length: 7 }, () => f.local(I32));
+    const [acc, x, vm, vr] = Array.from({ length: 4 }, () => f.local(V128));
+    const [mean, rstd, eps] = Array.from({ length: 3 }, () => f.local(F32));
+    const hsum = (v: number) => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
+    f.get(d).f32load(LNORM.eps * 4).set(eps);
+    f.get(L.rows).get(t).mul().get(T).divs().set(r0);
+    f.get(L.rows).get(t).i32(1).add().mul().get(T).divs().set(r1);
+    f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
+      f.get(L.x).get(r).get(L.size).mul().i32(4).mul().add().set(base);
+      f.get(base).get(L.size).i32(4).mul().add().set(end);
+      f.f32(0).vsplat().set(acc);
+      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => f.get(acc).get(p).v128load().vadd().set(acc));
+      hsum(acc).get(L.size).fconvi().fdiv().set(mean);
+      f.get(mean).vsplat().set(vm);
+      f.f32(0).vsplat().set(acc);
+      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
+        f.get(p).v128load().get(vm).vsub().set(x);
+        f.get(acc).get(x).get(x).vmul().vadd().set(acc);
+      });
+      f.f32(1);
+      hsum(acc).get(L.size).fconvi().fdiv().get(eps).fadd().fsqrt();
+      f.fdiv().set(rstd);
+      f.get(rstd).vsplat().set(vr);
+      f.i32(0).set(o);
+      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
+        f.get(p).v128load().get(vm).vsub().get(vr).vmul().set(x);
+        f.if((g) => g.get(L.w), () => f.get(x).get(L.w).get(o).add().v128load().vmul().set(x));
+        f.if((g) => g.get(L.b), () => f.get(x).get(L.b).get(o).add().v128load().vadd().set(x));
+        f.get(p).get(x).v128store();
+        f.get(o).i32(16).add().set(o);
       });
     });
     fns.push(f);
