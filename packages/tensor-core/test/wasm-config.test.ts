@@ -1,0 +1,76 @@
+/**
+ * The wasm backend's configurations: the plain-SIMD fallback (no relaxed FMA), one thread, more
+ * threads than cores, and other register tiles all compute the same as the cpu reference.
+ */
+import { describe, expect, it } from 'vitest';
+import { CpuBackend } from '@kiln/tensor-core';
+import type { View } from '@kiln/tensor-core';
+import { createWasmBackend } from '../src/backends/wasm/index.js';
+import type { WasmBackendOptions } from '../src/backends/wasm/index.js';
+import { hasRelaxedSimd, hasSimd } from '../src/backends/wasm/emit.js';
+
+type V = View<Float32Array>;
+function view(shape: number[], seed: number): V {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let s = seed * 7919 + 1;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  const strides: number[] = [];
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = acc;
+    acc *= shape[i];
+  }
+  return { storage: data, dtype: 'float32', shape, strides, offset: 0 };
+}
+
+function maxRelErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < e.length; i++) worst = Math.max(worst, Math.abs(a[i] - e[i]) / (1 + Math.abs(e[i])));
+  return worst;
+}
+
+const cpu = new CpuBackend();
+const configs: [string, WasmBackendOptions][] = [
+  ['plain SIMD, 1 thread', { threads: 1, relaxedSimd: false }],
+  ['plain SIMD, 3 threads', { threads: 3, relaxedSimd: false }],
+  ['relaxed SIMD where available, 4 threads', { threads: 4 }],
+  ['6x8 tile, unrolled, small blocks', { threads: 2, kernel: { mr: 6, nr: 8, unroll: 2, kc: 64, mc: 30, nc: 72 } }],
+  ['8x8 tile with lane shuffles', { threads: 2, kernel: { mr: 8, nr: 8, splat: 'shuffle' } }],
+];
+
+describe('wasm backend configurations', () => {
+  it('detects SIMD and reports relaxed SIMD (validated with a tiny module)', () => {
+    expect(hasSimd()).toBe(true);
+    expect(typeof hasRelaxedSimd()).toBe('boolean');
+  });
+
+  for (const [name, options] of configs) {
+    it(name, async () => {
+      const be = await createWasmBackend(options);
+      try {
+        if (options.relaxedSimd === false) expect(be.engine.relaxed).toBe(false);
+        const a = view([3, 37, 129], 1);
+        const b = view([3, 129, 45], 2);
+        expect(maxRelErr(be.matmul(a, b), cpu.matmul(a, b))).toBeLessThan(1e-5);
+        const x = view([2, 5, 9, 11], 3);
+        const w = view([7, 5, 3, 3], 4);
+        const p = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 } as const;
+        expect(maxRelErr(be.conv2d(x, w, p), cpu.conv2d(x, w, p))).toBeLessThan(1e-5);
+        const gy = view([2, 7, 9, 11], 5);
+        expect(maxRelErr(be.conv2dInputGrad(gy, w, x.shape, p), cpu.conv2dInputGrad(gy, w, x.shape, p))).toBeLessThan(1e-5);
+        expect(maxRelErr(be.conv2dWeightGrad(x, gy, w.shape, p), cpu.conv2dWeightGrad(x, gy, w.shape, p))).toBeLessThan(1e-5);
+        const q = view([3, 70, 16], 6);
+        const kk = view([3, 90, 16], 7);
+        const v = view([3, 90, 8], 8);
+        expect(maxRelErr(be.attention(q, kk, v, null, false, 0.25), cpu.attention(q, kk, v, null, false, 0.25))).toBeLessThan(1e-5);
+        expect(maxRelErr(be.attention(q, kk, v, null, true, 0.25), cpu.attention(q, kk, v, null, true, 0.25))).toBeLessThan(1e-5);
+      } finally {
+        be.dispose();
+      }
+    });
+  }
+});
