@@ -6,7 +6,8 @@
  *   pnpm bench                      # all cases, threads = cores
  *   pnpm bench -- --threads 2 --reps 5 --cases gemm_1024,conv2d_3x3_fwd_bwd --no-torch
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,34 +47,72 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function timeCase(c: BenchCase, backend: string): Promise<number[]> {
+/** A persistent torch_bench.py --serve process: one run of a case per request. */
+class TorchServer {
+  private proc: ChildProcessWithoutNullStreams;
+  private buf = '';
+  private waiting: ((line: string) => void)[] = [];
+  private lines: string[] = [];
+  private failed: string | null = null;
+  constructor() {
+    // Passive OpenMP waits: idle PyTorch threads must not spin while the Kiln side is timed.
+    this.proc = spawn('/usr/bin/python3', [join(here, 'torch_bench.py'), '--serve', '--threads', String(threads)], {
+      env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+    });
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stdout.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        const w = this.waiting.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    let err = '';
+    this.proc.stderr.on('data', (d) => (err += String(d)));
+    this.proc.on('exit', (code) => {
+      this.failed = `torch_bench.py exited (${code}): ${err.slice(-1500)}`;
+      for (const w of this.waiting.splice(0)) w('');
+    });
+  }
+  async run(name: string): Promise<number | null> {
+    if (this.failed) return null;
+    this.proc.stdin.write(`${name}\n`);
+    const line = this.lines.shift() ?? (await new Promise<string>((resolve) => this.waiting.push(resolve)));
+    if (!line) {
+      console.error(this.failed);
+      return null;
+    }
+    return (JSON.parse(line) as { ms: number }).ms;
+  }
+  close(): void {
+    this.proc.stdin.end();
+  }
+}
+
+/** Times a case on a Kiln backend, alternating each run with a PyTorch run of the same case. */
+async function timeCase(c: BenchCase, backend: string, torch: TorchServer | null): Promise<{ kiln: number[]; torch: number[] }> {
   await k.useBackend(backend);
   const state = c.setup();
   const n = c.heavy ? Math.max(3, Math.ceil(reps / 2)) : reps;
-  const runs: number[] = [];
+  const kiln: number[] = [];
+  const tt: number[] = [];
   for (let i = 0; i <= n; i++) {
     const t0 = performance.now();
     await c.run(state);
     const dt = performance.now() - t0;
-    if (i > 0) runs.push(dt); // first run is warm-up (tier-up, scratch growth)
+    const td = torch ? await torch.run(c.name) : null;
+    // The first run of each side is warm-up (tier-up, scratch growth, allocator).
+    if (i > 0) {
+      kiln.push(dt);
+      if (td !== null) tt.push(td);
+    }
   }
   c.teardown?.(state);
-  return runs;
-}
-
-function torchTimes(cases: string[]): Map<string, number> {
-  const out = new Map<string, number>();
-  if (noTorch || cases.length === 0) return out;
-  const r = spawnSync('/usr/bin/python3', [join(here, 'torch_bench.py'), '--threads', String(threads), '--reps', String(reps), ...cases], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) {
-    console.error(`torch_bench.py failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  }
-  for (const line of r.stdout.split('\n')) {
-    if (!line.trim()) continue;
-    const j = JSON.parse(line) as { case: string; median_ms: number };
-    out.set(j.case, j.median_ms);
-  }
-  return out;
+  return { kiln, torch: tt };
 }
 
 async function main(): Promise<void> {
@@ -81,44 +120,48 @@ async function main(): Promise<void> {
   k.registerBackend('wasm', () => wasm);
   const cases = CASES.filter((c) => !only || only.includes(c.name));
   const entries: Entry[] = [];
-  const torch = new Map<string, number>();
+  const torch = noTorch ? null : new TorchServer();
+  const torchRuns = new Map<string, number[]>();
   for (const c of cases) {
     for (const b of backends) {
       if (b === 'cpu' && c.skipCpu) {
         entries.push({ case: c.name, backend: b, threads: 1, median_ms: null, runs_ms: [], gflops: null, torch_median_ms: null, ratio_vs_torch: null, note: `skipped: ${c.skipCpu}` });
         continue;
       }
-      const runs = await timeCase(c, b);
-      const med = median(runs);
-      entries.push({ case: c.name, backend: b, threads: b === 'wasm' ? wasm.threads : 1, median_ms: med, runs_ms: runs, gflops: c.flops ? c.flops / med / 1e6 : null, torch_median_ms: null, ratio_vs_torch: null });
-      console.error(`${c.name} on ${b}: ${med.toFixed(2)} ms`);
+      // PyTorch runs interleaved with the first backend's runs only (cpu is a reference, not a contender).
+      const r = await timeCase(c, b, b === backends[0] ? torch : null);
+      if (r.torch.length) torchRuns.set(c.name, r.torch);
+      const med = median(r.kiln);
+      const tmed = torchRuns.has(c.name) ? median(torchRuns.get(c.name)!) : null;
+      entries.push({
+        case: c.name,
+        backend: b,
+        threads: b === 'wasm' ? wasm.threads : 1,
+        median_ms: med,
+        runs_ms: r.kiln,
+        gflops: c.flops ? c.flops / med / 1e6 : null,
+        torch_median_ms: tmed,
+        // Throughput relative to PyTorch (> 1: Kiln is faster).
+        ratio_vs_torch: tmed === null ? null : tmed / med,
+      });
+      console.error(`${c.name} on ${b}: ${med.toFixed(2)} ms${tmed === null ? '' : ` (torch ${tmed.toFixed(2)} ms)`}`);
     }
-    // PyTorch right after, so both sides see the same machine load.
-    for (const [name, ms] of torchTimes([c.name])) {
-      torch.set(name, ms);
-      console.error(`${name} on torch-cpu: ${ms.toFixed(2)} ms`);
+    const tr = torchRuns.get(c.name);
+    if (tr) {
+      const t = median(tr);
+      entries.push({ case: c.name, backend: 'torch-cpu', threads, median_ms: t, runs_ms: tr, gflops: c.flops ? c.flops / t / 1e6 : null, torch_median_ms: t, ratio_vs_torch: 1 });
     }
   }
+  torch?.close();
   await k.useBackend('cpu');
   wasm.dispose();
-  for (const e of entries) {
-    const t = torch.get(e.case);
-    if (t === undefined) continue;
-    e.torch_median_ms = t;
-    // Throughput ratio Kiln/PyTorch (> 1: Kiln is faster).
-    if (e.median_ms !== null) e.ratio_vs_torch = t / e.median_ms;
-  }
-  for (const c of cases) {
-    const t = torch.get(c.name);
-    if (t !== undefined) entries.push({ case: c.name, backend: 'torch-cpu', threads, median_ms: t, runs_ms: [], gflops: c.flops ? c.flops / t / 1e6 : null, torch_median_ms: t, ratio_vs_torch: 1 });
-  }
   const result = {
     date: new Date().toISOString(),
     node: process.version,
     threads,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
-    notes: 'ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward).',
+    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case, first of each discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward).',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });

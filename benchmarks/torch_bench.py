@@ -2,6 +2,10 @@
 
 Usage: /usr/bin/python3 torch_bench.py --threads N --reps R case [case ...]
 Prints one JSON object per case: {"case", "median_ms", "runs"}. Shapes mirror cases.ts.
+
+With --serve, reads one case name per line on stdin, runs that case once (setting it up on first
+use) and answers {"case", "ms"}: run.ts alternates Kiln and PyTorch runs this way, so both see the
+same machine load on a shared machine.
 """
 import argparse
 import json
@@ -106,14 +110,36 @@ CASES = {
 }
 
 
+def serve():
+    current = None
+    fn = None
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            continue
+        if name != current:
+            fn = None  # free the previous case's tensors first
+            fn = CASES[name]()
+            current = name
+        t0 = time.perf_counter()
+        fn()
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"case": name, "ms": ms, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--serve", action="store_true")
     ap.add_argument("cases", nargs="*")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.serve:
+        serve()
+        return
     for name in args.cases or CASES:
         fn = CASES[name]()
         reps = max(3, args.reps // 2) if name in ("gemm_2048", "attention_4096_fwd", "adamw_100m") else args.reps
