@@ -30,6 +30,11 @@ export interface EngineOptions {
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
+/** Imports a Node builtin without letting browser bundlers try to resolve it. */
+function nodeImport<T>(specifier: string): Promise<T> {
+  return import(/* @vite-ignore */ specifier) as Promise<T>;
+}
+
 /** Worker body, shared by Node and browsers: instantiate, then serve tasks forever. */
 const WORKER_LOOP = `
 function serve(module, memory, t, tasks, post) {
@@ -70,7 +75,7 @@ async function compileOptimized(bytes: Uint8Array): Promise<WebAssembly.Module> 
   let v8: { setFlagsFromString(flags: string): void } | undefined;
   if (isNode) {
     try {
-      v8 = await import('node:v8');
+      v8 = await nodeImport<typeof import('node:v8')>('node:v8');
       v8.setFlagsFromString('--no-wasm-dynamic-tiering');
     } catch {
       v8 = undefined;
@@ -126,7 +131,7 @@ export class Engine {
       if (!relaxed && isNode) {
         // Node 20's V8 ships relaxed SIMD behind a flag; it can be switched on at run time.
         try {
-          const v8 = await import('node:v8');
+          const v8 = await nodeImport<typeof import('node:v8')>('node:v8');
           v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
           relaxed = hasRelaxedSimd();
         } catch {
@@ -152,7 +157,7 @@ export class Engine {
     const tasks = [...TASKS];
     const ready: Promise<void>[] = [];
     if (isNode) {
-      const { Worker } = await import('node:worker_threads');
+      const { Worker } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
       for (let i = 0; i < count; i++) {
         const w = new Worker(NODE_WORKER, { eval: true, workerData: { module, memory: this.memory, t: i + 1, tasks } });
         w.unref();
