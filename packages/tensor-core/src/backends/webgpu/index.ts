@@ -197,6 +197,8 @@ export class WebGPUBackend implements Backend<GpuStorage> {
   private metaUsed = 0;
   private metaBuf: GPUBuffer;
   private lost: string | null = null;
+  /** Outputs per invocation along each tile side (4: 256 invocations of 4×4; 8: 64 of 8×8). */
+  gemmRegs = 8;
   private gpuError: string | null = null;
 
   constructor(
@@ -744,18 +746,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     const meta = [M, N, K, splits, kchunk, outSize, ...extraMeta];
     const bindings: Binding[] = inputs.map((i) => ({ name: i.name, dtype: i.dtype, access: 'read', vec4: i.vec4 }));
     bindings.push(split ? { name: 'part', dtype: 'float32', access: 'write' } : { name: 'out', dtype: outDtype, access: 'write' });
-    const key = `gemm:${tag}:${aMode}${bMode}:${inputs.map((i) => i.dtype).join(',')}:${split ? 'split' : outDtype}`;
+    const key = `gemm${this.gemmRegs}:${tag}:${aMode}${bMode}:${inputs.map((i) => i.dtype).join(',')}:${split ? 'split' : outDtype}`;
+    const R = this.gemmRegs;
+    const V = R / 4;
+    const T = (64 / R) ** 2;
     const aLoad =
       aMode === 'v'
-        ? `{
-      let am = li / 4u;
-      let aq = li % 4u;
+        ? `for (var t = 0u; t < ${256 / T}u; t = t + 1u) {
+      let e = li + t * ${T}u;
+      let am = e / 4u;
+      let aq = e % 4u;
       var va = vec4<f32>(0.0);
       if (m0 + am < M && kt + aq * 4u < ke) { va = loadA4(z, m0 + am, kt + aq * 4u); }
       for (var c = 0u; c < 4u; c = c + 1u) { As[(aq * 4u + c) * 16u + am / 4u][am % 4u] = va[c]; }
     }`
-        : `for (var t = 0u; t < 4u; t = t + 1u) {
-      let e = li + t * 256u;
+        : `for (var t = 0u; t < ${1024 / T}u; t = t + 1u) {
+      let e = li + t * ${T}u;
       let am = ${aMode === 'k' ? 'e / TK' : 'e % TM'};
       let ak = ${aMode === 'k' ? 'e % TK' : 'e / TM'};
       var va = 0.0;
@@ -764,21 +770,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }`;
     const bLoad =
       bMode === 'v'
-        ? `{
-      let bk = li / 16u;
-      let bq = li % 16u;
+        ? `for (var t = 0u; t < ${256 / T}u; t = t + 1u) {
+      let e = li + t * ${T}u;
+      let bk = e / 16u;
+      let bq = e % 16u;
       var vb = vec4<f32>(0.0);
       if (n0 + bq * 4u < N && kt + bk < ke) { vb = loadB4(z, kt + bk, n0 + bq * 4u); }
       Bs[bk * 16u + bq] = vb;
     }`
-        : `for (var t = 0u; t < 4u; t = t + 1u) {
-      let e = li + t * 256u;
+        : `for (var t = 0u; t < ${1024 / T}u; t = t + 1u) {
+      let e = li + t * ${T}u;
       let bn = ${bMode === 'n' ? 'e % TN' : 'e / TK'};
       let bk = ${bMode === 'n' ? 'e / TN' : 'e % TK'};
       var vb = 0.0;
       if (n0 + bn < N && kt + bk < ke) { vb = loadB(z, kt + bk, n0 + bn); }
       Bs[bk * 16u + bn / 4u][bn % 4u] = vb;
     }`;
+    const accs: string[] = [];
+    const fmas: string[] = [];
+    const stores: string[] = [];
+    for (let u = 0; u < V; u++) fmas.push(`let a${u} = As[kk * 16u + ty * ${V}u + ${u}u];`, `let b${u} = Bs[kk * 16u + tx * ${V}u + ${u}u];`);
+    for (let i = 0; i < R; i++)
+      for (let v = 0; v < V; v++) {
+        accs.push(`var c${i}_${v} = vec4<f32>(0.0);`);
+        fmas.push(`c${i}_${v} = c${i}_${v} + a${i >> 2}[${i & 3}] * b${v};`);
+      }
+    const stOne = split ? 'st_part(sp * md[5] + outIndex(z, m, n), v);' : 'st_out(outIndex(z, m, n), v);';
+    for (let i = 0; i < R; i++) {
+      const body: string[] = [];
+      for (let v = 0; v < V; v++)
+        body.push(`for (var j = 0u; j < 4u; j = j + 1u) { let n = n0 + tx * ${R}u + ${v * 4}u + j; if (n < N) { let v = c${i}_${v}[j]; ${stOne} } }`);
+      stores.push(`{ let m = m0 + ty * ${R}u + ${i}u; if (m < M) { ${body.join(' ')} } }`);
+    }
     const source = () =>
       header(this.caps, bindings, loads) +
       `const TM = 64u;
@@ -786,7 +809,7 @@ const TN = 64u;
 const TK = 16u;
 var<workgroup> As: array<vec4<f32>, 256>;
 var<workgroup> Bs: array<vec4<f32>, 256>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let M = md[0]; let N = md[1]; let K = md[2]; let splits = md[3]; let kchunk = md[4];
   let z = wid.z / splits;
@@ -795,38 +818,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ke = min(K, kb + kchunk);
   let m0 = wid.y * TM;
   let n0 = wid.x * TN;
-  let tx = li % 16u;
-  let ty = li / 16u;
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+  let tx = li % ${64 / R}u;
+  let ty = li / ${64 / R}u;
+  ${accs.join('\n  ')}
   for (var kt = kb; kt < ke; kt = kt + TK) {
     ${aLoad}
     ${bLoad}
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk = kk + 1u) {
-      let b = Bs[kk * 16u + tx];
-      let a = As[kk * 16u + ty];
-      acc0 = acc0 + a.x * b;
-      acc1 = acc1 + a.y * b;
-      acc2 = acc2 + a.z * b;
-      acc3 = acc3 + a.w * b;
+      ${fmas.join('\n      ')}
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let m = m0 + ty * 4u + i;
-    if (m >= M) { break; }
-    var row: vec4<f32>;
-    switch i { case 0u: { row = acc0; } case 1u: { row = acc1; } case 2u: { row = acc2; } default: { row = acc3; } }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let n = n0 + tx * 4u + j;
-      if (n < N) {
-        ${split ? 'st_part(sp * md[5] + outIndex(z, m, n), row[j]);' : 'st_out(outIndex(z, m, n), row[j]);'}
-      }
-    }
-  }
+  ${stores.join('\n  ')}
 }`;
     this.dispatch(key, source, [...inputs.map((i) => i.storage), split ? part! : out], 'r'.repeat(inputs.length) + 'w', meta, [
       Math.ceil(N / 64),
