@@ -107,10 +107,10 @@ describe('wasm kernels at block-crossing sizes', () => {
 
   it('adamw matches the cpu kernel', async () => {
     const step = async () => {
-      const p = r([1000], 31);
-      const g = r([1000], 32);
-      const m = r([1000], 33).abs().mul(0.1);
-      const v = r([1000], 34).abs().mul(0.1);
+      const p = r([1003], 31);
+      const g = r([1003], 32);
+      const m = r([1003], 33).abs().mul(0.1);
+      const v = r([1003], 34).abs().mul(0.1);
       for (let s = 1; s <= 3; s++) k.adamwUpdate(p, g, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: s });
       const out = (await p.data()) as Float32Array;
       [p, g, m, v].forEach((t) => t.dispose());

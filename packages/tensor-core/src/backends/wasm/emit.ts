@@ -160,6 +160,9 @@ export class Fn {
   shl(): this {
     return this.op(0x74);
   }
+  shr_s(): this {
+    return this.op(0x75);
+  }
   eqz(): this {
     return this.op(0x45);
   }
@@ -236,6 +239,9 @@ export class Fn {
   }
   vdiv(): this {
     return this.simd(0xe7);
+  }
+  vsqrt(): this {
+    return this.simd(0xe3);
   }
   vmin(): this {
     return this.simd(0xe8);

@@ -13,7 +13,7 @@ import type { DType, TypedArray } from '../../dtype.js';
 import { numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { offsets } from '../cpu/strided.js';
-import { ATTN, GEMM, GNORM, IM2COL, LNORM, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
+import { ADAMW, ATTN, GEMM, GNORM, IM2COL, LNORM, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
 import { Engine } from './pool.js';
 import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
@@ -455,7 +455,29 @@ export class WasmBackend implements Backend<TypedArray> {
     const stepSize = hp.lr / (1 - b1 ** hp.step);
     const invBc2 = 1 / (1 - b2 ** hp.step);
     const eps = hp.eps;
-    for (let i = 0; i < size; i++) {
+    // SIMD across threads, streamed through scratch in chunks; the (< 4 element) tail in JS below.
+    const e = this.engine;
+    const CH = 1 << 18; // 4 × 1 MiB per chunk: staged data stays in cache for the compute pass
+    const main = size - (size % 4);
+    for (let c0 = 0; c0 < main; c0 += CH) {
+      const n = Math.min(CH, main - c0);
+      e.reset();
+      const ptr = [p, g, mm, vv].map((a) => {
+        const q = e.alloc(n * 4);
+        e.f32.set(a.subarray(c0, c0 + n), q / 4);
+        return q;
+      });
+      const d = new Array<number>(13);
+      d[ADAMW.p] = ptr[0]; d[ADAMW.g] = ptr[1]; d[ADAMW.m] = ptr[2]; d[ADAMW.v] = ptr[3]; d[ADAMW.n] = n;
+      d[ADAMW.decay] = bitsOf(decay); d[ADAMW.b1] = bitsOf(b1); d[ADAMW.c1] = bitsOf(c1); d[ADAMW.b2] = bitsOf(b2); d[ADAMW.c2] = bitsOf(c2);
+      d[ADAMW.stepSize] = bitsOf(stepSize); d[ADAMW.invBc2] = bitsOf(invBc2); d[ADAMW.eps] = bitsOf(eps);
+      e.run('task_adamw', e.desc(d));
+      const f = e.f32;
+      p.set(f.subarray(ptr[0] / 4, ptr[0] / 4 + n), c0);
+      mm.set(f.subarray(ptr[2] / 4, ptr[2] / 4 + n), c0);
+      vv.set(f.subarray(ptr[3] / 4, ptr[3] / 4 + n), c0);
+    }
+    for (let i = main; i < size; i++) {
       const gi = g[i];
       const mi = b1 * mm[i] + c1 * gi;
       const vi = b2 * vv[i] + c2 * gi * gi;
