@@ -901,6 +901,14 @@ fn outIndex(z: u32, m: u32, n: u32) -> u32 { return (z * md[0] + m) * md[1] + n;
     return [N, C, H, W, O, kh, kw, Ho, Wo, p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], C / g, O / g, ...vw(x), ...vw(w), ...vw(gy)];
   }
 
+  /** Conv index helpers; the kernel size is a compile-time constant so its divisions become multiplies. */
+  private static convWgsl(kh: number, kw: number): string {
+    return WebGPUBackend.CONV_WGSL.replace('fn cKH() -> u32 { return md[11]; }', `fn cKH() -> u32 { return ${kh}u; }`).replace(
+      'fn cKW() -> u32 { return md[12]; }',
+      `fn cKW() -> u32 { return ${kw}u; }`,
+    );
+  }
+
   private static CONV_WGSL = `
 fn cN() -> u32 { return md[6]; }
 fn cC() -> u32 { return md[7]; }
@@ -940,7 +948,7 @@ fn tapX(oh: u32, ow: u32, i: u32, j: u32) -> vec2<i32> {
     const og = O / p.groups;
     const cg = C / p.groups;
     const loads =
-      WebGPUBackend.CONV_WGSL +
+      WebGPUBackend.convWgsl(kh, kw) +
       `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let khw = cKH() * cKW();
@@ -962,7 +970,7 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
 }
 `;
     return this.gemm(
-      'conv',
+      `conv${kh}x${kw}`,
       og,
       N * Ho * Wo,
       cg * kh * kw,
@@ -987,7 +995,7 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
     const og = O / p.groups;
     const cg = C / p.groups;
     const loads =
-      WebGPUBackend.CONV_WGSL +
+      WebGPUBackend.convWgsl(kh, kw) +
       `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let khw = cKH() * cKW();
@@ -1013,7 +1021,7 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
 }
 `;
     return this.gemm(
-      'dgrad',
+      `dgrad${kh}x${kw}`,
       cg,
       N * H * W,
       og * kh * kw,
@@ -1039,7 +1047,7 @@ fn outIndex(z: u32, m: u32, p: u32) -> u32 {
     const og = O / p.groups;
     const cg = C / p.groups;
     const loads =
-      WebGPUBackend.CONV_WGSL +
+      WebGPUBackend.convWgsl(kh, kw) +
       `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let hw = cHo() * cWo();
@@ -1060,7 +1068,7 @@ fn outIndex(z: u32, m: u32, col: u32) -> u32 {
 }
 `;
     return this.gemm(
-      'wgrad',
+      `wgrad${kh}x${kw}`,
       og,
       cg * kh * kw,
       N * Ho * Wo,
