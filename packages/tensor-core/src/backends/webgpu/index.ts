@@ -1305,16 +1305,23 @@ ${body}
     views.forEach((x, i) => meta.push(...viewWords(x.offset, cs[i].shape, cs[i].strides[0])));
     const bindings: Binding[] = views.map((x, i) => ({ name: names[i], dtype: x.dtype, access: 'read' }));
     bindings.push({ name: 'out', dtype: q.dtype, access: 'write' });
-    const key = `attn:${E}:${Ev}:${TK}:${views.map((x, i) => x.dtype + (contig[i] ? 'c' : 's')).join(',')}`;
+    // vec4 registers and tiles when both head dims allow it.
+    const W = E % 4 === 0 && Ev % 4 === 0 ? 4 : 1;
+    const T = W === 4 ? 'vec4<f32>' : 'f32';
+    const [EW, EVW] = [E / W, Ev / W];
+    const comp = (arr: string, i: string) => (W === 4 ? `${arr}[${i} / 4u][${i} % 4u]` : `${arr}[${i}]`);
+    const key = `attn${W}:${E}:${Ev}:${TK}:${views.map((x, i) => x.dtype + (contig[i] ? 'c' : 's')).join(',')}`;
     const source = () =>
       header(this.caps, bindings) +
       names.map((nm, i) => indexer(nm, 8 + i * VIEW_WORDS, contig[i])).join('') +
       `const E = ${E}u;
 const EV = ${Ev}u;
+const EW = ${EW}u;
+const EVW = ${EVW}u;
 const TK = ${TK}u;
 const TQ = ${TQ}u;
-var<workgroup> Ks: array<f32, ${TK * E}>;
-var<workgroup> Vs: array<f32, ${TK * Ev}>;
+var<workgroup> Ks: array<${T}, ${TK * EW}>;
+var<workgroup> Vs: array<${T}, ${TK * EVW}>;
 @compute @workgroup_size(${TQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let Lq = md[1]; let Lk = md[2];
@@ -1323,14 +1330,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let b = wid.y;
   let row = wid.x * TQ + li;
   let valid = row < Lq;
-  var qr: array<f32, ${E}>;
-  var acc: array<f32, ${Ev}>;
+  var qr: array<${T}, ${EW}>;
+  var acc: array<${T}, ${EVW}>;
   for (var e = 0u; e < E; e = e + 1u) {
     var qv = 0.0;
-    if (valid) { qv = ld_q(idx_q((b * Lq + row) * E + e)); }
-    qr[e] = qv;
+    if (valid) { qv = ld_q(idx_q((b * Lq + row) * E + e)) * scale; }
+    ${comp('qr', 'e')} = qv;
   }
-  for (var e = 0u; e < EV; e = e + 1u) { acc[e] = 0.0; }
+  for (var e = 0u; e < EVW; e = e + 1u) { acc[e] = ${T}(0.0); }
   var m = ninf_f();
   var l = 0.0;
   var s: array<f32, ${TK}>;
@@ -1339,22 +1346,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let jj = j0 + t / E;
       var kv = 0.0;
       if (jj < Lk) { kv = ld_k(idx_k((b * Lk + jj) * E + t % E)); }
-      Ks[t] = kv;
+      ${comp('Ks', 't')} = kv;
     }
     for (var t = li; t < TK * EV; t = t + TQ) {
       let jj = j0 + t / EV;
       var vv = 0.0;
       if (jj < Lk) { vv = ld_v(idx_v((b * Lk + jj) * EV + t % EV)); }
-      Vs[t] = vv;
+      ${comp('Vs', 't')} = vv;
     }
     workgroupBarrier();
     if (valid) {
       let jn = min(TK, Lk - j0);
       var tmax = ninf_f();
       for (var jj = 0u; jj < jn; jj = jj + 1u) {
-        var d = 0.0;
-        for (var e = 0u; e < E; e = e + 1u) { d = d + qr[e] * Ks[jj * E + e]; }
-        var sc = d * scale;
+        var d = ${T}(0.0);
+        for (var e = 0u; e < EW; e = e + 1u) { d = d + qr[e] * Ks[jj * EW + e]; }
+        var sc = ${W === 4 ? 'd.x + d.y + d.z + d.w' : 'd'};
         ${mask ? 'sc = sc + ld_mk(idx_mk((b * Lq + row) * Lk + j0 + jj));' : ''}
         if (causal && j0 + jj > row) { sc = ninf_f(); }
         s[jj] = sc;
@@ -1364,11 +1371,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (mn != ninf_f()) {
         let corr = select(exp(m - mn), 0.0, m == ninf_f());
         l = l * corr;
-        for (var e = 0u; e < EV; e = e + 1u) { acc[e] = acc[e] * corr; }
+        for (var e = 0u; e < EVW; e = e + 1u) { acc[e] = acc[e] * corr; }
         for (var jj = 0u; jj < jn; jj = jj + 1u) {
           let p = select(exp(s[jj] - mn), 0.0, s[jj] == ninf_f());
           l = l + p;
-          for (var e = 0u; e < EV; e = e + 1u) { acc[e] = acc[e] + p * Vs[jj * EV + e]; }
+          for (var e = 0u; e < EVW; e = e + 1u) { acc[e] = acc[e] + p * Vs[jj * EVW + e]; }
         }
         m = mn;
       }
@@ -1377,7 +1384,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   if (valid) {
     for (var e = 0u; e < EV; e = e + 1u) {
-      let o = select(acc[e] / l, nan_f(), l == 0.0);
+      let o = select(${comp('acc', 'e')} / l, nan_f(), l == 0.0);
       st_out((b * Lq + row) * EV + e, o);
     }
   }
