@@ -74,6 +74,8 @@ suite('webgpu backend', () => {
     expect(Array.from(await big.add(k.tensor([1, 1, 1], { dtype: 'int32' })).data())).toEqual([2 ** 30 + 2, -(2 ** 29) - 2, 8]);
     expect(Array.from(await big.sum().data())).toEqual([2 ** 30 + 1 - 2 ** 29 - 3 + 7]);
     expect(Array.from(await big.max().data())).toEqual([2 ** 30 + 1]);
+    const ones = k.full([70000], 2 ** 20, { dtype: 'int32' });
+    expect(Array.from(await ones.sum().data())).toEqual([70000 * 2 ** 20 - 2 ** 32 * Math.floor((70000 * 2 ** 20) / 2 ** 32)].map((v) => v | 0));
     expect(await k.tensor([1, -1, 0]).gt(0).toArray()).toEqual([true, false, false]);
     expect(await k.tensor([true, false, true]).logicalNot().toArray()).toEqual([false, true, false]);
     expect(Array.from(await k.tensor([1.7, -2.7, 3]).to('int32').data())).toEqual([1, -2, 3]);
@@ -154,6 +156,8 @@ suite('webgpu backend', () => {
       [[[2, 300]], (x) => k.layerNorm(x, [300])],
       [[[2, 8, 32, 32], [8], [8]], (x, w, b) => k.groupNormSilu(x, 4, w, b, 1e-5)],
       [[[100000]], (x) => x.sum()],
+      [[[300000]], (x) => x.max()], // two-pass: chunked partials, then a second reduction
+      [[[2, 70000]], (x) => x.t().sum(0)],
       [[[3, 5000]], (x) => x.max(1)],
       [[[300, 200]], (x) => x.t().mean(1)],
       [[[64, 64, 3]], (x) => x.sum([0, 2])],

@@ -629,23 +629,29 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     });
     const nOut = numel(keptShape);
     const R = numel(redShape);
-    const out = this.make(x.dtype, nOut);
+    const int = x.dtype === 'int32' || x.dtype === 'bool';
+    const perThread = R <= 64 || nOut >= 4096;
+    // Long reductions into few outputs: first pass over P chunks per output (many workgroups),
+    // then a second reduction over the [nOut, P] partials.
+    const P = !perThread && nOut < 256 && R > 16384 ? Math.min(Math.ceil(R / 8192), 1024, Math.floor(this.limits.maxGroups / nOut)) : 1;
+    const C = Math.ceil(R / P);
+    const outDtype: DType = P > 1 ? (int ? 'int32' : 'float32') : x.dtype;
+    const out = this.make(outDtype, nOut * P);
     if (nOut === 0) return out;
     const k = coalesce(keptShape, [keptStrides]);
     const r = coalesce(redShape, [redStrides]);
-    const int = x.dtype === 'int32' || x.dtype === 'bool';
     const T = int ? 'i32' : 'f32';
-    const meta = [nOut, R, ...viewWords(x.offset, k.shape, k.strides[0]), ...viewWords(0, r.shape, r.strides[0])];
+    const meta = [nOut, R, ...viewWords(x.offset, k.shape, k.strides[0]), ...viewWords(0, r.shape, r.strides[0]), P, C];
+    const PW = 2 + 2 * VIEW_WORDS;
     const bindings: Binding[] = [
       { name: 'x', dtype: x.dtype, access: 'read' },
-      { name: 'out', dtype: x.dtype, access: 'write' },
+      { name: 'out', dtype: outDtype, access: 'write' },
     ];
     const kc = isContig(k.shape, k.strides[0]);
     const rc = isContig(r.shape, r.strides[0]);
     const init = op === 'sum' ? `${T}(0)` : int ? (op === 'max' ? 'i32(-2147483647 - 1)' : 'i32(2147483647)') : op === 'max' ? 'ninf_f()' : 'pinf_f()';
     const comb = op === 'sum' ? 'a + b' : op === 'max' ? 'max(a, b)' : 'min(a, b)';
     const nanFix = !int && op !== 'sum';
-    const perThread = R <= 64 || nOut >= 4096;
     const RW = 128;
     const ld = int ? 'ldi_x' : 'ld_x';
     const st = int ? 'sti_out' : 'st_out';
@@ -654,7 +660,7 @@ export class WebGPUBackend implements Backend<GpuStorage> {
       indexer('k', 2, kc) +
       indexer('r', 2 + VIEW_WORDS, rc) +
       `fn comb(a: ${T}, b: ${T}) -> ${T} { return ${comb}; }\n`;
-    const key = `reduce:${op}:${x.dtype}:${perThread ? 't' : 'w'}:${kc}${rc}`;
+    const key = `reduce:${op}:${x.dtype}:${outDtype}:${perThread ? 't' : 'w'}:${kc}${rc}`;
     if (perThread) {
       const source = () =>
         common() +
@@ -680,12 +686,16 @@ export class WebGPUBackend implements Backend<GpuStorage> {
 var<workgroup> rnan: array<u32, ${RW}>;
 @compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let o = wid.x + wid.y * nwg.x;
+  let id = wid.x + wid.y * nwg.x;
+  let P = md[${PW}u];
+  let o = id / P;
   if (o >= md[0]) { return; }
+  let jb = (id % P) * md[${PW + 1}u];
+  let je = min(md[1], jb + md[${PW + 1}u]);
   let base = idx_k(o);
   var acc = ${init};
   var nan = 0u;
-  for (var j = li; j < md[1]; j = j + ${RW}u) {
+  for (var j = jb + li; j < je; j = j + ${RW}u) {
     let v = ${ld}(base + idx_r(j));
     ${nanFix ? 'if (isnan_f(v)) { nan = 1u; }' : ''}
     acc = comb(acc, v);
@@ -700,12 +710,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (li == 0u) {
     var r = red[0];
     ${nanFix ? 'if (rnan[0] != 0u) { r = nan_f(); }' : ''}
-    ${st}(o, r);
+    ${st}(id, r);
   }
 }`;
-      this.dispatch(key, source, [x.storage, out], 'rw', meta, grid(nOut, this.limits.maxGroups));
+      this.dispatch(key, source, [x.storage, out], 'rw', meta, grid(nOut * P, this.limits.maxGroups));
     }
-    return out;
+    if (P === 1) return out;
+    const res = this.reduce(op, { storage: out, dtype: outDtype, shape: [nOut, P], strides: [P, 1], offset: 0 }, [1]);
+    this.free(out);
+    if (outDtype === x.dtype) return res;
+    const cast = this.unary('copy', { storage: res, dtype: outDtype, shape: [nOut], strides: [1], offset: 0 }, x.dtype);
+    this.free(res);
+    return cast;
   }
 
   // GEMM family --------------------------------------------------------------------------------
