@@ -79,6 +79,26 @@ describe('wasm kernels at block-crossing sizes', () => {
     }
   });
 
+  it('conv2d 3x3 through Winograd F(4x4,3x3): padding 0/1/2, ragged tiles, both gradients', async () => {
+    for (const [padding, H, W] of [[1, 13, 10], [0, 11, 9], [2, 6, 7]] as const) {
+      const opts = { padding };
+      const xs = [2, 16, H, W];
+      const wsh = [24, 16, 3, 3];
+      const [y, ye] = await both(() => k.conv2d(r(xs, 40), r(wsh, 41), null, opts));
+      expectClose(y, ye, 2e-4);
+      for (const which of [0, 1]) {
+        const [g, ge] = await both(() => {
+          const x = r(xs, 40).requiresGrad_(true);
+          const w = r(wsh, 41).requiresGrad_(true);
+          const out = k.conv2d(x, w, null, opts);
+          out.mul(r(out.shape as number[], 42)).sum().backward();
+          return k.keep(which === 0 ? x.grad! : w.grad!);
+        });
+        expectClose(g, ge, 3e-4);
+      }
+    }
+  });
+
   it('attention over several query blocks, with mask and causal', async () => {
     const [a, e] = await both(() => k.scaledDotProductAttention(r([2, 3, 150, 16], 14), r([2, 3, 70, 16], 15), r([2, 3, 70, 24], 16)));
     expectClose(a, e, 1e-4);

@@ -15,11 +15,19 @@ import { CpuBackend } from '../cpu/index.js';
 import { offsets } from '../cpu/strided.js';
 import { ADAMW, ATTN, GEMM, GNORM, IM2COL, LNORM, SOFTMAX, gemmWorkspaceBytes } from './kernels.js';
 import { Engine } from './pool.js';
+import { WIN_MAT, WIN_TILE } from './winograd.js';
 import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
 import { fastBinary, fastReduce, fastUnary } from './elementwise.js';
 
-export type WasmBackendOptions = EngineOptions;
+export interface WasmBackendOptions extends EngineOptions {
+  /**
+   * 3×3 stride-1 convolutions (and both gradients) through Winograd F(4×4, 3×3) when they have at
+   * least 8 input and output channels (default true). 4× fewer multiplies; f32 rounding error grows
+   * by a small constant factor (~1e-6 relative), so turn it off for bit-closer parity with im2col.
+   */
+  winograd?: boolean;
+}
 type WView = View<TypedArray>;
 
 const f32bits = new Float32Array(1);
@@ -47,8 +55,14 @@ export class WasmBackend implements Backend<TypedArray> {
   private readonly cpu = new CpuBackend();
   private readonly wsBytes: number;
 
-  constructor(readonly engine: Engine) {
+  private readonly winograd: boolean;
+
+  constructor(
+    readonly engine: Engine,
+    options: WasmBackendOptions = {},
+  ) {
     this.wsBytes = Math.ceil(gemmWorkspaceBytes(engine.config) / 64) * 64;
+    this.winograd = options.winograd ?? true;
   }
 
   get threads(): number {
@@ -207,6 +221,39 @@ export class WasmBackend implements Backend<TypedArray> {
     return this.engine.desc(f);
   }
 
+  // ---- Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions ----
+  private winoOk(C: number, O: number, wShape: readonly number[], p: Conv2dParams, tiles: number): boolean {
+    if (!this.winograd || p.groups !== 1 || wShape[2] !== 3 || wShape[3] !== 3) return false;
+    if (p.stride[0] !== 1 || p.stride[1] !== 1 || p.dilation[0] !== 1 || p.dilation[1] !== 1) return false;
+    if (p.padding[0] > 2 || p.padding[1] > 2 || C < 8 || O < 8 || tiles === 0) return false;
+    return 36 * (C + O) * tiles * 4 + 36 * C * O * 4 < 1 << 30;
+  }
+
+  private winoTile(task: 'task_wino_in' | 'task_wino_dy' | 'task_wino_out', f: Partial<Record<keyof typeof WIN_TILE, number>>): void {
+    const d = new Array<number>(13).fill(0);
+    for (const [key, v] of Object.entries(f)) d[WIN_TILE[key as keyof typeof WIN_TILE]] = v;
+    this.engine.run(task, this.engine.desc(d));
+  }
+
+  private winoMat(task: 'task_wino_w' | 'task_wino_winv', f: Record<keyof typeof WIN_MAT, number>): void {
+    const d = new Array<number>(12).fill(0);
+    for (const [key, v] of Object.entries(f)) d[WIN_MAT[key as keyof typeof WIN_MAT]] = v;
+    this.engine.run(task, this.engine.desc(d));
+  }
+
+  /** y[N, Cout, Ho, Wo] = conv(src[N, Cin, H, W], U) where U = G g Gᵀ is already in scratch as [36][Cout][Cin]. */
+  private winoConv(src: number, N: number, Cin: number, H: number, W: number, ph: number, pw: number, U: number, Cout: number, Ho: number, Wo: number, y: number): void {
+    const e = this.engine;
+    const tilesH = Math.ceil(Ho / 4);
+    const tilesW = Math.ceil(Wo / 4);
+    const T = N * tilesH * tilesW;
+    const V = e.alloc(36 * Cin * T * 4);
+    const M = e.alloc(36 * Cout * T * 4);
+    this.winoTile('task_wino_in', { src, N, C: Cin, H, W, ph, pw, tilesH, tilesW, dst: V, sXi: Cin * T, sC: T, sT: 1 });
+    this.gemm(U, Cin, 1, Cout * Cin, V, T, 1, Cin * T, M, T, Cout * T, Cout, T, Cin, 36, false, this.workspaces());
+    this.winoTile('task_wino_out', { src: M, sXi: Cout * T, sC: T, sT: 1, N, C: Cout, H: Ho, W: Wo, tilesH, tilesW, dst: y });
+  }
+
   conv2d(x: WView, w: WView, p: Conv2dParams): TypedArray {
     if (!isF32(x, w) || p.groups !== 1) return this.cpu.conv2d(x, w, p);
     const g = this.convGeom(x.shape, w.shape, p);
@@ -217,6 +264,13 @@ export class WasmBackend implements Backend<TypedArray> {
     const xs = this.stageContig(x);
     const ws_ = this.stageContig(w);
     const y = e.alloc(out.length * 4);
+    if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.Ho / 4) * Math.ceil(g.Wo / 4))) {
+      const U = e.alloc(36 * g.O * g.C * 4);
+      this.winoMat('task_wino_w', { src: ws_, sA: g.C * 9, sB: 9, sI: 3, sJ: 1, nA: g.O, nB: g.C, dst: U, dA: g.C, dB: 1, dI: 6 * g.O * g.C, dJ: g.O * g.C });
+      this.winoConv(xs, g.N, g.C, g.H, g.W, p.padding[0], p.padding[1], U, g.O, g.Ho, g.Wo, y);
+      out.set(e.f32.subarray(y / 4, y / 4 + out.length));
+      return out;
+    }
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
     for (let n = 0; n < g.N; n++)
@@ -240,6 +294,14 @@ export class WasmBackend implements Backend<TypedArray> {
     const gys = this.stageContig(gy);
     const ws_ = this.stageContig(w);
     const gx = e.alloc(out.length * 4);
+    if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.H / 4) * Math.ceil(g.W / 4))) {
+      // The input gradient is the forward conv of gy with w flipped and transposed, padding 2 - p.
+      const U = e.alloc(36 * g.O * g.C * 4);
+      this.winoMat('task_wino_w', { src: ws_ + 8 * 4, sA: 9, sB: g.C * 9, sI: -3, sJ: -1, nA: g.C, nB: g.O, dst: U, dA: g.O, dB: 1, dI: 6 * g.C * g.O, dJ: g.C * g.O });
+      this.winoConv(gys, g.N, g.O, g.Ho, g.Wo, 2 - p.padding[0], 2 - p.padding[1], U, g.C, g.H, g.W, gx);
+      out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
+      return out;
+    }
     e.f32.fill(0, gx / 4, gx / 4 + out.length);
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
@@ -265,6 +327,21 @@ export class WasmBackend implements Backend<TypedArray> {
     const xs = this.stageContig(x);
     const gys = this.stageContig(gy);
     const gw = e.alloc(out.length * 4);
+    const tilesH = Math.ceil(g.Ho / 4);
+    const tilesW = Math.ceil(g.Wo / 4);
+    const T = g.N * tilesH * tilesW;
+    if (this.winoOk(g.C, g.O, weightShape, p, T)) {
+      // Z[ξ] = Σ_tiles (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, then dg = Gᵀ Z G.
+      const Vt = e.alloc(36 * T * g.C * 4);
+      const Wd = e.alloc(36 * g.O * T * 4);
+      const Z = e.alloc(36 * g.O * g.C * 4);
+      this.winoTile('task_wino_in', { src: xs, N: g.N, C: g.C, H: g.H, W: g.W, ph: p.padding[0], pw: p.padding[1], tilesH, tilesW, dst: Vt, sXi: T * g.C, sC: 1, sT: g.C });
+      this.winoTile('task_wino_dy', { src: gys, N: g.N, C: g.O, H: g.Ho, W: g.Wo, ph: 0, pw: 0, tilesH, tilesW, dst: Wd, sXi: g.O * T, sC: T, sT: 1 });
+      this.gemm(Wd, T, 1, g.O * T, Vt, g.C, 1, T * g.C, Z, g.C, g.O * g.C, g.O, g.C, T, 36, false, this.workspaces());
+      this.winoMat('task_wino_winv', { src: Z, sA: g.C, sB: 1, sI: 6 * g.O * g.C, sJ: g.O * g.C, nA: g.O, nB: g.C, dst: gw, dA: g.C * 9, dB: 9, dI: 3, dJ: 1 });
+      out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
+      return out;
+    }
     e.f32.fill(0, gw / 4, gw / 4 + out.length);
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
@@ -499,5 +576,5 @@ export class WasmBackend implements Backend<TypedArray> {
 
 /** Creates the wasm backend (threads: all cores by default, or `threads`, or env KILN_WASM_THREADS). */
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
-  return new WasmBackend(await Engine.create(options));
+  return new WasmBackend(await Engine.create(options), options);
 }

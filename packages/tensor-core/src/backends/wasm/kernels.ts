@@ -6,6 +6,7 @@
  */
 import { F32, Fn, I32, V128, assemble } from './emit.js';
 import type { Expr } from './emit.js';
+import { WINOGRAD_TASKS, winogradFns } from './winograd.js';
 
 export interface KernelConfig {
   relaxed: boolean;
@@ -38,7 +39,7 @@ export const SOFTMAX = { S: 0, rows: 1, n: 2, ld: 3 } as const;
 export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8 } as const;
 export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
 export const ADAMW = { p: 0, g: 1, m: 2, v: 3, n: 4, decay: 5, b1: 6, c1: 7, b2: 8, c2: 9, stepSize: 10, invBc2: 11, eps: 12 } as const;
-export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw'] as const;
+export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw', ...WINOGRAD_TASKS] as const;
 export type TaskName = (typeof TASKS)[number];
 
 /** Loads descriptor field `i` (an i32) of the descriptor in local `d`. */
@@ -745,6 +746,7 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
     fns.push(f);
   }
 
+  fns.push(...winogradFns());
   return assemble(fns, memory);
 }
 
