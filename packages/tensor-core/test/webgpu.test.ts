@@ -127,6 +127,10 @@ suite('webgpu backend', () => {
       [[1, 6, 20, 20], [70, 3, 3, 3], { padding: 1, stride: 2, groups: 2 }],
       [[2, 40, 24, 24], [8, 40, 3, 3], { padding: 1 }], // K = 360, wgrad K = 1152: split-K
     ];
+    // Use the GPU split-K threshold (CPU drivers get a lower one) so the split weight-gradient path runs.
+    const be = k.getBackend() as unknown as { splitKBelowTiles: number };
+    const saved = be.splitKBelowTiles;
+    be.splitKBelowTiles = 32;
     for (const [xs, ws, opts] of convCases) {
       const results: Float32Array[][] = [];
       for (const device of ['cpu', 'webgpu']) {
@@ -139,6 +143,7 @@ suite('webgpu backend', () => {
       }
       for (let i = 0; i < 3; i++) expectClose(results[1][i], results[0][i], 2e-3, 1e-4);
     }
+    be.splitKBelowTiles = saved;
   });
 
   it('fused attention over several key tiles and query blocks, with mask and causal', async () => {

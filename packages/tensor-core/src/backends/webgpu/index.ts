@@ -199,6 +199,8 @@ export class WebGPUBackend implements Backend<GpuStorage> {
   private lost: string | null = null;
   /** Outputs per invocation along each tile side (4: 256 invocations of 4×4; 8: 64 of 8×8). */
   gemmRegs = 8;
+  /** Split-K kicks in below this many output tiles (GPUs need many workgroups; CPU drivers few). */
+  splitKBelowTiles = 32;
   private gpuError: string | null = null;
 
   constructor(
@@ -216,6 +218,8 @@ export class WebGPUBackend implements Backend<GpuStorage> {
       maxGroups: l.maxComputeWorkgroupsPerDimension,
       metaAlign: Math.max(16, l.minStorageBufferOffsetAlignment) / 4,
     };
+    // Software Vulkan drivers run a handful of workgroups in parallel: split-K only for tiny outputs.
+    if (/llvmpipe|lavapipe|swiftshader/i.test(this.adapterName)) this.splitKBelowTiles = 4;
     this.metaBuf = device.createBuffer({ size: META_WORDS * 4, usage: STORAGE | COPY_DST });
     void device.lost.then((info) => {
       this.lost = `${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''}`;
@@ -753,7 +757,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     const tiles = Math.ceil(M / 64) * Math.ceil(N / 64) * Z;
     let splits = 1;
-    if (tiles < 32 && K >= 512) splits = Math.max(1, Math.min(Math.floor(64 / tiles), Math.ceil(K / 256), Math.floor(65535 / Z)));
+    if (tiles < this.splitKBelowTiles && K >= 512) splits = Math.max(1, Math.min(Math.floor((2 * this.splitKBelowTiles) / tiles), Math.ceil(K / 256), Math.floor(65535 / Z)));
     let kchunk = roundUp(Math.ceil(K / splits), 16);
     splits = Math.ceil(K / kchunk);
     if (splits === 1) kchunk = K;
