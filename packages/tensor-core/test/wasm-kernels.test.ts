@@ -125,6 +125,27 @@ describe('wasm kernels at block-crossing sizes', () => {
     expectClose(c3, g3, 1e-4);
   });
 
+  it('large elementwise add/sub/mul/div: same shape, scalar, per-row and swapped broadcasts', async () => {
+    const shape = [4, 260, 1032]; // > 2^20 elements, rows a multiple of 4
+    const [a, e] = await both(() => r(shape, 50).mul(r(shape, 51)).sub(r(shape, 52).div(r(shape, 53).abs().add(1))));
+    expectClose(a, e, 1e-5);
+    const [b, f] = await both(() => r(shape, 54).mul(0.125).add(3).sub(r([4, 260, 1], 55)).div(r([4, 260, 1], 56).abs().add(1)));
+    expectClose(b, f, 1e-5);
+    const [c, g] = await both(() => k.add(r([1032], 57), r(shape, 58)).mul(k.sub(2, r(shape, 59))));
+    expectClose(c, g, 1e-5);
+  });
+
+  it('large transcendental unaries (exp, sigmoid, silu, tanh, gelu erf/tanh) with a ragged tail', async () => {
+    const shape = [3, 7001]; // > 2^14 elements, n % 4 != 0
+    const x = () => r(shape, 60).mul(4);
+    for (const f of [(t: Tensor) => t.exp(), (t: Tensor) => t.sigmoid(), (t: Tensor) => t.silu(), (t: Tensor) => t.tanh(), (t: Tensor) => t.gelu(), (t: Tensor) => t.gelu({ approximate: 'tanh' })]) {
+      const [a, e] = await both(() => f(x()));
+      expectClose(a, e, 2e-6);
+    }
+    const [big, bigE] = await both(() => r(shape, 61).mul(40).exp().add(r(shape, 62).mul(-40).exp()).log());
+    expectClose(big, bigE, 1e-5);
+  });
+
   it('adamw matches the cpu kernel', async () => {
     const step = async () => {
       const p = r([1003], 31);

@@ -240,6 +240,19 @@ export class Fn {
   vdiv(): this {
     return this.simd(0xe7);
   }
+  vabs(): this {
+    return this.simd(0xe0);
+  }
+  vand(): this {
+    return this.simd(0x4e);
+  }
+  vor(): this {
+    return this.simd(0x50);
+  }
+  /** i32x4.splat */
+  visplat(): this {
+    return this.simd(0x11);
+  }
   vsqrt(): this {
     return this.simd(0xe3);
   }
