@@ -276,3 +276,43 @@ export function fastReduce(op: ReduceOp, x: WView, axes: readonly number[]): Typ
   out.set(acc);
   return out;
 }
+
+/** `dst` window ← `src` for f32 views of one shape (cat, pad, slice gradients). */
+export function fastCopyInto(dst: WView, src: WView): boolean {
+  if (dst.dtype !== 'float32' || src.dtype !== 'float32') return false;
+  const D = dst.storage as Float32Array;
+  const S = src.storage as Float32Array;
+  const r = dst.shape.length;
+  const ld = r ? dst.strides[r - 1] : 1;
+  const ls = r ? src.strides[r - 1] : 1;
+  forRows(dst.shape, dst.strides, dst.offset, src.strides, src.offset, (od, os, _o, len) => {
+    if (ld === 1 && ls === 1) D.set(S.subarray(os, os + len), od);
+    else for (let j = 0; j < len; j++) D[od + j * ld] = S[os + j * ls];
+  });
+  return true;
+}
+
+/** where(cond, a, b) for f32 a/b and a bool cond, all expanded to one shape. */
+export function fastWhere(cond: WView, a: WView, b: WView, outDtype: DType): TypedArray | null {
+  if (outDtype !== 'float32' || a.dtype !== 'float32' || b.dtype !== 'float32' || cond.dtype !== 'bool') return null;
+  const n = numel(a.shape);
+  const out = pool.f32(n);
+  const A = a.storage as Float32Array;
+  const B = b.storage as Float32Array;
+  const Cd = cond.storage as Uint8Array;
+  const r = a.shape.length;
+  const la = r ? a.strides[r - 1] : 1;
+  const lb = r ? b.strides[r - 1] : 1;
+  const lc = r ? cond.strides[r - 1] : 1;
+  // Rows of a and cond through the odometer; b's row offsets from a second pass over (b, cond).
+  const bOffs: number[] = [];
+  forRows(a.shape, b.strides, b.offset, b.strides, b.offset, (ib) => {
+    bOffs.push(ib);
+  });
+  let row = 0;
+  forRows(a.shape, a.strides, a.offset, cond.strides, cond.offset, (ia, ic, o, len) => {
+    let ib = bOffs[row++];
+    for (let j = o; j < o + len; j++, ia += la, ib += lb, ic += lc) out[j] = Cd[ic] !== 0 ? A[ia] : B[ib];
+  });
+  return out;
+}

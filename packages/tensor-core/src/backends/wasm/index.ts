@@ -18,7 +18,7 @@ import { Engine } from './pool.js';
 import { WIN_MAT, WIN_TILE } from './winograd.js';
 import { pool } from './bufpool.js';
 import type { EngineOptions } from './pool.js';
-import { fastBinary, fastReduce, fastUnary } from './elementwise.js';
+import { fastBinary, fastCopyInto, fastReduce, fastUnary, fastWhere } from './elementwise.js';
 
 export interface WasmBackendOptions extends EngineOptions {
   /**
@@ -177,13 +177,13 @@ export class WasmBackend implements Backend<TypedArray> {
     return out;
   }
   where(cond: WView, a: WView, b: WView, outDtype: DType): TypedArray {
-    return this.cpu.where(cond, a, b, outDtype);
+    return fastWhere(cond, a, b, outDtype) ?? this.cpu.where(cond, a, b, outDtype);
   }
   reduce(op: ReduceOp, x: WView, axes: readonly number[]): TypedArray {
     return fastReduce(op, x, axes) ?? this.cpu.reduce(op, x, axes);
   }
   copyInto(dst: WView, src: WView): void {
-    this.cpu.copyInto(dst, src);
+    if (!fastCopyInto(dst, src)) this.cpu.copyInto(dst, src);
   }
   gatherRows(table: WView, index: WView): TypedArray {
     return this.cpu.gatherRows(table, index);
