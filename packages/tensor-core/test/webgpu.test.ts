@@ -234,6 +234,12 @@ suite('webgpu backend', () => {
     expect(() => k.zeros([n])).toThrow(new RegExp(`${n * 4} bytes.*maxStorageBufferBindingSize of ${limit}`));
   });
 
+  it('rejects attention head dims that do not fit workgroup memory', () => {
+    const q = k.zeros([1, 2, 2000]);
+    expect(() => k.scaledDotProductAttention(q, q, q)).toThrow(/head dims E=2000/);
+    q.dispose();
+  });
+
   it('rejects float64 with a clear error', () => {
     expect(() => k.zeros([2], { dtype: 'float64' })).toThrow(/float64 is not supported/);
   });

@@ -1316,6 +1316,11 @@ ${body}
     if (B * Lq * Ev === 0) return out;
     const TQ = 64;
     const budget = Math.min(this.limits.maxWorkgroupStorage, 16384) - 1024;
+    if ((E + Ev) * 4 > budget) {
+      throw new BackendError(
+        `webgpu: attention head dims E=${E}, Ev=${Ev} need ${(E + Ev) * 4} bytes of workgroup memory per key, more than the ${budget} this kernel budgets; use head dims up to ${Math.floor(budget / 8)} or the cpu/wasm backend`,
+      );
+    }
     const TK = Math.max(1, Math.min(32, Math.floor(budget / ((E + Ev) * 4))));
     const views = [q, k, v, ...(mask ? [mask] : [])];
     const names = ['q', 'k', 'v', ...(mask ? ['mk'] : [])];
