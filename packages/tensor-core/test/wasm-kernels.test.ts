@@ -146,6 +146,25 @@ describe('wasm kernels at block-crossing sizes', () => {
     expectClose(big, bigE, 1e-5);
   });
 
+  it('reductions over any axes of contiguous and strided views (bias gradients, NaN in max)', async () => {
+    const cases: (() => Tensor)[] = [
+      () => r([2, 6, 5, 7], 70).sum([0, 2, 3]),
+      () => r([2, 6, 5, 7], 71).sum([1, 3], true),
+      () => r([2, 6, 5, 7], 72).max(2),
+      () => r([2, 6, 5, 7], 73).permute([3, 1, 0, 2]).min([0, 2]),
+      () => r([4, 5, 6], 74).transpose(0, 2).sum([1]),
+      () => r([3, 4], 75).log().max(1), // NaN rows propagate
+    ];
+    for (const fn of cases) {
+      const [a, e] = await both(fn);
+      expect(a.length).toBe(e.length);
+      for (let i = 0; i < e.length; i++) {
+        if (Number.isNaN(e[i])) expect(a[i]).toBeNaN();
+        else expect(Math.abs(a[i] - e[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(e[i])));
+      }
+    }
+  });
+
   it('adamw matches the cpu kernel', async () => {
     const step = async () => {
       const p = r([1003], 31);

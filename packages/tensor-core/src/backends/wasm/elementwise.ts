@@ -225,13 +225,72 @@ export function fastBinary(op: BinaryOp, a: WView, b: WView, outDtype: DType): T
   return out;
 }
 
-/** Reductions of a contiguous f32 view over a suffix (rows) or a prefix (columns) of its axes. */
+/**
+ * Any f32 reduction: dims merged where memory allows, then per output element an odometer over
+ * the reduced dims with the innermost one as a tight loop (f64 accumulation for sums).
+ */
+function generalReduce(op: ReduceOp, x: WView, axes: readonly number[]): Float32Array {
+  const dims: { size: number; stride: number; red: boolean }[] = [];
+  x.shape.forEach((size, i) => {
+    if (size === 1) return;
+    const red = axes.includes(i);
+    const last = dims[dims.length - 1];
+    if (last && last.red === red && last.stride === x.strides[i] * size) {
+      last.size *= size;
+      last.stride = x.strides[i];
+    } else dims.push({ size, stride: x.strides[i], red });
+  });
+  const kept = dims.filter((d) => !d.red);
+  const red = dims.filter((d) => d.red);
+  const nOut = kept.reduce((a, d) => a * d.size, 1);
+  const out = pool.f32(nOut);
+  const s = x.storage as Float32Array;
+  const inner = red.length ? red[red.length - 1] : { size: 1, stride: 0 };
+  const outer = red.slice(0, -1);
+  const nOuter = outer.reduce((a, d) => a * d.size, 1);
+  const kIdx = new Array<number>(kept.length).fill(0);
+  const rIdx = new Array<number>(outer.length).fill(0);
+  let kBase = x.offset;
+  for (let o = 0; o < nOut; o++) {
+    let acc = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+    rIdx.fill(0);
+    let base = kBase;
+    for (let r = 0; r < nOuter; r++) {
+      const st = inner.stride;
+      if (op === 'sum') for (let j = 0, p = base; j < inner.size; j++, p += st) acc += s[p];
+      else
+        for (let j = 0, p = base; j < inner.size; j++, p += st) {
+          const v = s[p];
+          if (v !== v || acc !== acc) acc = NaN;
+          else if (op === 'max' ? v > acc : v < acc) acc = v;
+        }
+      for (let d = outer.length - 1; d >= 0; d--) {
+        base += outer[d].stride;
+        if (++rIdx[d] < outer[d].size) break;
+        base -= outer[d].stride * outer[d].size;
+        rIdx[d] = 0;
+      }
+    }
+    out[o] = acc;
+    for (let d = kept.length - 1; d >= 0; d--) {
+      kBase += kept[d].stride;
+      if (++kIdx[d] < kept[d].size) break;
+      kBase -= kept[d].stride * kept[d].size;
+      kIdx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Reductions of an f32 view; contiguous suffix (rows) and prefix (columns) cases have tight loops. */
 export function fastReduce(op: ReduceOp, x: WView, axes: readonly number[]): TypedArray | null {
-  if (x.dtype !== 'float32' || !isContiguous(x.shape, x.strides) || axes.length === 0) return null;
+  if (x.dtype !== 'float32' || axes.length === 0) return null;
+  if (numel(x.shape) === 0) return null;
+  if (!isContiguous(x.shape, x.strides)) return generalReduce(op, x, axes);
   const rank = x.shape.length;
   const suffix = axes.every((ax, i) => ax === rank - axes.length + i);
   const prefix = axes.every((ax, i) => ax === i);
-  if (!suffix && !prefix) return null;
+  if (!suffix && !prefix) return generalReduce(op, x, axes);
   const s = x.storage as Float32Array;
   const base = x.offset;
   const red = numel(axes.map((a) => x.shape[a]));
