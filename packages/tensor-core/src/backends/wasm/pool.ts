@@ -92,9 +92,18 @@ interface WorkerLike {
   terminate(): unknown;
 }
 
-function defaultThreads(): number {
+async function defaultThreads(): Promise<number> {
   const env = isNode ? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_WASM_THREADS : undefined;
   if (env && Number(env) >= 1) return Math.floor(Number(env));
+  if (isNode) {
+    // Node 20 has no `navigator`; ask the os module.
+    try {
+      const os = await nodeImport<typeof import('node:os')>('node:os');
+      return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+    } catch {
+      return 1;
+    }
+  }
   const hc = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
   return Math.max(1, hc ?? 1);
 }
@@ -140,7 +149,7 @@ export class Engine {
       }
     }
     const canShare = typeof SharedArrayBuffer !== 'undefined' && (isNode || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
-    let threads = Math.max(1, Math.floor(options.threads ?? defaultThreads()));
+    let threads = Math.max(1, Math.floor(options.threads ?? (await defaultThreads())));
     if (!canShare) threads = 1;
     const config: KernelConfig = { ...DEFAULT_CONFIG, ...options.kernel, relaxed };
     const shared = threads > 1;
