@@ -1,5 +1,5 @@
 import { KilnError } from './errors.js';
-import { keep, noGrad } from './runtime.js';
+import { keep, noGrad, tidy } from './runtime.js';
 import type { Tensor } from './tensor.js';
 import { add, detach, fullLike } from './ops/index.js';
 
@@ -64,7 +64,9 @@ export function backward(root: Tensor, grad: Tensor | undefined, retainGraph: bo
         if (acc !== g) g.dispose();
         continue;
       }
-      const inputGrads = node.backward(g);
+      // In a tidy scope: the rule's intermediates (recomputed activations, partial products) are
+      // freed as soon as it returns; only the input gradients it returns survive.
+      const inputGrads = tidy(() => node.backward(g));
       node.inputs.forEach((input, j) => {
         let gi = inputGrads[j];
         if (!gi || !input.requiresGrad) return;
