@@ -165,6 +165,24 @@ describe('wasm kernels at block-crossing sizes', () => {
     }
   });
 
+  it('backward frees the intermediates of gradient rules (no growth across steps)', async () => {
+    const [q, kk, v] = [80, 81, 82].map((s) => r([2, 3, 40, 8], s).requiresGrad_(true));
+    const step = () => {
+      const y = k.scaledDotProductAttention(q, kk, v);
+      y.square().mean().backward();
+      y.dispose();
+      for (const t of [q, kk, v]) {
+        t.grad!.dispose();
+        t.grad = null;
+      }
+    };
+    step();
+    const before = k.memory().liveBytes;
+    for (let i = 0; i < 3; i++) step();
+    expect(k.memory().liveBytes).toBe(before);
+    [q, kk, v].forEach((t) => t.dispose());
+  });
+
   it('adamw matches the cpu kernel', async () => {
     const step = async () => {
       const p = r([1003], 31);
