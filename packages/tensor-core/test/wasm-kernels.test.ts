@@ -168,9 +168,7 @@ describe('wasm kernels at block-crossing sizes', () => {
   it('backward frees the intermediates of gradient rules (no growth across steps)', async () => {
     const [q, kk, v] = [80, 81, 82].map((s) => r([2, 3, 40, 8], s).requiresGrad_(true));
     const step = () => {
-      const y = k.scaledDotProductAttention(q, kk, v);
-      y.square().mean().backward();
-      y.dispose();
+      k.tidy(() => k.scaledDotProductAttention(q, kk, v).square().mean().backward());
       for (const t of [q, kk, v]) {
         t.grad!.dispose();
         t.grad = null;
