@@ -54,6 +54,7 @@ const min = (f: Fn, a: Expr, b: Expr, tmpA: number, tmpB: number): Fn =>
 
 export function buildModule(c: KernelConfig, memory: { initial: number; maximum: number; shared: boolean }): Uint8Array {
   const { mr: MR, nr: NR } = c;
+  EXP_FMA.relaxed = c.relaxed;
   const NV = NR / 4;
   const fns: Fn[] = [];
   const idx = (f: Fn): number => fns.indexOf(f);
@@ -507,7 +508,8 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
     f.for(r, 0, (g) => g.get(rows), 1, () => {
       f.get(S).get(r).get(ld).mul().i32(4).mul().add().set(row);
       f.get(mask).get(r).get(n).mul().i32(4).mul().add().set(mrow);
-      // scale (+ mask) over the n real columns: 4 at a time, then the rest.
+      f.if((g) => g.get(mask).i32(0).ne().get(scale).f32(1).op(0x5c).op(0x72), () => {
+      // scale (+ mask) over the n real columns: 4 at a time, then the rest (skipped for scale 1, no mask).
       f.get(n).i32(-4).and().set(lim);
       f.if(
         (g) => g.get(mask),
@@ -527,6 +529,7 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
         f.get(row).get(jj).i32(4).mul().add().f32load().get(scale).fmul().set(mx);
         f.if((g) => g.get(mask), () => f.get(mrow).get(jj).i32(4).mul().add().f32load().get(mx).fadd().set(mx));
         f.get(row).get(jj).i32(4).mul().add().get(mx).f32store();
+      });
       });
       // causal: columns j > causal0 + r are -inf; padding columns [n, ld) too.
       f.get(n).set(lim);
@@ -905,24 +908,32 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
  * x ← exp(x) for f32x4 in local `x` (Cody–Waite reduction, degree-6 polynomial, 2^n by exponent
  * bits; ~2 ulp; underflows to 0 below -87.3, NaN stays NaN). `n` is a scratch v128 local.
  */
-function emitExp(f: Fn, x: number, n: number): void {
+function emitExp(f: Fn, x: number, n: number, relaxed = EXP_FMA.relaxed): void {
   const k = (v: number) => (g: Fn) => g.f32(v).vsplat();
-  // under = x < -87.3 (lane mask) kept in n for now? use a separate computation at the end.
   f.get(x).e(k(88.3762626647949)).vmin().e(k(-87.3365447504)).vmax().set(x);
   f.get(x).e(k(Math.LOG2E)).vmul().vnearest().set(n);
   // r = x - n*ln2_hi - n*ln2_lo
-  f.get(x).get(n).e(k(0.693359375)).vmul().vsub().get(n).e(k(-2.12194440e-4)).vmul().vsub().set(x);
-  // p(r) = 1 + r + r^2/2 + ... + r^6/720 (Horner), kept in the stack.
-  f.e(k(1 / 720)).get(x).vmul().e(k(1 / 120)).vadd();
-  f.get(x).vmul().e(k(1 / 24)).vadd();
-  f.get(x).vmul().e(k(1 / 6)).vadd();
-  f.get(x).vmul().e(k(0.5)).vadd();
-  f.get(x).vmul().e(k(1)).vadd();
-  f.get(x).vmul().e(k(1)).vadd();
+  if (relaxed) {
+    // relaxed_madd(a, b, c) = a*b + c
+    f.get(n).e(k(-0.693359375)).get(x).simd(0x105).set(x);
+    f.get(n).e(k(2.12194440e-4)).get(x).simd(0x105).set(x);
+  } else {
+    f.get(x).get(n).e(k(0.693359375)).vmul().vsub().get(n).e(k(-2.12194440e-4)).vmul().vsub().set(x);
+  }
+  // p(r) = 1 + r + r^2/2 + ... + r^6/720 (Horner), kept on the stack.
+  const coeffs = [1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1];
+  f.e(k(1 / 720));
+  for (const c of coeffs) {
+    if (relaxed) f.get(x).e(k(c)).simd(0x105);
+    else f.get(x).vmul().e(k(c)).vadd();
+  }
   // * 2^n
   f.get(n).vtrunc().i32(127).simd(0x11).viadd().i32(23).vishl().vmul().set(x);
   // Exact 0 where n hit the lower clamp (inputs below -87.3, including -inf).
   f.get(x).get(n).e(k(-125.5)).vlt().vandnot().set(x);
 }
+
+/** Whether `emitExp` may use relaxed FMA (set per module build). */
+const EXP_FMA = { relaxed: false };
 
 export { F32, I32, V128 };
