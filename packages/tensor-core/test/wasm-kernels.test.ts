@@ -99,6 +99,23 @@ describe('wasm kernels at block-crossing sizes', () => {
     }
   });
 
+  it('1x1 convolutions use the image as the GEMM operand (forward and both gradients)', async () => {
+    const xs = [3, 24, 7, 9];
+    const wsh = [17, 24, 1, 1];
+    const [y, ye] = await both(() => k.conv2d(r(xs, 90), r(wsh, 91), r([17], 92)));
+    expectClose(y, ye, 1e-4);
+    for (const which of [0, 1]) {
+      const [g, ge] = await both(() => {
+        const x = r(xs, 90).requiresGrad_(true);
+        const w = r(wsh, 91).requiresGrad_(true);
+        const out = k.conv2d(x, w);
+        out.mul(r(out.shape as number[], 93)).sum().backward();
+        return k.keep(which === 0 ? x.grad! : w.grad!);
+      });
+      expectClose(g, ge, 2e-4);
+    }
+  });
+
   it('attention over several query blocks, with mask and causal', async () => {
     const [a, e] = await both(() => k.scaledDotProductAttention(r([2, 3, 150, 16], 14), r([2, 3, 70, 16], 15), r([2, 3, 70, 24], 16)));
     expectClose(a, e, 1e-4);

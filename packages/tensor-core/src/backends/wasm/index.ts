@@ -297,6 +297,11 @@ export class WasmBackend implements Backend<TypedArray> {
     return this.engine.desc(f);
   }
 
+  /** 1×1, stride 1, no padding: the image itself is the GEMM operand (no im2col). */
+  private pointwise(wShape: readonly number[], p: Conv2dParams): boolean {
+    return p.groups === 1 && wShape[2] === 1 && wShape[3] === 1 && p.stride[0] === 1 && p.stride[1] === 1 && p.padding[0] === 0 && p.padding[1] === 0;
+  }
+
   // ---- Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions ----
   private winoOk(C: number, O: number, wShape: readonly number[], p: Conv2dParams, tiles: number): boolean {
     if (!this.winograd || p.groups !== 1 || wShape[2] !== 3 || wShape[3] !== 3) return false;
@@ -340,6 +345,11 @@ export class WasmBackend implements Backend<TypedArray> {
     const xs = this.stageContig(x);
     const ws_ = this.stageContig(w);
     const y = e.alloc(out.length * 4);
+    if (this.pointwise(w.shape, p)) {
+      this.gemm(ws_, g.C, 1, 0, xs, g.P, 1, g.C * g.P, y, g.P, g.O * g.P, g.O, g.P, g.C, g.N, false, this.workspaces());
+      out.set(e.f32.subarray(y / 4, y / 4 + out.length));
+      return out;
+    }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.Ho / 4) * Math.ceil(g.Wo / 4))) {
       const U = e.alloc(36 * g.O * g.C * 4);
       this.winoMat('task_wino_w', { src: ws_, sA: g.C * 9, sB: 9, sI: 3, sJ: 1, nA: g.O, nB: g.C, dst: U, dA: g.C, dB: 1, dI: 6 * g.O * g.C, dJ: g.O * g.C });
@@ -370,6 +380,11 @@ export class WasmBackend implements Backend<TypedArray> {
     const gys = this.stageContig(gy);
     const ws_ = this.stageContig(w);
     const gx = e.alloc(out.length * 4);
+    if (this.pointwise(w.shape, p)) {
+      this.gemm(ws_, 1, g.C, 0, gys, g.P, 1, g.O * g.P, gx, g.P, g.C * g.P, g.C, g.P, g.O, g.N, false, this.workspaces());
+      out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
+      return out;
+    }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.H / 4) * Math.ceil(g.W / 4))) {
       // The input gradient is the forward conv of gy with w flipped and transposed, padding 2 - p.
       const U = e.alloc(36 * g.O * g.C * 4);
@@ -406,6 +421,12 @@ export class WasmBackend implements Backend<TypedArray> {
     const tilesH = Math.ceil(g.Ho / 4);
     const tilesW = Math.ceil(g.Wo / 4);
     const T = g.N * tilesH * tilesW;
+    if (this.pointwise(weightShape, p)) {
+      // gw[O, C] = Σ_n gy[n][O, P] · x[n]ᵀ[P, C] (C batch stride 0: accumulate over images)
+      this.gemm(gys, g.P, 1, g.O * g.P, xs, 1, g.P, g.C * g.P, gw, g.C, 0, g.O, g.C, g.P, g.N, false, this.workspaces());
+      out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
+      return out;
+    }
     if (this.winoOk(g.C, g.O, weightShape, p, T)) {
       // Z[ξ] = Σ_tiles (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, then dg = Gᵀ Z G.
       const Vt = e.alloc(36 * T * g.C * 4);
