@@ -100,17 +100,32 @@ export function winogradFns(): Fn[] {
       f.get(F.src).get(u).get(F.H).mul().get(F.W).mul().i32(4).mul().add().set(plane);
       f.for(ty, 0, (g) => g.get(F.tilesH), 1, () => {
         f.for(tx, 0, (g) => g.get(F.tilesW), 1, () => {
-          for (let k = 0; k < q; k++) {
-            f.get(ty).i32(4).mul().get(F.ph).sub().i32(k).add().set(ih);
-            for (let l = 0; l < q; l++) {
-              f.get(tx).i32(4).mul().get(F.pw).sub().i32(l).add().set(iw);
-              f.f32(0).set(X[k * q + l]);
-              f.if(
-                (g) => g.get(ih).i32(0).ges().get(ih).get(F.H).lts().and().get(iw).i32(0).ges().and().get(iw).get(F.W).lts().and(),
-                () => f.get(plane).get(ih).get(F.W).mul().get(iw).add().i32(4).mul().add().f32load().set(X[k * q + l]),
-              );
-            }
-          }
+          f.get(ty).i32(4).mul().get(F.ph).sub().set(ih);
+          f.get(tx).i32(4).mul().get(F.pw).sub().set(iw);
+          f.if(
+            (g) => g.get(ih).i32(0).ges().get(iw).i32(0).ges().and().get(ih).i32(q).add().get(F.H).les().and().get(iw).i32(q).add().get(F.W).les().and(),
+            () => {
+              // Interior tile: no bounds checks, constant column offsets.
+              f.get(plane).get(ih).get(F.W).mul().get(iw).add().i32(4).mul().add().set(base);
+              for (let kk = 0; kk < q; kk++) {
+                for (let l = 0; l < q; l++) f.get(base).f32load(4 * l).set(X[kk * q + l]);
+                f.get(base).get(F.W).i32(4).mul().add().set(base);
+              }
+            },
+            () => {
+              for (let kk = 0; kk < q; kk++) {
+                f.get(ty).i32(4).mul().get(F.ph).sub().i32(kk).add().set(ih);
+                for (let l = 0; l < q; l++) {
+                  f.get(tx).i32(4).mul().get(F.pw).sub().i32(l).add().set(iw);
+                  f.f32(0).set(X[kk * q + l]);
+                  f.if(
+                    (g) => g.get(ih).i32(0).ges().get(ih).get(F.H).lts().and().get(iw).i32(0).ges().and().get(iw).get(F.W).lts().and(),
+                    () => f.get(plane).get(ih).get(F.W).mul().get(iw).add().i32(4).mul().add().f32load().set(X[kk * q + l]),
+                  );
+                }
+              }
+            },
+          );
           sandwich(f, L, X, out);
           f.get(n).get(F.tilesH).mul().get(ty).add().get(F.tilesW).mul().get(tx).add().set(tile);
           f.get(F.dst).get(c).get(F.sC).mul().get(tile).get(F.sT).mul().add().i32(4).mul().add().set(base);
@@ -176,19 +191,20 @@ export function winogradFns(): Fn[] {
     const [a, a0, a1, b, sbase, dbase] = Array.from({ length: 6 }, () => f.local(I32));
     const X = Array.from({ length: q * q }, () => f.local(F32));
     const out = Array.from({ length: p * p }, () => f.local(F32));
+    // Byte offsets of every element, computed once.
+    const sOff = Array.from({ length: q * q }, () => f.local(I32));
+    const dOff = Array.from({ length: p * p }, () => f.local(I32));
+    for (let i = 0; i < q; i++) for (let j = 0; j < q; j++) f.get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul().set(sOff[i * q + j]);
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) f.get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul().set(dOff[i * p + j]);
     f.get(F.nA).get(t).mul().get(T).divs().set(a0);
     f.get(F.nA).get(t).i32(1).add().mul().get(T).divs().set(a1);
     f.for(a, (g) => g.get(a0), (g) => g.get(a1), 1, () => {
       f.for(b, 0, (g) => g.get(F.nB), 1, () => {
         f.get(F.src).get(a).get(F.sA).mul().get(b).get(F.sB).mul().add().i32(4).mul().add().set(sbase);
-        for (let i = 0; i < q; i++)
-          for (let j = 0; j < q; j++)
-            f.get(sbase).get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul().add().f32load().set(X[i * q + j]);
+        for (let i = 0; i < q * q; i++) f.get(sbase).get(sOff[i]).add().f32load().set(X[i]);
         sandwich(f, L, X, out);
         f.get(F.dst).get(a).get(F.dA).mul().get(b).get(F.dB).mul().add().i32(4).mul().add().set(dbase);
-        for (let i = 0; i < p; i++)
-          for (let j = 0; j < p; j++)
-            f.get(dbase).get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul().add().get(out[i * p + j]).f32store();
+        for (let i = 0; i < p * p; i++) f.get(dbase).get(dOff[i]).add().get(out[i]).f32store();
       });
     });
     fns.push(f);
