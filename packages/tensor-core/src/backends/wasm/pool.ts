@@ -119,6 +119,7 @@ export class Engine {
   private f32Cache: Float32Array;
   private i32Cache: Int32Array;
   private top = SCRATCH_BASE;
+  private broken: string | null = null;
   peakScratch = 0;
 
   private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, threads: number, config: KernelConfig) {
@@ -174,6 +175,9 @@ export class Engine {
           w.once('message', () => resolve());
           w.once('error', reject);
         }));
+        w.on('exit', (code: number) => {
+          if (this.workers.length) this.broken ??= `wasm backend: worker thread ${i + 1} exited (code ${code})`;
+        });
         this.workers.push(w);
       }
     } else {
@@ -182,7 +186,10 @@ export class Engine {
         const w = new Worker(url);
         ready.push(new Promise((resolve, reject) => {
           w.onmessage = () => resolve();
-          w.onerror = (e) => reject(new Error(String(e.message)));
+          w.onerror = (e) => {
+            this.broken ??= `wasm backend: worker thread ${i + 1} failed: ${String(e.message)}`;
+            reject(new Error(String(e.message)));
+          };
         }));
         w.postMessage({ module, memory: this.memory, t: i + 1, tasks });
         this.workers.push(w);
@@ -235,6 +242,7 @@ export class Engine {
 
   /** Runs `task` on all threads with descriptor `desc` and waits for all of them. */
   run(task: TaskName, desc: number): void {
+    if (this.broken) throw new Error(this.broken);
     const T = this.threads;
     const ctrl = this.ctrl;
     if (T > 1) {
@@ -256,6 +264,7 @@ export class Engine {
       for (;;) {
         const d = Atomics.load(ctrl, CTRL.done);
         if (d >= want) break;
+        if (this.broken) throw new Error(this.broken);
         if (isNode) Atomics.wait(ctrl, CTRL.done, d, 1000);
       }
       if (Atomics.load(ctrl, CTRL.error)) {
@@ -267,6 +276,7 @@ export class Engine {
   }
 
   dispose(): void {
+    this.broken ??= 'wasm backend: used after dispose()';
     if (this.workers.length) {
       Atomics.store(this.ctrl, CTRL.task, -1);
       Atomics.add(this.ctrl, CTRL.gen, 1);
