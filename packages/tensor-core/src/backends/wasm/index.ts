@@ -48,6 +48,17 @@ export function contig(v: WView): Float32Array {
   return out;
 }
 
+/** An int32 view's elements in logical order. */
+function contigI32(v: WView): Int32Array {
+  const s = v.storage as Int32Array;
+  const n = numel(v.shape);
+  const idx = offsets(v.shape, v.strides, v.offset);
+  if (idx === null) return s.subarray(v.offset, v.offset + n);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = s[idx[i]];
+  return out;
+}
+
 const isF32 = (...vs: (WView | null)[]): boolean => vs.every((v) => v === null || v.dtype === 'float32');
 
 export class WasmBackend implements Backend<TypedArray> {
@@ -186,10 +197,31 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!fastCopyInto(dst, src)) this.cpu.copyInto(dst, src);
   }
   gatherRows(table: WView, index: WView): TypedArray {
-    return this.cpu.gatherRows(table, index);
+    if (table.dtype !== 'float32' || index.dtype !== 'int32' || !isContiguous(table.shape, table.strides)) return this.cpu.gatherRows(table, index);
+    // Row copies straight from the table (the reference kernel widens the whole table to f64).
+    const [R, C] = table.shape;
+    const ids = contigI32(index);
+    const t = table.storage as Float32Array;
+    const out = pool.f32(ids.length * C);
+    for (let n = 0; n < ids.length; n++) {
+      const r = ids[n];
+      if (r < 0 || r >= R) throw new RangeError(`index ${r} is out of range for ${R} rows`);
+      out.set(t.subarray(table.offset + r * C, table.offset + (r + 1) * C), n * C);
+    }
+    return out;
   }
   scatterAddRows(src: WView, index: WView, rows: number): TypedArray {
-    return this.cpu.scatterAddRows(src, index, rows);
+    if (src.dtype !== 'float32' || index.dtype !== 'int32') return this.cpu.scatterAddRows(src, index, rows);
+    const C = src.shape[1];
+    const s = contig(src);
+    const ids = contigI32(index);
+    const out = pool.f32(rows * C).fill(0);
+    for (let n = 0; n < ids.length; n++) {
+      const o = ids[n] * C;
+      const i = n * C;
+      for (let c = 0; c < C; c++) out[o + c] += s[i + c];
+    }
+    return out;
   }
 
   // ---- staging ----
