@@ -40,9 +40,9 @@ export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps:
 export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
 export const ADAMW = { p: 0, g: 1, m: 2, v: 3, n: 4, decay: 5, b1: 6, c1: 7, b2: 8, c2: 9, stepSize: 10, invBc2: 11, eps: 12 } as const;
 export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw', 'task_binary', 'task_unary', ...WINOGRAD_TASKS] as const;
-/** Elementwise unary in place: op 0 exp, 1 sigmoid, 2 silu, 3 tanh, 4 gelu (erf), 5 gelu (tanh). */
+/** Elementwise unary in place: op 0 exp, 1 sigmoid, 2 silu, 3 tanh, 4 gelu (erf), 5 gelu (tanh), 6 erf. */
 export const UN = { op: 0, a: 1, n: 2 } as const;
-export const UNARY_CODES = { exp: 0, sigmoid: 1, silu: 2, tanh: 3, gelu: 4, geluTanh: 5 } as const;
+export const UNARY_CODES = { exp: 0, sigmoid: 1, silu: 2, tanh: 3, gelu: 4, geluTanh: 5, erf: 6 } as const;
 /** Elementwise binary: op 0 add, 1 sub, 2 mul, 3 div; mode 0: b same size, 1: b scalar, 2: one b per row of D. */
 export const BIN = { op: 0, a: 1, b: 2, n: 3, mode: 4, D: 5 } as const;
 export type TaskName = (typeof TASKS)[number];
@@ -805,6 +805,18 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
       emitExp(f, z, s);
       f.e(k(1)).e(k(2)).get(z).e(k(1)).vadd().vdiv().vsub().set(y);
     };
+    // y ← erf(w) for w ≥ 0 (uses z, s).
+    const erfAbs = () => {
+      f.e(k(1)).e(k(1)).e(k(0.3275911)).get(w).vmul().vadd().vdiv().set(y); // t
+      f.e(k(1.061405429)).get(y).vmul().e(k(-1.453152027)).vadd();
+      f.get(y).vmul().e(k(1.421413741)).vadd();
+      f.get(y).vmul().e(k(-0.284496736)).vadd();
+      f.get(y).vmul().e(k(0.254829592)).vadd();
+      f.get(y).vmul().set(y); // poly(t)
+      f.e(k(0)).get(w).get(w).vmul().vsub().set(z);
+      emitExp(f, z, s);
+      f.e(k(1)).get(y).get(z).vmul().vsub().set(y);
+    };
     const body: Record<number, () => void> = {
       0: () => {
         f.get(x).set(y);
@@ -826,17 +838,14 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
       4: () => {
         // erf(|x|/√2) by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), sign restored, then 0.5 x (1 + erf).
         f.get(x).vabs().e(k(Math.SQRT1_2)).vmul().set(w);
-        f.e(k(1)).e(k(1)).e(k(0.3275911)).get(w).vmul().vadd().vdiv().set(y); // t
-        f.e(k(1.061405429)).get(y).vmul().e(k(-1.453152027)).vadd();
-        f.get(y).vmul().e(k(1.421413741)).vadd();
-        f.get(y).vmul().e(k(-0.284496736)).vadd();
-        f.get(y).vmul().e(k(0.254829592)).vadd();
-        f.get(y).vmul().set(y); // poly(t)
-        f.e(k(0)).get(w).get(w).vmul().vsub().set(z);
-        emitExp(f, z, s);
-        f.e(k(1)).get(y).get(z).vmul().vsub().set(y); // erf(|z|)
+        erfAbs();
         f.get(x).i32(-2147483648).visplat().vand().get(y).vor().set(y); // copysign
         f.e(k(0.5)).get(x).vmul().e(k(1)).get(y).vadd().vmul().set(y);
+      },
+      6: () => {
+        f.get(x).vabs().set(w);
+        erfAbs();
+        f.get(x).i32(-2147483648).visplat().vand().get(y).vor().set(y);
       },
       5: () => {
         // 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))
