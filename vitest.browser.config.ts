@@ -9,17 +9,10 @@
  */
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
-const alias = readdirSync(packagesDir).map((name) => ({
-  find: `@kiln/${name}`,
-  replacement: `${packagesDir}${name}/src/index.ts`,
-}));
+import { kilnAliases } from './vitest.shared.js';
 
 export default defineConfig({
-  resolve: { alias },
+  resolve: { alias: kilnAliases },
   define: {
     __KILN_WEBGPU_REQUIRED__: JSON.stringify(Boolean(process.env.CI || process.env.KILN_WEBGPU_REQUIRED)),
   },

@@ -1,18 +1,13 @@
-import { defineConfig } from 'vitest/config';
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { configDefaults, defineConfig } from 'vitest/config';
+import { kilnAliases } from './vitest.shared.js';
 
-// Tests import every @kiln package from its source, so `npm test` needs no build step.
-const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
-const alias = readdirSync(packagesDir).map((name) => ({
-  find: `@kiln/${name}`,
-  replacement: `${packagesDir}${name}/src/index.ts`,
-}));
-
+// The Node suite. WebGPU suites run under vitest.webgpu.config.ts (once per Vulkan driver) and
+// browser suites under vitest.browser.config.ts; scripts/test.mjs runs all three.
 export default defineConfig({
-  resolve: { alias },
+  resolve: { alias: kilnAliases },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
+    exclude: [...configDefaults.exclude, 'packages/*/test/browser/**', 'packages/*/test/parity-webgpu*.test.ts', 'packages/*/test/webgpu*.test.ts'],
     testTimeout: 120_000,
     pool: 'forks',
   },

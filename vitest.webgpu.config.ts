@@ -1,6 +1,6 @@
 /**
- * The WebGPU suites under Node (Dawn): the op-parity suite, the webgpu backend's own tests and the
- * training examples on webgpu. `scripts/test.mjs` runs this config once per Vulkan driver:
+ * The WebGPU suites under Node (Dawn): the op-parity suite, the webgpu backend's own tests, the
+ * CLIP text model against PyTorch and the training examples on webgpu. `scripts/test.mjs` runs this config once per Vulkan driver:
  *
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json KILN_WEBGPU_REQUIRED=1 npx vitest run --config vitest.webgpu.config.ts
  *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json       KILN_WEBGPU_REQUIRED=1 npx vitest run --config vitest.webgpu.config.ts
@@ -8,19 +8,12 @@
  * With `CI` or `KILN_WEBGPU_REQUIRED` set, a missing adapter fails the run instead of skipping.
  */
 import { defineConfig } from 'vitest/config';
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
-const alias = readdirSync(packagesDir).map((name) => ({
-  find: `@kiln/${name}`,
-  replacement: `${packagesDir}${name}/src/index.ts`,
-}));
+import { kilnAliases, webgpuSuites } from './vitest.shared.js';
 
 export default defineConfig({
-  resolve: { alias },
+  resolve: { alias: kilnAliases },
   test: {
-    include: ['packages/*/test/parity-webgpu*.test.ts', 'packages/*/test/webgpu*.test.ts', 'examples/test/backends.test.ts'],
+    include: webgpuSuites,
     env: { KILN_TEST_BACKENDS: 'webgpu' },
     testTimeout: 300_000,
     pool: 'forks',

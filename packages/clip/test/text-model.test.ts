@@ -1,53 +1,13 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
 import { CLIPConfigError, CLIPTextModel } from '@kiln/clip';
+import { FIXTURE, ref, relError } from './text-model-fixture.js';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/tiny-clip-text', import.meta.url));
-const ref = JSON.parse(readFileSync(join(FIXTURE, 'reference.json'), 'utf8')) as {
-  input_ids: number[][];
-  last_hidden_state: number[][][];
-  hidden_states: number[][][][];
-  pooler_output: number[][];
-  num_parameters: number;
-};
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-clip-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** max |a − b| / max |b|: the relative error the issue bounds at 1e-4. */
-function relError(actual: ArrayLike<number>, expected: number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num = Math.max(num, Math.abs(actual[i] - expected[i]));
-    den = Math.max(den, Math.abs(expected[i]));
-  }
-  return num / den;
-}
-
-const backends = ['cpu', 'wasm'].filter((b) => k.listBackends().includes(b));
-
-describe.each(backends)('CLIPTextModel against PyTorch (%s)', (backend) => {
-  it('matches last hidden state, every hidden state and the pooled output to 1e-4', async () => {
-    await k.useBackend('cpu');
-    let model = await CLIPTextModel.fromPretrained(FIXTURE);
-    if (backend !== 'cpu') {
-      await k.useBackend(backend);
-      model = await model.toBackend(backend);
-    }
-    expect(model.numParameters()).toBe(ref.num_parameters);
-    const out = k.noGrad(() => model.forward(ref.input_ids));
-    expect(out.lastHiddenState.shape).toEqual([3, 16, 32]);
-    expect(relError(await out.lastHiddenState.data(), ref.last_hidden_state.flat(2))).toBeLessThan(1e-4);
-    expect(out.hiddenStates.length).toBe(4);
-    for (let i = 0; i < 4; i++) expect(relError(await out.hiddenStates[i].data(), ref.hidden_states[i].flat(2))).toBeLessThan(1e-4);
-    expect(relError(await out.poolerOutput.data(), ref.pooler_output.flat())).toBeLessThan(1e-4);
-    await k.useBackend('cpu');
-  });
-});
 
 describe('CLIPTextModel', () => {
   it('round-trips bit-exactly through savePretrained / fromPretrained', async () => {
