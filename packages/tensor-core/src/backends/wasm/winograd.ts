@@ -7,7 +7,7 @@
  *   weight grad:  W = A dy Aᵀ,  Z = Σ_tiles W ⊙ V (GEMMs over tiles),  dg = Gᵀ Z G
  *   input grad:   the forward with the weights flipped and transposed, padding 2 - p.
  */
-import { F32, Fn, I32 } from './emit.js';
+import { F32, Fn, I32, V128 } from './emit.js';
 import type { Expr } from './emit.js';
 
 export const BT = [
@@ -61,6 +61,42 @@ function sandwich(f: Fn, L: number[][], X: number[], out: number[]): void {
       else f.get(loc).f32(c).fmul().fadd();
     }
     if (first) f.f32(0);
+    f.set(dst);
+  };
+  for (let i = 0; i < p; i++)
+    for (let l = 0; l < q; l++)
+      lin(
+        L[i].map((c, k) => [c, X[k * q + l]]),
+        tmp[i * q + l],
+      );
+  for (let i = 0; i < p; i++)
+    for (let j = 0; j < p; j++)
+      lin(
+        L[j].map((c, l) => [c, tmp[i * q + l]]),
+        out[i * p + j],
+      );
+}
+
+
+/** `sandwich` on f32x4 locals: four independent small matrices at once. */
+function sandwichV(f: Fn, L: number[][], X: number[], out: number[]): void {
+  const p = L.length;
+  const q = L[0].length;
+  const tmp = Array.from({ length: p * q }, () => f.local(V128));
+  const lin = (terms: [number, number][], dst: number) => {
+    let first = true;
+    for (const [c, loc] of terms) {
+      if (c === 0) continue;
+      if (first) {
+        f.get(loc);
+        if (c === -1) f.simd(0xe1);
+        else if (c !== 1) f.f32(c).vsplat().vmul();
+        first = false;
+      } else if (c === 1) f.get(loc).vadd();
+      else if (c === -1) f.get(loc).vsub();
+      else f.get(loc).f32(c).vsplat().vmul().vadd();
+    }
+    if (first) f.f32(0).vsplat();
     f.set(dst);
   };
   for (let i = 0; i < p; i++)
@@ -179,7 +215,8 @@ export function winogradFns(): Fn[] {
     fns.push(f);
   }
 
-  // Small-matrix transforms: weights forward (G g Gᵀ) and the weight gradient back (Gᵀ Z G).
+  // Small-matrix transforms: weights forward (G g Gᵀ) and the weight gradient back (Gᵀ Z G), four
+  // items (consecutive b) per f32x4; the last group repeats its final item (same value written twice).
   const mat = (name: string, L: number[][]) => {
     const p = L.length;
     const q = L[0].length;
@@ -188,23 +225,40 @@ export function winogradFns(): Fn[] {
     const F: Record<string, number> = {};
     for (const key of Object.keys(WIN_MAT)) F[key] = f.local(I32);
     for (const [key, i] of Object.entries(WIN_MAT)) f.set(F[key], field(d, i));
-    const [a, a0, a1, b, sbase, dbase] = Array.from({ length: 6 }, () => f.local(I32));
-    const X = Array.from({ length: q * q }, () => f.local(F32));
-    const out = Array.from({ length: p * p }, () => f.local(F32));
-    // Byte offsets of every element, computed once.
-    const sOff = Array.from({ length: q * q }, () => f.local(I32));
-    const dOff = Array.from({ length: p * p }, () => f.local(I32));
-    for (let i = 0; i < q; i++) for (let j = 0; j < q; j++) f.get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul().set(sOff[i * q + j]);
-    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) f.get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul().set(dOff[i * p + j]);
+    const [a, a0, a1, b, bl, last] = Array.from({ length: 6 }, () => f.local(I32));
+    const sb = Array.from({ length: 4 }, () => f.local(I32));
+    const db = Array.from({ length: 4 }, () => f.local(I32));
+    const X = Array.from({ length: q * q }, () => f.local(V128));
+    const out = Array.from({ length: p * p }, () => f.local(V128));
     f.get(F.nA).get(t).mul().get(T).divs().set(a0);
     f.get(F.nA).get(t).i32(1).add().mul().get(T).divs().set(a1);
+    f.get(F.nB).i32(1).sub().set(last);
     f.for(a, (g) => g.get(a0), (g) => g.get(a1), 1, () => {
-      f.for(b, 0, (g) => g.get(F.nB), 1, () => {
-        f.get(F.src).get(a).get(F.sA).mul().get(b).get(F.sB).mul().add().i32(4).mul().add().set(sbase);
-        for (let i = 0; i < q * q; i++) f.get(sbase).get(sOff[i]).add().f32load().set(X[i]);
-        sandwich(f, L, X, out);
-        f.get(F.dst).get(a).get(F.dA).mul().get(b).get(F.dB).mul().add().i32(4).mul().add().set(dbase);
-        for (let i = 0; i < p * p; i++) f.get(dbase).get(dOff[i]).add().get(out[i]).f32store();
+      f.for(b, 0, (g) => g.get(F.nB), 4, () => {
+        for (let l = 0; l < 4; l++) {
+          f.get(b).i32(l).add().set(bl);
+          f.if((g) => g.get(bl).get(last).gts(), () => f.get(last).set(bl));
+          f.get(F.src).get(a).get(F.sA).mul().get(bl).get(F.sB).mul().add().i32(4).mul().add().set(sb[l]);
+          f.get(F.dst).get(a).get(F.dA).mul().get(bl).get(F.dB).mul().add().i32(4).mul().add().set(db[l]);
+        }
+        for (let i = 0; i < q; i++)
+          for (let j = 0; j < q; j++) {
+            const off = (g: Fn) => g.get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul();
+            f.get(sb[0]).e(off).add().f32load().vsplat();
+            for (let l = 1; l < 4; l++) {
+              f.get(sb[l]).e(off).add().f32load();
+              f.simd(0x20);
+              f.code.push(l);
+            }
+            f.set(X[i * q + j]);
+          }
+        sandwichV(f, L, X, out);
+        for (let i = 0; i < p; i++)
+          for (let j = 0; j < p; j++)
+            for (let l = 0; l < 4; l++) {
+              f.get(db[l]).get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul().add();
+              f.get(out[i * p + j]).vextract(l).f32store();
+            }
       });
     });
     fns.push(f);
