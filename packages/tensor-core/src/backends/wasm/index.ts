@@ -1,8 +1,9 @@
 /**
- * The `wasm` backend: compute-bound kernels (GEMM, convolutions through im2col + GEMM, fused
- * attention, softmax) run as emitted WebAssembly SIMD across worker threads; memory-bound fused
- * kernels (norms, AdamW, common elementwise cases) run as tight f32 loops directly on the tensor
- * buffers; everything else falls back to the cpu reference kernels.
+ * The `wasm` backend: GEMM, convolutions (Winograd F(4×4,3×3), 1×1 direct, im2col + GEMM),
+ * flash-style attention, softmax, groupNorm(+SiLU), layerNorm, AdamW and large elementwise ops
+ * run as emitted WebAssembly SIMD across worker threads; smaller or irregular f32 elementwise
+ * work runs as tight JS loops on the tensor buffers; everything else falls back to the cpu
+ * reference kernels. See README.md in this folder.
  *
  * Tensors live in their own ArrayBuffers (plain `Float32Array`s, like the cpu backend), outside the
  * WebAssembly memory, so the sum of live tensors is not capped by wasm32's 4 GiB: each kernel
