@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '../packages/tensor-core/src/index.ts';
@@ -54,6 +54,7 @@ class TorchServer {
   private waiting: ((line: string) => void)[] = [];
   private lines: string[] = [];
   private failed: string | null = null;
+  version = '';
   constructor() {
     // Passive OpenMP waits: idle PyTorch threads must not spin while the Kiln side is timed.
     this.proc = spawn('/usr/bin/python3', [join(here, 'torch_bench.py'), '--serve', '--threads', String(threads)], {
@@ -86,7 +87,9 @@ class TorchServer {
       console.error(this.failed);
       return null;
     }
-    return (JSON.parse(line) as { ms: number }).ms;
+    const j = JSON.parse(line) as { ms: number; torch: string; threads: number };
+    this.version = `${j.torch} (${j.threads} threads)`;
+    return j.ms;
   }
   close(): void {
     this.proc.stdin.end();
@@ -159,6 +162,8 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     node: process.version,
     threads,
+    cpu: `${cpus()[0]?.model ?? 'unknown'} × ${availableParallelism()}`,
+    torch: torch?.version ?? null,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
     notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case, first of each discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward).',
