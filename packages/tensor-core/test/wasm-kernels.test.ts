@@ -198,6 +198,42 @@ describe('wasm kernels at block-crossing sizes', () => {
     [q, kk, v].forEach((t) => t.dispose());
   });
 
+  it('a small UNet-like training step (conv, groupNorm+SiLU, attention, GEGLU, MSE, AdamW) matches cpu', async () => {
+    const run = async () => {
+      const params = [r([16, 8, 3, 3], 100), r([16], 101), r([16], 102), r([16, 16, 1, 1], 103), r([64, 16], 104), r([16, 32], 105)].map((t, i) =>
+        (i === 1 ? t.abs().add(0.5) : t.mul(0.2)).requiresGrad_(true),
+      );
+      const [w1, gamma, beta, w2, wff, wout] = params;
+      const x = r([2, 8, 16, 16], 106);
+      const target = r([2, 16, 16, 16], 107);
+      const loss = k.tidy(() => {
+        let h = k.conv2d(x, w1, null, { padding: 1 });
+        h = k.groupNormSilu(h, 4, gamma, beta, 1e-5);
+        h = k.conv2d(h, w2);
+        const seq = h.reshape([2, 16, 256]).transpose(1, 2); // [2, 256, 16]
+        const q = seq.reshape([2, 256, 2, 8]).transpose(1, 2);
+        const att = k.scaledDotProductAttention(q, q, q).transpose(1, 2).reshape([2, 256, 16]);
+        const [a, gate] = k.linear(att, wff).chunk(2, -1);
+        const ff = k.linear(a.mul(gate.gelu()), wout);
+        const y = seq.add(ff).transpose(1, 2).reshape([2, 16, 16, 16]);
+        const l = k.mseLoss(y, target);
+        l.backward();
+        return l;
+      });
+      const m = params.map((p) => k.zerosLike(p));
+      const v = params.map((p) => k.zerosLike(p));
+      params.forEach((p, i) => k.adamwUpdate(p, p.grad!, m[i], v[i], { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1 }));
+      const out = [(await loss.data()) as Float32Array, ...(await Promise.all(params.map(async (p) => (await p.grad!.data()) as Float32Array))), ...(await Promise.all(params.map(async (p) => (await p.data()) as Float32Array)))];
+      [loss, x, target, ...params, ...params.map((p) => p.grad!), ...m, ...v].forEach((t) => t.dispose());
+      return out;
+    };
+    await k.useBackend('cpu');
+    const e = await run();
+    await k.useBackend('wasm');
+    const a = await run();
+    a.forEach((arr, i) => expectClose(arr, e[i], 3e-4));
+  });
+
   it('adamw matches the cpu kernel', async () => {
     const step = async () => {
       const p = r([1003], 31);
