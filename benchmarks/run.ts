@@ -4,7 +4,11 @@
  * Writes results/latest.json and prints a table.
  *
  *   pnpm bench                      # all cases, threads = cores
- *   pnpm bench -- --threads 2 --reps 5 --cases gemm_1024,conv2d_3x3_fwd_bwd --no-torch
+ *   pnpm bench --threads 2 --reps 5 --cases gemm_1024,conv2d_3x3_fwd_bwd --no-torch
+ *   pnpm bench --backends wasm,cpu,webgpu   # other Kiln backends join when they initialise
+ *
+ * The cpu backend (the f64 reference) is skipped on the large cases (each case says why); the
+ * webgpu backend has its own runner for small shapes, benchmarks/webgpu.ts.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -122,11 +126,25 @@ async function main(): Promise<void> {
   const wasm = await createWasmBackend({ threads });
   k.registerBackend('wasm', () => wasm);
   const cases = CASES.filter((c) => !only || only.includes(c.name));
+  // Other Kiln backends (e.g. --backends wasm,cpu,webgpu) take part when they initialise here.
+  const unavailable = new Map<string, string>();
+  for (const b of backends) {
+    if (b === 'wasm' || b === 'cpu') continue;
+    try {
+      await k.initBackend(b);
+    } catch (err) {
+      unavailable.set(b, (err as Error).message);
+    }
+  }
   const entries: Entry[] = [];
   const torch = noTorch ? null : new TorchServer();
   const torchRuns = new Map<string, number[]>();
   for (const c of cases) {
     for (const b of backends) {
+      if (unavailable.has(b)) {
+        entries.push({ case: c.name, backend: b, threads: 1, median_ms: null, runs_ms: [], gflops: null, torch_median_ms: null, ratio_vs_torch: null, note: `unavailable: ${unavailable.get(b)}` });
+        continue;
+      }
       if (b === 'cpu' && c.skipCpu) {
         entries.push({ case: c.name, backend: b, threads: 1, median_ms: null, runs_ms: [], gflops: null, torch_median_ms: null, ratio_vs_torch: null, note: `skipped: ${c.skipCpu}` });
         continue;
