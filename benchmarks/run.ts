@@ -184,7 +184,7 @@ async function main(): Promise<void> {
     torch: torch?.version ?? null,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
-    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case, first of each discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward).',
+    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case, first of each discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
