@@ -132,6 +132,8 @@ describe('wasm kernels at block-crossing sizes', () => {
     expectClose(b, f, 1e-4);
     const [b2, f2] = await both(() => k.groupNormSilu(r([2, 64, 8, 12], 35).mul(3).add(1), 16, r([64], 26), r([64], 27), 1e-6));
     expectClose(b2, f2, 1e-4);
+    const [b4, f4] = await both(() => k.groupNorm(r([2, 8, 16, 16], 63).mul(0.5).add(100), 4));
+    expectClose(b4, f4, 3e-4);
     const [b3, f3] = await both(() => k.groupNorm(r([3, 6, 4], 36), 3));
     expectClose(b3, f3, 1e-4);
     const [c, g] = await both(() => k.layerNorm(r([3, 10, 320], 28), [320], r([320], 29), r([320], 30)));

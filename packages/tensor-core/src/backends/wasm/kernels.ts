@@ -593,17 +593,20 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
       // unit u = n * groups + g  ->  its elements start at u * size
       f.get(L.x).get(u).get(size).mul().i32(4).mul().add().set(base);
       f.get(base).get(size).i32(4).mul().add().set(end);
+      // One pass over x - x0 (x0: the group's first element, a shift that keeps the variance
+      // well conditioned): S1 = Σ(x - x0) in acc, S2 = Σ(x - x0)² in vsh.
+      f.get(base).v128splat32().set(e);
       f.f32(0).vsplat().set(acc);
-      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => f.get(acc).get(p).v128load().vadd().set(acc));
-      hsum(acc).get(size).fconvi().fdiv().set(mean);
-      f.get(mean).vsplat().set(e);
-      f.f32(0).vsplat().set(acc);
+      f.f32(0).vsplat().set(vsh);
       f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
         f.get(p).v128load().get(e).vsub().set(x);
-        f.get(acc).get(x).get(x).vmul().vadd().set(acc);
+        f.get(acc).get(x).vadd().set(acc);
+        f.get(vsh).get(x).get(x).vmul().vadd().set(vsh);
       });
+      hsum(acc).get(size).fconvi().fdiv().set(sc); // mean of the shifted values
+      f.get(e).vextract(0).get(sc).fadd().set(mean);
       f.f32(1);
-      hsum(acc).get(size).fconvi().fdiv().get(eps).fadd().fsqrt();
+      hsum(vsh).get(size).fconvi().fdiv().get(sc).get(sc).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
       f.fdiv().set(rstd);
       f.get(base).set(p);
       f.for(cc, 0, (g) => g.get(cg), 1, () => {
