@@ -107,13 +107,14 @@ async function timeCase(c: BenchCase, backend: string, torch: TorchServer | null
   const n = c.heavy ? Math.max(3, Math.ceil(reps / 2)) : reps;
   const kiln: number[] = [];
   const tt: number[] = [];
-  for (let i = 0; i <= n; i++) {
+  const warm = c.heavy ? 1 : 2;
+  for (let i = 0; i < n + warm; i++) {
     const t0 = performance.now();
     await c.run(state);
     const dt = performance.now() - t0;
     const td = torch ? await torch.run(c.name) : null;
-    // The first run of each side is warm-up (tier-up, scratch growth, allocator).
-    if (i > 0) {
+    // The first runs of each side are warm-up (scratch growth, buffer pool, allocator).
+    if (i >= warm) {
       kiln.push(dt);
       if (td !== null) tt.push(td);
     }
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
     torch: torch?.version ?? null,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
-    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case, first of each discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies.',
+    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
