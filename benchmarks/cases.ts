@@ -1,6 +1,6 @@
 /** The benchmark cases, shared by run.ts (Kiln side); torch_bench.py mirrors the shapes. */
-import * as k from '../packages/tensor-core/src/index.ts';
-import type { Tensor } from '../packages/tensor-core/src/index.ts';
+import * as k from '@kiln/tensor-core';
+import type { Tensor } from '@kiln/tensor-core';
 
 export interface BenchCase<S = any> {
   name: string;

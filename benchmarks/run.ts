@@ -16,10 +16,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as k from '../packages/tensor-core/src/index.ts';
-import { createWasmBackend } from '../packages/tensor-core/src/backends/wasm/index.ts';
-import { CASES } from './cases.ts';
-import type { BenchCase } from './cases.ts';
+import * as k from '@kiln/tensor-core';
+import { CASES } from './cases.js';
+import type { BenchCase } from './cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -124,8 +123,8 @@ async function timeCase(c: BenchCase, backend: string, torch: TorchServer | null
 }
 
 async function main(): Promise<void> {
-  const wasm = await createWasmBackend({ threads });
-  k.registerBackend('wasm', () => wasm);
+  k.registerWasmBackend({ threads });
+  const wasm = (await k.initBackend('wasm')) as k.WasmBackend;
   const cases = CASES.filter((c) => !only || only.includes(c.name));
   // Other Kiln backends (e.g. --backends wasm,cpu,webgpu) take part when they initialise here.
   const unavailable = new Map<string, string>();

@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as k from '../packages/tensor-core/src/index.ts';
+import * as k from '@kiln/tensor-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 await k.useBackend('wasm');

@@ -12,8 +12,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as k from '../packages/tensor-core/src/index.ts';
-import type { Tensor } from '../packages/tensor-core/src/index.ts';
+import * as k from '@kiln/tensor-core';
+import type { Tensor } from '@kiln/tensor-core';
 import type { WebGPUBackend } from '../packages/tensor-core/src/backends/webgpu/index.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));

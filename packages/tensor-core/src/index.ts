@@ -31,7 +31,7 @@ export { manualSeed, philox4x32, philoxFill } from './random.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckResult } from './gradcheck.js';
 export { CpuBackend } from './backends/cpu/index.js';
-export type { WasmBackendOptions } from './backends/wasm/index.js';
+export type { WasmBackendOptions, WasmBackend } from './backends/wasm/index.js';
 export { numel, broadcastShapes, contiguousStrides } from './shape.js';
 export type { Shape } from './shape.js';
 export type { CpuView } from './backends/cpu/strided.js';
