@@ -95,7 +95,9 @@ describe('round trips', () => {
         const [x, y] = [await sa[key].data(), await sb[key].data()];
         expect(Array.from(y), key).toEqual(Array.from(x));
       }
-      expect((await openSafetensors(path)).metadata).toEqual({ format: 'pt' });
+      const opened = await openSafetensors(path);
+      expect(opened.metadata).toEqual({ format: 'pt' });
+      await opened.close();
       // Aligned layout: the header is padded to 8 bytes and larger elements come first.
       const bytes = readFileSync(path);
       expect(new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) % 8).toBe(0);
