@@ -169,7 +169,8 @@ export class Engine {
     if (isNode) {
       const { Worker } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
       for (let i = 0; i < count; i++) {
-        const w = new Worker(NODE_WORKER, { eval: true, workerData: { module, memory: this.memory, t: i + 1, tasks } });
+        // execArgv: [] so the parent's flags (--input-type=module, loaders) don't turn the CommonJS body into ESM.
+        const w = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory: this.memory, t: i + 1, tasks } });
         w.unref();
         ready.push(new Promise((resolve, reject) => {
           w.once('message', () => resolve());
