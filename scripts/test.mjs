@@ -23,6 +23,10 @@ for (const p of projects) {
   if (run(join(root, 'node_modules/.bin/tsc'), ['-p', p]) !== 0) typeErrors++;
 }
 
+// The API reference must build (typedoc errors fail the run; warnings are printed).
+console.log('[kiln] typedoc');
+const docsFailed = run(join(root, 'node_modules/.bin/typedoc'), ['--logLevel', 'Error']) !== 0;
+
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.json';
 const suites = [{ name: 'node', config: 'vitest.config.ts', env: {} }];
@@ -69,5 +73,6 @@ if (missing.length) {
   }
 }
 if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
+if (docsFailed) console.error('[kiln] typedoc failed to build the API reference');
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-process.exit(totals.failed || crashed || typeErrors || (requireAll && totals.skipped) ? 1 : 0);
+process.exit(totals.failed || crashed || typeErrors || docsFailed || (requireAll && totals.skipped) ? 1 : 0);

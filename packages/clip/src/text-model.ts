@@ -9,7 +9,8 @@ function activation(name: CLIPTextConfig['hidden_act'], x: k.Tensor): k.Tensor {
   return k.gelu(x, { approximate: name === 'gelu' ? 'none' : 'tanh' });
 }
 
-class CLIPTextEmbeddings extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPTextEmbeddings extends Module {
   readonly tokenEmbedding: Embedding;
   readonly positionEmbedding: Embedding;
   constructor(c: CLIPTextConfig, o: FactoryOptions) {
@@ -24,7 +25,8 @@ class CLIPTextEmbeddings extends Module {
   }
 }
 
-class CLIPAttention extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPAttention extends Module {
   readonly qProj: Linear;
   readonly kProj: Linear;
   readonly vProj: Linear;
@@ -49,7 +51,8 @@ class CLIPAttention extends Module {
   }
 }
 
-class CLIPMLP extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPMLP extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
   constructor(private readonly c: CLIPTextConfig, o: FactoryOptions) {
@@ -62,7 +65,8 @@ class CLIPMLP extends Module {
   }
 }
 
-class CLIPEncoderLayer extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPEncoderLayer extends Module {
   readonly selfAttn: CLIPAttention;
   readonly layerNorm1: LayerNorm;
   readonly mlp: CLIPMLP;
@@ -80,7 +84,8 @@ class CLIPEncoderLayer extends Module {
   }
 }
 
-class CLIPEncoder extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPEncoder extends Module {
   readonly layers: ModuleList<CLIPEncoderLayer>;
   constructor(c: CLIPTextConfig, o: FactoryOptions) {
     super();
@@ -91,7 +96,8 @@ class CLIPEncoder extends Module {
   }
 }
 
-class CLIPTextTransformer extends Module {
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+export class CLIPTextTransformer extends Module {
   readonly embeddings: CLIPTextEmbeddings;
   readonly encoder: CLIPEncoder;
   readonly finalLayerNorm: LayerNorm;
@@ -105,7 +111,7 @@ class CLIPTextTransformer extends Module {
 
 /** What {@link CLIPTextModel.forward} returns. */
 export interface CLIPTextModelOutput {
-  /** [B, L, hidden]: the last layer's output after the final layer norm. */
+  /** Shape [B, L, hidden]: the last layer's output after the final layer norm. */
   lastHiddenState: k.Tensor;
   /**
    * The embeddings followed by each layer's output (num_hidden_layers + 1 tensors, none
@@ -113,12 +119,12 @@ export interface CLIPTextModelOutput {
    * `hiddenStates[hiddenStates.length - 1 - n]`.
    */
   hiddenStates: k.Tensor[];
-  /** [B, hidden]: `lastHiddenState` at each sequence's first end-of-text token. */
+  /** Shape [B, hidden]: `lastHiddenState` at each sequence's first end-of-text token. */
   poolerOutput: k.Tensor;
 }
 
 export interface CLIPTextForwardOptions {
-  /** [B, L], 1 for tokens to attend to and 0 for padding (transformers' attention_mask). */
+  /** Shape [B, L]: 1 for tokens to attend to and 0 for padding (transformers' attention_mask). */
   attentionMask?: k.Tensor | readonly (readonly number[])[];
 }
 

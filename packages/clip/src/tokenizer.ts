@@ -282,7 +282,7 @@ export class CLIPTokenizer {
    * supplies `model_max_length`, `pad_token` and `added_tokens_decoder`; `added_tokens.json`
    * adds tokens too.
    *
-   * @param names Paths or labels of the files, used in error messages.
+   * `options.names` gives paths or labels of the files for error messages.
    * @throws {TokenizerError} naming the file that is malformed.
    *
    * @example

@@ -30,7 +30,7 @@ export type { FactoryOptions } from './init.js';
 export { Linear } from './layers/linear.js';
 export type { LinearOptions } from './layers/linear.js';
 export { Conv2d } from './layers/conv2d.js';
-export type { Conv2dLayerOptions } from './layers/conv2d.js';
+export type { Conv2dLayerOptions, Pair } from './layers/conv2d.js';
 export { GroupNorm } from './layers/group-norm.js';
 export { LayerNorm } from './layers/layer-norm.js';
 export type { LayerNormOptions } from './layers/layer-norm.js';

@@ -4,7 +4,8 @@ import type { FactoryOptions } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 
-type Pair = number | readonly [number, number];
+/** One value for both spatial dims, or [h, w]. */
+export type Pair = number | readonly [number, number];
 
 /** Options of {@link Conv2d}: `torch.nn.Conv2d`'s keyword arguments, camel-cased. */
 export interface Conv2dLayerOptions extends FactoryOptions {

@@ -1,3 +1,4 @@
+import type { CpuView } from '../cpu/strided.js';
 /**
  * f32 fast paths for elementwise ops and simple reductions, run directly on the tensor buffers
  * (memory-bound work gains nothing from a copy into wasm memory). Each returns null when the case
@@ -9,7 +10,8 @@ import { isContiguous, numel } from '../../shape.js';
 import { erf } from '../cpu/elementwise.js';
 import { pool } from './bufpool.js';
 
-type WView = View<TypedArray>;
+// The wasm backend stores tensors like the cpu backend (typed arrays outside wasm memory).
+type WView = CpuView;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 

@@ -1,3 +1,4 @@
+import type { CpuView } from '../cpu/strided.js';
 /**
  * The `wasm` backend: GEMM, convolutions (Winograd F(4×4,3×3), 1×1 direct, im2col + GEMM),
  * flash-style attention, softmax, groupNorm(+SiLU), layerNorm, AdamW and large elementwise ops
@@ -29,7 +30,8 @@ export interface WasmBackendOptions extends EngineOptions {
    */
   winograd?: boolean;
 }
-type WView = View<TypedArray>;
+// The wasm backend stores tensors like the cpu backend (typed arrays outside wasm memory).
+type WView = CpuView;
 
 const f32bits = new Float32Array(1);
 const i32bits = new Int32Array(f32bits.buffer);
