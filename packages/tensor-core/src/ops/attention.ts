@@ -8,7 +8,8 @@ import { add, cast, mul, sub, where } from './elementwise.js';
 import { sum } from './reduce.js';
 import { softmax } from './softmax.js';
 import { matmul } from './matmul.js';
-import { contiguous, expand, expandView, reshape, sumTo, transpose } from './view.js';
+import { cat } from './join.js';
+import { contiguous, expand, expandView, reshape, slice, sumTo, transpose } from './view.js';
 
 export interface AttentionOptions {
   /** Boolean (true = attend, as PyTorch) or additive float mask, broadcastable to [..., L, S]. */
@@ -19,13 +20,22 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-function causalMask(like: Tensor, L: number, S: number): Tensor {
+/** Rows [r0, r1) of the top-left-aligned causal mask over S keys (−∞ above the diagonal). */
+function causalMask(like: Tensor, r0: number, r1: number, S: number): Tensor {
   const b = like._backend();
-  const data = new Float32Array(L * S);
-  for (let i = 0; i < L; i++) for (let j = i + 1; j < S; j++) data[i * S + j] = -Infinity;
-  const m = make(b, b.upload('float32', data), 'float32', [L, S]);
+  const rows = r1 - r0;
+  const data = new Float32Array(rows * S);
+  for (let i = 0; i < rows; i++) for (let j = r0 + i + 1; j < S; j++) data[i * S + j] = -Infinity;
+  const m = make(b, b.upload('float32', data), 'float32', [rows, S]);
   return cast(m, like.dtype);
 }
+
+/**
+ * The gradient recomputes attention probabilities in blocks of query rows with at most this many
+ * scores each (16 MiB in f32), so its memory does not grow with L×S and no block outgrows a GPU
+ * binding limit.
+ */
+const BACKWARD_BLOCK_SCORES = 2 ** 22;
 
 /**
  * `softmax(q kᵀ · scale + mask) v` over [..., L, E] queries, [..., S, E] keys and [..., S, Ev]
@@ -66,10 +76,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   const causal = options.isCausal ?? false;
   const B = numel(batch);
 
-  const scores = (): Tensor => {
-    let s = mul(matmul(cq, transpose(ck, -1, -2)), scale);
-    if (mask) s = add(s, mask);
-    if (causal) s = add(s, causalMask(s, L, S));
+  /** Attention probabilities for query rows [r0, r1). */
+  const scores = (r0 = 0, r1 = L): Tensor => {
+    const whole = r0 === 0 && r1 === L;
+    let s = mul(matmul(whole ? cq : slice(cq, -2, r0, r1), transpose(ck, -1, -2)), scale);
+    if (mask) s = add(s, whole || mask.ndim < 2 || mask.shape[mask.ndim - 2] !== L ? mask : slice(mask, -2, r0, r1));
+    if (causal) s = add(s, causalMask(s, r0, r1, S));
     return softmax(s, -1);
   };
 
@@ -89,12 +101,42 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
 
   const inputs = [cq, ck, cv, ...(mask ? [mask] : [])];
   return record(y, 'scaledDotProductAttention', inputs, (g) => {
-    const p = scores();
-    const gv = matmul(transpose(p, -1, -2), g);
-    const gp = matmul(g, transpose(cv, -1, -2));
-    const gs = mul(p, sub(gp, sum(mul(gp, p), -1, true)));
-    const gq = mul(matmul(gs, ck), scale);
-    const gk = mul(matmul(transpose(gs, -1, -2), cq), scale);
-    return [gq, gk, gv, ...(mask ? [mask.requiresGrad ? sumTo(gs, mask.shape) : null] : [])];
+    // A mask that needs its own gradient takes the whole score matrix in one block.
+    const rows = mask?.requiresGrad ? L : Math.max(1, Math.floor(BACKWARD_BLOCK_SCORES / Math.max(1, B * S)));
+    const block = (r0: number, r1: number) => {
+      const whole = r0 === 0 && r1 === L;
+      const p = scores(r0, r1);
+      const gc = whole ? g : slice(g, -2, r0, r1);
+      const gv = matmul(transpose(p, -1, -2), gc);
+      const gp = matmul(gc, transpose(cv, -1, -2));
+      const gs = mul(p, sub(gp, sum(mul(gp, p), -1, true)));
+      const gq = mul(matmul(gs, ck), scale);
+      const gk = mul(matmul(transpose(gs, -1, -2), whole ? cq : slice(cq, -2, r0, r1)), scale);
+      return { gq, gk, gv, gs };
+    };
+    if (rows >= L) {
+      const { gq, gk, gv, gs } = block(0, L);
+      return [gq, gk, gv, ...(mask ? [mask.requiresGrad ? sumTo(gs, mask.shape) : null] : [])];
+    }
+    const gqs: Tensor[] = [];
+    let gk: Tensor | null = null;
+    let gv: Tensor | null = null;
+    for (let r0 = 0; r0 < L; r0 += rows) {
+      const prevK: Tensor | null = gk;
+      const prevV: Tensor | null = gv;
+      // Each block's probabilities and partial products are freed before the next block.
+      const part = tidy((): { gq: Tensor; gk: Tensor; gv: Tensor } => {
+        const b = block(r0, Math.min(L, r0 + rows));
+        return { gq: b.gq, gk: prevK ? add(prevK, b.gk) : b.gk, gv: prevV ? add(prevV, b.gv) : b.gv };
+      });
+      prevK?.dispose();
+      prevV?.dispose();
+      gqs.push(part.gq);
+      gk = part.gk;
+      gv = part.gv;
+    }
+    const gq = cat(gqs, -2);
+    gqs.forEach((t) => t.dispose());
+    return [gq, gk, gv, ...(mask ? [null] : [])];
   });
 }
