@@ -17,6 +17,14 @@ export default defineConfig({
     __KILN_WEBGPU_REQUIRED__: JSON.stringify(Boolean(process.env.CI || process.env.KILN_WEBGPU_REQUIRED)),
   },
   optimizeDeps: { exclude: ['webgpu'] },
+  // Cross-origin isolation gives the page SharedArrayBuffer, so the wasm backend runs its
+  // multithreaded path (Web Workers over a shared memory) in the browser suite.
+  server: {
+    headers: {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+    },
+  },
   test: {
     include: ['packages/*/test/browser/**/*.browser.test.ts'],
     testTimeout: 300_000,
