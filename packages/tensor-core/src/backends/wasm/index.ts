@@ -312,6 +312,21 @@ export class WasmBackend implements Backend<TypedArray> {
   }
 
   // ---- convolutions: im2col (by output-row chunks) + GEMM ----
+  /** Copies a kernel's result out of the scratch memory into `out`. */
+  private copyOut(ptr: number, out: Float32Array): Float32Array {
+    out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
+    return out;
+  }
+
+  /** The im2col paths' loop: each image, in chunks of `g.rows` output rows (`Pc` output pixels). */
+  private forEachRowChunk(g: { N: number; Ho: number; Wo: number; rows: number }, fn: (n: number, oh0: number, oh1: number, Pc: number) => void): void {
+    for (let n = 0; n < g.N; n++)
+      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
+        const oh1 = Math.min(g.Ho, oh0 + g.rows);
+        fn(n, oh0, oh1, (oh1 - oh0) * g.Wo);
+      }
+  }
+
   private convGeom(xShape: readonly number[], wShape: readonly number[], p: Conv2dParams) {
     const [N, C, H, W] = xShape;
     const [O, , kh, kw] = wShape;
@@ -382,27 +397,21 @@ export class WasmBackend implements Backend<TypedArray> {
     const y = e.alloc(out.length * 4);
     if (this.pointwise(w.shape, p)) {
       this.gemm(ws_, g.C, 1, 0, xs, g.P, 1, g.C * g.P, y, g.P, g.O * g.P, g.O, g.P, g.C, g.N, false, this.workspaces());
-      out.set(e.f32.subarray(y / 4, y / 4 + out.length));
-      return out;
+      return this.copyOut(y, out);
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.Ho / 4) * Math.ceil(g.Wo / 4))) {
       const U = e.alloc(36 * g.O * g.C * 4);
       this.winoMat('task_wino_w', { src: ws_, sA: g.C * 9, sB: 9, sI: 3, sJ: 1, nA: g.O, nB: g.C, dst: U, dA: g.C, dB: 1, dI: 6 * g.O * g.C, dJ: g.O * g.C });
       this.winoConv(xs, g.N, g.C, g.H, g.W, p.padding[0], p.padding[1], U, g.O, g.Ho, g.Wo, y);
-      out.set(e.f32.subarray(y / 4, y / 4 + out.length));
-      return out;
+      return this.copyOut(y, out);
     }
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
-    for (let n = 0; n < g.N; n++)
-      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
-        const oh1 = Math.min(g.Ho, oh0 + g.rows);
-        const Pc = (oh1 - oh0) * g.Wo;
-        e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
-        this.gemm(ws_, g.CKK, 1, 0, col, Pc, 1, 0, y + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 0, g.O, Pc, g.CKK, 1, false, ws);
-      }
-    out.set(e.f32.subarray(y / 4, y / 4 + out.length));
-    return out;
+    this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
+      e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      this.gemm(ws_, g.CKK, 1, 0, col, Pc, 1, 0, y + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 0, g.O, Pc, g.CKK, 1, false, ws);
+    });
+    return this.copyOut(y, out);
   }
 
   conv2dInputGrad(gy: WView, w: WView, inputShape: readonly number[], p: Conv2dParams): TypedArray {
@@ -417,30 +426,24 @@ export class WasmBackend implements Backend<TypedArray> {
     const gx = e.alloc(out.length * 4);
     if (this.pointwise(w.shape, p)) {
       this.gemm(ws_, 1, g.C, 0, gys, g.P, 1, g.O * g.P, gx, g.P, g.C * g.P, g.C, g.P, g.O, g.N, false, this.workspaces());
-      out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
-      return out;
+      return this.copyOut(gx, out);
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.H / 4) * Math.ceil(g.W / 4))) {
       // The input gradient is the forward conv of gy with w flipped and transposed, padding 2 - p.
       const U = e.alloc(36 * g.O * g.C * 4);
       this.winoMat('task_wino_w', { src: ws_ + 8 * 4, sA: 9, sB: g.C * 9, sI: -3, sJ: -1, nA: g.C, nB: g.O, dst: U, dA: g.O, dB: 1, dI: 6 * g.C * g.O, dJ: g.C * g.O });
       this.winoConv(gys, g.N, g.O, g.Ho, g.Wo, 2 - p.padding[0], 2 - p.padding[1], U, g.C, g.H, g.W, gx);
-      out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
-      return out;
+      return this.copyOut(gx, out);
     }
     e.f32.fill(0, gx / 4, gx / 4 + out.length);
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
-    for (let n = 0; n < g.N; n++)
-      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
-        const oh1 = Math.min(g.Ho, oh0 + g.rows);
-        const Pc = (oh1 - oh0) * g.Wo;
-        // dcol[CKK, Pc] = wᵀ[CKK, O] · gy[n][O, chunk]
-        this.gemm(ws_, 1, g.CKK, 0, gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, Pc, 0, g.CKK, Pc, g.O, 1, false, ws);
-        e.run('task_col2im', this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
-      }
-    out.set(e.f32.subarray(gx / 4, gx / 4 + out.length));
-    return out;
+    this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
+      // dcol[CKK, Pc] = wᵀ[CKK, O] · gy[n][O, chunk]
+      this.gemm(ws_, 1, g.CKK, 0, gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, Pc, 0, g.CKK, Pc, g.O, 1, false, ws);
+      e.run('task_col2im', this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+    });
+    return this.copyOut(gx, out);
   }
 
   conv2dWeightGrad(x: WView, gy: WView, weightShape: readonly number[], p: Conv2dParams): TypedArray {
@@ -459,8 +462,7 @@ export class WasmBackend implements Backend<TypedArray> {
     if (this.pointwise(weightShape, p)) {
       // gw[O, C] = Σ_n gy[n][O, P] · x[n]ᵀ[P, C] (C batch stride 0: accumulate over images)
       this.gemm(gys, g.P, 1, g.O * g.P, xs, 1, g.P, g.C * g.P, gw, g.C, 0, g.O, g.C, g.P, g.N, false, this.workspaces());
-      out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
-      return out;
+      return this.copyOut(gw, out);
     }
     if (this.winoOk(g.C, g.O, weightShape, p, T)) {
       // Z[ξ] = Σ_tiles (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, then dg = Gᵀ Z G.
@@ -471,22 +473,17 @@ export class WasmBackend implements Backend<TypedArray> {
       this.winoTile('task_wino_dy', { src: gys, N: g.N, C: g.O, H: g.Ho, W: g.Wo, ph: 0, pw: 0, tilesH, tilesW, dst: Wd, sXi: g.O * T, sC: T, sT: 1 });
       this.gemm(Wd, T, 1, g.O * T, Vt, g.C, 1, T * g.C, Z, g.C, g.O * g.C, g.O, g.C, T, 36, false, this.workspaces());
       this.winoMat('task_wino_winv', { src: Z, sA: g.C, sB: 1, sI: 6 * g.O * g.C, sJ: g.O * g.C, nA: g.O, nB: g.C, dst: gw, dA: g.C * 9, dB: 9, dI: 3, dJ: 1 });
-      out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
-      return out;
+      return this.copyOut(gw, out);
     }
     e.f32.fill(0, gw / 4, gw / 4 + out.length);
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.workspaces();
-    for (let n = 0; n < g.N; n++)
-      for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
-        const oh1 = Math.min(g.Ho, oh0 + g.rows);
-        const Pc = (oh1 - oh0) * g.Wo;
-        e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
-        // gw[O, CKK] += gy[n][O, chunk] · colᵀ[chunk, CKK]
-        this.gemm(gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, 1, Pc, 0, gw, g.CKK, 0, g.O, g.CKK, Pc, 1, true, ws);
-      }
-    out.set(e.f32.subarray(gw / 4, gw / 4 + out.length));
-    return out;
+    this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
+      e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      // gw[O, CKK] += gy[n][O, chunk] · colᵀ[chunk, CKK]
+      this.gemm(gys + (n * g.O * g.P + oh0 * g.Wo) * 4, g.P, 1, 0, col, 1, Pc, 0, gw, g.CKK, 0, g.O, g.CKK, Pc, 1, true, ws);
+    });
+    return this.copyOut(gw, out);
   }
 
   // ---- fused attention: per (batch, 64-query block): S = q kᵀ, softmax, S v ----
@@ -526,8 +523,7 @@ export class WasmBackend implements Backend<TypedArray> {
     f[A.E] = E; f[A.Ev] = Ev; f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride;
     f[A.bq] = bq; f[A.ldS] = ldS;
     e.run('task_attention', e.desc(f));
-    out.set(e.f32.subarray(o / 4, o / 4 + out.length));
-    return out;
+    return this.copyOut(o, out);
   }
 
   // ---- softmax (rows of the last dim) ----
