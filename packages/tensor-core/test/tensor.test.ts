@@ -201,6 +201,15 @@ describe('memory', () => {
     expect(k.memory().liveBytes).toBe(m.liveBytes);
   });
 
+  it('the fused AdamW step never writes through to another view of the parameter', async () => {
+    const p = k.ones([4]);
+    const view = p.reshape([2, 2]);
+    const hp = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    k.adamwUpdate(p, k.ones([4]), k.zeros([4]), k.zeros([4]), hp);
+    expect(await view.toArray()).toEqual([[1, 1], [1, 1]]);
+    expect(Array.from(await p.data()).map((v) => v.toFixed(4))).toEqual(['0.9000', '0.9000', '0.9000', '0.9000']);
+  });
+
   it('`using` disposes at scope end', () => {
     const before = k.memory().liveTensors;
     {

@@ -21,7 +21,9 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h
       throw new KilnError(`adamwUpdate: ${t.dtype} [${t.shape.join(', ')}] does not match param ${param.dtype} [${param.shape.join(', ')}]`);
     }
   }
-  const owned = (t: Tensor) => t.isContiguous() && t.offset === 0 && t._buf.size === t.numel();
+  // The fused kernel writes in place: only into storage that no other tensor (a view, a state-dict
+  // copy a caller kept) can see; otherwise the composite path swaps in fresh storage.
+  const owned = (t: Tensor) => t.isContiguous() && t.offset === 0 && t._buf.size === t.numel() && t._buf.refs === 1;
   if (b.adamw && owned(param) && owned(m) && owned(v)) {
     b.adamw(param._view().storage, grad._view(), m._view().storage, v._view().storage, param.numel(), param.dtype, hp);
     return;
