@@ -5,7 +5,7 @@
 // KILN_REQUIRE_ALL_SUITES=1 (set by .ci/run) a missing one fails the run instead of being skipped.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { install, root, run } from './tooling.mjs';
 
 const requireAll = process.env.KILN_REQUIRE_ALL_SUITES === '1';
@@ -44,6 +44,7 @@ for (const s of gpuSuites) {
 }
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
+const skippedNames = [];
 const out = mkdtempSync(join(tmpdir(), 'kiln-test-'));
 let crashed = 0;
 for (const s of suites) {
@@ -61,6 +62,11 @@ for (const s of suites) {
   const brokenFiles = report.testResults.filter((f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed')).length;
   totals.failed += report.numFailedTests + brokenFiles;
   totals.skipped += report.numPendingTests + report.numTodoTests;
+  for (const f of report.testResults) {
+    for (const a of f.assertionResults) {
+      if (a.status !== 'passed' && a.status !== 'failed') skippedNames.push(`${s.name}: ${relative(root, f.name)} > ${a.fullName}`);
+    }
+  }
   if (status !== 0 && report.numFailedTests === 0) crashed++;
 }
 rmSync(out, { recursive: true, force: true });
@@ -74,5 +80,6 @@ if (missing.length) {
 }
 if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
 if (docsFailed) console.error('[kiln] typedoc failed to build the API reference');
+if (skippedNames.length) console.log(`\n[kiln] skipped:\n${skippedNames.map((n) => `  - ${n}`).join('\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed || crashed || typeErrors || docsFailed || (requireAll && totals.skipped) ? 1 : 0);
