@@ -3,11 +3,18 @@ import { fileURLToPath } from 'node:url';
 
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 
-/** Every vitest config imports @kiln packages from their sources, so tests need no build step. */
-export const kilnAliases = readdirSync(packagesDir).map((name) => ({
-  find: `@kiln/${name}`,
-  replacement: `${packagesDir}${name}/src/index.ts`,
-}));
+/**
+ * Every vitest config imports @kiln packages from their sources, so tests need no build step.
+ * A subpath entry (`@kiln/nn/node`) maps to `src/node.ts`; it comes first, because a plain
+ * `@kiln/nn` alias would also match the subpath's prefix.
+ */
+export const kilnAliases = [
+  { find: /^@kiln\/([^/]+)\/([^/]+)$/, replacement: `${packagesDir}$1/src/$2.ts` },
+  ...readdirSync(packagesDir).map((name) => ({
+    find: new RegExp(`^@kiln/${name}$`),
+    replacement: `${packagesDir}${name}/src/index.ts`,
+  })),
+];
 
 /** Suites that need a WebGPU adapter; they run under vitest.webgpu.config.ts, once per driver. */
 export const webgpuSuites = [
