@@ -7,8 +7,8 @@
  *   weight grad:  W = A dy Aᵀ,  Z = Σ_tiles W ⊙ V (GEMMs over tiles),  dg = Gᵀ Z G
  *   input grad:   the forward with the weights flipped and transposed, padding 2 - p.
  */
-import { F32, Fn, I32, V128 } from './emit.js';
-import type { Expr } from './emit.js';
+import { F32, Fn, I32, V128 } from '../emit.js';
+import type { Expr } from '../emit.js';
 
 export const BT = [
   [4, 0, -5, 0, 1, 0],

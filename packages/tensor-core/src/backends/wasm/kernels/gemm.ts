@@ -1,0 +1,357 @@
+/**
+ * GEMM, BLIS-style: B packed into kc×nc panels of nr-wide strips, A into mc×kc blocks of mr-high
+ * strips, an mr×nr f32x4 register tile; edge tiles go through a scratch tile. `gemm` is one
+ * thread's whole problem (also called by other kernels); `task_gemm` splits a batched GEMM across
+ * threads.
+ */
+import { F32, Fn, I32, V128 } from '../emit.js';
+import type { Expr } from '../emit.js';
+import { field, min } from './module.js';
+import type { ModuleBuilder } from './module.js';
+
+/** `task_gemm` descriptor field indices (i32 slots). */
+export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17 } as const;
+
+/**
+ * Emits the GEMM family; returns `gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc)` for
+ * kernels that call it (attention).
+ */
+export function emitGemm(mod: ModuleBuilder): Fn {
+  const c = mod.config;
+  const { mr: MR, nr: NR } = c;
+  const NV = NR / 4;
+
+  // ---- microkernel: C[MR×NR] (+)= Apanel[kc×MR]ᵀ · Bpanel[kc×NR] ----
+  const micro = new Fn('micro', [I32, I32, I32, I32, I32, I32]);
+  {
+    const f = micro;
+    const [a, b, cp, ldc, kc, ow] = [0, 1, 2, 3, 4, 5];
+    const acc: number[][] = [];
+    for (let i = 0; i < MR; i++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
+    const bv = Array.from({ length: NV }, () => f.local(V128));
+    const av = f.local(V128);
+    const aq = f.local(V128);
+    const n = f.local(I32);
+    for (let i = 0; i < MR; i++) for (let j = 0; j < NV; j++) f.f32(0).vsplat().set(acc[i][j]);
+    const step = (u: number) => {
+      for (let j = 0; j < NV; j++) f.get(b).v128load((u * NR + 4 * j) * 4).set(bv[j]);
+      for (let i = 0; i < MR; i++) {
+        if (c.splat === 'shuffle' && MR % 4 === 0) {
+          if (i % 4 === 0) f.get(a).v128load((u * MR + i) * 4).set(aq);
+          f.get(aq).get(aq).vbroadcastLane(i % 4).set(av);
+        } else f.get(a).v128splat32((u * MR + i) * 4).set(av);
+        for (let j = 0; j < NV; j++) {
+          f.vmadd(c.relaxed, () => f.get(av), () => f.get(bv[j]), () => f.get(acc[i][j])).set(acc[i][j]);
+        }
+      }
+    };
+    const U = c.unroll;
+    // Unrolled main loop.
+    f.set(n, (g) => g.get(kc).i32(U).divs());
+    f.block(() => {
+      f.get(n).eqz().brIf(0);
+      f.loop(() => {
+        for (let u = 0; u < U; u++) step(u);
+        f.get(a).i32(MR * 4 * U).add().set(a);
+        f.get(b).i32(NR * 4 * U).add().set(b);
+        f.get(n).i32(1).sub().tee(n).brIf(0);
+      });
+    });
+    // Remainder.
+    f.set(n, (g) => g.get(kc).i32(U).rems());
+    f.block(() => {
+      f.get(n).eqz().brIf(0);
+      f.loop(() => {
+        step(0);
+        f.get(a).i32(MR * 4).add().set(a);
+        f.get(b).i32(NR * 4).add().set(b);
+        f.get(n).i32(1).sub().tee(n).brIf(0);
+      });
+    });
+    f.get(ldc).i32(4).mul().set(ldc);
+    f.if(
+      (g) => g.get(ow),
+      () => {
+        for (let i = 0; i < MR; i++) {
+          for (let j = 0; j < NV; j++) f.get(cp).get(acc[i][j]).v128store(16 * j);
+          f.get(cp).get(ldc).add().set(cp);
+        }
+      },
+      () => {
+        for (let i = 0; i < MR; i++) {
+          for (let j = 0; j < NV; j++) f.get(cp).get(cp).v128load(16 * j).get(acc[i][j]).vadd().v128store(16 * j);
+          f.get(cp).get(ldc).add().set(cp);
+        }
+      },
+    );
+    mod.add(f);
+  }
+
+  // ---- packA(src, rs, cs, m, k, dst): MR-row panels, k-major, zero padded ----
+  const packA2 = new Fn('packA', [I32, I32, I32, I32, I32, I32]);
+  {
+    const f = packA2;
+    const [src, rs, cs, m, k, dst] = [0, 1, 2, 3, 4, 5];
+    const ir = f.local(I32);
+    const rows = f.local(I32);
+    const p = f.local(I32);
+    const kk = f.local(I32);
+    const t1 = f.local(I32);
+    const t2 = f.local(I32);
+    const offs = Array.from({ length: MR }, () => f.local(I32));
+    f.get(rs).i32(4).mul().set(rs);
+    f.get(cs).i32(4).mul().set(cs);
+    for (let i = 0; i < MR; i++) f.get(rs).i32(i).mul().set(offs[i]);
+    f.for(ir, 0, (g) => g.get(m), MR, () => {
+      min(f, (g) => g.get(m).get(ir).sub(), MR, t1, t2).set(rows);
+      f.get(src).get(ir).get(rs).mul().add().set(p);
+      f.if(
+        (g) => g.get(rows).i32(MR).eq(),
+        () => {
+          f.for(kk, 0, (g) => g.get(k), 1, () => {
+            for (let i = 0; i < MR; i++) f.get(dst).get(p).get(offs[i]).add().f32load().f32store(4 * i);
+            f.get(p).get(cs).add().set(p);
+            f.get(dst).i32(MR * 4).add().set(dst);
+          });
+        },
+        () => {
+          f.for(kk, 0, (g) => g.get(k), 1, () => {
+            for (let i = 0; i < MR; i++) {
+              f.if(
+                (g) => g.get(rows).i32(i).gts(),
+                () => f.get(dst).get(p).get(offs[i]).add().f32load().f32store(4 * i),
+                () => f.get(dst).f32(0).f32store(4 * i),
+              );
+            }
+            f.get(p).get(cs).add().set(p);
+            f.get(dst).i32(MR * 4).add().set(dst);
+          });
+        },
+      );
+    });
+    mod.add(f);
+  }
+
+  // ---- packB(src, rs, cs, k, n, dst): NR-column panels, k-major, zero padded ----
+  const packB = new Fn('packB', [I32, I32, I32, I32, I32, I32]);
+  {
+    const f = packB;
+    const [src, rs, cs, k, n, dst] = [0, 1, 2, 3, 4, 5];
+    const jr = f.local(I32);
+    const cols = f.local(I32);
+    const p = f.local(I32);
+    const kk = f.local(I32);
+    const t1 = f.local(I32);
+    const t2 = f.local(I32);
+    const offs = Array.from({ length: NR }, () => f.local(I32));
+    f.get(rs).i32(4).mul().set(rs);
+    f.get(cs).i32(4).mul().set(cs);
+    for (let j = 0; j < NR; j++) f.get(cs).i32(j).mul().set(offs[j]);
+    f.for(jr, 0, (g) => g.get(n), NR, () => {
+      min(f, (g) => g.get(n).get(jr).sub(), NR, t1, t2).set(cols);
+      f.get(src).get(jr).get(cs).mul().add().set(p);
+      f.if(
+        (g) => g.get(cols).i32(NR).eq().get(cs).i32(4).eq().and(),
+        () => {
+          f.for(kk, 0, (g) => g.get(k), 1, () => {
+            for (let v = 0; v < NV; v++) f.get(dst).get(p).v128load(16 * v).v128store(16 * v);
+            f.get(p).get(rs).add().set(p);
+            f.get(dst).i32(NR * 4).add().set(dst);
+          });
+        },
+        () => {
+          f.for(kk, 0, (g) => g.get(k), 1, () => {
+            for (let j = 0; j < NR; j++) {
+              f.if(
+                (g) => g.get(cols).i32(j).gts(),
+                () => f.get(dst).get(p).get(offs[j]).add().f32load().f32store(4 * j),
+                () => f.get(dst).f32(0).f32store(4 * j),
+              );
+            }
+            f.get(p).get(rs).add().set(p);
+            f.get(dst).i32(NR * 4).add().set(dst);
+          });
+        },
+      );
+    });
+    mod.add(f);
+  }
+
+  // ---- macro(pa, pb, c, ldc, mc, nc, kc, ow, tmp) ----
+  const macro2 = new Fn('macro', [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  {
+    const f = macro2;
+    const [pa, pb, cp, ldc, mc, nc, kc, ow, tmp] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+    const jr = f.local(I32);
+    const ir = f.local(I32);
+    const mrr = f.local(I32);
+    const nrr = f.local(I32);
+    const i = f.local(I32);
+    const j = f.local(I32);
+    const t1 = f.local(I32);
+    const t2 = f.local(I32);
+    const cij = f.local(I32);
+    const fv = f.local(F32);
+    f.for(jr, 0, (g) => g.get(nc), NR, () => {
+      min(f, (g) => g.get(nc).get(jr).sub(), NR, t1, t2).set(nrr);
+      f.for(ir, 0, (g) => g.get(mc), MR, () => {
+        min(f, (g) => g.get(mc).get(ir).sub(), MR, t1, t2).set(mrr);
+        f.get(cp).get(ir).get(ldc).mul().get(jr).add().i32(4).mul().add().set(cij);
+        f.if(
+          (g) => g.get(mrr).i32(MR).eq().get(nrr).i32(NR).eq().and(),
+          () => {
+            f.get(pa).get(ir).get(kc).mul().i32(4).mul().add();
+            f.get(pb).get(jr).get(kc).mul().i32(4).mul().add();
+            f.get(cij).get(ldc).get(kc).get(ow).call(mod.index(micro));
+          },
+          () => {
+            f.get(pa).get(ir).get(kc).mul().i32(4).mul().add();
+            f.get(pb).get(jr).get(kc).mul().i32(4).mul().add();
+            f.get(tmp).i32(NR).get(kc).i32(1).call(mod.index(micro));
+            f.for(i, 0, (g) => g.get(mrr), 1, () => {
+              f.for(j, 0, (g) => g.get(nrr), 1, () => {
+                f.get(cij).get(i).get(ldc).mul().get(j).add().i32(4).mul().add().set(t1);
+                f.get(tmp).get(i).i32(NR).mul().get(j).add().i32(4).mul().add().f32load().set(fv);
+                f.if((g) => g.get(ow).eqz(), () => f.get(t1).f32load().get(fv).fadd().set(fv));
+                f.get(t1).get(fv).f32store();
+              });
+            });
+          },
+        );
+      });
+    });
+    mod.add(f);
+  }
+
+  // ---- gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc): one thread, whole problem ----
+  const mcp = Math.ceil(c.mc / MR) * MR;
+  const ncp = Math.ceil(c.nc / NR) * NR;
+  const gemm = new Fn('gemm', [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  {
+    const f = gemm;
+    const [A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    const jc = f.local(I32);
+    const pc = f.local(I32);
+    const ic = f.local(I32);
+    const nc = f.local(I32);
+    const kc = f.local(I32);
+    const mc = f.local(I32);
+    const pa = f.local(I32);
+    const pb = f.local(I32);
+    const tmp = f.local(I32);
+    const t1 = f.local(I32);
+    const t2 = f.local(I32);
+    f.get(ws).set(pa);
+    f.get(ws).i32(mcp * c.kc * 4).add().set(pb);
+    f.get(pb).i32(c.kc * ncp * 4).add().set(tmp);
+    // K == 0: C = 0 (or unchanged when accumulating).
+    f.if(
+      (g) => g.get(K).eqz(),
+      () => {
+        f.if(
+          (g) => g.get(acc).eqz(),
+          () => {
+            f.for(ic, 0, (g) => g.get(M), 1, () => {
+              f.get(C).get(ic).get(ldc).mul().i32(4).mul().add().i32(0).get(N).i32(4).mul().memfill();
+            });
+          },
+        );
+        f.ret();
+      },
+    );
+    f.for(jc, 0, (g) => g.get(N), c.nc, () => {
+      min(f, (g) => g.get(N).get(jc).sub(), c.nc, t1, t2).set(nc);
+      f.for(pc, 0, (g) => g.get(K), c.kc, () => {
+        min(f, (g) => g.get(K).get(pc).sub(), c.kc, t1, t2).set(kc);
+        f.get(B).get(pc).get(rsB).mul().get(jc).get(csB).mul().add().i32(4).mul().add();
+        f.get(rsB).get(csB).get(kc).get(nc).get(pb).call(mod.index(packB));
+        f.for(ic, 0, (g) => g.get(M), c.mc, () => {
+          min(f, (g) => g.get(M).get(ic).sub(), c.mc, t1, t2).set(mc);
+          f.get(A).get(ic).get(rsA).mul().get(pc).get(csA).mul().add().i32(4).mul().add();
+          f.get(rsA).get(csA).get(mc).get(kc).get(pa).call(mod.index(packA2));
+          f.get(pa).get(pb);
+          f.get(C).get(ic).get(ldc).mul().get(jc).add().i32(4).mul().add();
+          f.get(ldc).get(mc).get(nc).get(kc);
+          f.get(pc).eqz().get(acc).eqz().and();
+          f.get(tmp).call(mod.index(macro2));
+        });
+      });
+    });
+    mod.add(f);
+  }
+
+  // ---- task_gemm(desc, t, T): batched, split across threads ----
+  {
+    const f = new Fn('task_gemm', [I32, I32, I32]);
+    const [d, t, T] = [0, 1, 2];
+    const G = GEMM;
+    const L: Record<string, number> = {};
+    for (const key of Object.keys(G)) L[key] = f.local(I32);
+    for (const [key, i] of Object.entries(G)) f.set(L[key], field(d, i));
+    const b = f.local(I32);
+    const b0 = f.local(I32);
+    const b1 = f.local(I32);
+    const lo = f.local(I32);
+    const hi = f.local(I32);
+    const blocks = f.local(I32);
+    const ws = f.local(I32);
+    const accb = f.local(I32);
+    f.get(L.ws).get(t).get(L.wsStride).mul().add().set(ws);
+    const call = (mOff: Expr, nOff: Expr, mLen: Expr, nLen: Expr) => {
+      // A + (b*bsA + mOff*rsA)*4, B + (b*bsB + nOff*csB)*4, C + (b*bsC + mOff*ldc + nOff)*4
+      f.get(L.A).get(b).get(L.bsA).mul().e(mOff).get(L.rsA).mul().add().i32(4).mul().add();
+      f.get(L.rsA).get(L.csA);
+      f.get(L.B).get(b).get(L.bsB).mul().e(nOff).get(L.csB).mul().add().i32(4).mul().add();
+      f.get(L.rsB).get(L.csB);
+      f.get(L.C).get(b).get(L.bsC).mul().e(mOff).get(L.ldc).mul().add().e(nOff).add().i32(4).mul().add();
+      f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).call(mod.index(gemm));
+    };
+    f.if(
+      (g) => g.get(L.batch).get(T).ges().get(L.bsC).i32(0).ne().and(),
+      () => {
+        // Whole matrices per thread.
+        f.get(L.batch).get(t).mul().get(T).divs().set(b0);
+        f.get(L.batch).get(t).i32(1).add().mul().get(T).divs().set(b1);
+        f.get(L.acc).set(accb);
+        f.for(b, (g) => g.get(b0), (g) => g.get(b1), 1, () => call(0, 0, (g) => g.get(L.M), (g) => g.get(L.N)));
+      },
+      () => {
+        f.if(
+          (g) => g.get(L.N).get(L.M).ges(),
+          () => {
+            f.get(L.N).i32(NR - 1).add().i32(NR).divs().set(blocks);
+            f.get(blocks).get(t).mul().get(T).divs().i32(NR).mul().set(lo);
+            f.get(blocks).get(t).i32(1).add().mul().get(T).divs().i32(NR).mul().set(hi);
+            min(f, (g) => g.get(hi), (g) => g.get(L.N), b0, b1).set(hi);
+            f.if(
+              (g) => g.get(hi).get(lo).gts(),
+              () => {
+                f.for(b, 0, (g) => g.get(L.batch), 1, () => {
+                  f.get(L.acc).get(b).i32(0).gts().get(L.bsC).eqz().and().op(0x72).set(accb);
+                  call(0, (g) => g.get(lo), (g) => g.get(L.M), (g) => g.get(hi).get(lo).sub());
+                });
+              },
+            );
+          },
+          () => {
+            f.get(L.M).i32(MR - 1).add().i32(MR).divs().set(blocks);
+            f.get(blocks).get(t).mul().get(T).divs().i32(MR).mul().set(lo);
+            f.get(blocks).get(t).i32(1).add().mul().get(T).divs().i32(MR).mul().set(hi);
+            min(f, (g) => g.get(hi), (g) => g.get(L.M), b0, b1).set(hi);
+            f.if(
+              (g) => g.get(hi).get(lo).gts(),
+              () => {
+                f.for(b, 0, (g) => g.get(L.batch), 1, () => {
+                  f.get(L.acc).get(b).i32(0).gts().get(L.bsC).eqz().and().op(0x72).set(accb);
+                  call((g) => g.get(lo), 0, (g) => g.get(hi).get(lo).sub(), (g) => g.get(L.N));
+                });
+              },
+            );
+          },
+        );
+      },
+    );
+    mod.add(f);
+  }
+  return gemm;
+}

@@ -1,0 +1,88 @@
+/**
+ * Large f32 elementwise ops as SIMD across threads, streamed through scratch in chunks: the
+ * transcendental unary ops, and add/sub/mul/div. `null` means "not this path" (the caller falls
+ * back to JS loops or the cpu kernels).
+ */
+import type { BinaryOp, UnaryOp } from '../../backend.js';
+import type { DType } from '../../dtype.js';
+import { isContiguous, numel } from '../../shape.js';
+import { pool } from './bufpool.js';
+import { fastUnary } from './elementwise.js';
+import { BIN, UN, UNARY_CODES } from './kernels.js';
+import { contig } from './staging.js';
+import type { Scratch, WView } from './staging.js';
+
+/** exp, sigmoid, silu, tanh and both GELUs of f32 tensors as SIMD polynomials across threads. */
+export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DType): Float32Array | null {
+  const code = (UNARY_CODES as Record<string, number | undefined>)[op];
+  const n = numel(x.shape);
+  if (code === undefined || outDtype !== 'float32' || x.dtype !== 'float32' || n < 1 << 14) return null;
+  const src = contig(x);
+  const out = pool.f32(n);
+  const main = n - (n % 4);
+  const e = scratch.engine;
+  const CH = 1 << 22;
+  for (let c0 = 0; c0 < main; c0 += CH) {
+    const len = Math.min(CH, main - c0);
+    e.reset();
+    const pa = e.alloc(len * 4);
+    e.f32.set(src.subarray(c0, c0 + len), pa / 4);
+    const d = new Array<number>(3);
+    d[UN.op] = code; d[UN.a] = pa; d[UN.n] = len;
+    e.run('task_unary', e.desc(d));
+    out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+  }
+  if (main < n) {
+    const tail = fastUnary(op, { storage: src, dtype: 'float32', shape: [n - main], strides: [1], offset: main }, 'float32') as Float32Array;
+    out.set(tail, main);
+  }
+  return out;
+}
+/**
+ * Large f32 add/sub/mul/div (same shape, scalar, or one value per last-dim row) as SIMD across
+ * threads, streamed through scratch; a JS loop is memory-latency bound at ~2.5 ns per element.
+ */
+export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, outDtype: DType): Float32Array | null {
+  const code = op === 'add' ? 0 : op === 'sub' ? 1 : op === 'mul' ? 2 : op === 'div' ? 3 : -1;
+  if (code < 0 || outDtype !== 'float32' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const n = numel(a.shape);
+  const r = a.shape.length;
+  if (n < 1 << 20 || n % 4 !== 0 || !isContiguous(a.shape, a.strides)) {
+    // A broadcast left operand of a commutative op: swap.
+    if ((code === 0 || code === 2) && n >= 1 << 20 && n % 4 === 0 && isContiguous(b.shape, b.strides) && !isContiguous(a.shape, a.strides)) return simdBinary(scratch, op, b, a, outDtype);
+    return null;
+  }
+  let mode: number;
+  const D = a.shape[r - 1];
+  if (isContiguous(b.shape, b.strides)) mode = 0;
+  else if (b.strides.every((x) => x === 0)) mode = 1;
+  else if (b.strides[r - 1] === 0 && D % 4 === 0 && isContiguous(a.shape.slice(0, -1), b.strides.slice(0, -1))) mode = 2;
+  else return null;
+  const A = a.storage as Float32Array;
+  const B = b.storage as Float32Array;
+  const out = pool.f32(n);
+  const e = scratch.engine;
+  const CH = mode === 2 ? Math.max(D, Math.floor((1 << 22) / D) * D) : 1 << 22;
+  for (let c0 = 0; c0 < n; c0 += CH) {
+    const len = Math.min(CH, n - c0);
+    e.reset();
+    const pa = e.alloc(len * 4);
+    e.f32.set(A.subarray(a.offset + c0, a.offset + c0 + len), pa / 4);
+    let pb: number;
+    if (mode === 0) {
+      pb = e.alloc(len * 4);
+      e.f32.set(B.subarray(b.offset + c0, b.offset + c0 + len), pb / 4);
+    } else if (mode === 1) {
+      pb = e.alloc(16);
+      e.f32[pb / 4] = B[b.offset];
+    } else {
+      pb = e.alloc((len / D) * 4);
+      e.f32.set(B.subarray(b.offset + c0 / D, b.offset + (c0 + len) / D), pb / 4);
+    }
+    const d = new Array<number>(6);
+    d[BIN.op] = code; d[BIN.a] = pa; d[BIN.b] = pb; d[BIN.n] = len; d[BIN.mode] = mode; d[BIN.D] = D;
+    e.run('task_binary', e.desc(d));
+    out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+  }
+  return out;
+}

@@ -1,0 +1,132 @@
+/**
+ * Moving data between tensor storages (plain typed arrays outside wasm memory) and the engine's
+ * scratch memory, and the descriptor call every GEMM user makes. One `Scratch` per backend; a
+ * kernel calls `engine.reset()` and then stages its operands bottom-up.
+ */
+import type { View } from '../../backend.js';
+import type { TypedArray } from '../../dtype.js';
+import { numel } from '../../shape.js';
+import { offsets } from '../cpu/strided.js';
+import type { CpuView } from '../cpu/strided.js';
+import { GEMM, gemmWorkspaceBytes } from './kernels.js';
+import type { Engine } from './pool.js';
+
+// The wasm backend stores tensors like the cpu backend (typed arrays outside wasm memory).
+export type WView = CpuView;
+
+const f32bits = new Float32Array(1);
+const i32bits = new Int32Array(f32bits.buffer);
+/** An f32 as the i32 bits a descriptor slot holds. */
+export const bitsOf = (v: number): number => {
+  f32bits[0] = v;
+  return i32bits[0];
+};
+
+/** A view's elements in logical order as one Float32Array (no copy when contiguous). */
+export function contig(v: WView): Float32Array {
+  const s = v.storage as Float32Array;
+  const n = numel(v.shape);
+  const idx = offsets(v.shape, v.strides, v.offset);
+  if (idx === null) return s.subarray(v.offset, v.offset + n);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = s[idx[i]];
+  return out;
+}
+
+/** An int32 view's elements in logical order. */
+export function contigI32(v: WView): Int32Array {
+  const s = v.storage as Int32Array;
+  const n = numel(v.shape);
+  const idx = offsets(v.shape, v.strides, v.offset);
+  if (idx === null) return s.subarray(v.offset, v.offset + n);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = s[idx[i]];
+  return out;
+}
+
+export const isF32 = (...vs: (View<TypedArray> | null)[]): boolean => vs.every((v) => v === null || v.dtype === 'float32');
+
+/** Per-thread workspaces: base address and the stride between threads (bytes). */
+export interface Workspaces {
+  ws: number;
+  stride: number;
+}
+
+/** One GEMM call: A [M, K], B [K, N], C [M, N] at byte addresses, element strides, `batch` matrices. */
+export interface GemmSpec {
+  A: number; rsA: number; csA: number; bsA: number;
+  B: number; rsB: number; csB: number; bsB: number;
+  C: number; ldc: number; bsC: number;
+  M: number; N: number; K: number; batch: number;
+  /** C += A·B instead of C = A·B. */
+  acc: boolean;
+  ws: Workspaces;
+}
+
+export class Scratch {
+  private readonly wsBytes: number;
+  constructor(readonly engine: Engine) {
+    this.wsBytes = Math.ceil(gemmWorkspaceBytes(engine.config) / 64) * 64;
+  }
+
+  /** Copies the storage range a view touches into scratch; returns the base address and element strides. */
+  stage(v: WView): { ptr: number; strides: number[] } {
+    const e = this.engine;
+    const n = numel(v.shape);
+    let lo = v.offset;
+    let hi = v.offset;
+    v.shape.forEach((d, i) => {
+      if (d > 1) {
+        const s = v.strides[i];
+        if (s >= 0) hi += (d - 1) * s;
+        else lo += (d - 1) * s;
+      }
+    });
+    const span = hi - lo + 1;
+    const s = v.storage as Float32Array;
+    if (n > 0 && span <= 2 * n + 4096) {
+      const p = e.alloc(span * 4);
+      e.f32.set(s.subarray(lo, hi + 1), p / 4);
+      return { ptr: p + (v.offset - lo) * 4, strides: [...v.strides] };
+    }
+    const p = e.alloc(Math.max(1, n) * 4);
+    e.f32.set(contig(v), p / 4);
+    const strides: number[] = [];
+    let acc = 1;
+    for (let i = v.shape.length - 1; i >= 0; i--) {
+      strides[i] = acc;
+      acc *= v.shape[i];
+    }
+    return { ptr: p, strides };
+  }
+
+  /** Stages a view as a contiguous block. */
+  stageContig(v: WView): number {
+    const p = this.engine.alloc(Math.max(1, numel(v.shape)) * 4);
+    this.engine.f32.set(contig(v), p / 4);
+    return p;
+  }
+
+  /** One GEMM workspace per thread, each with `extra` bytes after it. */
+  workspaces(extra = 0): Workspaces {
+    const stride = this.wsBytes + Math.ceil(extra / 64) * 64;
+    return { ws: this.engine.alloc(stride * this.engine.threads), stride };
+  }
+
+  gemm(s: GemmSpec): void {
+    const f = new Array<number>(18);
+    const G = GEMM;
+    f[G.A] = s.A; f[G.rsA] = s.rsA; f[G.csA] = s.csA; f[G.bsA] = s.bsA;
+    f[G.B] = s.B; f[G.rsB] = s.rsB; f[G.csB] = s.csB; f[G.bsB] = s.bsB;
+    f[G.C] = s.C; f[G.ldc] = s.ldc; f[G.bsC] = s.bsC;
+    f[G.M] = s.M; f[G.N] = s.N; f[G.K] = s.K; f[G.batch] = s.batch; f[G.acc] = s.acc ? 1 : 0;
+    f[G.ws] = s.ws.ws; f[G.wsStride] = s.ws.stride;
+    this.engine.run('task_gemm', this.engine.desc(f));
+  }
+
+  /** Copies a kernel's result out of the scratch memory into `out`. */
+  copyOut(ptr: number, out: Float32Array): Float32Array {
+    out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
+    return out;
+  }
+}
