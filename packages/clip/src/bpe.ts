@@ -40,6 +40,8 @@ export interface BytePairEncoderOptions {
   readonly cacheSize?: number;
 }
 
+const MAX_CACHED_WORD = 256;
+
 /**
  * CLIP's byte-level BPE on one pre-tokenised word, as `SimpleTokenizer.bpe` does it: the word
  * is split into symbols, `</w>` is glued to the last one, and the adjacent pair with the
@@ -81,6 +83,8 @@ export class BytePairEncoder {
     const cached = this.cache.get(word);
     if (cached !== undefined) return cached;
     const result = this.passthrough.has(word) ? [word] : this.merge(word);
+    // Prompt words repeat; a freak 10k-character word does not, and would pin its pieces.
+    if (word.length > MAX_CACHED_WORD) return result;
     if (this.cache.size >= this.cacheSize) this.cache.clear();
     this.cache.set(word, result);
     return result;

@@ -1,6 +1,9 @@
+import { KilnError } from '@kiln/tensor-core';
+
 /**
  * Raised when a vocabulary, merges or tokenizer-config file (or the equivalent in-memory
- * data) cannot be used. `file` names the file (a path when read from disk, a label such
+ * data) cannot be used. A `KilnError` from `@kiln/tensor-core`, like every error Kiln raises
+ * for bad input. `file` names the file (a path when read from disk, a label such
  * as `vocab.json` when the data came from memory) and `reason` says what is wrong, so the
  * message is useful without a stack trace.
  *
@@ -15,7 +18,8 @@
  * }
  * ```
  */
-export class TokenizerError extends Error {
+export class TokenizerError extends KilnError {
+  override name = 'TokenizerError';
   /** The file (path or label) that is malformed. */
   readonly file: string;
   /** What is wrong with it, without the file name. */
@@ -23,7 +27,6 @@ export class TokenizerError extends Error {
 
   constructor(file: string, reason: string, options?: { cause?: unknown }) {
     super(`${file}: ${reason}`, options);
-    this.name = 'TokenizerError';
     this.file = file;
     this.reason = reason;
   }

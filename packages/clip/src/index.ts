@@ -21,7 +21,8 @@ export {
   serializeVocabJson,
 } from './vocab-files.js';
 export type { TokenizerConfig, VocabAndMerges } from './vocab-files.js';
-export { CLIPTokenizer, CLIP_MAX_LENGTH } from './tokenizer.js';
+export { CLIPTokenizer } from './tokenizer.js';
+export { CLIP_MAX_LENGTH, MAX_ENCODE_LENGTH } from './tokenizer-options.js';
 export type {
   CLIPTokenizerOptions,
   DecodeOptions,
@@ -29,7 +30,7 @@ export type {
   HuggingFaceTokenizerFiles,
   LoadOptions,
   TokenizerSourceNames,
-} from './tokenizer.js';
+} from './tokenizer-options.js';
 export { CLIPTextModel, CLIPTextTransformer, CLIPTextEmbeddings, CLIPEncoder, CLIPEncoderLayer, CLIPAttention, CLIPMLP } from './text-model.js';
 export type { CLIPTextModelOutput, CLIPTextForwardOptions } from './text-model.js';
 export { CLIPConfigError, CLIPTextConfigSchema, parseCLIPTextConfig } from './text-config.js';

@@ -4,10 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
 import { TokenizerError } from './errors.js';
-import type { HuggingFaceTokenizerFiles } from './tokenizer.js';
+import type { HuggingFaceTokenizerFiles } from './tokenizer-options.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type FileName = keyof HuggingFaceTokenizerFiles;
@@ -73,7 +74,8 @@ export async function readPretrainedFiles(
  * Read OpenAI's merges file, gunzipping it when it starts with the gzip magic bytes.
  * @internal
  */
-export async function readMergesFile(path: string): Promise<string> {
+export async function readMergesFile(file: string | URL): Promise<string> {
+  const path = typeof file === 'string' ? file : fileURLToPath(file);
   let bytes = await readBytes(path);
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {

@@ -1,3 +1,4 @@
+import { ArgumentError } from '@kiln/tensor-core';
 import { z } from 'zod';
 
 import type { Merge } from './bpe.js';
@@ -17,124 +18,19 @@ import {
   serializeMergesTxt,
   serializeVocabJson,
 } from './vocab-files.js';
-
-/**
- * Sequence length of CLIP's text encoder in Stable Diffusion 1.x and 2.x.
- *
- * @example
- * ```ts
- * import { CLIP_MAX_LENGTH } from '@kiln/clip';
- * tok.encode('a dog').length === CLIP_MAX_LENGTH; // true
- * ```
- */
-export const CLIP_MAX_LENGTH = 77;
-
-/**
- * Names used in error messages for where each input came from.
- *
- * @example
- * ```ts
- * new CLIPTokenizer({ vocab, merges, sourceNames: { vocab: 'cdn/vocab.json', merges: 'cdn/merges.txt' } });
- * ```
- */
-export interface TokenizerSourceNames {
-  readonly vocab?: string;
-  readonly merges?: string;
-  readonly config?: string;
-}
-
-/**
- * Options of the {@link CLIPTokenizer} constructor.
- *
- * @example
- * ```ts
- * import { CLIPTokenizer, type CLIPTokenizerOptions } from '@kiln/clip';
- * const options: CLIPTokenizerOptions = { vocab, merges, padToken: '!', addedTokens: { '<sks>': 49408 } };
- * const tok = new CLIPTokenizer(options);
- * ```
- */
-export interface CLIPTokenizerOptions {
-  /** Token → id, as in `vocab.json`. Must contain `<|startoftext|>`, `<|endoftext|>` and the 512 byte symbols. */
-  readonly vocab: ReadonlyMap<string, number> | Readonly<Record<string, number>>;
-  /** Merge rules in rank order, as in `merges.txt`. */
-  readonly merges: readonly Merge[];
-  /** Length `encode` pads and truncates to. Default 77. */
-  readonly modelMaxLength?: number;
-  /** Padding token. Default `<|endoftext|>` (SD 1.x); SD 2.x's tokenizer uses `!`. */
-  readonly padToken?: string;
-  /** Tokens added on top of the vocabulary (textual inversion), with their ids. */
-  readonly addedTokens?: ReadonlyMap<string, number> | Readonly<Record<string, number>>;
-  /** File names for error messages. */
-  readonly sourceNames?: TokenizerSourceNames;
-}
-
-/**
- * Options of {@link CLIPTokenizer.encode}.
- *
- * @example
- * ```ts
- * tok.encode(prompt, { padding: false, maxLength: 77, truncation: true, addSpecialTokens: true });
- * ```
- */
-export interface EncodeOptions {
-  /** Pad with the pad token up to `maxLength`. Default true (as Stable Diffusion calls it). */
-  readonly padding?: boolean;
-  /** Length including the start and end tokens. Default `modelMaxLength` (77). */
-  readonly maxLength?: number;
-  /** Cut the tokens so start + tokens + end fit `maxLength`; the end token is kept. Default true. */
-  readonly truncation?: boolean;
-  /** Add `<|startoftext|>` and `<|endoftext|>`. Default true. */
-  readonly addSpecialTokens?: boolean;
-}
-
-/**
- * Options of {@link CLIPTokenizer.decode}.
- *
- * @example
- * ```ts
- * tok.decode(ids, { skipSpecialTokens: true }); // 'a photo of sks dog'
- * ```
- */
-export interface DecodeOptions {
-  /** Leave out start, end and pad tokens. Default false. */
-  readonly skipSpecialTokens?: boolean;
-}
-
-/**
- * Options of the loaders ({@link CLIPTokenizer.fromPretrained} and friends).
- *
- * @example
- * ```ts
- * const tok = await CLIPTokenizer.fromPretrained(dir, { modelMaxLength: 77, padToken: '<|endoftext|>' });
- * ```
- */
-export interface LoadOptions {
-  /** Overrides `model_max_length`. */
-  readonly modelMaxLength?: number;
-  /** Overrides the padding token. */
-  readonly padToken?: string;
-}
-
-/**
- * File contents in Hugging Face's tokenizer layout, by file name.
- *
- * @example
- * ```ts
- * import type { HuggingFaceTokenizerFiles } from '@kiln/clip';
- * const files: HuggingFaceTokenizerFiles = tok.toHuggingFaceFiles();
- * const copy = CLIPTokenizer.fromHuggingFaceFiles(files);
- * ```
- */
-export interface HuggingFaceTokenizerFiles {
-  readonly 'vocab.json': string;
-  readonly 'merges.txt': string;
-  readonly 'tokenizer_config.json'?: string;
-  readonly 'special_tokens_map.json'?: string;
-  readonly 'added_tokens.json'?: string;
-}
+import { loadOpenAIVocab } from './openai-vocab.js';
+import { forEachPlainChunk } from './segments.js';
+import { CLIP_MAX_LENGTH, MAX_ENCODE_LENGTH } from './tokenizer-options.js';
+import type {
+  CLIPTokenizerOptions,
+  DecodeOptions,
+  EncodeOptions,
+  HuggingFaceTokenizerFiles,
+  LoadOptions,
+} from './tokenizer-options.js';
 
 const OptionsSchema = z.object({
-  modelMaxLength: z.int().min(2).optional(),
+  modelMaxLength: z.int().min(2).max(MAX_ENCODE_LENGTH).optional(),
   padToken: z.string().min(1).optional(),
 });
 
@@ -256,6 +152,28 @@ export class CLIPTokenizer {
     const padId = this.tokenToId(this.padToken);
     if (padId === undefined) throw new TokenizerError(configFile, `pad token ${JSON.stringify(this.padToken)} is not in the vocabulary`);
     this.padTokenId = padId;
+  }
+
+  /**
+   * OpenAI's CLIP tokenizer, the one Stable Diffusion 1.x uses, from the vocabulary shipped in
+   * this package (`data/bpe_simple_vocab_16e6.txt.gz`, MIT): no download and no model folder
+   * needed. Works in Node (read from the installed package) and in browsers (fetched from the
+   * URL the bundler gives the file; pass `url` to serve it from elsewhere). The file is parsed
+   * once per URL; every call returns a new tokenizer, so added tokens are not shared.
+   *
+   * @throws {TokenizerError} when the file cannot be read, fetched, decompressed or parsed.
+   *
+   * @example
+   * ```ts
+   * import { CLIPTokenizer } from '@kiln/clip';
+   * const tok = await CLIPTokenizer.fromOpenAI();
+   * tok.encode('a photo of sks dog', { padding: false }); // [49406, 320, 1125, 539, 48136, 1929, 49407]
+   * ```
+   */
+  static async fromOpenAI(options: LoadOptions & { url?: string | URL } = {}): Promise<CLIPTokenizer> {
+    const { vocab, merges } = await loadOpenAIVocab(options.url);
+    const file = 'bpe_simple_vocab_16e6.txt';
+    return new CLIPTokenizer({ vocab, merges, modelMaxLength: options.modelMaxLength, padToken: options.padToken, sourceNames: { vocab: file, merges: file } });
   }
 
   /**
@@ -499,7 +417,7 @@ export class CLIPTokenizer {
    */
   addTokens(tokens: readonly string[]): number[] {
     const ids = tokens.map((token) => {
-      if (typeof token !== 'string' || token.length === 0) throw new TypeError('added tokens must be non-empty strings');
+      if (typeof token !== 'string' || token.length === 0) throw new ArgumentError(`addTokens: added tokens must be non-empty strings, got ${JSON.stringify(token)}`);
       const existing = this.tokenToId(token);
       if (existing !== undefined) return existing;
       const id = this.nextId;
@@ -531,7 +449,8 @@ export class CLIPTokenizer {
    * `[49406, …tokens, 49407]` padded with the pad token to exactly 77 ids; when the prompt is
    * longer, the tokens are cut so that the end token is at index 76.
    *
-   * @throws {RangeError} when `maxLength` is not an integer ≥ 2 (≥ 0 without special tokens).
+   * @throws {ArgumentError} (from `@kiln/tensor-core`) when `maxLength` is not an integer from 2
+   *   (0 without special tokens) to {@link MAX_ENCODE_LENGTH}.
    *
    * @example
    * ```ts
@@ -544,21 +463,26 @@ export class CLIPTokenizer {
     const { padding = true, truncation = true, addSpecialTokens = true } = options;
     const maxLength = options.maxLength ?? this.modelMaxLength;
     const reserved = addSpecialTokens ? 2 : 0;
-    if (!Number.isSafeInteger(maxLength) || maxLength < reserved) {
-      throw new RangeError(`maxLength must be an integer >= ${reserved}, got ${String(maxLength)}`);
+    if (!Number.isSafeInteger(maxLength) || maxLength < reserved || maxLength > MAX_ENCODE_LENGTH) {
+      throw new ArgumentError(`encode: maxLength must be an integer from ${reserved} to ${MAX_ENCODE_LENGTH} (MAX_ENCODE_LENGTH), got ${String(maxLength)}`);
     }
     const ids: number[] = [];
     if (addSpecialTokens) ids.push(this.bosTokenId);
-    const limit = truncation ? maxLength - reserved : Infinity;
+    const limit = truncation ? maxLength - reserved : MAX_ENCODE_LENGTH - reserved;
     let count = 0;
     const push = (id: number): void => {
       if (count < limit) ids.push(id);
       count++;
     };
+    // Once `limit` tokens exist the rest of the text cannot change them: stop reading it.
+    // Without truncation, read one token past the bound to know the text is too long.
+    const full = truncation ? (): boolean => count >= limit : (): boolean => count > limit;
     this.forEachSegment(text, (added) => push(this.added.get(added)!), (word) => {
-      if (count >= limit) return;
       for (const piece of this.bpe.encodeWord(word)) push(this.encoder.get(piece) ?? this.eosTokenId);
-    });
+    }, full);
+    if (!truncation && count > limit) {
+      throw new ArgumentError(`encode: the text has more than ${MAX_ENCODE_LENGTH} tokens (MAX_ENCODE_LENGTH); encode it with truncation`);
+    }
     if (addSpecialTokens) ids.push(this.eosTokenId);
     if (padding) while (ids.length < maxLength) ids.push(this.padTokenId);
     return ids;
@@ -569,7 +493,7 @@ export class CLIPTokenizer {
    * decoded as UTF-8 with U+FFFD for invalid sequences), then stripped like transformers does.
    * Added tokens come out verbatim, followed by a space.
    *
-   * @throws {RangeError} for an id that is not in the vocabulary.
+   * @throws {ArgumentError} (from `@kiln/tensor-core`) for an id that is not in the vocabulary.
    *
    * @example
    * ```ts
@@ -597,7 +521,7 @@ export class CLIPTokenizer {
       }
       const token = this.decoder.get(id);
       if (token === undefined || !pushByteCharBytes(token, bytes)) {
-        throw new RangeError(`token id ${String(id)} is not in the vocabulary`);
+        throw new ArgumentError(`decode: token id ${String(id)} is not in the vocabulary`);
       }
     }
     flush();
@@ -613,11 +537,18 @@ export class CLIPTokenizer {
   }
 
   // Added tokens are split out of the raw text first (as transformers does), then every
-  // other stretch is cleaned, pre-tokenised and handed to BPE word by word.
-  private forEachSegment(text: string, onAdded: (token: string) => void, onWord: (byteWord: string) => void): void {
-    if (typeof text !== 'string') throw new TypeError(`expected a string to tokenize, got ${typeof text}`);
+  // other stretch is cleaned, pre-tokenised and handed to BPE word by word, a bounded chunk at
+  // a time, until `done()` says enough tokens exist.
+  private forEachSegment(text: string, onAdded: (token: string) => void, onWord: (byteWord: string) => void, done: () => boolean = () => false): void {
+    if (typeof text !== 'string') throw new ArgumentError(`expected a string to tokenize, got ${typeof text}`);
     const plain = (segment: string): void => {
-      for (const word of preTokenize(cleanText(segment))) onWord(toByteChars(word));
+      forEachPlainChunk(segment, (chunk) => {
+        for (const word of preTokenize(cleanText(chunk))) {
+          if (done()) return false;
+          onWord(toByteChars(word));
+        }
+        return !done();
+      });
     };
     const pattern = this.addedPattern;
     if (pattern === undefined) {
@@ -627,6 +558,7 @@ export class CLIPTokenizer {
     let last = 0;
     for (const m of text.matchAll(pattern)) {
       plain(text.slice(last, m.index));
+      if (done()) return;
       onAdded(m[0]);
       last = m.index + m[0].length;
     }

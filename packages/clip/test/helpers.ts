@@ -2,14 +2,13 @@ import { fileURLToPath } from 'node:url';
 
 import { CLIPTokenizer } from '../src/index.js';
 
-// The repo is checked out next to the shared data folder: <root>/../shared/data/...
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-export const MERGES_GZ = `${repoRoot}../shared/data/clip/bpe_simple_vocab_16e6.txt.gz`;
+/** The vocabulary shipped in the package (data/, copied from openai/CLIP with its LICENSE). */
+export const MERGES_GZ = fileURLToPath(new URL('../data/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
 
 let shared: Promise<CLIPTokenizer> | undefined;
-/** One tokenizer per test file; do not add tokens to it. */
+/** One tokenizer per test file (the shipped vocabulary); do not add tokens to it. */
 export function sharedTokenizer(): Promise<CLIPTokenizer> {
-  shared ??= CLIPTokenizer.fromMergesFile(MERGES_GZ);
+  shared ??= CLIPTokenizer.fromOpenAI();
   return shared;
 }
 
