@@ -1,0 +1,9 @@
+import { KilnError } from '@kiln/tensor-core';
+
+/**
+ * A tracking input Kiln cannot use: a bad metric value, an image of the wrong size, a run folder
+ * with no logs, or a corrupt log line. The message names the file, line or field.
+ */
+export class TrackingError extends KilnError {
+  override name = 'TrackingError';
+}

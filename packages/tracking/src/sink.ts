@@ -1,0 +1,11 @@
+import type { LogRecord } from './records.js';
+
+/**
+ * Where a {@link RunLogger} sends records: JSONL, TensorBoard, the HTML report, memory. `write` is
+ * called synchronously in logging order; `flush` makes what was written durable or visible.
+ */
+export interface Sink {
+  write(record: LogRecord): void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
