@@ -39,9 +39,19 @@ export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64';
 }
 
-export function assertDType(dtype: string): DType {
-  if (!(DTYPES as readonly string[]).includes(dtype)) {
-    throw new DTypeError(`unknown dtype '${dtype}'; expected one of ${DTYPES.join(', ')}`);
+/**
+ * `dtype` as a `DType`, or a `DTypeError` naming `what` and the known dtypes: the check for a
+ * dtype read from a file or a config.
+ *
+ * @example
+ * ```ts
+ * k.assertDType('float16'); // 'float16'
+ * k.assertDType('int64', 'config.dtype'); // throws DTypeError: config.dtype: unknown dtype "int64"; …
+ * ```
+ */
+export function assertDType(dtype: unknown, what = 'dtype'): DType {
+  if (typeof dtype !== 'string' || !(DTYPES as readonly string[]).includes(dtype)) {
+    throw new DTypeError(`${what}: unknown dtype ${JSON.stringify(dtype)}; expected one of ${DTYPES.join(', ')}`);
   }
   return dtype as DType;
 }

@@ -20,14 +20,15 @@ import type { WasmBackendOptions } from './backends/wasm/index.js';
 export { Tensor } from './tensor.js';
 export type { GradNode, NestedArray } from './tensor.js';
 export type { DType, TypedArray, DataFor } from './dtype.js';
-export { DTYPES, isFloat, itemSize, promoteTypes, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype.js';
+export { DTYPES, assertDType, isFloat, itemSize, promoteTypes, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype.js';
 export { KilnError, ShapeError, DTypeError, DisposedError, BackendError, ArgumentError } from './errors.js';
 export type { BackendFactory } from './backend.js';
 export type { Backend, View, UnaryOp, BinaryOp, ReduceOp, Conv2dParams, AdamWHyper } from './backend.js';
 export { useBackend, initBackend, getBackend, registerBackend, listBackends } from './backend.js';
 export type { MemoryStats, Disposable } from './runtime.js';
 export { tidy, keep, noGrad, enableGrad, isGradEnabled, memory, resetPeakMemory } from './runtime.js';
-export { manualSeed, philox4x32, philoxFill } from './random.js';
+export { manualSeed, philox4x32, philoxFill, Generator, defaultGenerator } from './random.js';
+export type { GeneratorState } from './random.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckResult } from './gradcheck.js';
 export { CpuBackend } from './backends/cpu/index.js';
@@ -42,7 +43,22 @@ export type { Scalar } from './ops/dispatch.js';
 export { record as recordGrad, detach, toBackend } from './ops/dispatch.js';
 export type { CreateOptions, RandomOptions, NestedData } from './ops/creation.js';
 export type { Dims } from './ops/reduce.js';
-export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, randn, rand, randint } from './ops/creation.js';
+export {
+  tensor,
+  full,
+  zeros,
+  ones,
+  zerosLike,
+  onesLike,
+  arange,
+  linspace,
+  randn,
+  rand,
+  randint,
+  randnLike,
+  randLike,
+  randintLike,
+} from './ops/creation.js';
 export {
   cast,
   clone,
@@ -89,8 +105,11 @@ export { cat, stack, pad } from './ops/join.js';
 export { matmul, linear } from './ops/matmul.js';
 export { conv2d, convTranspose2d } from './ops/conv.js';
 export type { Conv2dOptions, ConvTranspose2dOptions, Pair } from './ops/conv.js';
-export { avgPool2d, interpolate } from './ops/pool.js';
-export type { InterpolateOptions } from './ops/pool.js';
+export { avgPool2d } from './ops/pool.js';
+export { interpolate } from './ops/interpolate.js';
+export type { InterpolateOptions } from './ops/interpolate.js';
+export { gather, indexSelect, flip } from './ops/gather.js';
+export { isnan, isfinite, isinf } from './ops/finite.js';
 export { groupNorm, groupNormSilu, layerNorm } from './ops/norm.js';
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { scaledDotProductAttention } from './ops/attention.js';

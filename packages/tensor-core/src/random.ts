@@ -7,7 +7,12 @@
  * - uniform: `(x >>> 8) * 2^-24`, in [0, 1), exact in f32.
  * - normal: Box–Muller on lanes (0, 1) and (2, 3): `u1 = ((x0 >>> 8) + 1) * 2^-24` in (0, 1],
  *   `u2 = (x1 >>> 8) * 2^-24`, `r = sqrt(-2 ln u1)`, lane 0 = `r cos(2π u2)`, lane 1 = `r sin(2π u2)`.
+ * - integers in [low, high) (`randint`): `low + floor(u * (high - low))` with the uniform `u` above
+ *   while the range is at most 2^24; wider ranges use all 32 bits, `low + floor(x * 2^-32 * range)`.
+ *
+ * A draw of `n` numbers of any kind uses `ceil(n / 4)` blocks; that is how far a `Generator` advances.
  */
+import { ArgumentError } from './errors.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
@@ -95,17 +100,143 @@ export function philoxFill(
   return out;
 }
 
+/**
+ * Fills `out` with integers uniform in [low, low + range) from the draw at `counter`, one Philox
+ * lane each (see the header for the mapping; `range` at most 2^32).
+ */
+export function philoxIntegers(out: Float64Array, key: readonly [number, number], counter: number, low: number, range: number): Float64Array {
+  const block = new Uint32Array(4);
+  const wide = range > 2 ** 24;
+  const n = out.length;
+  for (let b = 0; b * 4 < n; b++) {
+    const c = counter + b;
+    philox4x32(c >>> 0, Math.floor(c / 2 ** 32) >>> 0, 0, 0, key[0], key[1], block);
+    for (let l = 0; l < 4 && b * 4 + l < n; l++) {
+      const x = block[l];
+      out[b * 4 + l] = low + Math.floor(wide ? x * 2 ** -32 * range : (x >>> 8) * INV_2_24 * range);
+    }
+  }
+  return out;
+}
+
+/** The largest seed: seeds are safe integers, so a seed round-trips through JSON unchanged. */
+const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
 /** A 64-bit key from a seed (a non-negative integer below 2^53). */
 export function seedKey(seed: number): [number, number] {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_SEED) {
+    throw new ArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
+  }
   return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
 }
 
-/** The global generator: a key and a running block counter, like `torch.manual_seed`. */
-const global = { key: seedKey(0), counter: 0 };
+/** The saved state of a {@link Generator}: plain data that survives `JSON.stringify`. */
+export interface GeneratorState {
+  /** Always `'philox4x32-10'`; a state from another generator is refused. */
+  readonly algorithm: 'philox4x32-10';
+  /** The seed the Philox key comes from. */
+  readonly seed: number;
+  /** Philox blocks used so far: the counter of the next draw (each block gives 4 numbers). */
+  readonly offset: number;
+}
 
 /**
- * Seeds the global generator used when a random op gets no `seed`.
+ * A random number generator with state, like `torch.Generator`: a Philox 4×32-10 key (from the
+ * seed) and a block counter (the offset). Every draw of `n` numbers (normal, uniform or integer)
+ * reads the blocks `offset … offset + ceil(n / 4) - 1` and then advances the offset by
+ * `ceil(n / 4)`, on every backend alike, so a stream is the same on cpu, wasm and webgpu, and
+ * `getState()`/`setState()` resume it exactly. Pass it as `{ generator }` to `randn`, `rand`,
+ * `randint`, the `*Like` variants and `dropout`; ops without one use {@link defaultGenerator}.
+ *
+ * @example
+ * ```ts
+ * const g = new k.Generator(42);
+ * const a = k.randn([4], { generator: g });
+ * const saved = g.getState();          // { algorithm: 'philox4x32-10', seed: 42, offset: 1 }
+ * const b = k.randn([4], { generator: g }); // differs from a
+ * g.setState(saved);
+ * const c = k.randn([4], { generator: g }); // equals b
+ * ```
+ */
+export class Generator {
+  #seed = 0;
+  #key: [number, number] = [0, 0];
+  #offset = 0;
+
+  /** A generator seeded with `seed` (default 0) at offset 0. */
+  constructor(seed = 0) {
+    this.manualSeed(seed);
+  }
+
+  /** Re-seeds and rewinds to offset 0 (`torch.Generator.manual_seed`). Returns this. */
+  manualSeed(seed: number): this {
+    this.#key = seedKey(seed);
+    this.#seed = seed;
+    this.#offset = 0;
+    return this;
+  }
+
+  /** The seed this generator was last seeded with. */
+  initialSeed(): number {
+    return this.#seed;
+  }
+
+  /** Philox blocks consumed so far (the counter of the next draw). */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** A copy of the state, as plain data (store it in a checkpoint as JSON). */
+  getState(): GeneratorState {
+    return { algorithm: 'philox4x32-10', seed: this.#seed, offset: this.#offset };
+  }
+
+  /** Restores a state from `getState()`, so the next draws repeat the ones made after it. Returns this. */
+  setState(state: GeneratorState): this {
+    const s = state as Partial<Record<keyof GeneratorState, unknown>> | null;
+    if (typeof s !== 'object' || s === null) throw new ArgumentError(`Generator.setState: state must be an object, got ${String(state)}`);
+    if (s.algorithm !== 'philox4x32-10') {
+      throw new ArgumentError(`Generator.setState: state.algorithm must be 'philox4x32-10', got ${JSON.stringify(s.algorithm)}`);
+    }
+    if (typeof s.seed !== 'number' || !Number.isSafeInteger(s.seed) || s.seed < 0) {
+      throw new ArgumentError(`Generator.setState: state.seed must be a non-negative safe integer, got ${JSON.stringify(s.seed)}`);
+    }
+    if (typeof s.offset !== 'number' || !Number.isSafeInteger(s.offset) || s.offset < 0) {
+      throw new ArgumentError(`Generator.setState: state.offset must be a non-negative safe integer, got ${JSON.stringify(s.offset)}`);
+    }
+    this.manualSeed(s.seed);
+    this.#offset = s.offset;
+    return this;
+  }
+
+  /** @internal Reserves the blocks for a draw of `size` numbers: its key and first block. */
+  _draw(size: number): { key: [number, number]; counter: number } {
+    const blocks = Math.ceil(size / 4);
+    if (!Number.isSafeInteger(this.#offset + blocks)) {
+      throw new ArgumentError(`Generator: offset ${this.#offset} + ${blocks} blocks passes 2^53; re-seed it`);
+    }
+    const draw = { key: this.#key, counter: this.#offset };
+    this.#offset += blocks;
+    return draw;
+  }
+}
+
+/**
+ * The generator that random ops use when given neither `seed` nor `generator`
+ * (`torch.default_generator`); `k.manualSeed` re-seeds it.
+ *
+ * @example
+ * ```ts
+ * const saved = k.defaultGenerator.getState();
+ * const a = k.rand([3]);
+ * k.defaultGenerator.setState(saved);
+ * const b = k.rand([3]); // equals a
+ * ```
+ */
+export const defaultGenerator = new Generator(0);
+
+/**
+ * Seeds the default generator used when a random op gets no `seed` or `generator`, and returns it.
  *
  * @example
  * ```ts
@@ -113,15 +244,19 @@ const global = { key: seedKey(0), counter: 0 };
  * const a = k.randn([4]); // same numbers after every manualSeed(42)
  * ```
  */
-export function manualSeed(seed: number): void {
-  global.key = seedKey(seed);
-  global.counter = 0;
+export function manualSeed(seed: number): Generator {
+  return defaultGenerator.manualSeed(seed);
 }
 
-/** Key and counter for a draw of `size` numbers: from `seed` at counter 0, or from the global stream. */
-export function nextDraw(size: number, seed?: number): { key: [number, number]; counter: number } {
+/**
+ * Key and first block for a draw of `size` numbers: from `seed` at block 0 (a fresh stream each
+ * call, as before generators existed), else from `generator` or the default one, which advance.
+ */
+export function nextDraw(size: number, seed?: number, generator?: Generator): { key: [number, number]; counter: number } {
+  if (seed !== undefined && generator !== undefined) throw new ArgumentError('random: give either seed or generator, not both');
   if (seed !== undefined) return { key: seedKey(seed), counter: 0 };
-  const draw = { key: global.key, counter: global.counter };
-  global.counter += Math.ceil(size / 4);
-  return draw;
+  if (generator !== undefined && !(generator instanceof Generator)) {
+    throw new ArgumentError(`random: generator must be a k.Generator, got ${String(generator)}`);
+  }
+  return (generator ?? defaultGenerator)._draw(size);
 }

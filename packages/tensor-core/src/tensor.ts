@@ -263,6 +263,18 @@ export class Tensor {
   floor(): Tensor {
     return ops.floor(this);
   }
+  /** True where NaN (bool). */
+  isnan(): Tensor {
+    return ops.isnan(this);
+  }
+  /** True where neither NaN nor ±Infinity (bool). */
+  isfinite(): Tensor {
+    return ops.isfinite(this);
+  }
+  /** True where ±Infinity (bool). */
+  isinf(): Tensor {
+    return ops.isinf(this);
+  }
 
   // Reductions ------------------------------------------------------------------------------
 
@@ -327,8 +339,9 @@ export class Tensor {
   slice(dim: number, start = 0, end?: number, step = 1): Tensor {
     return ops.slice(this, dim, start, end, step);
   }
+  /** `length` elements of `dim` from `start`; refuses a window that does not fit (`torch.narrow`). */
   narrow(dim: number, start: number, length: number): Tensor {
-    return ops.slice(this, dim, start, start + length);
+    return ops.narrow(this, dim, start, length);
   }
   /** Index along dim 0 (or `dim`) and drop that dim: `x[i]`. */
   select(dim: number, index: number): Tensor {
@@ -342,6 +355,18 @@ export class Tensor {
   }
   contiguous(): Tensor {
     return ops.contiguous(this);
+  }
+  /** Reverses the order along each of `dims` (a copy), `torch.flip`. */
+  flip(dims: readonly number[]): Tensor {
+    return ops.flip(this, dims);
+  }
+  /** Entries along `dim` at the int32 positions in `index` (`torch.gather`); see `k.gather`. */
+  gather(dim: number, index: Tensor): Tensor {
+    return ops.gather(this, dim, index);
+  }
+  /** Slices along `dim` at the int32 ids in 1-D `index` (`torch.index_select`); see `k.indexSelect`. */
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return ops.indexSelect(this, dim, index);
   }
   clone(): Tensor {
     return ops.clone(this);

@@ -1,6 +1,6 @@
 import type { BinaryOp, UnaryOp } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { isFloat, promoteTypes, promoteWithScalar } from '../dtype.js';
+import { assertDType, isFloat, promoteTypes, promoteWithScalar } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
 import { broadcastShapes, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -13,6 +13,7 @@ import { expandView, sumTo } from './view.js';
 /** `x` as `dtype`; differentiable between float types. Returns `x` itself when nothing changes. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
+  assertDType(dtype, 'cast: dtype');
   const b = x._backend();
   const y = make(b, b.unary('copy', x._view(), dtype), dtype, x.shape);
   if (isFloat(dtype)) record(y, 'cast', [x], (g) => [cast(g, x.dtype)]);

@@ -5,6 +5,8 @@ import type { Tensor } from '../tensor.js';
 import { backendOf, make, record } from './dispatch.js';
 import { cast, ge, mul, sub } from './elementwise.js';
 import { rand } from './creation.js';
+import { checkedRows } from './gather.js';
+import type { Generator } from '../random.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './view.js';
 
@@ -22,7 +24,7 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   const b = backendOf('embedding', ids, weight);
   const [R, D] = weight.shape;
   const flatIds = reshape(ids, [-1]);
-  const rows = make(b, b.gatherRows(weight._view(), flatIds._view()), weight.dtype, [flatIds.shape[0], D]);
+  const rows = make(b, checkedRows('embedding', `ids hold an id outside [0, ${R}) for weight ${fmt(weight.shape)}`, () => b.gatherRows(weight._view(), flatIds._view())), weight.dtype, [flatIds.shape[0], D]);
   const y = reshape(rows, [...ids.shape, D]);
   return record(y, 'embedding', [weight], (g) => {
     const g2 = reshape(g, [-1, D]);
@@ -31,18 +33,19 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
 }
 
 /**
- * Zeroes elements with probability `p` and scales the rest by 1/(1-p) while `training`.
+ * Zeroes elements with probability `p` and scales the rest by 1/(1-p) while `training`; the mask
+ * comes from `seed`, `generator` or the default generator.
  *
  * @example
  * ```ts
  * k.dropout(x, 0.1, true, { seed: 7 });
  * ```
  */
-export function dropout(x: Tensor, p = 0.5, training = true, options: { seed?: number } = {}): Tensor {
+export function dropout(x: Tensor, p = 0.5, training = true, options: { seed?: number; generator?: Generator } = {}): Tensor {
   if (!(p >= 0 && p <= 1)) throw new ArgumentError(`dropout: p must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
   if (p === 1) return mul(x, 0);
-  const keep = cast(ge(rand(x.shape, { seed: options.seed, device: x.device }), p), x.dtype);
+  const keep = cast(ge(rand(x.shape, { seed: options.seed, generator: options.generator, device: x.device }), p), x.dtype);
   return mul(x, mul(keep, 1 / (1 - p)));
 }
 

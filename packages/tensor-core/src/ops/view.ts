@@ -34,9 +34,29 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   return reshape(s, shape);
 }
 
-/** Broadcasts `x` to `shape` as a view (`torch.Tensor.expand`; -1 keeps a dim). */
+/** Throws unless `v` is an integer (a NaN, fraction or Infinity index names `what`). */
+function assertInt(op: string, what: string, v: number): void {
+  if (!Number.isSafeInteger(v)) throw new ArgumentError(`${op}: ${what} must be an integer, got ${v}`);
+}
+
+/**
+ * Broadcasts `x` to `shape` as a view (`torch.Tensor.expand`): size-1 dims stretch, new leading
+ * dims are added, and -1 keeps an existing dim.
+ *
+ * @example
+ * ```ts
+ * k.zeros([3, 1]).expand([2, 3, 4]).shape; // [2, 3, 4]
+ * ```
+ */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - x.ndim;
+  if (lead < 0) throw new ShapeError(`expand: cannot expand shape ${fmt(x.shape)} to fewer dims ${fmt(shape)}`);
+  shape.forEach((d, i) => {
+    if (d === -1 && i < lead) throw new ShapeError(`expand: size -1 at dim ${i} of ${fmt(shape)} is a new leading dim, which has no size to keep`);
+    if (d !== -1 && (!Number.isSafeInteger(d) || d < 0)) {
+      throw new ShapeError(`expand: size ${d} at dim ${i} of ${fmt(shape)} must be a non-negative integer (or -1 to keep the dim)`);
+    }
+  });
   const target = shape.map((d, i) => (d === -1 ? x.shape[i - lead] : d));
   if (sameShape(target, x.shape)) return x;
   const y = viewOf(x, target, broadcastStrides(x, target, 'expand'), x.offset);
@@ -144,10 +164,20 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
   return reshape(x, shape);
 }
 
-/** `x[..., start:end:step, ...]` along `dim`, as a view. Negative indices count from the end. */
+/**
+ * `x[..., start:end:step, ...]` along `dim`, as a view. Negative indices count from the end and
+ * out-of-range ones clamp, as in Python slicing; `end` omitted means to the end.
+ *
+ * @example
+ * ```ts
+ * k.arange(10).slice(0, 2, -2, 3); // [2, 5]
+ * ```
+ */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
   const d = normDim(dim, x.ndim, 'slice');
   const n = x.shape[d];
+  assertInt('slice', 'start', start);
+  if (end !== undefined) assertInt('slice', 'end', end);
   if (!Number.isInteger(step) || step < 1) throw new ArgumentError(`slice: step must be a positive integer, got ${step}`);
   const clampIdx = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
   const s = clampIdx(start);
@@ -171,10 +201,18 @@ function sliceBackward(g: Tensor, shape: readonly number[], dim: number, start: 
   return record(out, 'sliceBackward', [g], (gg) => [slice(gg, dim, start, start + g.shape[dim] * step, step)]);
 }
 
-/** `x[index]` along `dim`, dropping that dim. */
+/**
+ * `x[index]` along `dim`, dropping that dim (negative indices count from the end).
+ *
+ * @example
+ * ```ts
+ * k.zeros([3, 4]).select(1, -1).shape; // [3]
+ * ```
+ */
 export function select(x: Tensor, dim: number, index: number): Tensor {
   const d = normDim(dim, x.ndim, 'select');
   const n = x.shape[d];
+  assertInt('select', 'index', index);
   const i = index < 0 ? index + n : index;
   if (i < 0 || i >= n) throw new ArgumentError(`select: index ${index} is out of range for dim ${d} of size ${n}`);
   return squeeze(slice(x, d, i, i + 1), d);
@@ -188,6 +226,35 @@ export function contiguous(x: Tensor): Tensor {
   return record(y, 'contiguous', [x], (g) => [g]);
 }
 
+/**
+ * `length` elements of `dim` from `start` (negative counts from the end), as a view; unlike
+ * `slice` it refuses a window that does not fit, as `torch.narrow` does.
+ *
+ * @example
+ * ```ts
+ * k.arange(10).narrow(0, 2, 3); // [2, 3, 4]
+ * ```
+ */
+export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
+  const d = normDim(dim, x.ndim, 'narrow');
+  const n = x.shape[d];
+  assertInt('narrow', 'start', start);
+  assertInt('narrow', 'length', length);
+  const s = start < 0 ? start + n : start;
+  if (s < 0 || s > n) throw new ArgumentError(`narrow: start ${start} is out of range for dim ${d} of size ${n}`);
+  if (length < 0 || s + length > n) throw new ArgumentError(`narrow: length ${length} from ${s} does not fit dim ${d} of size ${n}`);
+  return slice(x, d, s, s + length);
+}
+
+/**
+ * Splits into pieces of `splitSize` along `dim` (the last may be smaller), or into pieces of
+ * the listed sizes, which must sum to the dim (`torch.split`). The pieces are views.
+ *
+ * @example
+ * ```ts
+ * k.zeros([6, 2]).split([1, 2, 3]).map((t) => t.shape[0]); // [1, 2, 3]
+ * ```
+ */
 export function split(x: Tensor, splitSize: number | readonly number[], dim = 0): Tensor[] {
   const d = normDim(dim, x.ndim, 'split');
   const n = x.shape[d];
@@ -198,6 +265,9 @@ export function split(x: Tensor, splitSize: number | readonly number[], dim = 0)
     for (let s = 0; s < n; s += splitSize) sizes.push(Math.min(splitSize, n - s));
   } else {
     sizes = [...splitSize];
+    sizes.forEach((v, i) => {
+      if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`split: size ${v} at position ${i} of [${sizes.join(', ')}] must be a non-negative integer`);
+    });
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total !== n) throw new ShapeError(`split: sizes [${sizes.join(', ')}] sum to ${total}, but dim ${d} of ${fmt(x.shape)} is ${n}`);
   }
@@ -210,7 +280,17 @@ export function split(x: Tensor, splitSize: number | readonly number[], dim = 0)
   return out;
 }
 
+/**
+ * Splits into `chunks` pieces of `ceil(size / chunks)` along `dim` (fewer when it does not divide), as `torch.chunk`.
+ *
+ * @example
+ * ```ts
+ * const [uncond, cond] = noisePred.chunk(2); // classifier-free guidance halves
+ * ```
+ */
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
   const d = normDim(dim, x.ndim, 'chunk');
+  if (!Number.isSafeInteger(chunks) || chunks < 1) throw new ArgumentError(`chunk: chunks must be a positive integer, got ${chunks}`);
+  if (x.shape[d] === 0) return [x];
   return split(x, Math.ceil(x.shape[d] / chunks), d);
 }
