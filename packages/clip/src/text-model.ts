@@ -201,39 +201,33 @@ export class CLIPTextModel extends Module {
 
   /**
    * Loads a transformers-layout folder: `config.json` + `model.safetensors` (or a sharded
-   * `model.safetensors.index.json`). Node only.
+   * `model.safetensors.index.json`, or a `variant` such as `fp16`: `model.fp16.safetensors`).
+   * The model is built without initialisation and each tensor is read straight into it, converted
+   * to `dtype` (default float32), so loading peaks at the model's own size. A bad config is a
+   * `CLIPConfigError`, a bad or mismatched checkpoint a `StateDictError` or `SafetensorsError`
+   * naming the file (all `KilnError`s). Node only.
    *
    * @example
    * ```ts
-   * const te = await CLIPTextModel.fromPretrained('./stable-diffusion-v1-5', { subfolder: 'text_encoder' });
+   * const te = await CLIPTextModel.fromPretrained('./stable-diffusion-v1-5', { subfolder: 'text_encoder', variant: 'fp16', dtype: 'float16' });
    * ```
    */
-  static async fromPretrained(dir: string, options: { subfolder?: string; dtype?: k.DType } = {}): Promise<CLIPTextModel> {
+  static async fromPretrained(dir: string, options: { subfolder?: string; variant?: string; dtype?: k.DType } = {}): Promise<CLIPTextModel> {
     const { readTextModelFolder } = await import('./text-model-node.js');
-    const { config, weights, file } = await readTextModelFolder(dir, options.subfolder);
-    const model = k.noGrad(() => new CLIPTextModel(config, { dtype: options.dtype }));
-    // transformers drops the legacy position_ids buffer on load; so do we.
-    const state = Object.fromEntries(Object.entries(weights).filter(([key]) => key !== 'text_model.embeddings.position_ids'));
-    try {
-      model.loadStateDict(state);
-    } catch (e) {
-      throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
-    } finally {
-      for (const t of Object.values(weights)) t.dispose();
-    }
-    return model;
+    return readTextModelFolder(dir, options, (config) => new CLIPTextModel(config, { dtype: options.dtype }));
   }
 
   /**
-   * Writes `config.json` and `model.safetensors` (transformers' layout) into `dir`, atomically.
+   * Writes `config.json` and `model.safetensors` (transformers' layout; `model.<variant>.safetensors`
+   * with a `variant`) into `dir`, each atomically (temporary file, fsync, rename).
    *
    * @example
    * ```ts
    * await model.savePretrained('./out/text_encoder');
    * ```
    */
-  async savePretrained(dir: string): Promise<void> {
+  async savePretrained(dir: string, options: { variant?: string } = {}): Promise<void> {
     const { writeTextModelFolder } = await import('./text-model-node.js');
-    await writeTextModelFolder(dir, { ...this.config, architectures: ['CLIPTextModel'], model_type: 'clip_text_model' }, this.stateDict());
+    await writeTextModelFolder(dir, { ...this.config, architectures: ['CLIPTextModel'], model_type: 'clip_text_model' }, this.stateDict(), options.variant);
   }
 }

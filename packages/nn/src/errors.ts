@@ -7,9 +7,25 @@ export interface ShapeMismatch {
   readonly got: readonly number[];
 }
 
+/** One key whose value cannot be loaded at all (not a tensor, or a disposed one). */
+export interface InvalidValue {
+  readonly key: string;
+  /** What is wrong, e.g. `'is null, not a tensor'` or `'was disposed'`. */
+  readonly reason: string;
+}
+
+/** Extra context of a {@link StateDictError}. */
+export interface StateDictErrorDetails {
+  /** Keys whose values are not usable tensors. */
+  readonly invalidValues?: readonly InvalidValue[];
+  /** The file the weights came from, named in the message. */
+  readonly file?: string;
+}
+
 /**
- * `loadStateDict` found keys it cannot load. Every problem is listed at once (missing, unexpected
- * and mis-shaped keys), so a conversion bug is fixed in one round trip rather than one key at a time.
+ * `loadStateDict` (or `loadWeights`) found keys it cannot load. Every problem is listed at once
+ * (missing, unexpected, mis-shaped keys and values that are not tensors), so a conversion bug is
+ * fixed in one round trip rather than one key at a time. Nothing was loaded when it is thrown.
  *
  * @example
  * ```ts
@@ -22,13 +38,20 @@ export interface ShapeMismatch {
  */
 export class StateDictError extends k.KilnError {
   override name = 'StateDictError';
+  /** Keys whose values are not usable tensors (null, a number, a disposed tensor, …). */
+  readonly invalidValues: readonly InvalidValue[];
+  /** The file the weights came from, when known. */
+  readonly file: string | undefined;
   constructor(
     readonly missingKeys: readonly string[],
     readonly unexpectedKeys: readonly string[],
     readonly shapeMismatches: readonly ShapeMismatch[],
     readonly module = 'Module',
+    details: StateDictErrorDetails = {},
   ) {
-    super(StateDictError.describe(missingKeys, unexpectedKeys, shapeMismatches, module));
+    super(StateDictError.describe(missingKeys, unexpectedKeys, shapeMismatches, module, details));
+    this.invalidValues = details.invalidValues ?? [];
+    this.file = details.file;
   }
 
   private static describe(
@@ -36,15 +59,41 @@ export class StateDictError extends k.KilnError {
     unexpected: readonly string[],
     mismatched: readonly ShapeMismatch[],
     module: string,
+    details: StateDictErrorDetails,
   ): string {
-    const lines = [`Error(s) in loading state dict for ${module}:`];
+    const lines = [`Error(s) in loading state dict for ${module}${details.file ? ` from ${details.file}` : ''}:`];
     const list = (keys: readonly string[]) => keys.map((key) => `"${key}"`).join(', ');
     if (missing.length) lines.push(`  Missing key(s) (${missing.length}): ${list(missing)}`);
     if (unexpected.length) lines.push(`  Unexpected key(s) (${unexpected.length}): ${list(unexpected)}`);
     for (const m of mismatched) {
       lines.push(`  size mismatch for ${m.key}: checkpoint has shape [${m.got.join(', ')}], the module expects [${m.expected.join(', ')}]`);
     }
+    for (const v of details.invalidValues ?? []) lines.push(`  invalid value for ${v.key}: ${v.reason}`);
     return lines.join('\n');
+  }
+}
+
+/**
+ * A `config.json` (or other JSON file of a model folder) that is missing, not JSON, or does not
+ * match the schema the caller gave. `issues` name each bad field as a dotted path.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await readConfig('unet/config.json', UNetConfigSchema);
+ * } catch (err) {
+ *   if (err instanceof ConfigError) console.log(err.file, err.issues); // ['block_out_channels.0: expected number']
+ * }
+ * ```
+ */
+export class ConfigError extends k.KilnError {
+  override name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly issues: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${issues.join('; ')}`, options);
   }
 }
 
@@ -60,7 +109,8 @@ export type SafetensorsErrorCode =
   | 'shape_mismatch'
   | 'value_out_of_range'
   | 'missing_tensor'
-  | 'invalid_index';
+  | 'invalid_index'
+  | 'not_found';
 
 /**
  * A safetensors file (or sharded index) that cannot be read or written. The message names the

@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import * as k from '@kiln/tensor-core';
- * import { AdamW, Linear, Sequential, SiLU, loadSafetensors } from '@kiln/nn';
+ * import { AdamW, Linear, Sequential, SiLU } from '@kiln/nn';
  *
  * const mlp = new Sequential([new Linear(4, 8), new SiLU(), new Linear(8, 1)]);
  * const opt = new AdamW(mlp.parameters(), { lr: 1e-3 });
@@ -18,12 +18,16 @@
  * ```
  * @packageDocumentation
  */
-export { StateDictError, SafetensorsError, OptimizerError } from './errors.js';
-export type { ShapeMismatch, SafetensorsErrorCode } from './errors.js';
+export { StateDictError, SafetensorsError, OptimizerError, ConfigError } from './errors.js';
+export type { ShapeMismatch, InvalidValue, StateDictErrorDetails, SafetensorsErrorCode } from './errors.js';
 export { parameter, isParameter } from './parameter.js';
 export type { Parameter } from './parameter.js';
 export { Module } from './module.js';
 export type { StateDict, LoadStateDictResult, UnaryModule } from './module.js';
+export type { KeyPattern } from './state-dict.js';
+export { skipInit, isPlaceholder, uninitializedKeys } from './skip-init.js';
+export { loadWeights, prefixedSource, renamedSource } from './load-weights.js';
+export type { TensorSource, Rename, LoadWeightsOptions } from './load-weights.js';
 export { uniform, normal, fanIn, kaimingUniform } from './init.js';
 export type { FactoryOptions } from './init.js';
 
@@ -41,7 +45,7 @@ export { ModuleList } from './layers/module-list.js';
 export { Sequential } from './layers/sequential.js';
 
 export { checkpoint } from './checkpoint.js';
-export type { Checkpointable, CheckpointOptions } from './checkpoint.js';
+export type { Checkpointable, CheckpointArg, CheckpointOptions } from './checkpoint.js';
 export { clipGradNorm } from './clip-grad.js';
 
 export { Optimizer } from './optim/optimizer.js';
@@ -59,5 +63,4 @@ export { parseSafetensors, SafetensorsBytes } from './safetensors/read.js';
 export type { LoadTensorOptions } from './safetensors/read.js';
 export { serializeSafetensors } from './safetensors/write.js';
 export type { TensorMap } from './safetensors/write.js';
-export { openSafetensors, loadSafetensors, saveSafetensors, SafetensorsFile, ShardedSafetensors } from './safetensors/node.js';
-export type { SafetensorsReader } from './safetensors/node.js';
+// File access (openSafetensors, loadSafetensors, saveSafetensors, model folders) is in `@kiln/nn/node`.

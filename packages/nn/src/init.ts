@@ -1,4 +1,5 @@
 import * as k from '@kiln/tensor-core';
+import { initSkipped, placeholder } from './skip-init.js';
 
 /** Where a layer's tensors are created: dtype and backend (the defaults: float32 on the selected one). */
 export interface FactoryOptions {
@@ -9,6 +10,8 @@ export interface FactoryOptions {
 /**
  * Samples from U(low, high) with tensor-core's global Philox generator (`k.manualSeed` makes it
  * reproducible), drawn in float32 and cast, so every dtype gets the same underlying numbers.
+ * Inside a `skipInit` build it draws nothing and returns a placeholder (as do `normal` and
+ * `kaimingUniform`).
  *
  * @example
  * ```ts
@@ -17,6 +20,7 @@ export interface FactoryOptions {
  * ```
  */
 export function uniform(shape: readonly number[], low: number, high: number, options: FactoryOptions = {}): k.Tensor {
+  if (initSkipped()) return placeholder(shape, options);
   return k.noGrad(() =>
     k.tidy(() => {
       const u = k.rand(shape, { device: options.device });
@@ -34,6 +38,7 @@ export function uniform(shape: readonly number[], low: number, high: number, opt
  * ```
  */
 export function normal(shape: readonly number[], mean = 0, std = 1, options: FactoryOptions = {}): k.Tensor {
+  if (initSkipped()) return placeholder(shape, options);
   return k.noGrad(() =>
     k.tidy(() => {
       const z = k.randn(shape, { device: options.device });

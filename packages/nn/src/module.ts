@@ -1,17 +1,11 @@
 import * as k from '@kiln/tensor-core';
-import { StateDictError } from './errors.js';
-import type { ShapeMismatch } from './errors.js';
 import { parameter } from './parameter.js';
 import type { Parameter } from './parameter.js';
+import { deferred, initSkipped, markLoaded } from './skip-init.js';
+import { checkLoad, entriesOf, nullRecord } from './state-dict.js';
+import type { Described, KeyPattern, LoadStateDictResult, StateDict } from './state-dict.js';
 
-/** A state dict: upstream key → tensor, in registration order. */
-export type StateDict = Record<string, k.Tensor>;
-
-/** What `loadStateDict` did not match (only non-empty with `strict: false`). */
-export interface LoadStateDictResult {
-  readonly missingKeys: string[];
-  readonly unexpectedKeys: string[];
-}
+export type { StateDict, LoadStateDictResult } from './state-dict.js';
 
 /** A module whose forward maps one tensor to one tensor (what `Sequential` chains). */
 export interface UnaryModule extends Module {
@@ -93,7 +87,7 @@ export abstract class Module {
    */
   registerParameter(name: string, tensor: k.Tensor, options: { requiresGrad?: boolean } = {}): Parameter {
     this.#checkName(name, 'parameter');
-    const p = parameter(tensor, options);
+    const p = parameter(initSkipped() ? deferred(tensor) : tensor, options);
     this.#parameters.set(name, p);
     return p;
   }
@@ -109,9 +103,11 @@ export abstract class Module {
    */
   registerBuffer(name: string, tensor: k.Tensor, options: { persistent?: boolean } = {}): k.Tensor {
     this.#checkName(name, 'buffer');
-    this.#buffers.set(name, k.keep(tensor));
+    // Persistent buffers are loaded with the weights; computed (non-persistent) ones keep their value.
+    const t = initSkipped() && options.persistent !== false ? deferred(tensor) : tensor;
+    this.#buffers.set(name, k.keep(t));
     if (options.persistent === false) this.#nonPersistent.add(name);
-    return tensor;
+    return t;
   }
 
   // Traversal ---------------------------------------------------------------------------------
@@ -226,7 +222,7 @@ export abstract class Module {
    * Parameters and persistent buffers under their upstream keys, in registration order
    * (own tensors, then children's). Values are the live tensors, not copies: they follow training,
    * and must not be disposed; clone them for a snapshot. Tied weights appear under every key, as
-   * in PyTorch.
+   * in PyTorch. The record has no prototype, so any key (even `__proto__`) is plain data.
    *
    * @example
    * ```ts
@@ -234,7 +230,7 @@ export abstract class Module {
    * ```
    */
   stateDict(): StateDict {
-    const out: StateDict = {};
+    const out: StateDict = nullRecord();
     const visit = (m: Module, prefix: string): void => {
       for (const [name, p] of m.#parameters) out[prefix + name] = p;
       for (const [name, b] of m.#buffers) if (!m.#nonPersistent.has(name)) out[prefix + name] = b;
@@ -248,8 +244,10 @@ export abstract class Module {
    * Copies `dict`'s tensors into this module's parameters and buffers, in place (optimizers that
    * hold the parameters see the new values), converting each to the target's dtype. Nothing is
    * loaded unless everything checks out: mis-shaped keys always fail, and with `strict` (the
-   * default) so do missing and unexpected keys, all listed in one {@link StateDictError}.
-   * Tensors must be on the module's backend.
+   * default) so do missing and unexpected keys, all listed in one {@link StateDictError}, as do
+   * values that are not live tensors (`null`, a number, a disposed tensor). Keys matching
+   * `ignoreUnexpected` are dropped silently; `file` is named in the error. Tensors must be on the
+   * module's backend. To load from a file without holding the whole dict, use `loadWeights`.
    *
    * @example
    * ```ts
@@ -257,39 +255,42 @@ export abstract class Module {
    * const { missingKeys } = model.loadStateDict(partial, { strict: false });
    * ```
    */
-  loadStateDict(dict: StateDict | ReadonlyMap<string, k.Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
-    const strict = options.strict ?? true;
-    const source = dict instanceof Map ? dict : new Map(Object.entries(dict));
-    const expected = this.stateDict();
-    const missingKeys = Object.keys(expected).filter((key) => !source.has(key));
-    const unexpectedKeys = [...source.keys()].filter((key) => !(key in expected));
-    const shapeMismatches: ShapeMismatch[] = [];
-    for (const [key, target] of Object.entries(expected)) {
+  loadStateDict(
+    dict: StateDict | ReadonlyMap<string, k.Tensor>,
+    options: { strict?: boolean; ignoreUnexpected?: readonly KeyPattern[]; file?: string } = {},
+  ): LoadStateDictResult {
+    const source = new Map<string, unknown>(entriesOf<unknown>(dict));
+    const expected = new Map(entriesOf(this.stateDict()));
+    const describe = (key: string): Described => {
       const value = source.get(key);
-      if (value && value.shape.join() !== target.shape.join()) shapeMismatches.push({ key, expected: target.shape, got: value.shape });
-    }
-    if (shapeMismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
-      throw new StateDictError(missingKeys, unexpectedKeys, shapeMismatches, this.constructor.name);
-    }
-    for (const [key, target] of Object.entries(expected)) {
-      const value = source.get(key);
-      if (value && value.device !== target.device) {
+      if (!(value instanceof k.Tensor)) return { invalid: `is ${value === null ? 'null' : typeof value}, not a tensor` };
+      if (value.isDisposed) return { invalid: 'was disposed' };
+      return value;
+    };
+    const result = checkLoad(expected, [...source.keys()], describe, {
+      strict: options.strict ?? true,
+      module: this.constructor.name,
+      file: options.file,
+      ignoreUnexpected: options.ignoreUnexpected,
+    });
+    const loads = [...expected].filter(([key]) => source.has(key)).map(([key, target]) => [key, target, source.get(key) as k.Tensor] as const);
+    for (const [key, target, value] of loads) {
+      if (value.device !== target.device) {
         throw new k.BackendError(`loadStateDict: '${key}' is on backend ${value.device}, the module is on ${target.device}; move one with toBackend()`);
       }
     }
     k.noGrad(() =>
       k.tidy(() => {
-        for (const [key, target] of Object.entries(expected)) {
-          const value = source.get(key);
-          if (!value) continue;
+        for (const [, target, value] of loads) {
           // A fresh copy, so the module never shares storage with the caller's tensor: in-place
           // optimizer kernels would otherwise write through into the dict.
           const converted = value.dtype === target.dtype ? k.clone(value) : k.cast(value, target.dtype);
           target.assign_(converted);
+          markLoaded(target);
         }
       }),
     );
-    return { missingKeys, unexpectedKeys };
+    return result;
   }
 
   // Modes -------------------------------------------------------------------------------------

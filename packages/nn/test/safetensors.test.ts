@@ -10,12 +10,10 @@ import {
   Module,
   ModuleList,
   SafetensorsError,
-  loadSafetensors,
-  openSafetensors,
   parseSafetensors,
-  saveSafetensors,
   serializeSafetensors,
 } from '../src/index.js';
+import { loadSafetensors, openSafetensors, saveSafetensors } from '../src/node.js';
 import type { SafetensorsErrorCode } from '../src/index.js';
 import { values } from './helpers.js';
 

@@ -104,7 +104,21 @@ const entrySchema = z.object({
     data_offsets: z.tuple([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]),
   });
 
-const metadataSchema = z.record(z.string(), z.string());
+/**
+ * A string → string map as a null-prototype record. Built by hand rather than with `z.record`,
+ * which assigns into a plain object and so drops a key named `__proto__`.
+ */
+export function stringMap(value: unknown, what: string, file?: string): Record<string, string> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SafetensorsError('invalid_header', `${what} must be an object mapping strings to strings`, file);
+  }
+  const out = Object.create(null) as Record<string, string>;
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw new SafetensorsError('invalid_header', `${what} must map strings to strings: ${key}: expected string, got ${v === null ? 'null' : typeof v}`, file);
+    out[key] = v;
+  }
+  return out;
+}
 
 function describe(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
@@ -142,13 +156,12 @@ export function parseHeader(json: Uint8Array, fileSize: number, file?: string): 
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError('invalid_header', 'header is not a JSON object', file);
 
-  let metadata: Record<string, string> = {};
+  // JSON.parse makes every key an own property (even `__proto__`), and entries go into a Map.
+  let metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const entries: TensorInfo[] = [];
   for (const [name, value] of Object.entries(raw)) {
     if (name === '__metadata__') {
-      const m = metadataSchema.safeParse(value);
-      if (!m.success) throw new SafetensorsError('invalid_header', `__metadata__ must map strings to strings: ${describe(m.error)}`, file);
-      metadata = m.data;
+      metadata = stringMap(value, '__metadata__', file);
       continue;
     }
     const e = entrySchema.safeParse(value);
@@ -198,12 +211,9 @@ export function buildHeader(
   tensors: readonly { name: string; dtype: SafetensorsDType; shape: readonly number[] }[],
   metadata: Readonly<Record<string, string>> | undefined,
 ): { prefix: Uint8Array; infos: TensorInfo[]; dataBytes: number } {
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) {
-    const m = metadataSchema.safeParse(metadata);
-    if (!m.success) throw new SafetensorsError('invalid_header', `metadata must map strings to strings: ${describe(m.error)}`);
-    header.__metadata__ = m.data;
-  }
+  // No prototype: a tensor named `__proto__` must become a JSON key, not the object's prototype.
+  const header = Object.create(null) as Record<string, unknown>;
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = stringMap(metadata, 'metadata');
   const infos: TensorInfo[] = [];
   let offset = 0;
   for (const t of tensors) {

@@ -1,20 +1,16 @@
-/**
- * The filesystem side of safetensors (Node only). `node:fs` is imported lazily inside the
- * functions, so importing `@kiln/nn` in a browser works; only calling these fails there.
- */
+/** The filesystem side of safetensors (Node only): exported from `@kiln/nn/node`. */
 import type * as k from '@kiln/tensor-core';
+import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { z } from 'zod';
+import { dirname, isAbsolute, join } from 'node:path';
 import { SafetensorsError } from '../errors.js';
+import { writeAll, writeAtomic } from '../io/atomic.js';
 import { parseHeader, readHeaderLength } from './header.js';
 import type { SafetensorsHeader, TensorInfo } from './header.js';
 import { decodeTensor } from './read.js';
 import type { LoadTensorOptions } from './read.js';
 import { encodeTensor, planSafetensors } from './write.js';
 import type { TensorMap } from './write.js';
-
-const fsp = () => import('node:fs/promises');
-const pathMod = () => import('node:path');
 
 /** One read is at most 1 GiB: Node caps a single read well below multi-GB tensors. */
 const CHUNK = 1 << 30;
@@ -50,6 +46,8 @@ export interface SafetensorsReader {
   readonly metadata: Readonly<Record<string, string>>;
   /** Tensor names. */
   keys(): string[];
+  /** Whether a tensor of this name exists. */
+  has(name: string): boolean;
   /** The dtype, shape and byte range of one tensor. */
   info(name: string): TensorInfo;
   /** Reads and decodes one tensor from disk. */
@@ -80,10 +78,9 @@ export class SafetensorsFile implements SafetensorsReader {
 
   /** @internal Use {@link openSafetensors}. */
   static async open(path: string): Promise<SafetensorsFile> {
-    const fs = await fsp();
     let fh: FileHandle;
     try {
-      fh = await fs.open(path, 'r');
+      fh = await open(path, 'r');
     } catch (err) {
       throw ioError(err, path, 'cannot open');
     }
@@ -107,6 +104,10 @@ export class SafetensorsFile implements SafetensorsReader {
 
   keys(): string[] {
     return [...this.header.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.header.tensors.has(name);
   }
 
   info(name: string): TensorInfo {
@@ -135,10 +136,31 @@ export class SafetensorsFile implements SafetensorsReader {
   }
 }
 
-const indexSchema = z.object({
-  metadata: z.record(z.string(), z.unknown()).optional(),
-  weight_map: z.record(z.string(), z.string()),
-});
+/**
+ * Parses a `*.safetensors.index.json` into its weight map (a `Map`, so a tensor named `__proto__`
+ * is kept). Shard names must be plain file names in the index's folder: `../outside.safetensors`,
+ * absolute paths and sub-folders are refused.
+ */
+export function parseShardIndex(text: string, indexPath: string): Map<string, string> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new SafetensorsError('invalid_index', `index is not valid JSON: ${(err as Error).message}`, indexPath, undefined, { cause: err });
+  }
+  const map = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as { weight_map?: unknown }).weight_map : undefined;
+  if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new SafetensorsError('invalid_index', 'weight_map: expected an object mapping tensor names to shard files', indexPath);
+  const out = new Map<string, string>();
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string') throw new SafetensorsError('invalid_index', `weight_map.${name}: expected a shard file name, got ${shard === null ? 'null' : typeof shard}`, indexPath, name);
+    // Shards live next to the index; a path that climbs out of that folder is refused.
+    if (shard === '' || isAbsolute(shard) || /[\\/]/.test(shard) || shard === '..' || shard === '.') {
+      throw new SafetensorsError('invalid_index', `weight_map.${name}: shard '${shard}' is not a file name inside the index's folder`, indexPath, name);
+    }
+    out.set(name, shard);
+  }
+  return out;
+}
 
 /**
  * A sharded checkpoint (`*.safetensors.index.json` with a `weight_map` from tensor name to shard
@@ -160,30 +182,21 @@ export class ShardedSafetensors implements SafetensorsReader {
 
   /** @internal Use {@link openSafetensors}. */
   static async open(indexPath: string): Promise<ShardedSafetensors> {
-    const fs = await fsp();
-    const path = await pathMod();
-    let index: z.infer<typeof indexSchema>;
+    let text: string;
     try {
-      const parsed = indexSchema.safeParse(JSON.parse(await fs.readFile(indexPath, 'utf8')));
-      if (!parsed.success) throw new SafetensorsError('invalid_index', `not a safetensors index: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, indexPath);
-      index = parsed.data;
+      text = await readFile(indexPath, 'utf8');
     } catch (err) {
-      if (err instanceof SyntaxError) throw new SafetensorsError('invalid_index', `index is not valid JSON: ${err.message}`, indexPath, undefined, { cause: err });
       throw ioError(err, indexPath, 'cannot read index');
     }
-    const dir = path.dirname(indexPath);
-    const shardNames = [...new Set(Object.values(index.weight_map))];
-    for (const s of shardNames) {
-      // Shards live next to the index; a path that climbs out of that folder is refused.
-      if (path.isAbsolute(s) || s.split(/[\\/]/).includes('..')) throw new SafetensorsError('invalid_index', `shard '${s}' is not a file name inside the index's folder`, indexPath);
-    }
+    const index = parseShardIndex(text, indexPath);
+    const dir = dirname(indexPath);
     const opened = new Map<string, SafetensorsFile>();
     try {
-      for (const s of shardNames) opened.set(s, await SafetensorsFile.open(path.join(dir, s)));
+      for (const s of new Set(index.values())) opened.set(s, await SafetensorsFile.open(join(dir, s)));
       const weightMap = new Map<string, SafetensorsFile>();
-      for (const [name, s] of Object.entries(index.weight_map)) {
+      for (const [name, s] of index) {
         const shard = opened.get(s)!;
-        if (!shard.keys().includes(name)) throw new SafetensorsError('missing_tensor', `the index maps it to ${s}, which does not contain it`, indexPath, name);
+        if (!shard.has(name)) throw new SafetensorsError('missing_tensor', `the index maps it to ${s}, which does not contain it`, indexPath, name);
         weightMap.set(name, shard);
       }
       return new ShardedSafetensors(indexPath, weightMap, [...opened.values()]);
@@ -194,11 +207,15 @@ export class ShardedSafetensors implements SafetensorsReader {
   }
 
   get metadata(): Readonly<Record<string, string>> {
-    return this.shards[0]?.metadata ?? {};
+    return this.shards[0]?.metadata ?? (Object.create(null) as Record<string, string>);
   }
 
   keys(): string[] {
     return [...this.weightMap.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.weightMap.has(name);
   }
 
   #shard(name: string): SafetensorsFile {
@@ -250,7 +267,7 @@ export async function openSafetensors(path: string): Promise<SafetensorsReader> 
  */
 export async function loadSafetensors(path: string, options: LoadTensorOptions = {}): Promise<Record<string, k.Tensor>> {
   const f = await openSafetensors(path);
-  const out: Record<string, k.Tensor> = {};
+  const out = Object.create(null) as Record<string, k.Tensor>; // any tensor name is a key, `__proto__` too
   try {
     for (const name of f.keys()) out[name] = await f.tensor(name, options);
   } catch (err) {
@@ -264,8 +281,8 @@ export async function loadSafetensors(path: string, options: LoadTensorOptions =
 
 /**
  * Writes `tensors` (and an optional `__metadata__` string map) as a safetensors file, one tensor
- * at a time. Atomic: the data goes to `${path}.tmp-<random>`, which is renamed over `path` only
- * when complete, and removed on any error, so `path` is never half-written.
+ * at a time. Atomic: the data goes to a temporary file next to `path`, which is fsynced and
+ * renamed over `path` only when complete, and removed on any error, so `path` is never half-written.
  *
  * @example
  * ```ts
@@ -273,30 +290,13 @@ export async function loadSafetensors(path: string, options: LoadTensorOptions =
  * ```
  */
 export async function saveSafetensors(path: string, tensors: TensorMap, metadata?: Readonly<Record<string, string>>): Promise<void> {
-  const fs = await fsp();
   const { prefix, infos } = planSafetensors(tensors, metadata);
-  const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
-  const tmp = `${path}.tmp-${suffix}`;
-  let fh: FileHandle | undefined;
   try {
-    fh = await fs.open(tmp, 'wx');
-    await fh.write(prefix, 0, prefix.length, 0);
-    let position = prefix.length;
-    for (const info of infos) {
-      const bytes = await encodeTensor(info.tensor);
-      for (let done = 0; done < bytes.length; ) {
-        const { bytesWritten } = await fh.write(bytes, done, Math.min(CHUNK, bytes.length - done), position + done);
-        done += bytesWritten;
-      }
-      position += bytes.length;
-    }
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fs.rename(tmp, path);
+    await writeAtomic(path, async (fh) => {
+      await writeAll(fh, prefix, 0);
+      for (const info of infos) await writeAll(fh, await encodeTensor(info.tensor), prefix.length + info.dataOffsets[0]);
+    });
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw ioError(err, path, 'cannot write');
   }
 }

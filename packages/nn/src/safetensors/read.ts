@@ -50,12 +50,13 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadT
       break;
     case 'F16':
     case 'BF16': {
-      // tensor-core takes numbers and re-encodes them; f16/bf16 → f32 → f16/bf16 is exact.
+      // tensor-core takes numbers and re-encodes them; f16/bf16 → f32 → f16/bf16 is exact. When
+      // float32 is wanted the widened values are the result: no half tensor in between.
       const bits = view(bytes, 2, (b, o, n) => new Uint16Array(b, o, n));
       const decode = info.dtype === 'F16' ? k.f16BitsToF32 : k.bf16BitsToF32;
       const values = new Float32Array(bits.length);
       for (let i = 0; i < bits.length; i++) values[i] = decode(bits[i]);
-      t = k.tensor(values, { dtype: natural, shape, device });
+      t = k.tensor(values, { dtype: wanted === 'float32' ? 'float32' : natural, shape, device });
       break;
     }
     case 'I32':
@@ -133,6 +134,16 @@ export class SafetensorsBytes {
     return [...this.#header.tensors.keys()];
   }
 
+  /** Whether a tensor of this name exists. */
+  has(name: string): boolean {
+    return this.#header.tensors.has(name);
+  }
+
+  /** The name given for error messages (a {@link TensorSource}'s `path`). */
+  get path(): string | undefined {
+    return this.source;
+  }
+
   /** The dtype, shape and byte range of one tensor. */
   info(name: string): TensorInfo {
     const info = this.#header.tensors.get(name);
@@ -147,9 +158,9 @@ export class SafetensorsBytes {
     return decodeTensor(info, this.#bytes.subarray(start, this.#header.dataStart + info.dataOffsets[1]), options, this.source);
   }
 
-  /** Decodes every tensor, in header order. */
+  /** Decodes every tensor, in header order (a null-prototype record: any name is a key). */
   tensors(options: LoadTensorOptions = {}): Record<string, k.Tensor> {
-    const out: Record<string, k.Tensor> = {};
+    const out = Object.create(null) as Record<string, k.Tensor>;
     try {
       for (const name of this.keys()) out[name] = this.tensor(name, options);
     } catch (err) {
