@@ -64,3 +64,4 @@ export type { LoadTensorOptions } from './safetensors/read.js';
 export { serializeSafetensors } from './safetensors/write.js';
 export type { TensorMap } from './safetensors/write.js';
 // File access (openSafetensors, loadSafetensors, saveSafetensors, model folders) is in `@kiln/nn/node`.
+export * from './blocks/index.js';
