@@ -70,4 +70,45 @@ describe('checkpoint', () => {
     expect(y.requiresGrad).toBe(false);
     expect(k.memory().liveTensors).toBeLessThanOrEqual(before + 2); // the input and the output
   });
+
+  it('passes every input to forward and recomputes with all of them (a ResNet block with temb)', async () => {
+    class TembBlock extends Module {
+      readonly conv = this.registerModule('conv', new Linear(8, 8));
+      readonly proj = this.registerModule('proj', new Linear(4, 8));
+      forward(x: k.Tensor, temb: k.Tensor, scale: number | null = null): k.Tensor {
+        const h = k.silu(this.conv.forward(x)).add(this.proj.forward(k.silu(temb)));
+        return scale === null ? h : h.mul(scale);
+      }
+    }
+    k.manualSeed(3);
+    const block = new TembBlock();
+    const x = k.keep(k.randn([2, 8], { seed: 1, requiresGrad: true }));
+    const temb = k.keep(k.randn([2, 4], { seed: 2, requiresGrad: true }));
+    const leaves = [x, temb, ...block.parameters()];
+    const grads = (useCheckpoint: boolean) => {
+      for (const t of leaves) t.grad = null;
+      const out = k.tidy(() => {
+        const y = useCheckpoint ? checkpoint(block, x, temb, 0.5) : block.forward(x, temb, 0.5);
+        y.square().sum().backward();
+        return k.keep(y.detach().clone());
+      });
+      return { out, grads: leaves.map((t) => t.grad!) };
+    };
+    const plain = grads(false);
+    const ckpt = grads(true);
+    expect(maxAbsDiff(await values(ckpt.out), await values(plain.out))).toBeLessThan(1e-6);
+    for (let i = 0; i < leaves.length; i++) {
+      expect(ckpt.grads[i], `gradient ${i}`).not.toBeNull();
+      expect(maxAbsDiff(await values(ckpt.grads[i]), await values(plain.grads[i])), `gradient ${i}`).toBeLessThan(1e-6);
+    }
+  });
+
+  it('refuses arguments whose tensors would get no gradient, and non-tensor results', () => {
+    const lin = new Linear(2, 2);
+    const fn = (a: k.Tensor) => a;
+    expect(() => checkpoint(fn as never, [k.ones([2])] as never)).toThrow(/argument 1 is an array/);
+    expect(() => checkpoint(fn as never, k.ones([2]), { mask: k.ones([2]) } as never)).toThrow(/argument 2 is Object/);
+    expect(() => checkpoint((() => ({ sample: k.ones([1]) })) as never, k.ones([1]) as never)).toThrow(/must return one tensor/);
+    expect(() => checkpoint(lin, k.ones([1, 2]))).not.toThrow();
+  });
 });

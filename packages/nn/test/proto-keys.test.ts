@@ -16,7 +16,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function tricky(): Record<string, k.Tensor> {
   const out = Object.create(null) as Record<string, k.Tensor>;
   out.__proto__ = k.tensor([1, 2]);
-  out.constructor = k.tensor([3]);
+  const ctor: string = 'constructor'; // a string-typed key reaches the index signature
+  out[ctor] = k.tensor([3]);
   out['w.toString'] = k.tensor([4]);
   return out;
 }
@@ -71,7 +72,8 @@ describe('keys named __proto__', () => {
     expect(sd.__proto__).toBe(m.p);
     const next = Object.create(null) as Record<string, k.Tensor>;
     next.__proto__ = k.tensor([9, 9]);
-    next.constructor = k.tensor([8]);
+    const ctor: string = 'constructor';
+    next[ctor] = k.tensor([8]);
     m.loadStateDict(next);
     expect(await values(m.p)).toEqual([9, 9]);
     // and through a file
