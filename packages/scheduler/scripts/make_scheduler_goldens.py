@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""Step-by-step reference values from the REAL diffusers schedulers, for @kiln/scheduler's tests.
+
+Runs diffusers v0.31.0 (commit 89e4d6219805975bd7d253a267e1951badc9f1c0) on Debian's python3-torch,
+float32, CPU. diffusers' sources are not vendored: extract them and point REF_SRC at the folder:
+
+    export REF_SRC=$(mktemp -d); mkdir -p $REF_SRC/diffusers
+    git -C <diffusers git dir> archive 89e4d6219805975bd7d253a267e1951badc9f1c0 src | tar -x -C $REF_SRC/diffusers
+    /usr/bin/python3 packages/scheduler/scripts/make_scheduler_goldens.py [--check-dir DIR]
+
+diffusers imports `huggingface_hub` and `safetensors`, which Debian does not package: a folder with
+stand-in modules must be on PYTHONPATH (Kiln's reference harness has one, `stubs/`); they are never
+called by the schedulers.
+
+The protocol (the same as the six `*_epsilon.json` goldens made by Kiln's reference harness, which
+this script reproduces bit for bit: `--check-dir` compares):
+  config = SD 1.5's scheduler_config.json + the variant's overrides, through `from_config`;
+  initial_noise = randn(shape, Generator(0)); sample = initial_noise * init_noise_sigma;
+  model outputs = consecutive randn(shape, Generator(1)) (a fake model, independent of the sample);
+  step generator = Generator(2); the noise a step draws is read by replaying the generator's state;
+  add_noise: original, noise = two randn(shape, Generator(3)) draws, at timesteps[begin_index].
+Floats are float32 written in shortest round-trip form.
+
+Writes packages/scheduler/test/fixtures/<Scheduler>_<variant>.json.
+"""
+import argparse
+import inspect
+import json
+import os
+import sys
+import warnings
+
+REF_SRC = os.environ.get("REF_SRC", "")
+sys.path.insert(0, os.path.join(REF_SRC, "diffusers", "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_NO_ADVISORY_WARNINGS", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import diffusers  # noqa: E402
+
+DIFFUSERS_COMMIT = "89e4d6219805975bd7d253a267e1951badc9f1c0"
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.normpath(os.path.join(HERE, "..", "test", "fixtures"))
+
+SD15 = {
+    "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False,
+    "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+    "trained_betas": None,
+}
+SHAPE = (1, 4, 4, 4)
+
+# (scheduler, variant, config overrides, num_inference_steps, step kwargs)
+VARIANTS = [
+    # The six epsilon goldens come from Kiln's reference harness; --check-dir shows this script
+    # reproduces them (they are committed as the harness wrote them, not rewritten here).
+    ("DDPMScheduler", "epsilon", {}, 20, {}),
+    ("DDIMScheduler", "epsilon", {}, 20, {}),
+    ("PNDMScheduler", "epsilon", {}, 20, {}),
+    ("EulerDiscreteScheduler", "epsilon", {}, 20, {}),
+    ("EulerAncestralDiscreteScheduler", "epsilon", {}, 20, {}),
+    ("DPMSolverMultistepScheduler", "epsilon", {}, 20, {}),
+    # prediction types
+    ("DDPMScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("DDPMScheduler", "sample", {"prediction_type": "sample"}, 20, {}),
+    ("DDIMScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("DDIMScheduler", "sample", {"prediction_type": "sample"}, 20, {}),
+    ("PNDMScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("EulerDiscreteScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("EulerDiscreteScheduler", "sample", {"prediction_type": "sample"}, 20, {}),
+    ("EulerAncestralDiscreteScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "sample", {"prediction_type": "sample"}, 20, {}),
+    # Karras sigmas
+    ("EulerDiscreteScheduler", "karras", {"use_karras_sigmas": True}, 20, {}),
+    ("DPMSolverMultistepScheduler", "karras", {"use_karras_sigmas": True}, 20, {}),
+    ("DPMSolverMultistepScheduler", "karras_v_prediction", {"use_karras_sigmas": True, "prediction_type": "v_prediction"}, 20, {}),
+    # spacings, offsets, schedules, clipping
+    ("DDIMScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("DDIMScheduler", "linspace", {"timestep_spacing": "linspace"}, 20, {}),
+    ("DDIMScheduler", "linear_alpha_one_clip", {"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02, "set_alpha_to_one": True, "clip_sample": True, "steps_offset": 0}, 10, {}),
+    ("DDIMScheduler", "eta1", {}, 20, {"eta": 1.0}),
+    ("DDPMScheduler", "cosine_clip", {"beta_schedule": "squaredcos_cap_v2", "clip_sample": True, "steps_offset": 0}, 25, {}),
+    ("DDPMScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("PNDMScheduler", "prk", {"skip_prk_steps": False}, 20, {}),
+    ("PNDMScheduler", "linspace", {"timestep_spacing": "linspace"}, 20, {}),
+    ("EulerDiscreteScheduler", "leading", {"timestep_spacing": "leading"}, 20, {}),
+    ("EulerDiscreteScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("EulerAncestralDiscreteScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "leading_10", {"timestep_spacing": "leading"}, 10, {}),
+    ("DPMSolverMultistepScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "dpmsolver_heun_sigma_min", {"algorithm_type": "dpmsolver", "solver_type": "heun", "final_sigmas_type": "sigma_min"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "order1", {"solver_order": 1}, 20, {}),
+    # zero terminal SNR (Lin et al. 2023: rescaled betas, trailing spacing, v-prediction)
+    ("DDIMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
+    ("DDPMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
+    ("EulerDiscreteScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
+    ("EulerAncestralDiscreteScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
+]
+
+
+def f32(t):
+    """float32 values in shortest round-trip form (what a JS Float32Array reads back exactly)."""
+    a = np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32).reshape(-1)
+    return [float(repr(x)) if np.isfinite(x) else None for x in a.tolist() for x in [np.float32(x)]]
+
+
+def scalar(v):
+    return float(v.item()) if torch.is_tensor(v) else float(v)
+
+
+def timestep_value(t):
+    v = t.item()
+    return int(v) if isinstance(v, int) else float(repr(np.float32(v)))
+
+
+def make(name, variant, overrides, n, step_kwargs):
+    cls = getattr(diffusers, name)
+    sched = cls.from_config({**SD15, "_class_name": name, **overrides})
+    sched.set_timesteps(n)
+    config = json.loads(json.dumps(dict(sched.config)))
+    g_model = torch.Generator().manual_seed(1)
+    g_step = torch.Generator().manual_seed(2)
+    initial = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    sample = initial * sched.init_noise_sigma
+    out = {
+        "scheduler": name, "variant": variant, "prediction_type": sched.config.prediction_type,
+        "num_inference_steps": n, "shape": list(SHAPE), "config": config,
+        "alphas_cumprod": f32(sched.alphas_cumprod),
+        "timesteps": [timestep_value(t) for t in sched.timesteps],
+        "timesteps_dtype": str(sched.timesteps.dtype).replace("torch.", ""),
+        "init_noise_sigma": scalar(sched.init_noise_sigma),
+        "initial_noise": f32(initial), "steps": [],
+    }
+    if step_kwargs:
+        out["step_kwargs"] = step_kwargs
+    if hasattr(sched, "sigmas") and name not in ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler"):
+        out["sigmas"] = f32(sched.sigmas)
+    stochastic = name in ("DDPMScheduler", "EulerAncestralDiscreteScheduler") or step_kwargs.get("eta", 0) > 0
+    for i, t in enumerate(sched.timesteps):
+        scaled = sched.scale_model_input(sample, t)
+        model_output = torch.randn(SHAPE, generator=g_model)
+        noise = None
+        if stochastic:
+            state = g_step.get_state()
+            noise = torch.randn(SHAPE, generator=g_step)
+            g_step.set_state(state)
+        kw = dict(step_kwargs)
+        if "generator" in inspect.signature(sched.step).parameters:
+            kw["generator"] = g_step
+        res = sched.step(model_output, t, sample, **kw)
+        if noise is not None and name == "DDPMScheduler" and t.item() == 0:
+            noise = None  # DDPM draws nothing at t = 0
+        pred = getattr(res, "pred_original_sample", None)
+        step = {
+            "i": i, "t": timestep_value(t), "scaled_model_input": f32(scaled), "model_output": f32(model_output),
+            "noise": f32(noise) if noise is not None else None, "prev_sample": f32(res.prev_sample),
+        }
+        if pred is not None:  # PNDM and DPM-Solver return no prediction of x0
+            step["pred_original_sample"] = f32(pred)
+        out["steps"].append(step)
+        sample = res.prev_sample
+    out["final_sample"] = f32(sample)
+    # add_noise as img2img uses it: a fresh scheduler, begin_index set, timesteps[begin_index].
+    fresh = cls.from_config(sched.config)
+    fresh.set_timesteps(n)
+    begin = 5
+    if hasattr(fresh, "set_begin_index"):
+        fresh.set_begin_index(begin)
+    g_add = torch.Generator().manual_seed(3)
+    original = torch.randn(SHAPE, generator=g_add)
+    noise = torch.randn(SHAPE, generator=g_add)
+    t = fresh.timesteps[begin:begin + 1]
+    out["add_noise"] = {"begin_index": begin, "t": timestep_value(t[0]), "original": f32(original),
+                        "noise": f32(noise), "result": f32(fresh.add_noise(original, noise, t))}
+    out["generated_by"] = {"diffusers": diffusers.__version__, "diffusers_commit": DIFFUSERS_COMMIT,
+                           "torch": torch.__version__,
+                           "script": "packages/scheduler/scripts/make_scheduler_goldens.py"}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check-dir", help="compare the epsilon variants with the files in this folder")
+    ap.add_argument("--out", default=OUT)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    torch.set_num_threads(1)
+    for name, variant, overrides, n, kw in VARIANTS:
+        d = make(name, variant, overrides, n, kw)
+        fn = f"{name}_{variant}.json"
+        if variant == "epsilon" and not a.check_dir:
+            continue
+        if a.check_dir and os.path.exists(os.path.join(a.check_dir, fn)):
+            ref = json.load(open(os.path.join(a.check_dir, fn)))
+            same = {k: ref.get(k) == d.get(k) for k in ref if k not in ("generated_by", "variant", "config")}
+            same["config"] = all(ref["config"][k] == d["config"].get(k) for k in ref["config"] if not k.startswith("_"))
+            print(f"{fn}: {'identical' if all(same.values()) else 'DIFFERS in ' + str([k for k, v in same.items() if not v])}")
+            continue
+        with open(os.path.join(a.out, fn), "w") as f:
+            json.dump(d, f, separators=(",", ":"))
+        print(f"{fn}: {len(d['steps'])} steps")
+
+
+if __name__ == "__main__":
+    main()

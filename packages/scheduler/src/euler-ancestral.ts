@@ -1,0 +1,73 @@
+import * as k from '@kiln/tensor-core';
+import type { Tensor } from '@kiln/tensor-core';
+import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
+import type { SchedulerConfigInput } from './config.js';
+import { sigmaPredictOriginal } from './euler.js';
+import * as F from './f32.js';
+import { drawNoise } from './noise.js';
+import type { SchedulerOutput, StepOptions } from './scheduler.js';
+import { checkNoiseShape } from './scheduler.js';
+import { SigmaScheduler } from './sigma-scheduler.js';
+import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
+
+export const EULER_ANCESTRAL_DEFAULTS = {
+  ...BASE_DEFAULTS,
+  timestep_spacing: 'linspace',
+  use_karras_sigmas: false,
+  final_sigmas_type: 'zero',
+} satisfies Partial<SigmaSchedulerConfig>;
+
+/**
+ * Euler ancestral sampling ("Euler a"), diffusers' `EulerAncestralDiscreteScheduler`: an Euler
+ * step down to σ_down, then fresh noise of σ_up from the generator, so each seed gives one image.
+ * diffusers 0.31 gives this scheduler no Karras option, so `use_karras_sigmas` is ignored here too.
+ *
+ * @example
+ * ```ts
+ * const s = EulerAncestralDiscreteScheduler.fromConfig(sd15Config);
+ * s.setTimesteps(30);
+ * const g = new NoiseGenerator(1234);
+ * for (const t of s.timesteps) x = s.step(unet(s.scaleModelInput(x, t), t), t, x, { generator: g }).prevSample;
+ * ```
+ */
+export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedulerConfig> {
+  readonly className: string = 'EulerAncestralDiscreteScheduler';
+
+  constructor(config: SigmaSchedulerConfig, file = 'scheduler_config') {
+    super({ ...config, use_karras_sigmas: false }, file);
+    if (config.prediction_type === 'sample') unsupported(file, 'prediction_type', 'sample', ['epsilon', 'v_prediction']);
+  }
+
+  /** Reads any scheduler's config (diffusers' `from_config`), with Euler a's defaults for missing fields. */
+  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): EulerAncestralDiscreteScheduler {
+    return new EulerAncestralDiscreteScheduler(resolveSchedulerConfig(config, EULER_ANCESTRAL_DEFAULTS, file) as SigmaSchedulerConfig, file);
+  }
+
+
+  setTimesteps(numInferenceSteps: number): void {
+    const spaced = this.spaceTimesteps(numInferenceSteps, false);
+    const { sigmas } = this.scheduleSigmas(spaced, false);
+    this.sigmas = Float32Array.from([...sigmas, 0]);
+    this.timesteps = spaced.map(F.f);
+    this.resetIndex();
+  }
+
+
+  step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): SchedulerOutput {
+    const { index, sigma, next } = this.stepSigma(timestep);
+    checkNoiseShape(options.varianceNoise, sample, 'EulerAncestralDiscreteScheduler.step');
+    // Split the move from σ to σ_next into a deterministic part (to σ_down) and fresh noise (σ_up).
+    const sigmaUp = F.sqrt(F.div(F.mul(F.sq(next), F.sub(F.sq(sigma), F.sq(next))), F.sq(sigma)));
+    const sigmaDown = F.sqrt(F.sub(F.sq(next), F.sq(sigmaUp)));
+    const out = k.tidy(() => {
+      const x0 = sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigma, sigma);
+      const derivative = k.div(k.sub(sample, x0), sigma);
+      const prev = k.add(sample, k.mul(derivative, F.sub(sigmaDown, sigma)));
+      const noise = drawNoise(modelOutput.shape, options.generator, options.varianceNoise);
+      return { prevSample: k.add(prev, k.mul(noise, sigmaUp)), predOriginalSample: x0 };
+    });
+    this.stepIndex = index + 1;
+    return out;
+  }
+
+}
