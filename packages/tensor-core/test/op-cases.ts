@@ -27,6 +27,8 @@ export interface OpCase {
 
 const n = (...shape: number[]): InputSpec => ({ shape });
 const pos = (...shape: number[]): InputSpec => ({ shape, kind: 'positive' });
+/** A fixed int32 index tensor on `like`'s backend. */
+const ids = (like: Tensor, data: number[] | number[][] | number[][][]): Tensor => k.tensor(data, { dtype: 'int32', device: like.device });
 
 /** Makes the inputs of a case on the current backend, as `dtype`. */
 export function makeInputs(c: OpCase, dtype: 'float32' | 'float64' | 'float16', seed = 0): Tensor[] {
@@ -127,6 +129,28 @@ export const OP_CASES: OpCase[] = [
   { name: 'sdpa float mask', inputs: [n(2, 3, 4), n(2, 5, 4), n(2, 5, 2), n(3, 5)], fn: (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m }) },
   { name: 'sdpa bool mask', inputs: [n(2, 3, 4), n(2, 5, 4), n(2, 5, 2)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { attnMask: k.arange(5).lt(4).reshape([1, 5]).expand([3, 5]) }) },
   { name: 'sdpa transposed heads', inputs: [n(2, 5, 2, 4), n(2, 6, 2, 4), n(2, 6, 2, 4)], fn: (q, kk, v) => k.scaledDotProductAttention(q.transpose(1, 2), kk.transpose(1, 2), v.transpose(1, 2)) },
+  // Indexing (gather/indexSelect/flip are row gathers; ids repeat so gradients must sum).
+  { name: 'gather dim1 repeated ids', inputs: [n(3, 4)], fn: (x) => k.gather(x, 1, ids(x, [[0, 3, 3], [2, 1, 0], [1, 1, 1]])) },
+  { name: 'gather dim0 smaller index', inputs: [n(4, 5)], fn: (x) => k.gather(x, 0, ids(x, [[3, 0, 1], [3, 3, 2]])) },
+  { name: 'gather of transpose 3d', inputs: [n(2, 3, 4)], fn: (x) => x.transpose(0, 2).gather(2, ids(x, [[[1], [0], [1]], [[0], [0], [1]]])) },
+  { name: 'indexSelect dim0', inputs: [n(5, 3), { shape: [4], kind: 'ints', high: 5 }], fn: (x, i) => k.indexSelect(x, 0, i) },
+  { name: 'indexSelect dim1 repeated', inputs: [n(2, 4, 3)], fn: (x) => x.indexSelect(1, ids(x, [3, 3, 0, 1, 3])) },
+  { name: 'indexSelect 1d (alphas_cumprod[t])', inputs: [pos(10), { shape: [3], kind: 'ints', high: 10 }], fn: (a, t) => k.indexSelect(a, 0, t).sqrt() },
+  { name: 'flip dims 0 and 2', inputs: [n(2, 3, 4)], fn: (x) => k.flip(x, [0, 2]) },
+  { name: 'flip last dim of permuted', inputs: [n(2, 3, 4)], fn: (x) => x.permute([2, 0, 1]).flip([-1]).mul(x.permute([2, 0, 1])) },
+  {
+    name: 'isfinite isnan isinf',
+    inputs: [n(3, 4)],
+    fn: (x) => {
+      const special = k.tensor([1, Infinity, NaN, -Infinity], { device: x.device }).to(x.dtype);
+      const y = x.mul(special);
+      return k.isfinite(y).to(x.dtype).add(k.isnan(y).to(x.dtype).mul(2)).add(y.isinf().to(x.dtype).mul(4));
+    },
+    noGrad: true,
+  },
+  { name: 'interpolate nearest to size 7x8', inputs: [n(1, 2, 3, 5)], fn: (x) => k.interpolate(x, { size: [7, 8] }) },
+  { name: 'interpolate nearest scale 1.5', inputs: [n(2, 1, 4, 3)], fn: (x) => k.interpolate(x, { scaleFactor: 1.5 }).mul(k.arange(24, undefined, 1, { device: x.device }).reshape([6, 4]).to(x.dtype)) },
+  { name: 'interpolate nearest downsample', inputs: [n(1, 2, 5, 7)], fn: (x) => k.interpolate(x, { size: [3, 4] }) },
   // Embedding and losses.
   { name: 'embedding', inputs: [{ shape: [2, 3], kind: 'ints', high: 5 }, n(5, 4)], fn: (ids, w) => k.embedding(ids, w) },
   { name: 'embedding repeated ids', inputs: [n(4, 3)], fn: (w) => k.embedding(k.tensor([[1, 1, 3], [0, 1, 1]], { dtype: 'int32', device: w.device }), w) },

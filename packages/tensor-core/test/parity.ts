@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
+import { halfReductionSuite } from './half-reductions.js';
 import { OP_CASES, makeInputs } from './op-cases.js';
 import type { OpCase } from './op-cases.js';
 
@@ -79,6 +80,26 @@ export function paritySuite(backend: string, options: ParityOptions = {}): void 
     afterAll(async () => {
       await k.useBackend('cpu');
     });
+    it('Generator: the same stream of draws as on cpu, and the same state after', async () => {
+      const draws = async (device: string) => {
+        const g = new k.Generator(31337);
+        const out: Outcome['y'][] = [];
+        for (const n of [6, 1025, 2]) {
+          for (const t of [k.randn([n], { generator: g, device, dtype }), k.rand([n], { generator: g, device, dtype })]) {
+            out.push(await t.to('float32').data());
+            t.dispose();
+          }
+          const ids = k.randint(0, 1000, [n], { generator: g, device });
+          out.push(await ids.data());
+          ids.dispose();
+        }
+        return { out, state: g.getState() };
+      };
+      const ref = await draws('cpu');
+      const got = await draws(backend);
+      expect(got.state).toEqual(ref.state);
+      got.out.forEach((y, i) => close(y, ref.out[i], atol, rtol, `draw ${i}`));
+    });
     for (const c of OP_CASES) {
       it(c.name, async () => {
         const ref = await run(c, 'cpu', dtype);
@@ -93,4 +114,6 @@ export function paritySuite(backend: string, options: ParityOptions = {}): void 
       });
     }
   });
+  // Absolute checks that a backend-vs-cpu comparison cannot make: half-precision reductions.
+  if (dtype === 'float32') halfReductionSuite(backend);
 }

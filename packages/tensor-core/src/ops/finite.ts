@@ -1,7 +1,7 @@
 import { isFloat } from '../dtype.js';
 import { noGrad, tidy } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
-import { abs, eq, fullLike, lt, ne } from './elementwise.js';
+import { abs, eq, fullLike, le, logicalNot, lt } from './elementwise.js';
 
 // Float classification as comparisons, so every backend's compare kernels serve it. Results are
 // bool and carry no gradient; integer and bool inputs are always finite and never NaN.
@@ -16,7 +16,9 @@ import { abs, eq, fullLike, lt, ne } from './elementwise.js';
  */
 export function isnan(x: Tensor): Tensor {
   if (!isFloat(x.dtype)) return fullLike(x, 0, 'bool');
-  return noGrad(() => ne(x, x));
+  // Not `x != x`: WGSL compilers may emit an ordered not-equal, which is false for NaN. Every
+  // ordered comparison with NaN is false, so NaN is what fails `|x| <= Infinity`.
+  return noGrad(() => tidy(() => logicalNot(le(abs(x), Infinity))));
 }
 
 /**
