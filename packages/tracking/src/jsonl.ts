@@ -32,10 +32,15 @@ export type JsonlRecord =
   | Exclude<LogRecord, { kind: 'images' }>
   | (Omit<Extract<LogRecord, { kind: 'images' }>, 'images'> & { images: (Omit<LoggedImage, 'png'> & { file: string })[] });
 
-/** Copies string-keyed data into a null-prototype record, so a key named `__proto__` stays a key. */
-function plain<T>(entries: Record<string, T>): Record<string, T> {
+/**
+ * Copies a field of the raw JSON (whose keys zod's records drop when one is `__proto__`) into a
+ * null-prototype record, so every key stays a key; numbers get their non-finite values back.
+ */
+function plain<T>(raw: unknown, numbers: boolean): Record<string, T> {
   const out: Record<string, T> = Object.create(null);
-  for (const k of Object.keys(entries)) out[k] = entries[k];
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    out[k] = (numbers && typeof v === 'string' ? NON_FINITE[v as keyof typeof NON_FINITE] : v) as T;
+  }
   return out;
 }
 
@@ -81,9 +86,10 @@ export function parseJsonl(text: string, source: string): { records: JsonlRecord
       throw new TrackingError(`${source}:${i + 1}: ${issue.path.join('.') || 'record'}: ${issue.message}`);
     }
     const r = parsed.data;
-    if (r.kind === 'scalars') records.push({ ...r, values: plain(r.values) });
-    else if (r.kind === 'hparams') records.push({ ...r, config: plain(r.config), metrics: plain(r.metrics) });
-    else if (r.kind === 'run') records.push({ ...r, environment: plain(r.environment) });
+    const raw = value as Record<string, unknown>;
+    if (r.kind === 'scalars') records.push({ ...r, values: plain(raw.values, true) });
+    else if (r.kind === 'hparams') records.push({ ...r, config: plain(raw.config, false), metrics: plain(raw.metrics, true) });
+    else if (r.kind === 'run') records.push({ ...r, environment: plain(raw.environment, false) });
     else records.push(r);
   }
   return { records, warnings };

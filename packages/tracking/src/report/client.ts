@@ -20,6 +20,16 @@ export const CLIENT_JS = String.raw`
       return last / (1 - Math.pow(w, n));
     });
   }
+  // Axis labels that stay readable for learning rates (1e-6) and byte counts (1e9) alike.
+  function fmt(v) {
+    if (v === null || v === 0) return v === 0 ? '0' : '';
+    var a = Math.abs(v);
+    if (a >= 1e9) return +(v / 1e9).toPrecision(3) + 'G';
+    if (a >= 1e6) return +(v / 1e6).toPrecision(3) + 'M';
+    if (a >= 1e4) return +(v / 1e3).toPrecision(3) + 'k';
+    if (a < 1e-2) return v.toExponential(1);
+    return String(+v.toPrecision(4));
+  }
   function groupOf(key) {
     if (/loss/i.test(key)) return 'loss';
     if (/(^|[\/_ ])lr($|[\/_ ])|learning.?rate/i.test(key)) return 'learning rate';
@@ -64,7 +74,10 @@ export const CLIENT_JS = String.raw`
     var box = el('div', { class: 'chart', 'data-group': g });
     box.appendChild(el('h3', {}, g));
     chartsBox.appendChild(box);
-    var opts = { width: width, height: 260, series: series, scales: { x: { time: false } }, cursor: { drag: { x: true, y: false } } };
+    var opts = {
+      width: width, height: 260, series: series, scales: { x: { time: false } }, cursor: { drag: { x: true, y: false } },
+      axes: [{}, { size: 64, values: function (u, splits) { return splits.map(fmt); } }],
+    };
     var chart = { u: null, xs: xs, raw: raw, box: box };
     chart.build = function (w) {
       var cols = [xs];

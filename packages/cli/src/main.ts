@@ -1,0 +1,48 @@
+import { KilnError } from '@kiln/tensor-core';
+import { report, REPORT_USAGE } from './report.js';
+import { UsageError } from './usage-error.js';
+
+const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => string }> = {
+  report: { usage: REPORT_USAGE, run: report },
+};
+
+const HELP = `kiln <command> [options]
+
+commands:
+${Object.values(COMMANDS).map((c) => `  ${c.usage.split('\n')[0]}`).join('\n')}
+
+kiln <command> --help shows a command's options.`;
+
+/**
+ * Runs the `kiln` command line (without the program name) and returns its exit code. Errors Kiln
+ * raises on purpose are printed as one message; anything else is a bug and keeps its stack.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(['report', 'runs/dog']);
+ * ```
+ */
+export async function main(argv: readonly string[], out: (s: string) => void = console.log, err: (s: string) => void = console.error): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    out(HELP);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    err(`kiln: unknown command '${name}'\n\n${HELP}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    out(command.usage);
+    return 0;
+  }
+  try {
+    out(`kiln ${name}: wrote ${command.run(args)}`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof KilnError)) throw e;
+    err(`kiln ${name}: ${e.message}`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
