@@ -242,7 +242,7 @@ export class ShardedSafetensors implements SafetensorsReader {
 }
 
 /**
- * Opens a `.safetensors` file, or a sharded checkpoint through its `.index.json`, reading and
+ * Opens a `.safetensors` file, or a sharded checkpoint through its index (a `.json` path), reading and
  * validating only the header(s). Close it when done (or `await using`).
  *
  * @example
@@ -253,7 +253,8 @@ export class ShardedSafetensors implements SafetensorsReader {
  * ```
  */
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {
-  return path.endsWith('.index.json') ? ShardedSafetensors.open(path) : SafetensorsFile.open(path);
+  // `model.safetensors.index.json`, or a variant's `model.safetensors.index.fp16.json`.
+  return path.endsWith('.json') ? ShardedSafetensors.open(path) : SafetensorsFile.open(path);
 }
 
 /**
