@@ -8,9 +8,9 @@ float32, CPU. diffusers' sources are not vendored: extract them and point REF_SR
     git -C <diffusers git dir> archive 89e4d6219805975bd7d253a267e1951badc9f1c0 src | tar -x -C $REF_SRC/diffusers
     /usr/bin/python3 packages/scheduler/scripts/make_scheduler_goldens.py [--check-dir DIR]
 
-diffusers imports `huggingface_hub` and `safetensors`, which Debian does not package: a folder with
-stand-in modules must be on PYTHONPATH (Kiln's reference harness has one, `stubs/`); they are never
-called by the schedulers.
+diffusers imports `huggingface_hub` and `safetensors`, which Debian does not package: stand-in
+modules must be on PYTHONPATH (Kiln's reference harness folder and its `stubs/`:
+PYTHONPATH=<harness>/stubs:<harness>); the schedulers never call them.
 
 The protocol (the same as the six `*_epsilon.json` goldens made by Kiln's reference harness, which
 this script reproduces bit for bit: `--check-dir` compares):
@@ -21,7 +21,9 @@ this script reproduces bit for bit: `--check-dir` compares):
   add_noise: original, noise = two randn(shape, Generator(3)) draws, at timesteps[begin_index].
 Floats are float32 written in shortest round-trip form.
 
-Writes packages/scheduler/test/fixtures/<Scheduler>_<variant>.json.
+Writes packages/scheduler/test/fixtures/<Scheduler>_<variant>.json, and training/ddpm_training.json
+(add_noise, get_velocity and diffusers.training_utils.compute_snr at per-sample timesteps, with
+the min-SNR-γ weights of diffusers' train_text_to_image.py).
 """
 import argparse
 import inspect
@@ -122,6 +124,8 @@ def make(name, variant, overrides, n, step_kwargs):
     sched = cls.from_config({**SD15, "_class_name": name, **overrides})
     sched.set_timesteps(n)
     config = json.loads(json.dumps(dict(sched.config)))
+    if "_use_default_values" in config:  # a set in diffusers: sort it so reruns write the same file
+        config["_use_default_values"] = sorted(config["_use_default_values"])
     g_model = torch.Generator().manual_seed(1)
     g_step = torch.Generator().manual_seed(2)
     initial = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
@@ -182,6 +186,29 @@ def make(name, variant, overrides, n, step_kwargs):
     return out
 
 
+def training():
+    """Training-side values: add_noise / get_velocity with per-sample timesteps, compute_snr, min-SNR weights."""
+    from diffusers.training_utils import compute_snr
+
+    sched = diffusers.DDPMScheduler.from_config({**SD15, "_class_name": "DDPMScheduler"})
+    g = torch.Generator().manual_seed(5)
+    shape = (4, 2, 2, 2)
+    x0 = torch.randn(shape, generator=g)
+    noise = torch.randn(shape, generator=g)
+    t = torch.tensor([0, 37, 500, 999], dtype=torch.int64)
+    snr = compute_snr(sched, t)
+    gamma = 5.0
+    base = torch.stack([snr, gamma * torch.ones_like(t)], dim=1).min(dim=1)[0]  # train_text_to_image.py
+    return {
+        "config": json.loads(json.dumps(dict(sched.config))), "timesteps": t.tolist(), "shape": list(shape),
+        "original": f32(x0), "noise": f32(noise), "add_noise": f32(sched.add_noise(x0, noise, t)),
+        "velocity": f32(sched.get_velocity(x0, noise, t)), "snr": f32(snr), "min_snr_gamma": gamma,
+        "min_snr_weights": {"epsilon": f32(base / snr), "v_prediction": f32(base / (snr + 1)), "sample": f32(base)},
+        "generated_by": {"diffusers": diffusers.__version__, "diffusers_commit": DIFFUSERS_COMMIT, "torch": torch.__version__,
+                         "script": "packages/scheduler/scripts/make_scheduler_goldens.py"},
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--check-dir", help="compare the epsilon variants with the files in this folder")
@@ -189,6 +216,9 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.set_num_threads(1)
+    if not a.check_dir:
+        with open(os.path.join(a.out, "training", "ddpm_training.json"), "w") as f:
+            json.dump(training(), f, separators=(",", ":"))
     for name, variant, overrides, n, kw in VARIANTS:
         d = make(name, variant, overrides, n, kw)
         fn = f"{name}_{variant}.json"

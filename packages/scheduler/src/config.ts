@@ -55,7 +55,7 @@ export const SchedulerConfigSchema = z
     lower_order_final: z.boolean(),
     euler_at_final: z.boolean(),
     use_lu_lambdas: z.boolean(),
-    lambda_min_clipped: extendedNumber,
+    lambda_min_clipped: extendedNumber.nullable(),
   })
   .partial()
   .passthrough()

@@ -78,7 +78,7 @@ export class DDIMScheduler extends SchedulerBase<DDIMConfig> {
       if (options.useClippedModelOutput) eps = k.div(k.sub(sample, k.mul(x0, F.sqrt(alphaProd))), F.sqrt(betaProd));
       const direction = k.mul(eps, F.sqrt(F.sub(F.sub(1, alphaProdPrev), F.sq(std))));
       let prev = k.add(k.mul(x0, F.sqrt(alphaProdPrev)), direction);
-      if (eta > 0) prev = k.add(prev, k.mul(drawNoise(modelOutput.shape, options.generator, options.varianceNoise), std));
+      if (eta > 0) prev = k.add(prev, k.mul(drawNoise(modelOutput, options.generator, options.varianceNoise), std));
       return { prevSample: prev, predOriginalSample: x0 };
     });
   }

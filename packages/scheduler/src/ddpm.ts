@@ -53,7 +53,7 @@ export function clipOriginal(x0: Tensor, config: { clip_sample: boolean; clip_sa
  * ```ts
  * const s = DDPMScheduler.fromConfig(schedulerConfigJson);
  * s.setTimesteps(50);
- * const g = new NoiseGenerator(0);
+ * const g = new k.Generator(0);
  * for (const t of s.timesteps) latents = s.step(unet(latents, t), t, latents, { generator: g }).prevSample;
  * ```
  */
@@ -99,7 +99,7 @@ export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
       const xtCoeff = F.div(F.mul(F.sqrt(currentAlpha), betaProdPrev), betaProd);
       let prev = k.add(k.mul(x0, x0Coeff), k.mul(sample, xtCoeff));
       if (t > 0) {
-        const noise = drawNoise(modelOutput.shape, options.generator, options.varianceNoise);
+        const noise = drawNoise(modelOutput, options.generator, options.varianceNoise);
         let variance = Math.max(F.mul(F.div(betaProdPrev, betaProd), currentBeta), 1e-20);
         variance = F.f(variance);
         const std =

@@ -26,7 +26,7 @@ export const EULER_ANCESTRAL_DEFAULTS = {
  * ```ts
  * const s = EulerAncestralDiscreteScheduler.fromConfig(sd15Config);
  * s.setTimesteps(30);
- * const g = new NoiseGenerator(1234);
+ * const g = new k.Generator(1234);
  * for (const t of s.timesteps) x = s.step(unet(s.scaleModelInput(x, t), t), t, x, { generator: g }).prevSample;
  * ```
  */
@@ -63,7 +63,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
       const x0 = sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigma, sigma);
       const derivative = k.div(k.sub(sample, x0), sigma);
       const prev = k.add(sample, k.mul(derivative, F.sub(sigmaDown, sigma)));
-      const noise = drawNoise(modelOutput.shape, options.generator, options.varianceNoise);
+      const noise = drawNoise(modelOutput, options.generator, options.varianceNoise);
       return { prevSample: k.add(prev, k.mul(noise, sigmaUp)), predOriginalSample: x0 };
     });
     this.stepIndex = index + 1;

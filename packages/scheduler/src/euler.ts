@@ -85,7 +85,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     const out = k.tidy(() => {
       let x = sample;
       if (gamma > 0) {
-        const eps = k.mul(drawNoise(modelOutput.shape, options.generator, options.varianceNoise), sNoise);
+        const eps = k.mul(drawNoise(modelOutput, options.generator, options.varianceNoise), sNoise);
         x = k.add(x, k.mul(eps, F.sqrt(F.sub(F.sq(sigmaHat), F.sq(sigma)))));
       }
       const x0 = sigmaPredictOriginal(this.config.prediction_type, x, modelOutput, sigma, sigmaHat);

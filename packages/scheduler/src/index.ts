@@ -5,11 +5,11 @@
  * @example
  * ```ts
  * import * as k from '@kiln/tensor-core';
- * import { EulerAncestralDiscreteScheduler, NoiseGenerator } from '@kiln/scheduler';
+ * import { EulerAncestralDiscreteScheduler } from '@kiln/scheduler';
  * const s = EulerAncestralDiscreteScheduler.fromConfig(schedulerConfig);
  * s.setTimesteps(30);
- * const g = new NoiseGenerator(42);
- * let x = k.mul(g.randn([1, 4, 64, 64]), s.initNoiseSigma);
+ * const g = new k.Generator(42);
+ * let x = k.mul(k.randn([1, 4, 64, 64], { generator: g }), s.initNoiseSigma);
  * for (const t of s.timesteps) {
  *   const eps = unet(s.scaleModelInput(x, t), t);
  *   x = s.step(eps, t, x, { generator: g }).prevSample;
@@ -28,8 +28,6 @@ export {
   resolveSchedulerConfig,
 } from './config.js';
 export type { BaseSchedulerConfig, BetaSchedule, PredictionType, SchedulerConfigInput, TimestepSpacing } from './config.js';
-export { NoiseGenerator } from './noise.js';
-export type { NoiseSource } from './noise.js';
 export { SchedulerBase } from './scheduler.js';
 export type { NoiseScheduler, SchedulerOutput, StepOptions, Timesteps } from './scheduler.js';
 export { SigmaScheduler } from './sigma-scheduler.js';

@@ -1,8 +1,7 @@
 import * as k from '@kiln/tensor-core';
-import type { Tensor } from '@kiln/tensor-core';
+import type { Generator, Tensor } from '@kiln/tensor-core';
 import type { BaseSchedulerConfig } from './config.js';
 import { SchedulerError } from './errors.js';
-import type { NoiseSource } from './noise.js';
 import { betasForConfig, cumprodOfAlphas, spacedTimesteps } from './schedule.js';
 import * as F from './f32.js';
 
@@ -16,7 +15,7 @@ export interface SchedulerOutput {
 /** Options of `step`. */
 export interface StepOptions {
   /** The generator ancestral and stochastic steps draw noise from (the global stream when absent). */
-  generator?: NoiseSource;
+  generator?: Generator;
   /** Noise to add instead of drawing it (diffusers' `variance_noise`): reproduces a run exactly. */
   varianceNoise?: Tensor;
   /** DDIM's η: 0 is deterministic DDIM, 1 is DDPM-like. */
@@ -131,8 +130,8 @@ export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedule
     }
     const ids = timesteps as Tensor;
     if (ids.dtype !== 'int32') throw new SchedulerError(`${this.className}: timesteps tensor must be int32, got ${ids.dtype}`);
-    const col = k.tensor(table, { shape: [table.length, 1], dtype: like.dtype, device: like.device });
-    return k.embedding(ids.reshape([-1]), col).reshape([-1, ...trailing]);
+    const all = k.tensor(table, { shape: [table.length], dtype: like.dtype, device: like.device });
+    return k.indexSelect(all, 0, ids.reshape([-1])).reshape([-1, ...trailing]);
   }
 
   /**
