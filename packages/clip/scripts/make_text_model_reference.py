@@ -3,7 +3,9 @@
 A plain-PyTorch CLIP text transformer written to transformers' CLIPTextModel semantics
 (pre-LN blocks, causal self-attention, quick_gelu or gelu MLP, final layer norm, hidden_states =
 embeddings + the output of every layer, pooled output at the first end-of-text token), with
-seeded random weights under transformers' state-dict names. It writes a model folder in
+seeded random weights under transformers' state-dict names. Padding masks are additive
+torch.finfo(float32).min as in transformers (reference-masks.json), so a row with no key to
+attend to averages its causal prefix instead of giving NaN. It writes a model folder in
 transformers' layout (config.json + model.safetensors, the safetensors file written by hand to
 the published format) and the outputs for a few id sequences.
 
@@ -65,7 +67,12 @@ def make_weights(cfg, seed=0):
     return w
 
 
-def forward(w, cfg, ids):
+# transformers' additive padding mask value (torch.finfo(torch.float32).min), as its
+# _expand_mask / _prepare_4d_attention_mask build it.
+FINFO_MIN = torch.finfo(torch.float32).min
+
+
+def forward(w, cfg, ids, attention_mask=None):
     h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     eps = cfg["layer_norm_eps"]
     act = (lambda x: x * torch.sigmoid(1.702 * x)) if cfg["hidden_act"] == "quick_gelu" else torch.nn.functional.gelu
@@ -74,6 +81,10 @@ def forward(w, cfg, ids):
     x = w["text_model.embeddings.token_embedding.weight"][ids] + w["text_model.embeddings.position_embedding.weight"][:L]
     hidden_states = [x]
     mask = torch.full((L, L), float("-inf"), dtype=torch.float64).triu(1)
+    if attention_mask is not None:
+        # [B, L] 1/0 -> [B, 1, 1, L] additive, added to the causal mask as transformers does
+        pad = (1.0 - attention_mask.double()).masked_fill((1.0 - attention_mask.double()).bool(), FINFO_MIN)
+        mask = mask + pad[:, None, None, :]
     hd = h // heads
     for i in range(cfg["num_hidden_layers"]):
         pre = f"text_model.encoder.layers.{i}."
@@ -136,4 +147,9 @@ if __name__ == "__main__":
     }
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump(ref, f)
+    # Padding masks: all zeros (no key to attend to), left padding, right padding.
+    masks = [[0] * 16, [0, 0, 0] + [1] * 13, [1] * 3 + [0] * 13]
+    last_m, hs_m, pooled_m = forward(w, CONFIG, ids, torch.tensor(masks))
+    with open(os.path.join(OUT, "reference-masks.json"), "w") as f:
+        json.dump({"input_ids": cases, "attention_mask": masks, "last_hidden_state": last_m.tolist(), "pooler_output": pooled_m.tolist()}, f)
     print("wrote", OUT, "params", ref["num_parameters"])

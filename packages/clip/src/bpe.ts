@@ -41,6 +41,10 @@ export interface BytePairEncoderOptions {
 }
 
 const MAX_CACHED_WORD = 256;
+// Words longer than this are cut at unjoinable character pairs before merging.
+const LONG_WORD = 64;
+// Byte stand-ins are below U+0144 (bytesToUnicode), so a 512×512 table covers every pair.
+const CODE_LIMIT = 512;
 
 /**
  * CLIP's byte-level BPE on one pre-tokenised word, as `SimpleTokenizer.bpe` does it: the word
@@ -59,13 +63,19 @@ export class BytePairEncoder {
   // Keyed by "first second": symbols never contain a space (the byte table maps 0x20 to 'Ġ').
   private readonly ranks = new Map<string, number>();
   private readonly cache = new Map<string, readonly string[]>();
+  private readonly innerCache = new Map<string, readonly string[]>();
   private readonly passthrough: ReadonlySet<string>;
   private readonly cacheSize: number;
+  private readonly mergeResults: string[] = [];
+  private joinable: Uint8Array | undefined;
 
   constructor(merges: Iterable<Merge>, options: BytePairEncoderOptions = {}) {
     let rank = 0;
     // A repeated pair keeps its later rank, as `dict(zip(merges, range(...)))` does upstream.
-    for (const [a, b] of merges) this.ranks.set(`${a} ${b}`, rank++);
+    for (const [a, b] of merges) {
+      this.ranks.set(`${a} ${b}`, rank++);
+      this.mergeResults.push(a + b);
+    }
     this.passthrough = new Set(options.passthrough ?? []);
     this.cacheSize = options.cacheSize ?? 65_536;
   }
@@ -80,26 +90,73 @@ export class BytePairEncoder {
    * The returned array is shared with the cache: do not modify it.
    */
   encodeWord(word: string): readonly string[] {
-    const cached = this.cache.get(word);
+    return this.encodePiece(word, true);
+  }
+
+  /**
+   * Hand the BPE symbols of `word` to `sink` in order until it returns false; returns false
+   * when it stopped early. Equal to iterating {@link BytePairEncoder.encodeWord}, but a long
+   * word is cut where no merge can ever join across (no token holds the two characters side
+   * by side), and its pieces are merged one at a time: a 15-million-byte word costs what its
+   * pieces cost, and a caller that has enough symbols stops reading it.
+   */
+  forEachSymbol(word: string, sink: (symbol: string) => boolean): boolean {
+    if (word.length <= LONG_WORD || this.passthrough.has(word)) {
+      for (const symbol of this.encodePiece(word, true)) if (!sink(symbol)) return false;
+      return true;
+    }
+    const joinable = this.joinablePairs();
+    let start = 0;
+    for (let i = 1; i <= word.length; i++) {
+      if (i < word.length && joinable(word.charCodeAt(i - 1), word.charCodeAt(i))) continue;
+      for (const symbol of this.encodePiece(word.slice(start, i), i === word.length)) if (!sink(symbol)) return false;
+      start = i;
+    }
+    return true;
+  }
+
+  // A piece that does not end its word gets no `</w>` and its own cache.
+  private encodePiece(piece: string, endsWord: boolean): readonly string[] {
+    const cache = endsWord ? this.cache : this.innerCache;
+    const cached = cache.get(piece);
     if (cached !== undefined) return cached;
-    const result = this.passthrough.has(word) ? [word] : this.merge(word);
+    const result = endsWord && this.passthrough.has(piece) ? [piece] : this.merge(piece, endsWord);
     // Prompt words repeat; a freak 10k-character word does not, and would pin its pieces.
-    if (word.length > MAX_CACHED_WORD) return result;
-    if (this.cache.size >= this.cacheSize) this.cache.clear();
-    this.cache.set(word, result);
+    if (piece.length > MAX_CACHED_WORD) return result;
+    if (cache.size >= this.cacheSize) cache.clear();
+    cache.set(piece, result);
     return result;
+  }
+
+  // Whether two adjacent characters can end up in one symbol: true when some merge's result
+  // holds them side by side (or a character is outside the byte table, to be safe).
+  private joinablePairs(): (a: number, b: number) => boolean {
+    if (this.joinable === undefined) {
+      const table = new Uint8Array(CODE_LIMIT * CODE_LIMIT);
+      for (const token of this.mergeResults) {
+        for (let i = 1; i < token.length; i++) {
+          const a = token.charCodeAt(i - 1);
+          const b = token.charCodeAt(i);
+          if (a < CODE_LIMIT && b < CODE_LIMIT) table[a * CODE_LIMIT + b] = 1;
+        }
+      }
+      this.joinable = table;
+    }
+    const table = this.joinable;
+    return (a, b) => a >= CODE_LIMIT || b >= CODE_LIMIT || table[a * CODE_LIMIT + b] === 1;
   }
 
   /** Forget cached words (for benchmarks that want cold-cache numbers). */
   clearCache(): void {
     this.cache.clear();
+    this.innerCache.clear();
   }
 
-  private merge(token: string): string[] {
+  private merge(token: string, endsWord: boolean): string[] {
     if (token.length === 0) return [];
     // Byte stand-ins are all in the BMP, so UTF-16 units are the symbols.
     let word = token.split('');
-    word[word.length - 1] += END_OF_WORD;
+    if (endsWord) word[word.length - 1] += END_OF_WORD;
     while (word.length > 1) {
       let best = Infinity;
       let first = '';

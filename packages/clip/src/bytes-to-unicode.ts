@@ -40,9 +40,12 @@ const BYTE_TO_CHAR: string[] = (() => {
   return table;
 })();
 
+const BYTE_TO_CODE = Uint16Array.from(BYTE_TO_CHAR, (c) => c.charCodeAt(0));
+
 const CHAR_TO_BYTE: Map<string, number> = new Map(bytesToUnicode().map(([b, c]) => [c, b]));
 
 const utf8 = new TextEncoder();
+const utf16 = new TextDecoder('utf-16le');
 
 /**
  * UTF-8 encode `text` and replace each byte by its stand-in character.
@@ -51,9 +54,16 @@ const utf8 = new TextEncoder();
 export function toByteChars(text: string): string {
   // Printable ASCII maps to itself, and nearly every prompt word is printable ASCII.
   if (/^[!-~]*$/.test(text)) return text;
-  let out = '';
-  for (const b of utf8.encode(text)) out += BYTE_TO_CHAR[b];
-  return out;
+  const bytes = utf8.encode(text);
+  if (bytes.length <= 64) {
+    let out = '';
+    for (const b of bytes) out += BYTE_TO_CHAR[b];
+    return out;
+  }
+  // Long words: all char codes at once (one `+=` per byte took 21 s for 15 MB).
+  const codes = new Uint16Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) codes[i] = BYTE_TO_CODE[bytes[i]!]!;
+  return utf16.decode(codes);
 }
 
 /**

@@ -109,6 +109,14 @@ export class CLIPTextTransformer extends Module {
   }
 }
 
+// transformers' additive padding mask: torch.finfo(dtype).min where the mask is 0. Being finite,
+// it leaves a row whose keys are all padding attending evenly over its causal prefix (the score
+// is lost in the huge constant) instead of a softmax over nothing, which is NaN.
+const FINFO_MIN: Partial<Record<k.DType, number>> = { float32: -3.4028234663852886e38, float16: -65504, bfloat16: -3.3895313892515355e38 };
+function paddingMask(keep: k.Tensor, dtype: k.DType): k.Tensor {
+  return k.where(keep, 0, FINFO_MIN[dtype] ?? FINFO_MIN.float32!).to(dtype);
+}
+
 /** What {@link CLIPTextModel.forward} returns. */
 export interface CLIPTextModelOutput {
   /** Shape [B, L, hidden]: the last layer's output after the final layer norm. */
@@ -119,12 +127,19 @@ export interface CLIPTextModelOutput {
    * `hiddenStates[hiddenStates.length - 1 - n]`.
    */
   hiddenStates: k.Tensor[];
-  /** Shape [B, hidden]: `lastHiddenState` at each sequence's first end-of-text token. */
+  /**
+   * Shape [B, hidden]: `lastHiddenState` at each row's first `eos_token_id` (position 0 in a row
+   * without one), or at its largest id for configs with the legacy `eos_token_id: 2`, as transformers.
+   */
   poolerOutput: k.Tensor;
 }
 
 export interface CLIPTextForwardOptions {
-  /** Shape [B, L]: 1 for tokens to attend to and 0 for padding (transformers' attention_mask). */
+  /**
+   * Shape [B, L]: 1 for tokens to attend to and 0 for padding (transformers' attention_mask).
+   * Padding gets transformers' additive `finfo(dtype).min`, so a row with no key to attend to
+   * averages its causal prefix as transformers does, instead of becoming NaN.
+   */
   attentionMask?: k.Tensor | readonly (readonly number[])[];
 }
 
@@ -176,7 +191,7 @@ export class CLIPTextModel extends Module {
       if (m.shape.join() !== input.shape.join()) {
         throw new k.ShapeError(`CLIPTextModel: attentionMask [${m.shape.join(', ')}] must match ids [${B}, ${L}]`);
       }
-      mask = m.gt(0).reshape([B, 1, 1, L]);
+      mask = paddingMask(m.gt(0).reshape([B, 1, 1, L]), this.textModel.finalLayerNorm.weight!.dtype);
     }
     const t = this.textModel;
     let x = t.embeddings.forward(input);
@@ -189,14 +204,25 @@ export class CLIPTextModel extends Module {
     return { lastHiddenState, hiddenStates, poolerOutput: this.pool(input, lastHiddenState) };
   }
 
-  /** Picks each row's first end-of-text position with tensor ops (no readback). */
+  /**
+   * Each row's pooled position, as transformers' CLIPTextTransformer picks it, with tensor ops
+   * (no readback): configs from before transformers PR #24773 (SD 1.x's among them) carry
+   * `eos_token_id: 2`, and those pool at the row's largest id, which is the end token in
+   * CLIP's vocabulary; every other config pools at the first `eos_token_id`, and a row
+   * without one at position 0 (`argmax` of an all-false row).
+   */
   private pool(ids: k.Tensor, last: k.Tensor): k.Tensor {
     const L = ids.shape[1];
-    const isEos = ids.eq(this.config.eos_token_id).to(last.dtype);
-    // Earlier positions score higher; the first end-of-text token has the largest score.
-    const score = isEos.mul(k.arange(L, 0, -1, { device: ids.device }).to(last.dtype));
-    const first = score.eq(score.max(-1, true)).to(last.dtype).mul(isEos);
-    return first.unsqueeze(-1).mul(last).sum(1);
+    // Ids below 2^24 are exact in float32; int32 ids compare through it on every backend.
+    const fids = ids.to('float32');
+    const hit = this.config.eos_token_id === 2 ? fids.eq(fids.max(-1, true)) : fids.eq(this.config.eos_token_id);
+    // Score 2·(L − i) for a hit at i, plus 1 at position 0: the first hit has the unique
+    // largest score, and a row without hits has its largest (1) at position 0.
+    const pos = k.arange(L, 0, -1, { device: ids.device }).to('float32').mul(2);
+    const first0 = k.arange(0, L, 1, { device: ids.device }).eq(0).to('float32');
+    const score = hit.to('float32').mul(pos).add(first0);
+    const onehot = score.eq(score.max(-1, true)).to(last.dtype);
+    return onehot.unsqueeze(-1).mul(last).sum(1);
   }
 
   /**

@@ -439,7 +439,7 @@ export class CLIPTokenizer {
   tokenize(text: string): string[] {
     const out: string[] = [];
     this.forEachSegment(text, (added) => out.push(added), (word) => {
-      for (const piece of this.bpe.encodeWord(word)) out.push(piece);
+      this.bpe.forEachSymbol(word, (piece) => out.push(piece) > 0);
     });
     return out;
   }
@@ -478,7 +478,10 @@ export class CLIPTokenizer {
     // Without truncation, read one token past the bound to know the text is too long.
     const full = truncation ? (): boolean => count >= limit : (): boolean => count > limit;
     this.forEachSegment(text, (added) => push(this.added.get(added)!), (word) => {
-      for (const piece of this.bpe.encodeWord(word)) push(this.encoder.get(piece) ?? this.eosTokenId);
+      this.bpe.forEachSymbol(word, (piece) => {
+        push(this.encoder.get(piece) ?? this.eosTokenId);
+        return !full();
+      });
     }, full);
     if (!truncation && count > limit) {
       throw new ArgumentError(`encode: the text has more than ${MAX_ENCODE_LENGTH} tokens (MAX_ENCODE_LENGTH); encode it with truncation`);

@@ -4,6 +4,7 @@ import type { Merge } from './bpe.js';
 import { END_OF_WORD } from './bpe.js';
 import { bytesToUnicode } from './bytes-to-unicode.js';
 import { TokenizerError } from './errors.js';
+import { MAX_ENCODE_LENGTH } from './tokenizer-options.js';
 
 /**
  * CLIP's start-of-text token (id 49406 in the released vocabulary).
@@ -68,10 +69,29 @@ function parseJson(text: string, file: string): unknown {
   }
 }
 
-const VocabSchema = z.record(z.string(), z.int().nonnegative());
+// Token → id objects are read by hand, not with z.record: zod builds its output with plain
+// assignments, and `out['__proto__'] = 5` sets a prototype instead of keeping the token.
+// JSON.parse makes every key an own property, so Object.entries sees `__proto__` too.
+function parseIdRecord(json: unknown, file: string, what: string, allowEmptyToken: boolean): Map<string, number> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TokenizerError(file, `expected a JSON object mapping ${what}s to ids`);
+  }
+  const out = new Map<string, number>();
+  const bad: string[] = [];
+  for (const [token, id] of Object.entries(json)) {
+    if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 && (allowEmptyToken || token !== '')) out.set(token, id);
+    else bad.push(`at ${JSON.stringify(token)}: ${token === '' && !allowEmptyToken ? `empty ${what}` : `id ${JSON.stringify(id) ?? String(id)}`}`);
+  }
+  if (bad.length > 0) {
+    const more = bad.length > 3 ? ` (and ${bad.length - 3} more problems)` : '';
+    throw new TokenizerError(file, `expected ${what} ids to be non-negative integers: ${bad.slice(0, 3).join('; ')}${more}`);
+  }
+  return out;
+}
 
 /**
- * Parse Hugging Face's `vocab.json` (an object from token to id).
+ * Parse Hugging Face's `vocab.json` (an object from token to id). Every token is kept,
+ * including ones named like `Object.prototype` members (`__proto__`, `constructor`).
  *
  * @param file Name used in errors (a path, or a label for in-memory data).
  * @throws {TokenizerError} when the text is not JSON or not an object of non-negative integer ids.
@@ -83,13 +103,7 @@ const VocabSchema = z.record(z.string(), z.int().nonnegative());
  * ```
  */
 export function parseVocabJson(text: string, file = 'vocab.json'): Map<string, number> {
-  const json = parseJson(text, file);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new TokenizerError(file, 'expected a JSON object mapping tokens to ids');
-  }
-  const parsed = VocabSchema.safeParse(json);
-  if (!parsed.success) throw new TokenizerError(file, `expected token ids to be non-negative integers: ${describeZodError(parsed.error)}`);
-  return new Map(Object.entries(parsed.data));
+  return parseIdRecord(parseJson(text, file), file, 'token', true);
 }
 
 const PY_WS = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
@@ -256,7 +270,10 @@ const TokenizerConfigSchema = z.looseObject({
  * ```
  */
 export interface TokenizerConfig {
-  /** Sequence length; undefined when absent or the "unlimited" placeholder (1e30). */
+  /**
+   * Sequence length; undefined when absent or a "no limit" placeholder (transformers' 1e30,
+   * or anything above {@link MAX_ENCODE_LENGTH}, such as 9007199254740991).
+   */
   readonly modelMaxLength?: number;
   /** Padding token content (`<|endoftext|>` in SD 1.x, `!` in SD 2.x). */
   readonly padToken?: string;
@@ -282,14 +299,13 @@ export function parseTokenizerConfig(text: string, file = 'tokenizer_config.json
   const addedTokens = new Map<number, { content: string; special: boolean }>();
   for (const [id, t] of Object.entries(decoder ?? {})) addedTokens.set(Number(id), { content: t.content, special: t.special ?? false });
   return {
-    // transformers writes int(1e30) for "no limit"; CLIP's text model has 77 positions anyway.
-    modelMaxLength: maxLen !== undefined && Number.isSafeInteger(maxLen) ? maxLen : undefined,
+    // transformers writes int(1e30) for "no limit", other tools Number.MAX_SAFE_INTEGER; any
+    // length encode could not pad to reads as "no limit" (CLIP's 77 positions then apply).
+    modelMaxLength: maxLen !== undefined && Number.isSafeInteger(maxLen) && maxLen <= MAX_ENCODE_LENGTH ? maxLen : undefined,
     padToken: pad == null ? undefined : typeof pad === 'string' ? pad : pad.content,
     addedTokens,
   };
 }
-
-const AddedTokensJsonSchema = z.record(z.string().min(1), z.int().nonnegative());
 
 /**
  * Parse transformers' `added_tokens.json` (token → id).
@@ -303,7 +319,5 @@ const AddedTokensJsonSchema = z.record(z.string().min(1), z.int().nonnegative())
  * ```
  */
 export function parseAddedTokensJson(text: string, file = 'added_tokens.json'): Map<string, number> {
-  const parsed = AddedTokensJsonSchema.safeParse(parseJson(text, file));
-  if (!parsed.success) throw new TokenizerError(file, describeZodError(parsed.error));
-  return new Map(Object.entries(parsed.data));
+  return parseIdRecord(parseJson(text, file), file, 'added token', false);
 }
