@@ -2,7 +2,7 @@ import { KilnError } from '@kiln/tensor-core';
 import { report, REPORT_USAGE } from './report.js';
 import { UsageError } from './usage-error.js';
 
-const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => string }> = {
+const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => Promise<string> }> = {
   report: { usage: REPORT_USAGE, run: report },
 };
 
@@ -38,7 +38,7 @@ export async function main(argv: readonly string[], out: (s: string) => void = c
     return 0;
   }
   try {
-    out(`kiln ${name}: wrote ${command.run(args)}`);
+    out(`kiln ${name}: wrote ${await command.run(args)}`);
     return 0;
   } catch (e) {
     if (!(e instanceof KilnError)) throw e;

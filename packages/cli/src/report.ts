@@ -8,8 +8,8 @@ Rebuilds the HTML report from each run's metrics.jsonl. One run: writes RUN_DIR/
 (or FILE). Several runs: compares them on one page (curves overlaid, configs diffed, final
 samples side by side) in FILE, default kiln-report.html.`;
 
-/** `kiln report`: returns the path written. */
-export function report(args: readonly string[]): string {
+/** `kiln report`: resolves to the path written. */
+export async function report(args: readonly string[]): Promise<string> {
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], allowPositionals: true, options: { out: { type: 'string', short: 'o' } } });

@@ -4,7 +4,8 @@
  *
  * @packageDocumentation
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '@kiln/nn/node';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TrackingError } from './errors.js';
@@ -28,20 +29,6 @@ function writeAll(fd: number, data: string | Uint8Array): void {
   for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
-/** Writes a file whole or not at all: a temporary name, fsync, rename. */
-function writeAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeAll(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
 /** An append-only file written line by line as records come, fsync'd at flush. */
 class AppendFile {
   private fd: number;
@@ -63,27 +50,44 @@ class AppendFile {
 
 const safeName = (s: string): string => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || '_';
 
-/** `metrics.jsonl` plus one PNG per logged image (written before the line that names it). */
+/**
+ * `metrics.jsonl` plus one PNG per logged image. A line is appended as soon as it is logged, so
+ * the file can be read while the run goes on; a line naming images waits until they are written
+ * (atomically), and later lines queue behind it to keep the order.
+ */
 export class JsonlFileSink implements Sink {
   private readonly file: AppendFile;
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
   constructor(readonly dir: string) {
     this.file = new AppendFile(join(dir, METRICS_FILE));
   }
   write(r: LogRecord): void {
-    const names: string[] = [];
-    if (r.kind === 'images') {
-      r.images.forEach((img, i) => {
-        const name = `images/${safeName(r.tag)}/${String(r.step).padStart(8, '0')}_${i}.png`;
-        writeAtomic(join(this.dir, name), img.png);
-        names.push(name);
-      });
+    if (r.kind !== 'images' && this.queued === 0) {
+      this.file.append(`${toJsonlRecord(r)}\n`);
+      return;
     }
-    this.file.append(`${toJsonlRecord(r, (i) => names[i])}\n`);
+    this.queued++;
+    this.queue = this.queue
+      .then(async () => {
+        const names: string[] = [];
+        if (r.kind === 'images') {
+          for (const [i, img] of r.images.entries()) {
+            const name = `images/${safeName(r.tag)}/${String(r.step).padStart(8, '0')}_${i}.png`;
+            await writeFileAtomic(join(this.dir, name), img.png);
+            names.push(name);
+          }
+        }
+        this.file.append(`${toJsonlRecord(r, (i) => names[i])}\n`);
+      })
+      .finally(() => this.queued--);
   }
   async flush(): Promise<void> {
+    await this.queue;
     this.file.sync();
   }
   async close(): Promise<void> {
+    await this.flush();
     this.file.close();
   }
 }
@@ -117,7 +121,7 @@ export class HtmlReportFileSink extends MemorySink {
     super();
   }
   override async flush(): Promise<void> {
-    writeAtomic(this.path, buildReport([{ name: this.name, records: this.records }]));
+    await writeFileAtomic(this.path, buildReport([{ name: this.name, records: this.records }]));
   }
   override async close(): Promise<void> {
     await this.flush();
@@ -178,11 +182,11 @@ export function readRun(dir: string): RunData {
  * `<dir>/report.html` unless `out` is given; for several (compared on one page), to `out`.
  * Returns the path written.
  */
-export function writeReport(dirs: readonly string[], out?: string): string {
+export async function writeReport(dirs: readonly string[], out?: string): Promise<string> {
   if (dirs.length === 0) throw new TrackingError('writeReport: name at least one run folder');
   if (dirs.length > 1 && !out) throw new TrackingError('writeReport: comparing several runs needs an output file');
   const runs = dirs.map(readRun);
   const path = out ?? join(dirs[0], REPORT_FILE);
-  writeAtomic(path, buildReport(runs));
+  await writeFileAtomic(path, buildReport(runs));
   return path;
 }

@@ -61,7 +61,7 @@ describe('run folders', () => {
     const run = readRun(dir);
     expect(run.records.filter((r) => r.kind === 'scalars')).toHaveLength(4);
     expect(run.warnings?.[0]).toMatch(/metrics\.jsonl:\d+: the last line is incomplete/);
-    const out = writeReport([dir]);
+    const out = await writeReport([dir]);
     const html = readFileSync(out, 'utf8');
     expect(html).toContain('the last line is incomplete');
   });
@@ -70,7 +70,7 @@ describe('run folders', () => {
     const dir = tmp();
     expect(() => readRun(join(dir, 'nope'))).toThrow(/does not exist/);
     expect(() => readRun(dir)).toThrow(/has no metrics\.jsonl/);
-    expect(() => writeReport([dir])).toThrow(TrackingError);
+    await expect(writeReport([dir])).rejects.toThrow(TrackingError);
     writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"scalars","step":1,"wall":1,"values":{}}\nnot json\n{"kind":"scalars","step":2,"wall":2,"values":{}}\n');
     expect(() => readRun(dir)).toThrow(/metrics\.jsonl:2: not a JSON record/);
     writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"scalars","step":-1,"wall":1,"values":{}}\n');
@@ -91,8 +91,8 @@ describe('run folders', () => {
     log.log(1, { loss: 3 });
     log.logHparams({ learning_rate: 5e-6, seed: 0 });
     await log.close();
-    expect(() => writeReport([a, b])).toThrow(/needs an output file/);
-    const out = writeReport([a, b], join(tmp(), 'compare.html'));
+    await expect(writeReport([a, b])).rejects.toThrow(/needs an output file/);
+    const out = await writeReport([a, b], join(tmp(), 'compare.html'));
     const html = readFileSync(out, 'utf8');
     expect(html).toContain('Kiln runs: dog, cat');
     const data = JSON.parse(html.match(/<script id="kiln-data" type="application\/json">(.*?)<\/script>/s)![1]);
