@@ -1,11 +1,11 @@
 // Node-only file access for the tokenizer. Nothing else in the package imports node:*
 // modules; the tokenizer loads this file with a dynamic import on first use, so bundles for
 // browsers that never call fromPretrained/fromMergesFile/savePretrained never execute it.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { writeFileAtomic } from '@kiln/nn/node';
 
 import { TokenizerError } from './errors.js';
 import type { HuggingFaceTokenizerFiles } from './tokenizer-options.js';
@@ -88,22 +88,12 @@ export async function readMergesFile(file: string | URL): Promise<string> {
 }
 
 /**
- * Write each file to a temporary name in `dir` and rename it into place, so readers never
- * see a half-written file.
+ * Write each file atomically (nn's writer: temporary name, fsync, rename), so readers never see a
+ * half-written file.
  * @internal
  */
 export async function writeFilesAtomically(dir: string, files: HuggingFaceTokenizerFiles): Promise<void> {
-  await mkdir(dir, { recursive: true });
   for (const [name, text] of Object.entries(files) as Array<[FileName, string | undefined]>) {
-    if (text === undefined) continue;
-    const target = join(dir, name);
-    const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      await writeFile(tmp, text, 'utf8');
-      await rename(tmp, target);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
+    if (text !== undefined) await writeFileAtomic(join(dir, name), text);
   }
 }
