@@ -2,7 +2,7 @@ import type { Backend, View } from './backend.js';
 import type { DataFor, DType } from './dtype.js';
 import { DisposedError, KilnError } from './errors.js';
 import { Buffer, stats, track } from './runtime.js';
-import { contiguousStrides, isContiguous, numel } from './shape.js';
+import { contiguousStrides, isContiguous, normDim, numel } from './shape.js';
 import * as ops from './ops/index.js';
 import type { Scalar } from './ops/index.js';
 import { backward } from './autograd.js';
@@ -79,7 +79,7 @@ export class Tensor {
   size(dim: number): number;
   size(dim?: number): number | readonly number[] {
     if (dim === undefined) return this.shape;
-    return this.shape[dim < 0 ? dim + this.ndim : dim];
+    return this.shape[normDim(dim, this.ndim, 'size')];
   }
   isContiguous(): boolean {
     return isContiguous(this.shape, this.strides);

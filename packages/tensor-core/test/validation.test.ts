@@ -38,6 +38,7 @@ describe('view ops refuse invalid sizes and indices', () => {
   it('select with a fractional index', () => refuses(() => k.zeros([3]).select(0, 1.5), k.ArgumentError, /select: index must be an integer, got 1.5/));
   it('narrow outside the dim', () => refuses(() => k.zeros([4]).narrow(0, 2, 3), k.ArgumentError, /narrow: length 3 from 2 does not fit dim 0 of size 4/));
   it('chunk into a fractional count', () => refuses(() => k.zeros([4]).chunk(1.5), k.ArgumentError, /chunk: chunks must be a positive integer/));
+  it('size() with a dim out of range', () => refuses(() => k.zeros([2]).size(3), k.ArgumentError, /size: dim 3 is out of range/));
   it('flip naming a dim twice', () => refuses(() => k.zeros([2, 3]).flip([1, -1]), k.ArgumentError, /flip: dims \[1, -1\] name a dim twice/));
 });
 
