@@ -1,9 +1,13 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
+import { FUSED_BACKWARD_KERNELS, hideKernels } from './fused-backward.js';
 
+// These test the op layer's composite gradient, so the cpu backend's fused gradients are hidden.
+let restore = (): void => {};
 beforeAll(async () => {
-  await k.useBackend('cpu');
+  restore = hideKernels(await k.useBackend('cpu'), FUSED_BACKWARD_KERNELS);
 });
+afterAll(() => restore());
 
 /** softmax(q kᵀ·scale + mask + causal) v from primitive ops: autograd through them is the oracle. */
 function reference(q: k.Tensor, key: k.Tensor, v: k.Tensor, mask: k.Tensor, scale: number): k.Tensor {
@@ -13,7 +17,7 @@ function reference(q: k.Tensor, key: k.Tensor, v: k.Tensor, mask: k.Tensor, scal
   return s.softmax(-1).matmul(v);
 }
 
-describe('scaledDotProductAttention gradient in blocks of query rows', () => {
+describe('scaledDotProductAttention composite gradient in blocks of query rows', () => {
   it('matches autograd through the primitive ops when L×S is too large for one block', async () => {
     // 2 × 2100 × 2100 scores: the gradient runs in 3 blocks of query rows.
     const [B, L, E] = [2, 2100, 4];

@@ -85,15 +85,19 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     return softmax(s, -1);
   };
 
+  /** The fused kernels' operands: contiguous [B, L, E], [B, S, E], [B, S, Ev] and an expanded [B, L, S] mask. */
+  const flat = () => ({
+    q3: contiguous(reshape(cq, [B, L, E]))._view(),
+    k3: contiguous(reshape(ck, [B, S, E]))._view(),
+    v3: contiguous(reshape(cv, [B, S, Ev]))._view(),
+    m3: mask ? contiguous(reshape(expand(mask, [...batch, L, S]), [B, L, S]))._view() : null,
+  });
+
   const y = noGrad(() =>
     tidy(() => {
       if (be.attention) {
-        const q3 = contiguous(reshape(cq, [B, L, E]));
-        const k3 = contiguous(reshape(ck, [B, S, E]));
-        const v3 = contiguous(reshape(cv, [B, S, Ev]));
-        const m3 = mask ? contiguous(reshape(expand(mask, [...batch, L, S]), [B, L, S])) : null;
-        const out = be.attention(q3._view(), k3._view(), v3._view(), m3?._view() ?? null, causal, scale);
-        return make(be, out, dtype, [...batch, L, Ev]);
+        const { q3, k3, v3, m3 } = flat();
+        return make(be, be.attention(q3, k3, v3, m3, causal, scale), dtype, [...batch, L, Ev]);
       }
       return matmul(scores(), cv);
     }),
@@ -101,6 +105,19 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
 
   const inputs = [cq, ck, cv, ...(mask ? [mask] : [])];
   return record(y, 'scaledDotProductAttention', inputs, (g) => {
+    // The fused gradient (flash-style, f32 accumulation) when the backend has it; a mask that
+    // needs its own gradient takes the composite, which materialises the scores.
+    if (be.attentionBackward && !mask?.requiresGrad && g.dtype === dtype) {
+      const { q3, k3, v3, m3 } = flat();
+      const g3 = contiguous(reshape(g, [B, L, Ev]))._view();
+      const [dq, dk, dv] = be.attentionBackward(q3, k3, v3, m3, causal, scale, g3);
+      return [
+        make(be, dq, dtype, cq.shape),
+        make(be, dk, dtype, ck.shape),
+        make(be, dv, dtype, cv.shape),
+        ...(mask ? [null] : []),
+      ];
+    }
     // A mask that needs its own gradient takes the whole score matrix in one block.
     const rows = mask?.requiresGrad ? L : Math.max(1, Math.floor(BACKWARD_BLOCK_SCORES / Math.max(1, B * S)));
     const block = (r0: number, r1: number) => {

@@ -1,7 +1,8 @@
-import { isFloat } from '../dtype.js';
+import { isFloat, promoteTypes } from '../dtype.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { widen } from './accumulate.js';
 import { backendOf, make, record } from './dispatch.js';
 import { cast, ge, mul, sub } from './elementwise.js';
 import { rand } from './creation.js';
@@ -61,8 +62,10 @@ export function mseLoss(input: Tensor, target: Tensor, reduction: 'mean' | 'sum'
   if (fmt(input.shape) !== fmt(target.shape)) {
     throw new ShapeError(`mseLoss: input ${fmt(input.shape)} and target ${fmt(target.shape)} must have the same shape`);
   }
-  const d = sub(isFloat(input.dtype) ? input : cast(input, 'float32'), target);
+  const x = isFloat(input.dtype) ? input : cast(input, 'float32');
+  // Half inputs are differenced, squared and reduced in f32, then rounded once (see accumulate.ts).
+  const d = sub(widen(x), widen(target));
   const se = mul(d, d);
-  if (reduction === 'none') return se;
-  return reduction === 'sum' ? sum(se) : mean(se);
+  const out = reduction === 'none' ? se : reduction === 'sum' ? sum(se) : mean(se);
+  return cast(out, promoteTypes(x.dtype, target.dtype));
 }

@@ -3,14 +3,12 @@ import { noGrad, tidy } from '../runtime.js';
 import { fmt, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, make, record } from './dispatch.js';
-import { add, mul, rsqrt, sigmoid, silu, sub } from './elementwise.js';
+import { widen } from './accumulate.js';
+import { add, cast, mul, rsqrt, sigmoid, silu, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './view.js';
 
-/**
- * Normalises rows of `x` (viewed as [rows, size]) and returns the backward pieces. The forward
- * result comes from the backend's fused kernel when it has one, so the graph holds no copies.
- */
+/** Normalises rows of `xr` ([rows, size]): the normalised rows and 1/std per row. */
 function normalizedRows(xr: Tensor, eps: number): { xhat: Tensor; rstd: Tensor } {
   const mu = mean(xr, -1, true);
   const centered = sub(xr, mu);
@@ -25,7 +23,19 @@ function rowsBackward(gxhat: Tensor, xhat: Tensor, rstd: Tensor): Tensor {
   return mul(rstd, sub(sub(gxhat, a), mul(xhat, c)));
 }
 
-/** Shared by groupNorm and layerNorm: `rowShape` splits x into normalised rows, `affineShape` broadcasts w/b. */
+/** The backend kernels behind one normalisation op; either may be absent (undefined). */
+interface NormKernels {
+  forward: () => unknown;
+  /** [dx, dweight | null, dbias | null] storages for `g`, or undefined without a fused kernel. */
+  backward: (g: Tensor) => readonly [unknown, unknown, unknown] | undefined;
+}
+
+/**
+ * Shared by groupNorm and layerNorm: `rowShape` splits x into normalised rows, `affineShape`
+ * broadcasts w/b. Forward and gradient use the backend's fused kernels when it has them; the
+ * composite below is the fallback and the oracle. The composite runs in f32 for half inputs (one
+ * rounding at the end, like the fused kernels, see accumulate.ts).
+ */
 function normalize(
   op: 'groupNorm' | 'layerNorm',
   x: Tensor,
@@ -34,41 +44,60 @@ function normalize(
   weight: Tensor | null,
   bias: Tensor | null,
   eps: number,
-  fused: () => unknown,
+  kernels: NormKernels,
   silu_: boolean,
 ): Tensor {
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   const b = backendOf(op, ...inputs);
-  const affine = (t: Tensor): Tensor => {
-    let y = weight ? mul(t, reshape(weight, affineShape)) : t;
-    if (bias) y = add(y, reshape(bias, affineShape));
-    return y;
+  /** The composite's pieces from the (widened) inputs. */
+  const composite = () => {
+    const [xw, ww, bw] = [widen(x), weight && widen(weight), bias && widen(bias)];
+    const affine = (t: Tensor): Tensor => {
+      let y = ww ? mul(t, reshape(ww, affineShape)) : t;
+      if (bw) y = add(y, reshape(bw, affineShape));
+      return y;
+    };
+    const { xhat, rstd } = normalizedRows(reshape(xw, rowShape), eps);
+    const xhatFull = reshape(xhat, x.shape);
+    return { ww, affine, xhat, rstd, xhatFull, z: affine(xhatFull) };
   };
   const y = noGrad(() =>
     tidy(() => {
-      const f = fused();
+      const f = kernels.forward();
       if (f !== undefined) return make(b, f, x.dtype, x.shape);
-      const z = affine(reshape(normalizedRows(reshape(x, rowShape), eps).xhat, x.shape));
-      return silu_ ? silu(z) : z;
+      const { z } = composite();
+      return cast(silu_ ? silu(z) : z, x.dtype);
     }),
   );
   return record(y, op, inputs, (g) => {
-    const { xhat, rstd } = normalizedRows(reshape(x, rowShape), eps);
-    const xhatFull = reshape(xhat, x.shape);
-    let gz = g;
+    const fused = kernels.backward(g);
+    if (fused) {
+      const [dx, dw, db] = fused;
+      const grads: (Tensor | null)[] = [make(b, dx, x.dtype, x.shape)];
+      // Unused weight/bias gradients still become tensors, so the gradient's tidy frees them.
+      if (weight) grads.push(dw === null ? null : make(b, dw, weight.dtype, weight.shape));
+      if (bias) grads.push(db === null ? null : make(b, db, bias.dtype, bias.shape));
+      return inputs.map((t, i) => (t.requiresGrad ? grads[i] : null));
+    }
+    const { ww, xhat, rstd, xhatFull, z } = composite();
+    let gz = widen(g);
     if (silu_) {
-      const s = sigmoid(affine(xhatFull));
-      const z = affine(xhatFull);
-      gz = mul(g, mul(s, add(mul(z, sub(1, s)), 1)));
+      const s = sigmoid(z);
+      gz = mul(gz, mul(s, add(mul(z, sub(1, s)), 1)));
     }
     const reduceDims = affineShape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
-    const gxhat = weight ? mul(gz, reshape(weight, affineShape)) : gz;
+    const gxhat = ww ? mul(gz, reshape(ww, affineShape)) : gz;
     const gx = reshape(rowsBackward(reshape(gxhat, rowShape), xhat, rstd), x.shape);
-    const grads: (Tensor | null)[] = [gx];
-    if (weight) grads.push(weight.requiresGrad ? reshape(sum(mul(gz, xhatFull), reduceDims), weight.shape) : null);
-    if (bias) grads.push(bias.requiresGrad ? reshape(sum(gz, reduceDims), bias.shape) : null);
+    const grads: (Tensor | null)[] = [cast(gx, x.dtype)];
+    if (weight) grads.push(weight.requiresGrad ? cast(reshape(sum(mul(gz, xhatFull), reduceDims), weight.shape), weight.dtype) : null);
+    if (bias) grads.push(bias.requiresGrad ? cast(reshape(sum(gz, reduceDims), bias.shape), bias.dtype) : null);
     return grads;
   });
+}
+
+/** Whether a fused gradient kernel may run: it computes in one dtype, that of x. */
+function sameDType(x: Tensor, g: Tensor, ...rest: (Tensor | null | undefined)[]): boolean {
+  return g.dtype === x.dtype && rest.every((t) => !t || t.dtype === x.dtype);
 }
 
 function checkAffine(op: string, t: Tensor | null | undefined, size: number, what: string): void {
@@ -102,8 +131,14 @@ export function groupNorm(
   const affineShape = [1, C, ...x.shape.slice(2).map(() => 1)];
   const silu_ = options.silu ?? false;
   const be = x._backend();
-  return normalize('groupNorm', x, [N, numGroups, -1], affineShape, weight ?? null, bias ?? null, eps, () =>
-    be.groupNorm?.(x._view(), numGroups, weight?._view() ?? null, bias?._view() ?? null, eps, silu_), silu_);
+  const [w, b] = [weight ?? null, bias ?? null];
+  return normalize('groupNorm', x, [N, numGroups, -1], affineShape, w, b, eps, {
+    forward: () => be.groupNorm?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_),
+    backward: (g) =>
+      sameDType(x, g, w, b)
+        ? be.groupNormBackward?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_, g._view())
+        : undefined,
+  }, silu_);
 }
 
 /** `silu(groupNorm(...))` as one fused op. */
@@ -135,6 +170,10 @@ export function layerNorm(
   checkAffine('layerNorm', bias, size, 'bias');
   const affineShape = [...x.shape.slice(0, x.ndim - k).map(() => 1), ...normalizedShape];
   const be = x._backend();
-  return normalize('layerNorm', x, [-1, size], affineShape, weight ?? null, bias ?? null, eps, () =>
-    be.layerNorm?.(x._view(), weight?._view() ?? null, bias?._view() ?? null, size, eps), false);
+  const [w, b] = [weight ?? null, bias ?? null];
+  return normalize('layerNorm', x, [-1, size], affineShape, w, b, eps, {
+    forward: () => be.layerNorm?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps),
+    backward: (g) =>
+      sameDType(x, g, w, b) ? be.layerNormBackward?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps, g._view()) : undefined,
+  }, false);
 }

@@ -4,6 +4,10 @@ import { philoxFill } from '../../random.js';
 import { contiguousStrides, numel } from '../../shape.js';
 import { conv2dForward, conv2dInputGrad, conv2dWeightGrad, dims } from './conv.js';
 import { BINARY, UNARY } from './elementwise.js';
+import { attentionBackward, attentionForward } from './attention.js';
+import type { AttentionDims } from './attention.js';
+import { normBackward, normForward } from './norm.js';
+import type { ChannelOf } from './norm.js';
 import { allocTyped, encoder, load, offsets, store } from './strided.js';
 import type { CpuView } from './strided.js';
 
@@ -170,77 +174,46 @@ export class CpuBackend implements Backend<TypedArray> {
   }
 
   layerNorm(x: CpuView, weight: CpuView | null, bias: CpuView | null, normSize: number, eps: number): TypedArray {
-    const v = load(x);
-    const w = weight && load(weight);
-    const b = bias && load(bias);
-    for (let r = 0; r < v.length; r += normSize) {
-      let mean = 0;
-      for (let i = 0; i < normSize; i++) mean += v[r + i];
-      mean /= normSize;
-      let vr = 0;
-      for (let i = 0; i < normSize; i++) vr += (v[r + i] - mean) ** 2;
-      const rstd = 1 / Math.sqrt(vr / normSize + eps);
-      for (let i = 0; i < normSize; i++) v[r + i] = (v[r + i] - mean) * rstd * (w ? w[i] : 1) + (b ? b[i] : 0);
-    }
-    return store(x.dtype, v);
+    const rows = numel(x.shape) / normSize;
+    const y = normForward(load(x), weight && load(weight), bias && load(bias), rows, normSize, (_, i) => i, eps, false);
+    return store(x.dtype, y);
   }
 
   groupNorm(x: CpuView, groups: number, weight: CpuView | null, bias: CpuView | null, eps: number, silu: boolean): TypedArray {
-    const v = load(x);
+    const g = groupGeometry(x.shape, groups);
+    const y = normForward(load(x), weight && load(weight), bias && load(bias), g.count, g.size, g.channelOf, eps, silu);
+    return store(x.dtype, y);
+  }
+
+  layerNormBackward(
+    x: CpuView, weight: CpuView | null, bias: CpuView | null, normSize: number, eps: number, gy: CpuView,
+  ): [TypedArray, TypedArray | null, TypedArray | null] {
+    const rows = numel(x.shape) / normSize;
     const w = weight && load(weight);
-    const b = bias && load(bias);
-    const [N, C] = x.shape;
-    const spatial = numel(x.shape.slice(2));
-    const cg = C / groups;
-    const size = cg * spatial;
-    for (let n = 0; n < N; n++)
-      for (let g = 0; g < groups; g++) {
-        const base = (n * C + g * cg) * spatial;
-        let mean = 0;
-        for (let i = 0; i < size; i++) mean += v[base + i];
-        mean /= size;
-        let vr = 0;
-        for (let i = 0; i < size; i++) vr += (v[base + i] - mean) ** 2;
-        const rstd = 1 / Math.sqrt(vr / size + eps);
-        for (let i = 0; i < size; i++) {
-          const c = g * cg + Math.floor(i / spatial);
-          let y = (v[base + i] - mean) * rstd * (w ? w[c] : 1) + (b ? b[c] : 0);
-          if (silu) y = y / (1 + Math.exp(-y));
-          v[base + i] = y;
-        }
-      }
-    return store(x.dtype, v);
+    const [dx, dw, db] = normBackward(load(x), w, bias && load(bias), load(gy), rows, normSize, normSize, (_, i) => i, eps, false);
+    return [store(x.dtype, dx), weight && store(weight.dtype, dw), bias && store(bias.dtype, db)];
+  }
+
+  groupNormBackward(
+    x: CpuView, groups: number, weight: CpuView | null, bias: CpuView | null, eps: number, silu: boolean, gy: CpuView,
+  ): [TypedArray, TypedArray | null, TypedArray | null] {
+    const g = groupGeometry(x.shape, groups);
+    const w = weight && load(weight);
+    const [dx, dw, db] = normBackward(load(x), w, bias && load(bias), load(gy), g.count, g.size, x.shape[1], g.channelOf, eps, silu);
+    return [store(x.dtype, dx), weight && store(weight.dtype, dw), bias && store(bias.dtype, db)];
   }
 
   attention(q: CpuView, k: CpuView, v: CpuView, mask: CpuView | null, causal: boolean, scale: number): TypedArray {
-    const [B, Lq, E] = q.shape;
-    const Lk = k.shape[1];
-    const Ev = v.shape[2];
-    const vq = load(q);
-    const vk = load(k);
-    const vv = load(v);
-    const vm = mask && load(mask);
-    const out = new Float64Array(B * Lq * Ev);
-    const s = new Float64Array(Lk);
-    for (let bi = 0; bi < B; bi++)
-      for (let i = 0; i < Lq; i++) {
-        let m = -Infinity;
-        for (let j = 0; j < Lk; j++) {
-          let dot = 0;
-          for (let e = 0; e < E; e++) dot += vq[(bi * Lq + i) * E + e] * vk[(bi * Lk + j) * E + e];
-          let sj = dot * scale + (vm ? vm[(bi * Lq + i) * Lk + j] : 0);
-          if (causal && j > i) sj = -Infinity; // top-left aligned, as torch
-          s[j] = sj;
-          m = Math.max(m, sj);
-        }
-        let sum = 0;
-        for (let j = 0; j < Lk; j++) sum += s[j] = m === -Infinity ? 0 : Math.exp(s[j] - m);
-        for (let j = 0; j < Lk; j++) {
-          const pj = s[j] / sum;
-          for (let e = 0; e < Ev; e++) out[(bi * Lq + i) * Ev + e] += pj * vv[(bi * Lk + j) * Ev + e];
-        }
-      }
-    return store(q.dtype, out);
+    const y = attentionForward(load(q), load(k), load(v), mask && load(mask), attentionDims(q, k, v), causal, scale);
+    return store(q.dtype, y);
+  }
+
+  attentionBackward(
+    q: CpuView, k: CpuView, v: CpuView, mask: CpuView | null, causal: boolean, scale: number, gy: CpuView,
+  ): [TypedArray, TypedArray, TypedArray] {
+    const dims = attentionDims(q, k, v);
+    const grads = attentionBackward(load(q), load(k), load(v), mask && load(mask), load(gy), dims, causal, scale);
+    return [store(q.dtype, grads[0]), store(q.dtype, grads[1]), store(q.dtype, grads[2])];
   }
 
   adamw(param: TypedArray, grad: CpuView, m: TypedArray, v: TypedArray, size: number, dtype: DType, hp: AdamWHyper): void {
@@ -262,4 +235,17 @@ export class CpuBackend implements Backend<TypedArray> {
     m.set(store(dtype, mm));
     v.set(store(dtype, vv));
   }
+}
+
+/** groupNorm's x [N, C, *] as N·groups runs of (C/groups)·spatial elements, and each element's channel. */
+function groupGeometry(shape: readonly number[], groups: number): { count: number; size: number; channelOf: ChannelOf } {
+  const [N, C] = shape;
+  const spatial = numel(shape.slice(2));
+  const cg = C / groups;
+  return { count: N * groups, size: cg * spatial, channelOf: (g, i) => (g % groups) * cg + Math.floor(i / spatial) };
+}
+
+function attentionDims(q: CpuView, k: CpuView, v: CpuView): AttentionDims {
+  const [B, Lq, E] = q.shape;
+  return { B, Lq, E, Lk: k.shape[1], Ev: v.shape[2] };
 }
