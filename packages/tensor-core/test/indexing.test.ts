@@ -65,6 +65,21 @@ describe('gather / indexSelect / flip match torch', () => {
     expect(Array.from(await k.flip(k.arange(5), [0]).data())).toEqual([4, 3, 2, 1, 0]);
     expect(await k.flip(x, []).toArray()).toEqual(r.x);
   });
+
+  it('flip with long rows (one gather) and short rows (dim moved to the front) agree with a JS reversal', async () => {
+    const [A, B, C] = [3, 4, 20];
+    const x = k.arange(A * B * C).reshape([A, B, C]);
+    const at = (a: number, b: number, c: number) => (a * B + b) * C + c;
+    for (const dims of [[0], [1], [0, 1], [2], [0, 2], [0, 1, 2]]) {
+      const want: number[] = [];
+      for (let a = 0; a < A; a++) {
+        for (let b = 0; b < B; b++) {
+          for (let c = 0; c < C; c++) want.push(at(dims.includes(0) ? A - 1 - a : a, dims.includes(1) ? B - 1 - b : b, dims.includes(2) ? C - 1 - c : c));
+        }
+      }
+      expect(Array.from(await k.flip(x, dims).data()), `dims ${dims.join(',')}`).toEqual(want);
+    }
+  });
 });
 
 describe('isnan / isfinite / isinf', () => {

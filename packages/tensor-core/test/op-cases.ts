@@ -113,6 +113,8 @@ export const OP_CASES: OpCase[] = [
   { name: 'conv2d groups', inputs: [n(1, 4, 5, 5), n(6, 2, 3, 3)], fn: (x, w) => k.conv2d(x, w, null, { groups: 2 }) },
   { name: 'conv2d 1x1 of permuted', inputs: [n(1, 5, 4, 3), n(2, 3, 1, 1)], fn: (x, w) => k.conv2d(x.permute([0, 3, 2, 1]), w) },
   { name: 'convTranspose2d', inputs: [n(1, 3, 4, 4), n(3, 2, 3, 3), n(2)], fn: (x, w, b) => k.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }) },
+  // outputPadding below the dilation but not the stride: gy is one row/col larger than the forward formula says.
+  { name: 'convTranspose2d dilation outputPadding', inputs: [n(1, 2, 4, 4), n(2, 3, 3, 3)], fn: (x, w) => k.convTranspose2d(x, w, null, { stride: 1, dilation: 2, outputPadding: 1 }) },
   { name: 'avgPool2d', inputs: [n(2, 3, 4, 6)], fn: (x) => k.avgPool2d(x, 2) },
   { name: 'interpolate nearest', inputs: [n(1, 2, 3, 3)], fn: (x) => k.interpolate(x, { scaleFactor: 2 }).mul(k.arange(36).reshape([6, 6]).to(x.dtype)) },
   // Normalisation, softmax, attention.
@@ -137,6 +139,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'indexSelect dim1 repeated', inputs: [n(2, 4, 3)], fn: (x) => x.indexSelect(1, ids(x, [3, 3, 0, 1, 3])) },
   { name: 'indexSelect 1d (alphas_cumprod[t])', inputs: [pos(10), { shape: [3], kind: 'ints', high: 10 }], fn: (a, t) => k.indexSelect(a, 0, t).sqrt() },
   { name: 'flip dims 0 and 2', inputs: [n(2, 3, 4)], fn: (x) => k.flip(x, [0, 2]) },
+  { name: 'flip dims 0 and 1 of long rows', inputs: [n(2, 3, 17)], fn: (x) => k.flip(x, [1, 0]) },
   { name: 'flip last dim of permuted', inputs: [n(2, 3, 4)], fn: (x) => x.permute([2, 0, 1]).flip([-1]).mul(x.permute([2, 0, 1])) },
   {
     name: 'isfinite isnan isinf',

@@ -132,23 +132,38 @@ export function flip(x: Tensor, dims: readonly number[]): Tensor {
   const ds = dims.map((v) => normDim(v, Math.max(x.ndim, 1), 'flip'));
   if (new Set(ds).size !== ds.length) throw new ArgumentError(`flip: dims [${dims.join(', ')}] name a dim twice`);
   if (ds.length === 0 || x.ndim === 0 || x.numel() === 0) return clone(x);
-  // Gather whole rows of everything after the last flipped dim; index the dims up to it.
+  const y = noGrad(() => tidy(() => flipUntracked(x, ds)));
+  return record(y, 'flip', [x], (g) => [flip(g, ds)]);
+}
+
+/**
+ * Below this many elements per gathered row, the row kernels' per-row cost dominates (one id per
+ * element), so `flip` first moves the last flipped dim to the front to make rows long.
+ */
+const LONG_ROW = 16;
+
+/** `flip` without autograd: one row gather, indexing the dims up to the last flipped one. */
+function flipUntracked(x: Tensor, ds: readonly number[]): Tensor {
   const last = Math.max(...ds);
+  const rowSize = numel(x.shape.slice(last + 1));
+  const device = x.device;
+  if (rowSize < LONG_ROW && x.shape[last] > 1) {
+    const n = x.shape[last];
+    const reversed = sub(n - 1, arange(0, n, 1, { device, dtype: 'int32' }));
+    const picked = contiguous(indexSelect(x, last, reversed));
+    const rest = ds.filter((d) => d !== last);
+    return rest.length ? flipUntracked(picked, rest) : picked;
+  }
   const outer = x.shape.slice(0, last + 1);
   const ostrides = contiguousStrides(outer);
-  const y = noGrad(() =>
-    tidy(() => {
-      let idx: Tensor | null = null;
-      for (let i = 0; i < outer.length; i++) {
-        const s = outer[i];
-        let pos = arange(0, s, 1, { device: x.device, dtype: 'int32' });
-        if (ds.includes(i)) pos = sub(s - 1, pos);
-        const term = reshape(mul(pos, ostrides[i]), outer.map((_, j) => (j === i ? s : 1)));
-        idx = idx ? add(idx, term) : term;
-      }
-      const table = reshape(contiguous(x), [numel(outer), numel(x.shape.slice(last + 1))]);
-      return reshape(takeRows('flip', 'internal index out of range', table, reshape(idx!, [-1])), x.shape);
-    }),
-  );
-  return record(y, 'flip', [x], (g) => [flip(g, ds)]);
+  let idx: Tensor | null = null;
+  for (let i = 0; i < outer.length; i++) {
+    const s = outer[i];
+    let pos = arange(0, s, 1, { device, dtype: 'int32' });
+    if (ds.includes(i)) pos = sub(s - 1, pos);
+    const term = reshape(mul(pos, ostrides[i]), outer.map((_, j) => (j === i ? s : 1)));
+    idx = idx ? add(idx, term) : term;
+  }
+  const table = reshape(contiguous(x), [numel(outer), rowSize]);
+  return reshape(takeRows('flip', 'internal index out of range', table, reshape(idx!, [-1])), x.shape);
 }
