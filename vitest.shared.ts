@@ -21,5 +21,7 @@ export const webgpuSuites = [
   'packages/*/test/parity-webgpu*.test.ts',
   'packages/*/test/webgpu*.test.ts',
   'packages/clip/test/text-model-reference.test.ts',
+  'packages/unet/test/reference.test.ts',
+  'packages/vae/test/reference.test.ts',
   'examples/test/backends.test.ts',
 ];
