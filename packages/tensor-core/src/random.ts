@@ -209,15 +209,18 @@ export class Generator {
     return this;
   }
 
-  /** @internal Reserves the blocks for a draw of `size` numbers: its key and first block. */
-  _draw(size: number): { key: [number, number]; counter: number } {
+  /**
+   * @internal Runs `fn` on the key and first block of a draw of `size` numbers, then advances
+   * past it; if `fn` throws (a size the backend cannot hold), the generator stays where it was.
+   */
+  _draw<T>(size: number, fn: (key: [number, number], counter: number) => T): T {
     const blocks = Math.ceil(size / 4);
     if (!Number.isSafeInteger(this.#offset + blocks)) {
       throw new ArgumentError(`Generator: offset ${this.#offset} + ${blocks} blocks passes 2^53; re-seed it`);
     }
-    const draw = { key: this.#key, counter: this.#offset };
+    const out = fn(this.#key, this.#offset);
     this.#offset += blocks;
-    return draw;
+    return out;
   }
 }
 
@@ -249,14 +252,15 @@ export function manualSeed(seed: number): Generator {
 }
 
 /**
- * Key and first block for a draw of `size` numbers: from `seed` at block 0 (a fresh stream each
- * call, as before generators existed), else from `generator` or the default one, which advance.
+ * Runs `fn` on the key and first block of a draw of `size` numbers: from `seed` at block 0 (a
+ * fresh stream each call, as before generators existed), else from `generator` or the default
+ * one, which advance only when `fn` succeeds.
  */
-export function nextDraw(size: number, seed?: number, generator?: Generator): { key: [number, number]; counter: number } {
+export function draw<T>(size: number, seed: number | undefined, generator: Generator | undefined, fn: (key: [number, number], counter: number) => T): T {
   if (seed !== undefined && generator !== undefined) throw new ArgumentError('random: give either seed or generator, not both');
-  if (seed !== undefined) return { key: seedKey(seed), counter: 0 };
+  if (seed !== undefined) return fn(seedKey(seed), 0);
   if (generator !== undefined && !(generator instanceof Generator)) {
     throw new ArgumentError(`random: generator must be a k.Generator, got ${String(generator)}`);
   }
-  return (generator ?? defaultGenerator)._draw(size);
+  return (generator ?? defaultGenerator)._draw(size, fn);
 }

@@ -75,6 +75,14 @@ describe('Generator', () => {
     expect([ids.shape, ids.dtype]).toEqual([[4], 'int32']);
   });
 
+  it('a draw that fails (a size the backend cannot hold) does not advance the generator', () => {
+    const g = new k.Generator(8);
+    k.rand([3], { generator: g });
+    expect(() => k.randn([2 ** 20, 2 ** 20], { generator: g })).toThrow(k.BackendError);
+    expect(() => k.randint(0, 9, [2 ** 20, 2 ** 20], { generator: g })).toThrow(k.BackendError);
+    expect(g.offset).toBe(1);
+  });
+
   it('refuses a bad state, seed plus generator, and a non-generator', () => {
     const g = new k.Generator();
     expect(() => g.setState({ algorithm: 'mt19937', seed: 1, offset: 0 } as never)).toThrow(k.ArgumentError);

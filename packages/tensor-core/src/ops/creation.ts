@@ -4,7 +4,7 @@ import type { DType, TypedArray } from '../dtype.js';
 import { assertDType, f32ToBf16Bits, f32ToF16Bits, isFloat } from '../dtype.js';
 import { ArgumentError, BackendError, DTypeError, ShapeError } from '../errors.js';
 import type { Generator } from '../random.js';
-import { nextDraw, philoxFill, philoxIntegers } from '../random.js';
+import { draw, philoxFill, philoxIntegers } from '../random.js';
 import { assertShape, fmt, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { make } from './dispatch.js';
@@ -190,9 +190,10 @@ function random(op: string, dist: 'uniform' | 'normal', shape: readonly number[]
   if (!isFloat(dtype)) throw new DTypeError(`${op}: dtype must be a float type, got ${dtype}`);
   const b = target(options);
   const n = numel(shape);
-  const { key, counter } = nextDraw(n, options.seed, options.generator);
-  const storage = allocating(op, b, shape, dtype, () =>
-    b.random ? b.random(dist, dtype, n, key, counter) : b.upload(dtype, encode(dtype, philoxFill(dist, new Float64Array(n), key, counter))),
+  const storage = draw(n, options.seed, options.generator, (key, counter) =>
+    allocating(op, b, shape, dtype, () =>
+      b.random ? b.random(dist, dtype, n, key, counter) : b.upload(dtype, encode(dtype, philoxFill(dist, new Float64Array(n), key, counter))),
+    ),
   );
   return finish(make(b, storage, dtype, shape), options);
 }
@@ -270,9 +271,10 @@ export function randint(low: number, high: number, shape: readonly number[], opt
   if (high - 1 > hi) throw new ArgumentError(`randint: high ${high} is above the largest ${dtype} + 1 (${hi + 1}); high is exclusive`);
   if (high - low > 2 ** 32) throw new ArgumentError(`randint: the range [${low}, ${high}) spans more than 2^32 integers`);
   const n = numel(shape);
-  const { key, counter } = nextDraw(n, options.seed, options.generator);
   const values = allocating('randint', target(options), shape, dtype, () => new Float64Array(n));
-  return tensor(philoxIntegers(values, key, counter, low, high - low), { ...options, dtype, shape });
+  return draw(n, options.seed, options.generator, (key, counter) =>
+    tensor(philoxIntegers(values, key, counter, low, high - low), { ...options, dtype, shape }),
+  );
 }
 
 /**
