@@ -1,3 +1,8 @@
+/**
+ * Shape and layout arithmetic shared by the op layer and every backend: element counts, strides,
+ * broadcasting, dims, and convolution geometry. Backends import these rather than restating them.
+ */
+import type { Conv2dParams } from './backend.js';
 import { ArgumentError, ShapeError } from './errors.js';
 
 export type Shape = readonly number[];
@@ -70,4 +75,51 @@ export function broadcastShapes(a: Shape, b: Shape, op = 'op'): number[] {
 
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+// Convolution geometry -----------------------------------------------------------------------
+
+/** Output extent of a convolution along one axis, as PyTorch computes it. */
+export function convOutputSize(size: number, kernel: number, stride: number, padding: number, dilation: number): number {
+  return Math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+/** Output extent of a transposed convolution along one axis (`outputPadding` adds to one side). */
+export function convTransposeOutputSize(
+  size: number, kernel: number, stride: number, padding: number, dilation: number, outputPadding: number,
+): number {
+  return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + outputPadding + 1;
+}
+
+/** [N, O, Ho, Wo] of conv2d over x [N, C, H, W] with weight [O, C/groups, kh, kw]. */
+export function conv2dOutputShape(xShape: Shape, wShape: Shape, p: Conv2dParams): [number, number, number, number] {
+  return [
+    xShape[0],
+    wShape[0],
+    convOutputSize(xShape[2], wShape[2], p.stride[0], p.padding[0], p.dilation[0]),
+    convOutputSize(xShape[3], wShape[3], p.stride[1], p.padding[1], p.dilation[1]),
+  ];
+}
+
+/** The sizes of one conv2d: x [N, C, H, W], w [O, C/groups, kh, kw], y [N, O, Ho, Wo]. */
+export interface ConvDims {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  kh: number;
+  kw: number;
+  Ho: number;
+  Wo: number;
+}
+
+/**
+ * The sizes of a conv2d from its three shapes. Gradient kernels pass the shape of `gy` they were
+ * given rather than recomputing it: with `outputPadding` the two can differ.
+ */
+export function convDims(xShape: Shape, wShape: Shape, yShape: Shape): ConvDims {
+  const [N, C, H, W] = xShape;
+  const [O, , kh, kw] = wShape;
+  return { N, C, H, W, O, kh, kw, Ho: yShape[2], Wo: yShape[3] };
 }

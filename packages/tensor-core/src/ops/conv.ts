@@ -1,12 +1,12 @@
 import type { Conv2dParams } from '../backend.js';
 import { promoteTypes } from '../dtype.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { fmt } from '../shape.js';
+import { conv2dOutputShape, convTransposeOutputSize, fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, make, record } from './dispatch.js';
 import { add, cast } from './elementwise.js';
 import { sum } from './reduce.js';
-import { reshape } from './view.js';
+import { reshape, slice } from './view.js';
 
 /** One value for both spatial dims, or [h, w]. */
 export type Pair = number | readonly [number, number];
@@ -50,14 +50,10 @@ function params(op: string, w: Tensor, o: { stride?: Pair; padding?: Pair | 'val
   return { stride, padding, dilation, groups };
 }
 
-function outSize(inp: number, k: number, p: Conv2dParams, i: 0 | 1): number {
-  return Math.floor((inp + 2 * p.padding[i] - p.dilation[i] * (k - 1) - 1) / p.stride[i]) + 1;
-}
-
 /** conv2d without bias, differentiable in both inputs. */
 function convRaw(x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
   const b = backendOf('conv2d', x, w);
-  const shape = [x.shape[0], w.shape[0], outSize(x.shape[2], w.shape[2], p, 0), outSize(x.shape[3], w.shape[3], p, 1)];
+  const shape = conv2dOutputShape(x.shape, w.shape, p);
   const y = make(b, b.conv2d(x._view(), w._view(), p), x.dtype, shape);
   return record(y, 'conv2d', [x, w], (g) => [
     x.requiresGrad ? convInputGrad(g, w, x.shape, p) : null,
@@ -65,12 +61,21 @@ function convRaw(x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
   ]);
 }
 
+/**
+ * conv2d of `x` cut to `shape`: with an `outputPadding` below the dilation but not the stride,
+ * the formula gives one more row or column than the convTranspose2d input it differentiates for.
+ */
+function convTo(x: Tensor, w: Tensor, p: Conv2dParams, shape: readonly number[]): Tensor {
+  const y = convRaw(x, w, p);
+  return y.shape[2] === shape[2] && y.shape[3] === shape[3] ? y : slice(slice(y, 2, 0, shape[2]), 3, 0, shape[3]);
+}
+
 /** The input-gradient of conv2d; also the forward of convTranspose2d. */
 function convInputGrad(gy: Tensor, w: Tensor, inputShape: readonly number[], p: Conv2dParams): Tensor {
   const b = backendOf('convTranspose2d', gy, w);
   const y = make(b, b.conv2dInputGrad(gy._view(), w._view(), inputShape, p), gy.dtype, inputShape);
   return record(y, 'conv2dInputGrad', [gy, w], (g) => [
-    gy.requiresGrad ? convRaw(g, w, p) : null,
+    gy.requiresGrad ? convTo(g, w, p, gy.shape) : null,
     w.requiresGrad ? convWeightGrad(g, gy, w.shape, p) : null,
   ]);
 }
@@ -80,7 +85,7 @@ function convWeightGrad(x: Tensor, gy: Tensor, weightShape: readonly number[], p
   const y = make(b, b.conv2dWeightGrad(x._view(), gy._view(), weightShape, p), x.dtype, weightShape);
   return record(y, 'conv2dWeightGrad', [x, gy], (g) => [
     x.requiresGrad ? convInputGrad(gy, g, x.shape, p) : null,
-    gy.requiresGrad ? convRaw(x, g, p) : null,
+    gy.requiresGrad ? convTo(x, g, p, gy.shape) : null,
   ]);
 }
 
@@ -105,12 +110,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     throw new ShapeError(`conv2d: input ${fmt(x.shape)} and weight ${fmt(weight.shape)} must both be 4-D ([N, C, H, W] and [O, C/groups, kh, kw])`);
   }
   const p = params('conv2d', weight, options);
-  const [, C, H, W] = x.shape;
+  const [, C] = x.shape;
   const [O, Cg, kh, kw] = weight.shape;
   if (C !== Cg * p.groups || O % p.groups !== 0) {
     throw new ShapeError(`conv2d: input ${fmt(x.shape)} with groups=${p.groups} needs weight [O, ${C / p.groups}, kh, kw] with O divisible by ${p.groups}, got ${fmt(weight.shape)}`);
   }
-  if (outSize(H, kh, p, 0) < 1 || outSize(W, kw, p, 1) < 1) {
+  if (conv2dOutputShape(x.shape, weight.shape, p).slice(2).some((d) => d < 1)) {
     throw new ShapeError(`conv2d: kernel ${kh}×${kw} (dilation ${p.dilation.join('×')}) is larger than padded input ${fmt(x.shape)}`);
   }
   const dtype = promoteTypes(x.dtype, weight.dtype);
@@ -139,8 +144,8 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
   if (op.some((v, i) => v >= Math.max(p.stride[i], p.dilation[i]) || v < 0)) {
     throw new ArgumentError(`convTranspose2d: outputPadding [${op.join(', ')}] must be smaller than stride or dilation`);
   }
-  const Ho = (H - 1) * p.stride[0] - 2 * p.padding[0] + p.dilation[0] * (kh - 1) + op[0] + 1;
-  const Wo = (W - 1) * p.stride[1] - 2 * p.padding[1] + p.dilation[1] * (kw - 1) + op[1] + 1;
+  const Ho = convTransposeOutputSize(H, kh, p.stride[0], p.padding[0], p.dilation[0], op[0]);
+  const Wo = convTransposeOutputSize(W, kw, p.stride[1], p.padding[1], p.dilation[1], op[1]);
   if (Ho < 1 || Wo < 1) throw new ShapeError(`convTranspose2d: output size ${Ho}×${Wo} for input ${fmt(x.shape)} is not positive`);
   const dtype = promoteTypes(x.dtype, weight.dtype);
   const y = convInputGrad(cast(x, dtype), cast(weight, dtype), [N, Og * p.groups, Ho, Wo], p);

@@ -1,20 +1,10 @@
 import type { Conv2dParams } from '../../backend.js';
+import type { ConvDims as Dims } from '../../shape.js';
 
 /**
  * Direct-loop convolutions in f64: the oracle that implicit-GEMM kernels are checked against.
  * Layouts: x [N, C, H, W], w [O, C/g, kh, kw], y [N, O, Ho, Wo].
  */
-interface Dims {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  kh: number;
-  kw: number;
-  Ho: number;
-  Wo: number;
-}
 
 function forEachTap(
   d: Dims,
@@ -52,19 +42,6 @@ function forEachTap(
     }
 }
 
-export function dims(xShape: readonly number[], wShape: readonly number[], yShape: readonly number[]): Dims {
-  return {
-    N: xShape[0],
-    C: xShape[1],
-    H: xShape[2],
-    W: xShape[3],
-    O: wShape[0],
-    kh: wShape[2],
-    kw: wShape[3],
-    Ho: yShape[2],
-    Wo: yShape[3],
-  };
-}
 
 export function conv2dForward(x: Float64Array, w: Float64Array, d: Dims, p: Conv2dParams): Float64Array {
   const y = new Float64Array(d.N * d.O * d.Ho * d.Wo);

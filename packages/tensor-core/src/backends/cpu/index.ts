@@ -1,8 +1,8 @@
 import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
 import { philoxFill } from '../../random.js';
-import { contiguousStrides, numel } from '../../shape.js';
-import { conv2dForward, conv2dInputGrad, conv2dWeightGrad, dims } from './conv.js';
+import { contiguousStrides, conv2dOutputShape, convDims, numel } from '../../shape.js';
+import { conv2dForward, conv2dInputGrad, conv2dWeightGrad } from './conv.js';
 import { BINARY, UNARY } from './elementwise.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import type { AttentionDims } from './attention.js';
@@ -109,19 +109,15 @@ export class CpuBackend implements Backend<TypedArray> {
   }
 
   conv2d(x: CpuView, w: CpuView, p: Conv2dParams): TypedArray {
-    const [N, , H, W] = x.shape;
-    const [O, , kh, kw] = w.shape;
-    const Ho = Math.floor((H + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0]) + 1;
-    const Wo = Math.floor((W + 2 * p.padding[1] - p.dilation[1] * (kw - 1) - 1) / p.stride[1]) + 1;
-    return store(x.dtype, conv2dForward(load(x), load(w), dims(x.shape, w.shape, [N, O, Ho, Wo]), p));
+    return store(x.dtype, conv2dForward(load(x), load(w), convDims(x.shape, w.shape, conv2dOutputShape(x.shape, w.shape, p)), p));
   }
 
   conv2dInputGrad(gy: CpuView, w: CpuView, inputShape: readonly number[], p: Conv2dParams): TypedArray {
-    return store(gy.dtype, conv2dInputGrad(load(gy), load(w), dims(inputShape, w.shape, gy.shape), p));
+    return store(gy.dtype, conv2dInputGrad(load(gy), load(w), convDims(inputShape, w.shape, gy.shape), p));
   }
 
   conv2dWeightGrad(x: CpuView, gy: CpuView, weightShape: readonly number[], p: Conv2dParams): TypedArray {
-    return store(x.dtype, conv2dWeightGrad(load(x), load(gy), dims(x.shape, weightShape, gy.shape), p));
+    return store(x.dtype, conv2dWeightGrad(load(x), load(gy), convDims(x.shape, weightShape, gy.shape), p));
   }
 
   copyInto(dst: CpuView, src: CpuView): void {

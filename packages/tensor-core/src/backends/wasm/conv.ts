@@ -3,7 +3,7 @@
  * 3×3 stride-1 through Winograd F(4×4, 3×3), everything else im2col (by output-row chunks) + GEMM.
  */
 import type { Conv2dParams } from '../../backend.js';
-import { numel } from '../../shape.js';
+import { conv2dOutputShape, convDims, numel } from '../../shape.js';
 import { pool } from './bufpool.js';
 import { IM2COL, WIN_MAT, WIN_TILE } from './kernels.js';
 import type { Scratch, WView } from './staging.js';
@@ -27,11 +27,9 @@ export class Convolutions {
       }
   }
 
-  private convGeom(xShape: readonly number[], wShape: readonly number[], p: Conv2dParams) {
-    const [N, C, H, W] = xShape;
-    const [O, , kh, kw] = wShape;
-    const Ho = Math.floor((H + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0]) + 1;
-    const Wo = Math.floor((W + 2 * p.padding[1] - p.dilation[1] * (kw - 1) - 1) / p.stride[1]) + 1;
+  /** Sizes of one convolution; the gradients pass gy's shape (with outputPadding it can differ from the formula's). */
+  private convGeom(xShape: readonly number[], wShape: readonly number[], yShape: readonly number[]) {
+    const { N, C, H, W, O, kh, kw, Ho, Wo } = convDims(xShape, wShape, yShape);
     const CKK = C * kh * kw;
     // Output rows per chunk so one col chunk stays within ~16 MiB.
     const rows = Math.max(1, Math.min(Ho, Math.floor((16 << 20) / Math.max(1, CKK * Wo * 4))));
@@ -86,7 +84,7 @@ export class Convolutions {
   }
 
   conv2d(x: WView, w: WView, p: Conv2dParams): Float32Array {
-    const g = this.convGeom(x.shape, w.shape, p);
+    const g = this.convGeom(x.shape, w.shape, conv2dOutputShape(x.shape, w.shape, p));
     const out = pool.f32(g.N * g.O * g.P);
     if (out.length === 0) return out;
     const e = this.s.engine;
@@ -114,7 +112,7 @@ export class Convolutions {
   }
 
   conv2dInputGrad(gy: WView, w: WView, inputShape: readonly number[], p: Conv2dParams): Float32Array {
-    const g = this.convGeom(inputShape, w.shape, p);
+    const g = this.convGeom(inputShape, w.shape, gy.shape);
     const out = pool.f32(numel(inputShape));
     if (out.length === 0 || g.P === 0) return out.fill(0);
     const e = this.s.engine;
@@ -145,7 +143,7 @@ export class Convolutions {
   }
 
   conv2dWeightGrad(x: WView, gy: WView, weightShape: readonly number[], p: Conv2dParams): Float32Array {
-    const g = this.convGeom(x.shape, weightShape, p);
+    const g = this.convGeom(x.shape, weightShape, gy.shape);
     const out = pool.f32(numel(weightShape));
     if (out.length === 0) return out;
     const e = this.s.engine;

@@ -5,7 +5,7 @@
  */
 import type { View } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
-import { numel } from '../../shape.js';
+import { contiguousStrides, numel } from '../../shape.js';
 import { offsets } from '../cpu/strided.js';
 import type { CpuView } from '../cpu/strided.js';
 import { GEMM, gemmWorkspaceBytes } from './kernels.js';
@@ -91,13 +91,7 @@ export class Scratch {
     }
     const p = e.alloc(Math.max(1, n) * 4);
     e.f32.set(contig(v), p / 4);
-    const strides: number[] = [];
-    let acc = 1;
-    for (let i = v.shape.length - 1; i >= 0; i--) {
-      strides[i] = acc;
-      acc *= v.shape[i];
-    }
-    return { ptr: p, strides };
+    return { ptr: p, strides: contiguousStrides(v.shape) };
   }
 
   /** Stages a view as a contiguous block. */
