@@ -56,7 +56,14 @@ export function variantFileName(file: string, variant?: string): string {
 
 const isFile = async (p: string) => (await stat(p).catch(() => null))?.isFile() ?? false;
 
-/** `dir/subfolder`, or `dir`. */
+/**
+ * `dir/subfolder`, or `dir`.
+ *
+ * @example
+ * ```ts
+ * modelRoot('sd15', 'unet'); // 'sd15/unet'
+ * ```
+ */
 export function modelRoot(dir: string, subfolder?: string): string {
   return subfolder ? join(dir, subfolder) : dir;
 }

@@ -140,6 +140,12 @@ export class SafetensorsFile implements SafetensorsReader {
  * Parses a `*.safetensors.index.json` into its weight map (a `Map`, so a tensor named `__proto__`
  * is kept). Shard names must be plain file names in the index's folder: `../outside.safetensors`,
  * absolute paths and sub-folders are refused.
+ *
+ * @example
+ * ```ts
+ * parseShardIndex('{"weight_map":{"a.weight":"model-00001-of-00002.safetensors"}}', 'model.safetensors.index.json');
+ * // Map { 'a.weight' => 'model-00001-of-00002.safetensors' }
+ * ```
  */
 export function parseShardIndex(text: string, indexPath: string): Map<string, string> {
   let raw: unknown;
