@@ -6,6 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { LINE_BUDGET, oversizeFiles } from './line-budget.mjs';
 import { install, root, run } from './tooling.mjs';
 
 const requireAll = process.env.KILN_REQUIRE_ALL_SUITES === '1';
@@ -22,6 +23,16 @@ for (const p of projects) {
   console.log(`[kiln] typecheck ${p}`);
   if (run(join(root, 'node_modules/.bin/tsc'), ['-p', p]) !== 0) typeErrors++;
 }
+
+// Structure: no runtime import cycle, no code file over the line budget. Imported after install(),
+// because the cycle check parses with the workspace's TypeScript.
+console.log('[kiln] structure: import cycles, line budget');
+const { importCycles } = await import('./import-cycles.mjs');
+const cycles = importCycles();
+for (const c of cycles) console.error(`[kiln] import cycle: ${c.join(' → ')}`);
+const oversize = oversizeFiles();
+for (const o of oversize) console.error(`[kiln] ${o.file}: ${o.lines} lines, over the budget of ${LINE_BUDGET}`);
+const structureFailed = cycles.length > 0 || oversize.length > 0;
 
 // The API reference must build (typedoc errors fail the run; warnings are printed).
 console.log('[kiln] typedoc');
@@ -80,6 +91,7 @@ if (missing.length) {
 }
 if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
 if (docsFailed) console.error('[kiln] typedoc failed to build the API reference');
+if (structureFailed) console.error(`[kiln] structure: ${cycles.length} import cycle(s), ${oversize.length} file(s) over ${LINE_BUDGET} lines`);
 if (skippedNames.length) console.log(`\n[kiln] skipped:\n${skippedNames.map((n) => `  - ${n}`).join('\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-process.exit(totals.failed || crashed || typeErrors || docsFailed || (requireAll && totals.skipped) ? 1 : 0);
+process.exit(totals.failed || crashed || typeErrors || docsFailed || structureFailed || (requireAll && totals.skipped) ? 1 : 0);

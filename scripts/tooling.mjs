@@ -1,6 +1,7 @@
 // Shared by the README's two commands: make sure pnpm and the workspace's packages are there.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
@@ -35,4 +36,11 @@ export function install() {
     console.error('[kiln] install finished but vitest is missing');
     process.exit(1);
   }
+}
+
+/** Absolute paths of the repo's files that git tracks or would add (not ignored), matching `pattern`. */
+export function trackedFiles(pattern) {
+  const r = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ls-files failed: ${r.stderr || r.error?.message}`);
+  return r.stdout.split('\0').filter((f) => f && pattern.test(f) && existsSync(join(root, f))).map((f) => join(root, f));
 }

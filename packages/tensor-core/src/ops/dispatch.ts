@@ -5,21 +5,37 @@ import { bf16BitsToF32, f16BitsToF32, isFloat } from '../dtype.js';
 import { BackendError, KilnError, ShapeError } from '../errors.js';
 import { Buffer, isGradEnabled } from '../runtime.js';
 import { fmt, numel, sameShape } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import type { GradNode } from '../tensor.js';
+import type { GradNode, Tensor } from '../tensor.js';
 
 /** A JS number or boolean standing in for a 0-d tensor, as Python scalars do in PyTorch. */
 export type Scalar = number | boolean;
 
+type TensorConstructor = new (buf: Buffer, shape: readonly number[], strides?: readonly number[], offset?: number) => Tensor;
+let TensorClass: TensorConstructor | null = null;
+
+/**
+ * Called once by `tensor.ts` as it loads. The ops make tensors through this instead of importing
+ * the class, because the class's methods import the ops: tensor.ts → ops → tensor.ts would be an
+ * import cycle, and a module in a cycle can run before the other half has initialised.
+ */
+export function provideTensorClass(cls: TensorConstructor): void {
+  TensorClass = cls;
+}
+
+function newTensor(buf: Buffer, shape: readonly number[], strides?: readonly number[], offset?: number): Tensor {
+  if (!TensorClass) throw new KilnError("the Tensor class was not loaded; import ops through '@kiln/tensor-core'");
+  return new TensorClass(buf, shape, strides, offset);
+}
+
 /** Wraps a fresh contiguous storage that a kernel returned. */
 export function make(backend: Backend, storage: unknown, dtype: DType, shape: readonly number[]): Tensor {
-  return new Tensor(new Buffer(backend, storage, dtype, numel(shape)), shape);
+  return newTensor(new Buffer(backend, storage, dtype, numel(shape)), shape);
 }
 
 /** A new handle on `x`'s storage with other shape/strides/offset (no copy). */
 export function viewOf(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number): Tensor {
   x._view(); // throws if disposed
-  return new Tensor(x._buf.retain(), shape, strides, offset);
+  return newTensor(x._buf.retain(), shape, strides, offset);
 }
 
 /** Attaches a gradient rule to `out` when autograd is on and an input is tracked. */
