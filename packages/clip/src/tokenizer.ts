@@ -3,21 +3,13 @@ import { z } from 'zod';
 
 import type { Merge } from './bpe.js';
 import { BytePairEncoder, END_OF_WORD } from './bpe.js';
-import { bytesToUnicode, pushByteCharBytes, toByteChars } from './bytes-to-unicode.js';
+import { pushByteCharBytes, toByteChars } from './bytes-to-unicode.js';
 import { cleanText, pyStrip } from './clean-text.js';
 import { TokenizerError } from './errors.js';
 import { preTokenize } from './pretokenize.js';
-import {
-  END_OF_TEXT,
-  START_OF_TEXT,
-  parseAddedTokensJson,
-  parseMergesTxt,
-  parseOpenAIMerges,
-  parseTokenizerConfig,
-  parseVocabJson,
-  serializeMergesTxt,
-  serializeVocabJson,
-} from './vocab-files.js';
+import { END_OF_TEXT, START_OF_TEXT, parseOpenAIMerges } from './vocab-files.js';
+import { checkVocabulary, entriesOf } from './vocab-check.js';
+import { huggingFaceFileTexts, optionsFromHuggingFaceFiles } from './hf-tokenizer-files.js';
 import { loadOpenAIVocab } from './openai-vocab.js';
 import { forEachPlainChunk } from './segments.js';
 import { CLIP_MAX_LENGTH, MAX_ENCODE_LENGTH } from './tokenizer-options.js';
@@ -34,9 +26,6 @@ const OptionsSchema = z.object({
   padToken: z.string().min(1).optional(),
 });
 
-function entriesOf(v: ReadonlyMap<string, number> | Readonly<Record<string, number>>): Iterable<[string, number]> {
-  return v instanceof Map ? v.entries() : Object.entries(v);
-}
 
 const utf8Decoder = new TextDecoder('utf-8');
 
@@ -104,32 +93,7 @@ export class CLIPTokenizer {
       throw new TokenizerError(configFile, checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     }
 
-    const encoder = new Map<string, number>();
-    const decoder = new Map<number, string>();
-    for (const [token, id] of entriesOf(options.vocab)) {
-      if (!Number.isSafeInteger(id) || id < 0) throw new TokenizerError(vocabFile, `id of ${JSON.stringify(token)} is ${String(id)}, expected a non-negative integer`);
-      const other = decoder.get(id);
-      if (other !== undefined) throw new TokenizerError(vocabFile, `id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(token)}`);
-      encoder.set(token, id);
-      decoder.set(id, token);
-    }
-    for (const special of [START_OF_TEXT, END_OF_TEXT]) {
-      if (!encoder.has(special)) throw new TokenizerError(vocabFile, `missing the special token ${special}`);
-    }
-    for (const [byte, symbol] of bytesToUnicode()) {
-      for (const s of [symbol, symbol + END_OF_WORD]) {
-        if (!encoder.has(s)) throw new TokenizerError(vocabFile, `missing the symbol ${JSON.stringify(s)} for byte 0x${byte.toString(16).padStart(2, '0')}`);
-      }
-    }
-    options.merges.forEach((merge, i) => {
-      if (!Array.isArray(merge) || merge.length !== 2 || typeof merge[0] !== 'string' || typeof merge[1] !== 'string' || !merge[0] || !merge[1]) {
-        throw new TokenizerError(mergesFile, `merge ${i + 1} is not a pair of non-empty strings`);
-      }
-      const joined = merge[0] + merge[1];
-      if (!encoder.has(joined)) {
-        throw new TokenizerError(mergesFile, `merge ${i + 1} ("${merge[0]} ${merge[1]}") makes ${JSON.stringify(joined)}, which is not in ${vocabFile}`);
-      }
-    });
+    const { encoder, decoder } = checkVocabulary(options.vocab, options.merges, vocabFile, mergesFile);
 
     this.encoder = encoder;
     this.decoder = decoder;
@@ -218,27 +182,7 @@ export class CLIPTokenizer {
     files: HuggingFaceTokenizerFiles,
     options: LoadOptions & { names?: Partial<Record<keyof HuggingFaceTokenizerFiles, string>> } = {},
   ): CLIPTokenizer {
-    const n = options.names ?? {};
-    const vocabFile = n['vocab.json'] ?? 'vocab.json';
-    const mergesFile = n['merges.txt'] ?? 'merges.txt';
-    const configFile = n['tokenizer_config.json'] ?? 'tokenizer_config.json';
-    const addedFile = n['added_tokens.json'] ?? 'added_tokens.json';
-    const vocab = parseVocabJson(files['vocab.json'], vocabFile);
-    const merges = parseMergesTxt(files['merges.txt'], mergesFile);
-    const configText = files['tokenizer_config.json'];
-    const config = configText === undefined ? undefined : parseTokenizerConfig(configText, configFile);
-    const addedTokens = new Map<string, number>();
-    for (const [id, t] of config?.addedTokens ?? []) if (!vocab.has(t.content)) addedTokens.set(t.content, id);
-    const addedText = files['added_tokens.json'];
-    if (addedText !== undefined) for (const [t, id] of parseAddedTokensJson(addedText, addedFile)) if (!vocab.has(t)) addedTokens.set(t, id);
-    return new CLIPTokenizer({
-      vocab,
-      merges,
-      addedTokens,
-      modelMaxLength: options.modelMaxLength ?? config?.modelMaxLength,
-      padToken: options.padToken ?? config?.padToken,
-      sourceNames: { vocab: vocabFile, merges: mergesFile, config: configFile },
-    });
+    return new CLIPTokenizer(optionsFromHuggingFaceFiles(files, options));
   }
 
   /**
@@ -302,36 +246,16 @@ export class CLIPTokenizer {
    * ```
    */
   toHuggingFaceFiles(): HuggingFaceTokenizerFiles {
-    const specialEntry = (content: string, special: boolean) => ({ content, lstrip: false, normalized: !special, rstrip: false, single_word: false, special });
-    const decoderEntries: Array<[number, ReturnType<typeof specialEntry>]> = [
-      [this.bosTokenId, specialEntry(START_OF_TEXT, true)],
-      [this.eosTokenId, specialEntry(END_OF_TEXT, true)],
-    ];
-    if (this.padTokenId !== this.eosTokenId && this.padTokenId !== this.bosTokenId) decoderEntries.push([this.padTokenId, specialEntry(this.padToken, true)]);
-    for (const [token, id] of this.added) decoderEntries.push([id, specialEntry(token, false)]);
-    decoderEntries.sort((a, b) => a[0] - b[0]);
-    const config = {
-      add_prefix_space: false,
-      added_tokens_decoder: Object.fromEntries(decoderEntries.map(([id, e]) => [String(id), e])),
-      bos_token: START_OF_TEXT,
-      clean_up_tokenization_spaces: true,
-      do_lower_case: true,
-      eos_token: END_OF_TEXT,
-      errors: 'replace',
-      model_max_length: this.modelMaxLength,
-      pad_token: this.padToken,
-      tokenizer_class: 'CLIPTokenizer',
-      unk_token: END_OF_TEXT,
-    };
-    const specialMap = { bos_token: START_OF_TEXT, eos_token: END_OF_TEXT, pad_token: this.padToken, unk_token: END_OF_TEXT };
-    const files: { -readonly [K in keyof HuggingFaceTokenizerFiles]: HuggingFaceTokenizerFiles[K] } = {
-      'vocab.json': serializeVocabJson(this.encoder),
-      'merges.txt': serializeMergesTxt(this.merges),
-      'tokenizer_config.json': JSON.stringify(config, null, 2) + '\n',
-      'special_tokens_map.json': JSON.stringify(specialMap, null, 2) + '\n',
-    };
-    if (this.added.size > 0) files['added_tokens.json'] = JSON.stringify(Object.fromEntries(this.added), null, 2) + '\n';
-    return files;
+    return huggingFaceFileTexts({
+      vocab: this.encoder,
+      merges: this.merges,
+      added: this.added,
+      bosTokenId: this.bosTokenId,
+      eosTokenId: this.eosTokenId,
+      padTokenId: this.padTokenId,
+      padToken: this.padToken,
+      modelMaxLength: this.modelMaxLength,
+    });
   }
 
   /**
