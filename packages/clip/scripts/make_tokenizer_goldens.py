@@ -29,8 +29,8 @@ from functools import lru_cache
 import regex as re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
-BPE_PATH = os.path.join(REPO, "..", "shared", "data", "clip", "bpe_simple_vocab_16e6.txt.gz")
+# The vocabulary shipped in the package (copied from openai/CLIP, MIT: data/LICENSE).
+BPE_PATH = os.path.join(HERE, "..", "data", "bpe_simple_vocab_16e6.txt.gz")
 OUT_PATH = os.path.join(HERE, "..", "test", "fixtures", "tokenizer-goldens.json")
 
 
