@@ -86,10 +86,13 @@ VARIANTS = [
     ("DDIMScheduler", "eta1", {}, 20, {"eta": 1.0}),
     ("DDPMScheduler", "cosine_clip", {"beta_schedule": "squaredcos_cap_v2", "clip_sample": True, "steps_offset": 0}, 25, {}),
     ("DDPMScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("DDPMScheduler", "fixed_small_log", {"variance_type": "fixed_small_log"}, 20, {}),
+    ("DDPMScheduler", "fixed_large", {"variance_type": "fixed_large"}, 20, {}),
     ("PNDMScheduler", "prk", {"skip_prk_steps": False}, 20, {}),
     ("PNDMScheduler", "linspace", {"timestep_spacing": "linspace"}, 20, {}),
     ("EulerDiscreteScheduler", "leading", {"timestep_spacing": "leading"}, 20, {}),
     ("EulerDiscreteScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
+    ("EulerDiscreteScheduler", "churn", {}, 20, {"s_churn": 1.0, "s_tmin": 0.5, "s_tmax": 10.0}),
     ("EulerAncestralDiscreteScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
     ("DPMSolverMultistepScheduler", "leading_10", {"timestep_spacing": "leading"}, 10, {}),
     ("DPMSolverMultistepScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
@@ -143,7 +146,8 @@ def make(name, variant, overrides, n, step_kwargs):
         out["step_kwargs"] = step_kwargs
     if hasattr(sched, "sigmas") and name not in ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler"):
         out["sigmas"] = f32(sched.sigmas)
-    stochastic = name in ("DDPMScheduler", "EulerAncestralDiscreteScheduler") or step_kwargs.get("eta", 0) > 0
+    stochastic = name in ("DDPMScheduler", "EulerAncestralDiscreteScheduler") or step_kwargs.get("eta", 0) > 0 \
+        or step_kwargs.get("s_churn", 0) > 0
     for i, t in enumerate(sched.timesteps):
         scaled = sched.scale_model_input(sample, t)
         model_output = torch.randn(SHAPE, generator=g_model)
@@ -156,8 +160,8 @@ def make(name, variant, overrides, n, step_kwargs):
         if "generator" in inspect.signature(sched.step).parameters:
             kw["generator"] = g_step
         res = sched.step(model_output, t, sample, **kw)
-        if noise is not None and name == "DDPMScheduler" and t.item() == 0:
-            noise = None  # DDPM draws nothing at t = 0
+        if noise is not None and torch.equal(state, g_step.get_state()):
+            noise = None  # the step drew nothing (DDPM at t = 0, Euler outside [s_tmin, s_tmax])
         pred = getattr(res, "pred_original_sample", None)
         step = {
             "i": i, "t": timestep_value(t), "scaled_model_input": f32(scaled), "model_output": f32(model_output),
@@ -199,8 +203,10 @@ def training():
     snr = compute_snr(sched, t)
     gamma = 5.0
     base = torch.stack([snr, gamma * torch.ones_like(t)], dim=1).min(dim=1)[0]  # train_text_to_image.py
+    config = json.loads(json.dumps(dict(sched.config)))
+    config["_use_default_values"] = sorted(config.get("_use_default_values", []))
     return {
-        "config": json.loads(json.dumps(dict(sched.config))), "timesteps": t.tolist(), "shape": list(shape),
+        "config": config, "timesteps": t.tolist(), "shape": list(shape),
         "original": f32(x0), "noise": f32(noise), "add_noise": f32(sched.add_noise(x0, noise, t)),
         "velocity": f32(sched.get_velocity(x0, noise, t)), "snr": f32(snr), "min_snr_gamma": gamma,
         "min_snr_weights": {"epsilon": f32(base / snr), "v_prediction": f32(base / (snr + 1)), "sample": f32(base)},

@@ -67,6 +67,8 @@ export const SchedulerConfigSchema = z
 /** A scheduler config as read from `scheduler_config.json` (any subset of the fields). */
 export type SchedulerConfigInput = z.input<typeof SchedulerConfigSchema>;
 type Parsed = z.output<typeof SchedulerConfigSchema>;
+/** What `fromConfig` accepts: a parsed `scheduler_config.json` (typed fields, or any JSON object). */
+export type SchedulerConfigLike = SchedulerConfigInput | Record<string, unknown>;
 
 /** Fields every Kiln scheduler resolves (its defaults fill what the file leaves out). */
 export interface BaseSchedulerConfig {

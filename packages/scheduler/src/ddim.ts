@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig } from './config.js';
-import type { BaseSchedulerConfig, SchedulerConfigInput } from './config.js';
+import type { BaseSchedulerConfig, SchedulerConfigLike } from './config.js';
 import { clipOriginal, predictOriginal, refuseThresholding } from './ddpm.js';
 import * as F from './f32.js';
 import { drawNoise } from './noise.js';
@@ -47,7 +47,7 @@ export class DDIMScheduler extends SchedulerBase<DDIMConfig> {
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with DDIM's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): DDIMScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): DDIMScheduler {
     return new DDIMScheduler(resolveSchedulerConfig(config, DDIM_DEFAULTS, file) as DDIMConfig, file);
   }
 

@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
-import type { BaseSchedulerConfig, PredictionType, SchedulerConfigInput } from './config.js';
+import type { BaseSchedulerConfig, PredictionType, SchedulerConfigLike } from './config.js';
 import * as F from './f32.js';
 import { drawNoise } from './noise.js';
 import { SchedulerBase, checkNoiseShape } from './scheduler.js';
@@ -67,7 +67,7 @@ export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with DDPM's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): DDPMScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): DDPMScheduler {
     return new DDPMScheduler(resolveSchedulerConfig(config, DDPM_DEFAULTS, file) as DDPMConfig, file);
   }
 

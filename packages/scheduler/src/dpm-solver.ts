@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
-import type { SchedulerConfigInput } from './config.js';
+import type { SchedulerConfigLike } from './config.js';
 import { SchedulerConfigError } from './errors.js';
 import * as F from './f32.js';
 import type { SchedulerOutput, StepOptions, Timesteps } from './scheduler.js';
@@ -81,7 +81,7 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with DPM-Solver's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): DPMSolverMultistepScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): DPMSolverMultistepScheduler {
     return new DPMSolverMultistepScheduler(resolveSchedulerConfig(config, DPM_SOLVER_DEFAULTS, file) as DPMSolverConfig, file);
   }
 

@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
-import type { SchedulerConfigInput } from './config.js';
+import type { SchedulerConfigLike } from './config.js';
 import { sigmaPredictOriginal } from './euler.js';
 import * as F from './f32.js';
 import { drawNoise } from './noise.js';
@@ -39,7 +39,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with Euler a's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): EulerAncestralDiscreteScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): EulerAncestralDiscreteScheduler {
     return new EulerAncestralDiscreteScheduler(resolveSchedulerConfig(config, EULER_ANCESTRAL_DEFAULTS, file) as SigmaSchedulerConfig, file);
   }
 

@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
-import type { SchedulerConfigInput } from './config.js';
+import type { SchedulerConfigLike } from './config.js';
 import * as F from './f32.js';
 import { drawNoise } from './noise.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
@@ -22,14 +22,6 @@ export const EULER_DEFAULTS = {
   interpolation_type: 'linear',
   timestep_type: 'discrete',
 } satisfies Partial<EulerConfig>;
-
-/** Euler's "churn" options (Karras et al. 2022, Algorithm 2); the defaults add no noise. */
-export interface EulerStepOptions extends StepOptions {
-  sChurn?: number;
-  sTmin?: number;
-  sTmax?: number;
-  sNoise?: number;
-}
 
 /** σ-space x₀ prediction shared by the Euler schedulers (k-diffusion's denoiser). */
 export function sigmaPredictOriginal(type: string, sample: Tensor, modelOutput: Tensor, sigma: number, sigmaHat: number): Tensor {
@@ -62,7 +54,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with Euler's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): EulerDiscreteScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): EulerDiscreteScheduler {
     return new EulerDiscreteScheduler(resolveSchedulerConfig(config, EULER_DEFAULTS, file) as EulerConfig, file);
   }
 
@@ -76,7 +68,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
   }
 
 
-  step(modelOutput: Tensor, timestep: number, sample: Tensor, options: EulerStepOptions = {}): SchedulerOutput {
+  step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): SchedulerOutput {
     const { index, sigma, next } = this.stepSigma(timestep);
     const { sChurn = 0, sTmin = 0, sTmax = Infinity, sNoise = 1 } = options;
     const gamma = sTmin <= sigma && sigma <= sTmax ? Math.min(sChurn / (this.sigmas.length - 1), 2 ** 0.5 - 1) : 0;

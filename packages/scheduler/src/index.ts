@@ -27,7 +27,7 @@ export {
   parseSchedulerConfigJson,
   resolveSchedulerConfig,
 } from './config.js';
-export type { BaseSchedulerConfig, BetaSchedule, PredictionType, SchedulerConfigInput, TimestepSpacing } from './config.js';
+export type { BaseSchedulerConfig, BetaSchedule, PredictionType, SchedulerConfigInput, SchedulerConfigLike, TimestepSpacing } from './config.js';
 export { SchedulerBase } from './scheduler.js';
 export type { NoiseScheduler, SchedulerOutput, StepOptions, Timesteps } from './scheduler.js';
 export { SigmaScheduler } from './sigma-scheduler.js';
@@ -39,7 +39,7 @@ export type { DDIMConfig } from './ddim.js';
 export { PNDMScheduler, PNDM_DEFAULTS } from './pndm.js';
 export type { PNDMConfig } from './pndm.js';
 export { EulerDiscreteScheduler, EULER_DEFAULTS } from './euler.js';
-export type { EulerConfig, EulerStepOptions } from './euler.js';
+export type { EulerConfig } from './euler.js';
 export { EulerAncestralDiscreteScheduler, EULER_ANCESTRAL_DEFAULTS } from './euler-ancestral.js';
 export { DPMSolverMultistepScheduler, DPM_SOLVER_DEFAULTS } from './dpm-solver.js';
 export type { DPMSolverConfig } from './dpm-solver.js';

@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js';
-import type { BaseSchedulerConfig, SchedulerConfigInput } from './config.js';
+import type { BaseSchedulerConfig, SchedulerConfigLike } from './config.js';
 import * as F from './f32.js';
 import { SchedulerBase } from './scheduler.js';
 import type { SchedulerOutput } from './scheduler.js';
@@ -45,7 +45,7 @@ export class PNDMScheduler extends SchedulerBase<PNDMConfig> {
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with PNDM's defaults for missing fields. */
-  static fromConfig(config: SchedulerConfigInput | Record<string, unknown> = {}, file?: string): PNDMScheduler {
+  static fromConfig(config: SchedulerConfigLike = {}, file?: string): PNDMScheduler {
     return new PNDMScheduler(resolveSchedulerConfig(config, PNDM_DEFAULTS, file) as PNDMConfig, file);
   }
 

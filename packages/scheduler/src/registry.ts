@@ -1,4 +1,4 @@
-import type { SchedulerConfigInput } from './config.js';
+import type { SchedulerConfigLike } from './config.js';
 import { DDIMScheduler } from './ddim.js';
 import { DDPMScheduler } from './ddpm.js';
 import { DPMSolverMultistepScheduler } from './dpm-solver.js';
@@ -8,17 +8,15 @@ import { SchedulerConfigError } from './errors.js';
 import { PNDMScheduler } from './pndm.js';
 import type { SchedulerBase } from './scheduler.js';
 
-type AnyConfig = SchedulerConfigInput | Record<string, unknown>;
-
 /** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. */
 export const SCHEDULERS = {
-  DDPMScheduler: (c: AnyConfig, file?: string) => DDPMScheduler.fromConfig(c, file),
-  DDIMScheduler: (c: AnyConfig, file?: string) => DDIMScheduler.fromConfig(c, file),
-  PNDMScheduler: (c: AnyConfig, file?: string) => PNDMScheduler.fromConfig(c, file),
-  EulerDiscreteScheduler: (c: AnyConfig, file?: string) => EulerDiscreteScheduler.fromConfig(c, file),
-  EulerAncestralDiscreteScheduler: (c: AnyConfig, file?: string) => EulerAncestralDiscreteScheduler.fromConfig(c, file),
-  DPMSolverMultistepScheduler: (c: AnyConfig, file?: string) => DPMSolverMultistepScheduler.fromConfig(c, file),
-} satisfies Record<string, (c: AnyConfig, file?: string) => SchedulerBase>;
+  DDPMScheduler: (c: SchedulerConfigLike, file?: string) => DDPMScheduler.fromConfig(c, file),
+  DDIMScheduler: (c: SchedulerConfigLike, file?: string) => DDIMScheduler.fromConfig(c, file),
+  PNDMScheduler: (c: SchedulerConfigLike, file?: string) => PNDMScheduler.fromConfig(c, file),
+  EulerDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => EulerDiscreteScheduler.fromConfig(c, file),
+  EulerAncestralDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => EulerAncestralDiscreteScheduler.fromConfig(c, file),
+  DPMSolverMultistepScheduler: (c: SchedulerConfigLike, file?: string) => DPMSolverMultistepScheduler.fromConfig(c, file),
+} satisfies Record<string, (c: SchedulerConfigLike, file?: string) => SchedulerBase>;
 
 export type SchedulerName = keyof typeof SCHEDULERS;
 
@@ -48,7 +46,7 @@ export const SCHEDULER_ALIASES: Record<string, SchedulerName> = {
  * eulerA.config.steps_offset;                                    // 1, carried over
  * ```
  */
-export function schedulerFromConfig(config: AnyConfig, options: { className?: string; file?: string } = {}): SchedulerBase {
+export function schedulerFromConfig(config: SchedulerConfigLike, options: { className?: string; file?: string } = {}): SchedulerBase {
   const file = options.file ?? 'scheduler_config';
   const requested = options.className ?? (config as Record<string, unknown>)._class_name;
   if (typeof requested !== 'string') {

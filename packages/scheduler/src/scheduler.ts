@@ -22,6 +22,14 @@ export interface StepOptions {
   eta?: number;
   /** DDIM: recompute ε from the clipped x₀ prediction (`use_clipped_model_output`). */
   useClippedModelOutput?: boolean;
+  /** Euler's "churn" (Karras et al. 2022, Algorithm 2): extra noise per step; 0 (the default) adds none. */
+  sChurn?: number;
+  /** Euler: churn only where σ ≥ sTmin. */
+  sTmin?: number;
+  /** Euler: churn only where σ ≤ sTmax. */
+  sTmax?: number;
+  /** Euler: scale of the churn noise. */
+  sNoise?: number;
 }
 
 /** Timesteps for `addNoise`/`getVelocity`/`snr`: one number, one per batch element, or an int32 tensor. */

@@ -28,7 +28,7 @@ export interface Golden {
   steps: GoldenStep[];
   final_sample: number[];
   sigmas?: number[];
-  step_kwargs?: { eta?: number };
+  step_kwargs?: { eta?: number; s_churn?: number; s_tmin?: number; s_tmax?: number };
   add_noise: { begin_index: number; t: number; original: number[]; noise: number[]; result: number[] };
 }
 

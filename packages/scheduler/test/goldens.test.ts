@@ -41,6 +41,9 @@ describe.each(goldens.map((g) => [`${g.scheduler}_${g.variant}`, g] as const))('
       const out = s.step(k.tensor(step.model_output, { shape }), t, sample, {
         varianceNoise: step.noise ? k.tensor(step.noise, { shape }) : undefined,
         eta: g.step_kwargs?.eta,
+        sChurn: g.step_kwargs?.s_churn,
+        sTmin: g.step_kwargs?.s_tmin,
+        sTmax: g.step_kwargs?.s_tmax,
       });
       const prev = (await out.prevSample.data()) as Float32Array;
       expect(relErr(prev, step.prev_sample), `prev_sample, step ${step.i} (t=${t})`).toBeLessThanOrEqual(TOL);
