@@ -60,6 +60,7 @@ export type { LrLambda, LRSchedulerState, SchedulerName, GetSchedulerOptions } f
 export { SAFETENSORS_DTYPE_SIZES, LOADABLE_DTYPES, SAVE_DTYPES, MAX_HEADER_BYTES } from './safetensors/header.js';
 export type { SafetensorsDType, TensorInfo } from './safetensors/header.js';
 export { parseSafetensors, SafetensorsBytes } from './safetensors/read.js';
+export { openSafetensorsBlob, SafetensorsBlob } from './safetensors/blob.js';
 export type { LoadTensorOptions } from './safetensors/read.js';
 export { serializeSafetensors } from './safetensors/write.js';
 export type { TensorMap } from './safetensors/write.js';

@@ -1,7 +1,7 @@
 // skipInit + loadWeights: a model loads tensor by tensor in its own size, shapes checked before
 // any read, dtypes converted on the way (candle's VarBuilder).
 import * as k from '@kiln/tensor-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, openAsBlob, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,9 @@ import {
   Module,
   StateDictError,
   isPlaceholder,
+  SafetensorsError,
   loadWeights,
+  openSafetensorsBlob,
   parseSafetensors,
   prefixedSource,
   renamedSource,
@@ -192,5 +194,18 @@ describe('loadWeights', () => {
     const m = skipInit(() => new Tiny());
     await expect(loadWeights(m, source)).rejects.toThrow(/Unexpected key\(s\) \(1\): "legacy\.position_ids"/);
     await expect(loadWeights(m, source, { ignoreUnexpected: [/position_ids$/] })).resolves.toEqual({ missingKeys: [], unexpectedKeys: [] });
+  });
+
+  it('loads from a Blob (a browser File, or fs.openAsBlob) tensor by tensor', async () => {
+    const st = await openSafetensorsBlob(await openAsBlob(file), { source: 'tiny.safetensors' });
+    expect(st.keys().sort()).toEqual(Object.keys(reference).sort());
+    const m = skipInit(() => new Tiny());
+    await loadWeights(m, st);
+    for (const [key, t] of Object.entries(m.stateDict())) expect(await values(t), key).toEqual(reference[key]);
+    const bytes = readFileSync(file);
+    const cut = new Blob([bytes.subarray(0, bytes.length - 4)]);
+    const err = await openSafetensorsBlob(cut, { source: 'cut.safetensors' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SafetensorsError);
+    expect(err).toMatchObject({ code: 'truncated', file: 'cut.safetensors' });
   });
 });
