@@ -4,16 +4,13 @@ import { BASE_DEFAULTS, resolveSchedulerConfig, unsupported } from './config.js'
 import type { SchedulerConfigLike } from './config.js';
 import { SchedulerConfigError } from './errors.js';
 import * as F from './f32.js';
-import type { SchedulerOutput, StepOptions, Timesteps } from './scheduler.js';
-import { npArange, npLinspace } from './schedule.js';
-import { SigmaScheduler } from './sigma-scheduler.js';
-import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
+import type { SchedulerOutput, StepOptions } from './scheduler.js';
+import { MultistepScheduler, alphaSigma, lambdaAt } from './multistep.js';
+import type { MultistepConfig } from './multistep.js';
 
-export interface DPMSolverConfig extends SigmaSchedulerConfig {
-  solver_order: number;
+export interface DPMSolverConfig extends MultistepConfig {
   algorithm_type: 'dpmsolver++' | 'dpmsolver';
   solver_type: 'midpoint' | 'heun';
-  lower_order_final: boolean;
   euler_at_final: boolean;
   lambda_min_clipped: number;
   thresholding: boolean;
@@ -33,15 +30,6 @@ export const DPM_SOLVER_DEFAULTS = {
   thresholding: false,
 } satisfies Partial<DPMSolverConfig>;
 
-/** α_t and σ_t of the VP process at k-diffusion noise level σ: α = 1/√(σ² + 1), σ_t = σ·α. */
-function alphaSigma(sigma: number): [number, number] {
-  const alpha = F.div(1, F.sqrt(F.add(F.sq(sigma), 1)));
-  return [alpha, F.mul(sigma, alpha)];
-}
-
-/** λ = log α − log σ (half the log-SNR); +∞ at σ = 0. */
-const lambdaOf = ([alpha, sigma]: [number, number]): number => F.sub(F.log(alpha), F.log(sigma));
-
 /**
  * DPM-Solver (Lu et al. 2022) and DPM-Solver++ (multistep, the "DPM++ 2M" of SD front ends),
  * diffusers' `DPMSolverMultistepScheduler`: first or second order, midpoint or Heun, data (`++`)
@@ -54,10 +42,9 @@ const lambdaOf = ([alpha, sigma]: [number, number]): number => F.sub(F.log(alpha
  * for (const t of s.timesteps) x = s.step(unet(x, t), t, x).prevSample;
  * ```
  */
-export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig> {
+export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverConfig> {
   readonly className: string = 'DPMSolverMultistepScheduler';
-  private modelOutputs: (Tensor | null)[];
-  private lowerOrderNums = 0;
+  protected readonly predictsData: boolean;
 
   constructor(config: DPMSolverConfig, file = 'scheduler_config') {
     // diffusers maps these retired names onto the methods they became.
@@ -74,10 +61,7 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
         `final_sigmas_type: 'zero' needs algorithm_type 'dpmsolver++' (got '${algorithm}'); use 'sigma_min'`,
       ]);
     }
-    this.modelOutputs = Array(config.solver_order).fill(null);
-    this.order = config.solver_order;
-    const T = config.num_train_timesteps;
-    this.timesteps = npLinspace(0, T - 1, T).map(F.f).reverse();
+    this.predictsData = algorithm === 'dpmsolver++';
   }
 
   /** Reads any scheduler's config (diffusers' `from_config`), with DPM-Solver's defaults for missing fields. */
@@ -85,61 +69,14 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
     return new DPMSolverMultistepScheduler(resolveSchedulerConfig(config, DPM_SOLVER_DEFAULTS, file) as DPMSolverConfig, file);
   }
 
-  override get initNoiseSigma(): number {
-    return 1;
-  }
-
-  override scaleModelInput(sample: Tensor): Tensor {
-    return sample;
-  }
-
   setTimesteps(numInferenceSteps: number): void {
-    this.checkSteps(numInferenceSteps);
     const c = this.config;
-    const n = numInferenceSteps;
     const T = c.num_train_timesteps;
     // Timesteps whose λ is below lambda_min_clipped are cut off (for cosine schedules).
     const lambdas = this.alphasCumprod.map((a) => F.sub(F.log(F.sqrt(a)), F.log(F.sqrt(F.sub(1, a))))).reverse();
     let clipped = lambdas.findIndex((l) => l >= c.lambda_min_clipped);
     if (clipped < 0) clipped = lambdas.length;
-    const last = T - clipped;
-    let spaced: number[];
-    if (c.timestep_spacing === 'linspace') spaced = npLinspace(0, last - 1, n + 1).map(F.roundHalfEven).reverse().slice(0, -1);
-    else if (c.timestep_spacing === 'leading') {
-      const ratio = Math.floor(last / (n + 1));
-      spaced = Array.from({ length: n }, (_, i) => (n - i) * ratio + c.steps_offset);
-    } else spaced = npArange(last, 0, -T / n).map((t) => F.roundHalfEven(t) - 1);
-    const { sigmas, timesteps } = this.scheduleSigmas(spaced, c.use_karras_sigmas, 'training');
-    this.sigmas = Float32Array.from([...sigmas, this.finalSigma()]);
-    this.timesteps = c.use_karras_sigmas ? timesteps.map(F.roundHalfEven) : timesteps;
-    this.numInferenceSteps = this.timesteps.length;
-    this.resetState();
-  }
-
-  private resetState(): void {
-    for (const t of this.modelOutputs) t?.dispose();
-    this.modelOutputs = Array(this.config.solver_order).fill(null);
-    this.lowerOrderNums = 0;
-    this.resetIndex();
-  }
-
-  /** Past the schedule's end diffusers steps from the last index; so does Kiln. */
-  protected override missingTimestep(): number {
-    return this.timesteps.length - 1;
-  }
-
-  /** The model output in the form the solver integrates: x₀ for `dpmsolver++`, ε for `dpmsolver`. */
-  private convert(modelOutput: Tensor, sample: Tensor, sigma: number): Tensor {
-    const [alpha, sigmaT] = alphaSigma(sigma);
-    const type = this.config.prediction_type;
-    if (this.config.algorithm_type === 'dpmsolver++') {
-      if (type === 'epsilon') return k.div(k.sub(sample, k.mul(modelOutput, sigmaT)), alpha);
-      if (type === 'sample') return k.clone(modelOutput);
-      return k.sub(k.mul(sample, alpha), k.mul(modelOutput, sigmaT));
-    }
-    if (type === 'epsilon') return k.clone(modelOutput);
-    if (type === 'sample') return k.div(k.sub(sample, k.mul(modelOutput, alpha)), sigmaT);
-    return k.add(k.mul(modelOutput, alpha), k.mul(sample, sigmaT));
+    this.setMultistepTimesteps(numInferenceSteps, T - clipped, () => this.finalSigma());
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, _options: StepOptions = {}): SchedulerOutput {
@@ -147,9 +84,8 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
     const c = this.config;
     const n = this.timesteps.length;
     const lowerOrderFinal = index === n - 1 && (c.euler_at_final || (c.lower_order_final && n < 15) || c.final_sigmas_type === 'zero');
-    const converted = k.keep(k.tidy(() => this.convert(modelOutput, sample, this.sigmas[index])));
-    this.modelOutputs.shift()?.dispose();
-    this.modelOutputs.push(converted);
+    const converted = k.tidy(() => this.convert(modelOutput, sample, this.sigmas[index]));
+    this.remember(converted);
     const prev = k.tidy(() =>
       c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal
         ? this.firstOrder(converted, sample, index)
@@ -165,7 +101,7 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
   private firstOrder(m: Tensor, sample: Tensor, i: number): Tensor {
     const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]);
     const [alphaS, sigmaS] = alphaSigma(this.sigmas[i]);
-    const h = F.sub(lambdaOf([alphaT, sigmaT]), lambdaOf([alphaS, sigmaS]));
+    const h = F.sub(lambdaAt(this.sigmas[i + 1]), lambdaAt(this.sigmas[i]));
     if (this.config.algorithm_type === 'dpmsolver++') {
       return k.sub(k.mul(sample, F.div(sigmaT, sigmaS)), k.mul(m, F.mul(alphaT, F.sub(F.exp(-h), 1))));
     }
@@ -176,10 +112,9 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
   private secondOrder(sample: Tensor, i: number): Tensor {
     const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]);
     const [alphaS0, sigmaS0] = alphaSigma(this.sigmas[i]);
-    const s1 = alphaSigma(this.sigmas[i - 1]);
-    const lambdaT = lambdaOf([alphaT, sigmaT]);
-    const lambdaS0 = lambdaOf([alphaS0, sigmaS0]);
-    const lambdaS1 = lambdaOf(s1);
+    const lambdaT = lambdaAt(this.sigmas[i + 1]);
+    const lambdaS0 = lambdaAt(this.sigmas[i]);
+    const lambdaS1 = lambdaAt(this.sigmas[i - 1]);
     const m0 = this.modelOutputs[this.modelOutputs.length - 1]!;
     const m1 = this.modelOutputs[this.modelOutputs.length - 2]!;
     const h = F.sub(lambdaT, lambdaS0);
@@ -196,14 +131,5 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverConfig>
     const x = k.sub(k.mul(sample, F.div(alphaT, alphaS0)), k.mul(m0, c0));
     if (heun) return k.sub(x, k.mul(d1, F.mul(sigmaT, F.sub(F.div(F.sub(F.exp(h), 1), h), 1))));
     return k.sub(x, k.mul(d1, F.mul(0.5, c0)));
-  }
-
-  /** img2img noising in the VP form: α_t·x₀ + σ_t·ε at timesteps of this schedule. */
-  override addNoise(original: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return k.tidy(() => {
-      const sigma = this.sigmasFor(timesteps, original);
-      const alpha = k.div(1, k.sqrt(k.add(k.square(sigma), 1)));
-      return k.add(k.mul(alpha, original), k.mul(k.mul(sigma, alpha), noise));
-    });
   }
 }

@@ -13,6 +13,7 @@ export const sqrt = (a: number): number => f(Math.sqrt(a));
 export const sq = (a: number): number => f(a * a);
 export const log = (a: number): number => f(Math.log(a));
 export const exp = (a: number): number => f(Math.exp(a));
+export const expm1 = (a: number): number => f(Math.expm1(a));
 
 /** numpy's `round` (half to even), which diffusers applies to timesteps. */
 export function roundHalfEven(x: number): number {

@@ -124,6 +124,19 @@ export function spacedTimesteps(
   return npArange(T, 0, -T / n).map((t) => F.roundHalfEven(t) - 1);
 }
 
+/**
+ * Timesteps of the multistep solvers (DPM-Solver, UniPC): n + 1 points up to `last` (T, or fewer
+ * when λ is clipped) with the final one dropped, so the schedule never lands on t = 0.
+ */
+export function multistepTimesteps(spacing: TimestepSpacing, T: number, last: number, n: number, stepsOffset: number): number[] {
+  if (spacing === 'linspace') return npLinspace(0, last - 1, n + 1).map(F.roundHalfEven).reverse().slice(0, -1);
+  if (spacing === 'leading') {
+    const ratio = Math.floor(last / (n + 1));
+    return Array.from({ length: n }, (_, i) => (n - i) * ratio + stepsOffset);
+  }
+  return npArange(last, 0, -T / n).map((t) => F.roundHalfEven(t) - 1);
+}
+
 /** σ_t = √((1 − ᾱ_t)/ᾱ_t) for every training timestep, in float32 (diffusers' sigma table). */
 export function sigmasOf(alphasCumprod: Float32Array): Float32Array {
   return alphasCumprod.map((a) => F.sqrt(F.div(F.sub(1, a), a)));
