@@ -19,9 +19,15 @@ const seeded = (shape: number[], seed: number, requiresGrad = false): Tensor => 
   return requiresGrad ? t.requiresGrad_(true) : t;
 };
 
-/** Forces the result to exist (ops are synchronous; reading one element keeps it honest). */
+/**
+ * Forces the result to exist (ops are synchronous; reading one element keeps it honest). The
+ * one-element view is disposed: a live view shares `t`'s storage, which would keep AdamW off its
+ * in-place fused kernel.
+ */
 const done = async (t: Tensor): Promise<void> => {
-  await t.reshape([-1]).slice(0, 0, 1).data();
+  const one = k.tidy(() => t.reshape([-1]).slice(0, 0, 1));
+  await one.data();
+  one.dispose();
 };
 
 function gemm(n: number, skipCpu?: string): BenchCase<Tensor[]> {

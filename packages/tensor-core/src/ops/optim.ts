@@ -3,7 +3,7 @@ import { KilnError } from '../errors.js';
 import { noGrad, tidy } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf } from './dispatch.js';
-import { add, div, mul, sqrt } from './elementwise.js';
+import { add, clone, div, mul, sqrt } from './elementwise.js';
 
 /**
  * One AdamW step (decoupled weight decay, PyTorch's update rule), in place on `param`, `m` and
@@ -22,10 +22,21 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h
     }
   }
   // The fused kernel writes in place: only into storage that no other tensor (a view, a state-dict
-  // copy a caller kept) can see; otherwise the composite path swaps in fresh storage.
+  // copy a caller kept) can see. A shared one is first copied into fresh storage, updated there and
+  // swapped in, which keeps the single fused pass (the composite below makes a dozen full-size
+  // temporaries: at 100M parameters it was ~100× slower, most of it page faults).
   const owned = (t: Tensor) => t.isContiguous() && t.offset === 0 && t._buf.size === t.numel() && t._buf.refs === 1;
-  if (b.adamw && owned(param) && owned(m) && owned(v)) {
-    b.adamw(param._view().storage, grad._view(), m._view().storage, v._view().storage, param.numel(), param.dtype, hp);
+  const fused = b.adamw;
+  if (fused) {
+    noGrad(() =>
+      tidy(() => {
+        const [p2, m2, v2] = [param, m, v].map((t) => (owned(t) ? t : clone(t)));
+        fused.call(b, p2._view().storage, grad._view(), m2._view().storage, v2._view().storage, param.numel(), param.dtype, hp);
+        if (p2 !== param) param.assign_(p2);
+        if (m2 !== m) m.assign_(m2);
+        if (v2 !== v) v.assign_(v2);
+      }),
+    );
     return;
   }
   noGrad(() =>
