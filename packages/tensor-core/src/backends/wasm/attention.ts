@@ -1,8 +1,43 @@
-/** Attention on the wasm engine (f32): the flash-style forward kernel. */
+/**
+ * Attention on the wasm engine (f32): the flash-style forward and backward kernels. Operands are
+ * staged once per call: q, k (and kᵀ, vᵀ per batch, so the GEMMs pack plain row copies), the
+ * mask (once when it is shared by every batch), and dO for the backward.
+ */
+import { isContiguous } from '../../shape.js';
 import { pool } from './bufpool.js';
-import { ATTN } from './kernels.js';
+import { ATTN, ATTN_BWD } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
+
+/** Query rows per unit of work: the thread's score block is bq × Lk. */
+const BQ = 64;
+
+/** Stages x [B, R, C] as xᵀ per batch, [B, C, R]. */
+function stageTransposed(scratch: Scratch, x: WView): number {
+  const [B, R, C] = x.shape;
+  const e = scratch.engine;
+  const ptr = e.alloc(Math.max(1, B * R * C) * 4);
+  const src = contig(x);
+  const f = e.f32;
+  const base = ptr / 4;
+  for (let b = 0; b < B; b++)
+    for (let j = 0; j < R; j++) {
+      const s = (b * R + j) * C;
+      const d = base + b * C * R + j;
+      for (let i = 0; i < C; i++) f[d + i * R] = src[s + i];
+    }
+  return ptr;
+}
+
+/** Stages an additive mask [B, Lq, Lk]; one [Lq, Lk] copy when every batch shares it (batch stride 0). */
+function stageMask(scratch: Scratch, mask: WView | null): { ptr: number; bs: number } {
+  if (!mask) return { ptr: 0, bs: 0 };
+  const [, Lq, Lk] = mask.shape;
+  if (mask.strides[0] === 0 && isContiguous(mask.shape.slice(1), mask.strides.slice(1))) {
+    return { ptr: scratch.stageContig({ ...mask, shape: mask.shape.slice(1), strides: mask.strides.slice(1) }), bs: 0 };
+  }
+  return { ptr: scratch.stageContig(mask), bs: Lq * Lk };
+}
 
 /** Flash-style attention forward: per (batch, 64-query block) S = q kᵀ, softmax, S v. f32 views. */
 export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number): Float32Array {
@@ -15,30 +50,86 @@ export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView,
   const e = scratch.engine;
   e.reset();
   const qs = scratch.stageContig(q);
-  // kᵀ per batch ([B, E, Lk]) so the packed panels are plain copies.
-  const kt = e.alloc(B * E * Lk * 4);
-  {
-    const src = contig(k);
-    const f = e.f32;
-    const base = kt / 4;
-    for (let b = 0; b < B; b++)
-      for (let j = 0; j < Lk; j++) {
-        const s = (b * Lk + j) * E;
-        const d = base + b * E * Lk + j;
-        for (let x = 0; x < E; x++) f[d + x * Lk] = src[s + x];
-      }
-  }
+  const kt = stageTransposed(scratch, k);
   const vs = scratch.stageContig(v);
-  const ms = mask ? scratch.stageContig(mask) : 0;
+  const ms = stageMask(scratch, mask);
   const o = e.alloc(out.length * 4);
-  const bq = 64;
   const ldS = Math.ceil(Lk / 4) * 4;
-  const ws = scratch.workspaces(bq * ldS * 4);
-  const f = new Array<number>(16);
+  const ws = scratch.workspaces(BQ * ldS * 4);
+  const f = new Array<number>(17);
   const A = ATTN;
-  f[A.Q] = qs; f[A.K] = kt; f[A.V] = vs; f[A.O] = o; f[A.mask] = ms; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk;
+  f[A.Q] = qs; f[A.K] = kt; f[A.V] = vs; f[A.O] = o; f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk;
   f[A.E] = E; f[A.Ev] = Ev; f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride;
-  f[A.bq] = bq; f[A.ldS] = ldS;
+  f[A.bq] = BQ; f[A.ldS] = ldS;
   e.run('task_attention', e.desc(f));
   return scratch.copyOut(o, out);
+}
+
+/**
+ * Gradients of attention given gy [B, Lq, Ev]: [dq, dk, dv], contiguous f32. Threads take whole
+ * batches when they divide evenly (or there are many); otherwise each batch's query blocks are
+ * split across threads, each accumulating its own partial dK/dV, summed here.
+ */
+export function attentionBackward(
+  scratch: Scratch, q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number, gy: WView,
+): [Float32Array, Float32Array, Float32Array] {
+  const [B, Lq, E] = q.shape;
+  const Lk = k.shape[1];
+  const Ev = v.shape[2];
+  const dq = pool.f32(B * Lq * E);
+  const dk = pool.f32(B * Lk * E);
+  const dv = pool.f32(B * Lk * Ev);
+  if (B * Lq === 0 || Lk === 0) return [dq.fill(0), dk.fill(0), dv.fill(0)];
+  const e = scratch.engine;
+  const T = e.threads;
+  e.reset();
+  const qs = scratch.stageContig(q);
+  const ks = scratch.stageContig(k);
+  const kt = stageTransposed(scratch, k);
+  const vt = stageTransposed(scratch, v);
+  const gs = scratch.stageContig(gy);
+  const ms = stageMask(scratch, mask);
+  const gq = e.alloc(dq.length * 4);
+  const nqb = Math.ceil(Lq / BQ);
+  const byBatch = T === 1 || B % T === 0 || B >= 4 * T || nqb === 1;
+  // mode 0: dK/dV themselves; mode 1: one partial per thread.
+  const kLen = (byBatch ? B : T) * Lk * E;
+  const vLen = (byBatch ? B : T) * Lk * Ev;
+  const gk = e.alloc(kLen * 4);
+  const gv = e.alloc(vLen * 4);
+  const ldS = Math.ceil(Lk / 4) * 4;
+  const ws = scratch.workspaces(2 * BQ * ldS * 4);
+  const f = new Array<number>(23);
+  const A = ATTN_BWD;
+  f[A.Q] = qs; f[A.K] = ks; f[A.Kt] = kt; f[A.Vt] = vt; f[A.dO] = gs; f[A.dQ] = gq; f[A.dK] = gk; f[A.dV] = gv;
+  f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk; f[A.E] = E; f[A.Ev] = Ev;
+  f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride; f[A.bq] = BQ; f[A.ldS] = ldS;
+  if (byBatch) {
+    e.f32.fill(0, gk / 4, gk / 4 + kLen);
+    e.f32.fill(0, gv / 4, gv / 4 + vLen);
+    f[A.mode] = 0; f[A.b0] = 0;
+    e.run('task_attention_bwd', e.desc(f));
+    scratch.copyOut(gk, dk);
+    scratch.copyOut(gv, dv);
+  } else {
+    for (let b = 0; b < B; b++) {
+      e.f32.fill(0, gk / 4, gk / 4 + kLen);
+      e.f32.fill(0, gv / 4, gv / 4 + vLen);
+      f[A.mode] = 1; f[A.b0] = b;
+      e.run('task_attention_bwd', e.desc(f));
+      sumPartials(e.f32, gk / 4, T, Lk * E, dk, b * Lk * E);
+      sumPartials(e.f32, gv / 4, T, Lk * Ev, dv, b * Lk * Ev);
+    }
+  }
+  scratch.copyOut(gq, dq);
+  return [dq, dk, dv];
+}
+
+/** out[at + i] = Σ_t src[base + t·len + i]. */
+function sumPartials(src: Float32Array, base: number, T: number, len: number, out: Float32Array, at: number): void {
+  out.set(src.subarray(base, base + len), at);
+  for (let t = 1; t < T; t++) {
+    const o = base + t * len;
+    for (let i = 0; i < len; i++) out[at + i] += src[o + i];
+  }
 }

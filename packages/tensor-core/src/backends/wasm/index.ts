@@ -12,14 +12,14 @@
  */
 import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
-import { isContiguous } from '../../shape.js';
+import { isContiguous, numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { adamwStep } from './adamw.js';
-import { attentionForward } from './attention.js';
+import { attentionBackward, attentionForward } from './attention.js';
 import { pool } from './bufpool.js';
 import { Convolutions } from './conv.js';
 import { fastBinary, fastCopyInto, fastReduce, fastUnary, fastWhere } from './elementwise.js';
-import { groupNormForward, layerNormForward } from './norm.js';
+import { groupNormBackward, groupNormForward, layerNormBackward, layerNormForward, simdNormOk } from './norm.js';
 import { Engine } from './pool.js';
 import type { EngineOptions } from './pool.js';
 import { simdBinary, simdUnary } from './simd-elementwise.js';
@@ -163,6 +163,14 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!isF32(q, k, v, mask)) return this.cpu.attention(q, k, v, mask, causal, scale);
     return attentionForward(this.scratch, q, k, v, mask, causal, scale);
   }
+  attentionBackward(
+    q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number, gy: WView,
+  ): [TypedArray, TypedArray, TypedArray] {
+    if (isF32(q, k, v, mask, gy)) return attentionBackward(this.scratch, q, k, v, mask, causal, scale, gy);
+    // Half types: widen to f32, run the f32 kernel (f32 accumulation), round once.
+    const [a, b, c, m, g] = [q, k, v, mask, gy].map((x) => x && this.widen(x));
+    return attentionBackward(this.scratch, a!, b!, c!, m, causal, scale, g!).map((r) => this.narrow(r, q.dtype)) as [TypedArray, TypedArray, TypedArray];
+  }
   softmax(x: WView, log: boolean): TypedArray {
     return isF32(x) && !log ? softmaxRows(this.scratch, x) : this.cpu.softmax(x, log);
   }
@@ -174,9 +182,48 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!isF32(x, weight, bias)) return this.cpu.groupNorm(x, groups, weight, bias, eps, silu);
     return groupNormForward(this.scratch, x, groups, weight, bias, eps, silu);
   }
+  layerNormBackward(
+    x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number, gy: WView,
+  ): [TypedArray, TypedArray | null, TypedArray | null] {
+    if (!simdNormOk(this.scratch, numel(x.shape), normSize)) return this.cpu.layerNormBackward(x, weight, bias, normSize, eps, gy);
+    const w = weight && this.widen(weight);
+    const [dx, dw, db] = layerNormBackward(this.scratch, this.widen(x), w, bias && this.widen(bias), normSize, eps, this.widen(gy));
+    return [this.narrow(dx, x.dtype), dw && this.narrow(dw, weight!.dtype), db && this.narrow(db, bias!.dtype)];
+  }
+  groupNormBackward(
+    x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean, gy: WView,
+  ): [TypedArray, TypedArray | null, TypedArray | null] {
+    const [N, C] = x.shape;
+    if (!simdNormOk(this.scratch, numel(x.shape), numel(x.shape) / Math.max(1, N * C))) {
+      return this.cpu.groupNormBackward(x, groups, weight, bias, eps, silu, gy);
+    }
+    const [w, b] = [weight && this.widen(weight), bias && this.widen(bias)];
+    const [dx, dw, db] = groupNormBackward(this.scratch, this.widen(x), groups, w, b, eps, silu, this.widen(gy));
+    return [this.narrow(dx, x.dtype), dw && this.narrow(dw, weight!.dtype), db && this.narrow(db, bias!.dtype)];
+  }
   adamw(param: TypedArray, grad: WView, m: TypedArray, v: TypedArray, size: number, dtype: DType, hp: AdamWHyper): void {
     if (dtype !== 'float32' || grad.dtype !== 'float32') return this.cpu.adamw(param, grad, m, v, size, dtype, hp);
     adamwStep(this.scratch, param as Float32Array, grad, m as Float32Array, v as Float32Array, size, hp);
+  }
+
+  /** A float view as a contiguous f32 view (no copy when it already is one). */
+  private widen(x: WView): WView {
+    if (x.dtype === 'float32') return x;
+    const shape = x.shape;
+    const strides: number[] = [];
+    let acc = 1;
+    for (let i = shape.length - 1; i >= 0; i--) {
+      strides[i] = acc;
+      acc *= shape[i];
+    }
+    return { storage: this.cpu.unary('copy', x, 'float32'), dtype: 'float32', shape, strides, offset: 0 };
+  }
+  /** f32 results rounded to `dtype`. */
+  private narrow(r: Float32Array, dtype: DType): TypedArray {
+    if (dtype === 'float32') return r;
+    const out = this.cpu.unary('copy', { storage: r, dtype: 'float32', shape: [r.length], strides: [1], offset: 0 }, dtype);
+    pool.put(r);
+    return out;
   }
 
   memoryInfo(): Record<string, number> {

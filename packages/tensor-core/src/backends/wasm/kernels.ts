@@ -9,12 +9,14 @@
 import { assemble } from './emit.js';
 import { emitAdamw } from './kernels/adamw.js';
 import { emitAttention } from './kernels/attention.js';
+import { emitAttentionBackward } from './kernels/attention-backward.js';
 import { emitElementwise } from './kernels/elementwise.js';
 import { emitGemm } from './kernels/gemm.js';
 import { emitIm2col } from './kernels/im2col.js';
 import { ModuleBuilder } from './kernels/module.js';
 import type { KernelConfig } from './kernels/module.js';
 import { emitNorm } from './kernels/norm.js';
+import { emitNormBackward } from './kernels/norm-backward.js';
 import { emitSoftmax } from './kernels/softmax.js';
 import { WINOGRAD_TASKS, winogradFns } from './kernels/winograd.js';
 
@@ -23,14 +25,16 @@ export type { KernelConfig } from './kernels/module.js';
 export { GEMM } from './kernels/gemm.js';
 export { IM2COL } from './kernels/im2col.js';
 export { ATTN } from './kernels/attention.js';
+export { ATTN_BWD } from './kernels/attention-backward.js';
 export { SOFTMAX } from './kernels/softmax.js';
 export { GNORM, LNORM } from './kernels/norm.js';
+export { GNORM_BWD, LNORM_BWD } from './kernels/norm-backward.js';
 export { ADAMW } from './kernels/adamw.js';
 export { BIN, UN, UNARY_CODES } from './kernels/elementwise.js';
 export { WIN_MAT, WIN_TILE } from './kernels/winograd.js';
 
 /** Every task a worker may be asked to run, by index (the order is the dispatch protocol). */
-export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw', 'task_binary', 'task_unary', ...WINOGRAD_TASKS] as const;
+export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw', 'task_binary', 'task_unary', 'task_attention_bwd', 'task_groupnorm_bwd', 'task_layernorm_bwd', ...WINOGRAD_TASKS] as const;
 export type TaskName = (typeof TASKS)[number];
 
 /** Assembles the module for one configuration. */
@@ -40,9 +44,11 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
   emitIm2col(m);
   const softmaxRows = emitSoftmax(m);
   emitNorm(m);
+  emitNormBackward(m);
   emitAdamw(m);
   emitElementwise(m);
   emitAttention(m, gemm, softmaxRows);
+  emitAttentionBackward(m, gemm, softmaxRows);
   for (const f of winogradFns()) m.add(f);
   return assemble(m.fns, memory);
 }

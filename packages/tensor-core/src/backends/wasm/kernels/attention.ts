@@ -1,5 +1,6 @@
 /**
- * Flash-style attention forward: (batch, query block) units split across threads; per unit
+ * Flash-style attention forward (mask rows of Lk at `mask + b·maskBs·4`, so a mask shared by
+ * every batch is staged once): (batch, query block) units split across threads; per unit
  * S = q kᵀ (kᵀ staged once), scale/mask/causal + softmax, then S v. The L×S scores are never
  * materialised.
  */
@@ -7,7 +8,7 @@ import { F32, Fn, I32 } from '../emit.js';
 import { field, gemmWorkspaceBytes, min } from './module.js';
 import type { ModuleBuilder } from './module.js';
 
-export const ATTN = { Q: 0, K: 1, V: 2, O: 3, mask: 4, B: 5, Lq: 6, Lk: 7, E: 8, Ev: 9, causal: 10, scale: 11, ws: 12, wsStride: 13, bq: 14, ldS: 15 } as const;
+export const ATTN = { Q: 0, K: 1, V: 2, O: 3, mask: 4, B: 5, Lq: 6, Lk: 7, E: 8, Ev: 9, causal: 10, scale: 11, ws: 12, wsStride: 13, bq: 14, ldS: 15, maskBs: 16 } as const;
 
 export function emitAttention(mod: ModuleBuilder, gemm: Fn, softmaxRows: Fn): void {
   const c = mod.config;
@@ -39,7 +40,7 @@ export function emitAttention(mod: ModuleBuilder, gemm: Fn, softmaxRows: Fn): vo
       f.get(L.Lk).i32(1);
       f.get(S).get(L.ldS).get(rows).get(L.Lk).get(L.E).get(ws).i32(0).call(mod.index(gemm));
       f.i32(0).set(maskp);
-      f.if((g) => g.get(L.mask), () => f.get(L.mask).get(b).get(L.Lq).mul().get(i0).add().get(L.Lk).mul().i32(4).mul().add().set(maskp));
+      f.if((g) => g.get(L.mask), () => f.get(L.mask).get(b).get(L.maskBs).mul().get(i0).get(L.Lk).mul().add().i32(4).mul().add().set(maskp));
       f.get(S).get(rows).get(L.Lk).get(L.ldS).get(scale).get(maskp);
       // causal0 = causal ? i0 : -1
       f.get(i0).i32(-1).get(L.causal).select();

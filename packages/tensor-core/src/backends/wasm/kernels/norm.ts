@@ -10,6 +10,31 @@ import type { ModuleBuilder } from './module.js';
 export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8 } as const;
 export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
 
+/**
+ * mean and rstd of the f32s in [base, end) (`n` of them) in one pass over x − x₀ (x₀ the first
+ * element, a shift that keeps the variance well conditioned). Clobbers the v128 locals in `v`
+ * and the f32 local `tmp`; `p` is the loop pointer.
+ */
+export function emitStats(f: Fn, base: number, end: number, n: number, eps: number, mean: number, rstd: number, tmp: number, v: number[], p: number): void {
+  const [s1, s2, x0, xv] = v;
+  f.get(base).v128splat32().set(x0);
+  f.f32(0).vsplat().set(s1);
+  f.f32(0).vsplat().set(s2);
+  f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
+    f.get(p).v128load().get(x0).vsub().set(xv);
+    f.get(s1).get(xv).vadd().set(s1);
+    f.get(s2).get(xv).get(xv).vmul().vadd().set(s2);
+  });
+  hsum(f, s1).get(n).fconvi().fdiv().set(tmp);
+  f.get(x0).vextract(0).get(tmp).fadd().set(mean);
+  f.f32(1);
+  hsum(f, s2).get(n).fconvi().fdiv().get(tmp).get(tmp).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
+  f.fdiv().set(rstd);
+}
+
+/** The sum of the four lanes of v128 local `v`, left on the stack. */
+export const hsum = (f: Fn, v: number): Fn => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
+
 export function emitNorm(mod: ModuleBuilder): void {
   const c = mod.config;
   // ---- task_groupnorm(desc, t, T): in place, (n, group) units split across threads; spatial % 4 == 0 ----
@@ -22,7 +47,6 @@ export function emitNorm(mod: ModuleBuilder): void {
     const [u, u0, u1, units, cg, base, size, p, end, cc, ch] = Array.from({ length: 11 }, () => f.local(I32));
     const [acc, x, e, vsc, vsh] = Array.from({ length: 5 }, () => f.local(V128));
     const [mean, rstd, sc, sh, eps] = Array.from({ length: 5 }, () => f.local(F32));
-    const hsum = (v: number) => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
     f.get(d).f32load(GNORM.eps * 4).set(eps);
     f.get(L.C).get(L.groups).divs().set(cg);
     f.get(L.N).get(L.groups).mul().set(units);
@@ -33,21 +57,7 @@ export function emitNorm(mod: ModuleBuilder): void {
       // unit u = n * groups + g  ->  its elements start at u * size
       f.get(L.x).get(u).get(size).mul().i32(4).mul().add().set(base);
       f.get(base).get(size).i32(4).mul().add().set(end);
-      // One pass over x - x0 (x0: the group's first element, a shift that keeps the variance
-      // well conditioned): S1 = Σ(x - x0) in acc, S2 = Σ(x - x0)² in vsh.
-      f.get(base).v128splat32().set(e);
-      f.f32(0).vsplat().set(acc);
-      f.f32(0).vsplat().set(vsh);
-      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
-        f.get(p).v128load().get(e).vsub().set(x);
-        f.get(acc).get(x).vadd().set(acc);
-        f.get(vsh).get(x).get(x).vmul().vadd().set(vsh);
-      });
-      hsum(acc).get(size).fconvi().fdiv().set(sc); // mean of the shifted values
-      f.get(e).vextract(0).get(sc).fadd().set(mean);
-      f.f32(1);
-      hsum(vsh).get(size).fconvi().fdiv().get(sc).get(sc).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
-      f.fdiv().set(rstd);
+      emitStats(f, base, end, size, eps, mean, rstd, sc, [acc, vsh, e, x], p);
       f.get(base).set(p);
       f.for(cc, 0, (g) => g.get(cg), 1, () => {
         f.get(u).get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
@@ -90,7 +100,6 @@ export function emitNorm(mod: ModuleBuilder): void {
     const [r, r0, r1, base, end, p, o] = Array.from({ length: 7 }, () => f.local(I32));
     const [acc, x, vm, vr] = Array.from({ length: 4 }, () => f.local(V128));
     const [mean, rstd, eps] = Array.from({ length: 3 }, () => f.local(F32));
-    const hsum = (v: number) => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
     f.get(d).f32load(LNORM.eps * 4).set(eps);
     f.get(L.rows).get(t).mul().get(T).divs().set(r0);
     f.get(L.rows).get(t).i32(1).add().mul().get(T).divs().set(r1);
@@ -99,7 +108,7 @@ export function emitNorm(mod: ModuleBuilder): void {
       f.get(base).get(L.size).i32(4).mul().add().set(end);
       f.f32(0).vsplat().set(acc);
       f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => f.get(acc).get(p).v128load().vadd().set(acc));
-      hsum(acc).get(L.size).fconvi().fdiv().set(mean);
+      hsum(f, acc).get(L.size).fconvi().fdiv().set(mean);
       f.get(mean).vsplat().set(vm);
       f.f32(0).vsplat().set(acc);
       f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
@@ -107,7 +116,7 @@ export function emitNorm(mod: ModuleBuilder): void {
         f.get(acc).get(x).get(x).vmul().vadd().set(acc);
       });
       f.f32(1);
-      hsum(acc).get(L.size).fconvi().fdiv().get(eps).fadd().fsqrt();
+      hsum(f, acc).get(L.size).fconvi().fdiv().get(eps).fadd().fsqrt();
       f.fdiv().set(rstd);
       f.get(rstd).vsplat().set(vr);
       f.i32(0).set(o);
