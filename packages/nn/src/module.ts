@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import { parameter } from './parameter.js';
 import type { Parameter } from './parameter.js';
-import { deferred, initSkipped, markLoaded } from './skip-init.js';
+import { deferred, initSkipped, isPlaceholder, markLoaded, placeholder } from './skip-init.js';
 import { checkLoad, entriesOf, nullRecord } from './state-dict.js';
 import type { Described, KeyPattern, LoadStateDictResult, StateDict } from './state-dict.js';
 
@@ -375,7 +375,11 @@ export abstract class Module {
    * ```
    */
   to(dtype: k.DType): this {
-    this.#replaceAll((t) => (k.isFloat(t.dtype) && t.dtype !== dtype ? k.noGrad(() => k.cast(t, dtype)) : t));
+    this.#replaceAll((t) => {
+      if (!k.isFloat(t.dtype) || t.dtype === dtype) return t;
+      // A skipInit placeholder stays one (casting it would allocate the full tensor).
+      return isPlaceholder(t) ? placeholder(t.shape, { dtype, device: t.device }) : k.noGrad(() => k.cast(t, dtype));
+    });
     return this;
   }
 
@@ -392,7 +396,8 @@ export abstract class Module {
   async toBackend(name: string): Promise<this> {
     const moved = new Map<k.Tensor, k.Tensor>();
     for (const t of [...this.parameters(), ...this.namedBuffers().map(([, b]) => b)]) {
-      if (!moved.has(t) && t.device !== name) moved.set(t, k.keep(await t.toBackend(name)));
+      if (moved.has(t) || t.device === name) continue;
+      moved.set(t, k.keep(isPlaceholder(t) ? placeholder(t.shape, { dtype: t.dtype, device: name }) : await t.toBackend(name)));
     }
     this.#replaceAll((t) => moved.get(t) ?? t);
     return this;

@@ -24,7 +24,7 @@ import {
 } from '../src/index.js';
 import type { TensorSource } from '../src/index.js';
 import { openSafetensors, saveSafetensors } from '../src/node.js';
-import { values } from './helpers.js';
+import { secondBackend, values } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-nn-load-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,6 +67,22 @@ describe('skipInit', () => {
     expect(m.fc1.weight.shape).toEqual([256, 64]);
     expect(m.fc1.weight.requiresGrad).toBe(true);
     expect(await values(m.namedBuffers()[0][1])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    m.dispose();
+  });
+
+  it('to(dtype) and toBackend() keep placeholders as placeholders', async () => {
+    const other = await secondBackend();
+    const base = k.memory().liveBytes;
+    const m = skipInit(() => new Tiny()).to('float16');
+    expect(k.memory().liveBytes - base).toBeLessThan(1024);
+    expect(m.fc1.weight.dtype).toBe('float16');
+    expect(uninitializedKeys(m).length).toBe(7);
+    await m.toBackend(other);
+    expect(m.fc1.weight.device).toBe(other);
+    expect(uninitializedKeys(m).length).toBe(7);
+    await loadWeights(m, await openSafetensors(file));
+    expect(m.fc1.weight.device).toBe(other);
+    expect(await values(m.fc1.weight)).toEqual(await values(k.cast(k.tensor(reference['fc1.weight']), 'float16')));
     m.dispose();
   });
 
