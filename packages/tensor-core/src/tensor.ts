@@ -297,8 +297,9 @@ export class Tensor {
   std(dim?: number | readonly number[], options?: { correction?: number; keepdim?: boolean }): Tensor {
     return ops.variance(this, dim, options).sqrt();
   }
+  /** The 2-norm of all elements (computed in f32 for half tensors). */
   norm(): Tensor {
-    return this.square().sum().sqrt();
+    return ops.norm(this);
   }
 
   // Shapes and views ------------------------------------------------------------------------

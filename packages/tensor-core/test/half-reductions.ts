@@ -106,6 +106,31 @@ export function halfReductionSuite(backend: string, dtypes: readonly Half[] = ['
         [a.x, b.x, loss, a.x.grad!].forEach((t) => t.dispose());
       });
 
+      it(`${dtype}: norm() of elements above 256 (their squares overflow f16) is finite and right`, async () => {
+        const { x, values } = await onBackend(backend, () => k.rand([1000], { seed: 7 }).mul(100).add(250), dtype);
+        let ss = 0;
+        for (const v of values) ss += v * v;
+        expectNear(await x.norm().item(), Math.sqrt(ss), 2 * ulp, 'norm()');
+        x.dispose();
+      });
+
+      it(`${dtype}: logSoftmax and softmax over a row of 70,000 (its sum of exponentials is past 65504)`, async () => {
+        const { x, values } = await onBackend(backend, () => k.rand([1, 70000], { seed: 8 }).mul(0.01), dtype);
+        let m = -Infinity;
+        for (const v of values) m = Math.max(m, v);
+        let s = 0;
+        for (const v of values) s += Math.exp(v - m);
+        const lse = m + Math.log(s);
+        const logp = (await x.logSoftmax(-1).to('float32').data()) as Float32Array;
+        const p = (await x.softmax(-1).to('float32').data()) as Float32Array;
+        for (const i of [0, 12345, 69999]) {
+          expectNear(logp[i], values[i] - lse, 2 * ulp, `logSoftmax[${i}]`);
+          // Probabilities near 1.4e-5 are f16 subnormals (spacing 6e-8): a few tenths of a percent.
+          expectNear(p[i], Math.exp(values[i] - lse), dtype === 'float16' ? 1e-2 : 2 * ulp, `softmax[${i}]`);
+        }
+        x.dispose();
+      });
+
       it(`${dtype}: layerNorm and groupNorm of rows whose squared deviations overflow the half range`, async () => {
         // 4096 values of spread 100: the sum of squared deviations (~4e7) is past 65504.
         const { x, values } = await onBackend(backend, () => k.randn([2, 4096], { seed: 6 }).mul(100).add(20), dtype);

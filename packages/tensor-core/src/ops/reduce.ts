@@ -7,7 +7,7 @@ import { normDims, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { accumulationType, inAccumulationType } from './accumulate.js';
 import { make, record } from './dispatch.js';
-import { cast, div, eq, mul, sub } from './elementwise.js';
+import { cast, div, eq, mul, sqrt, sub } from './elementwise.js';
 import { expand, reshape } from './view.js';
 
 /** One dim, several, or all (undefined). */
@@ -112,4 +112,17 @@ export function variance(x: Tensor, dim?: Dims, options: { correction?: number; 
     const centered = sub(xw, mean(xw, axes, true));
     return div(sum(mul(centered, centered), axes, options.keepdim ?? false), Math.max(n - correction, 0));
   });
+}
+
+/**
+ * The 2-norm of all elements (`torch.linalg.vector_norm`), computed in f32 for half inputs so
+ * that squares past 65504 (any element above 256) do not overflow, as gradient clipping needs.
+ *
+ * @example
+ * ```ts
+ * k.tensor([3, 4]).norm(); // 5
+ * ```
+ */
+export function norm(x: Tensor): Tensor {
+  return inAccumulationType(x, (xw) => sqrt(sum(mul(xw, xw))));
 }

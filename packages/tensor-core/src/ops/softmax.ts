@@ -1,6 +1,7 @@
 import { noGrad, tidy } from '../runtime.js';
 import { normDim } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { inAccumulationType } from './accumulate.js';
 import { make, record } from './dispatch.js';
 import { cast, exp, log, mul, sub } from './elementwise.js';
 import { isFloat } from '../dtype.js';
@@ -13,11 +14,13 @@ function softmaxLast(x: Tensor, logOut: boolean): Tensor {
     tidy(() => {
       const fused = b.softmax?.(x._view(), logOut);
       if (fused !== undefined) return make(b, fused, x.dtype, x.shape);
-      const shifted = sub(x, max(x, -1, true));
-      return logOut ? sub(shifted, log(sum(exp(shifted), -1, true))) : (() => {
+      // Half inputs: the composite runs in f32 and rounds once (see accumulate.ts).
+      return inAccumulationType(x, (xw) => {
+        const shifted = sub(xw, max(xw, -1, true));
+        if (logOut) return sub(shifted, log(sum(exp(shifted), -1, true)));
         const e = exp(shifted);
         return mul(e, sum(e, -1, true).reciprocal());
-      })();
+      });
     }),
   );
   return record(y, logOut ? 'logSoftmax' : 'softmax', [x], (g) =>
