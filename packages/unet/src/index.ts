@@ -22,3 +22,4 @@ export { CrossAttention, GEGLU, FeedForward, BasicTransformerBlock, Transformer2
 export type { TransformerOptions } from './attention.js';
 export { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet-2d-blocks.js';
 export type { BlockOptions } from './unet-2d-blocks.js';
+export { LDM_UNET_PREFIX, ldmUNetKey } from './single-file.js';

@@ -4,6 +4,7 @@ import type { FactoryOptions } from '@kiln/nn';
 import { parseUNetConfig, perBlock } from './config.js';
 import type { UNetConfig, UNetConfigInput } from './config.js';
 import { TimestepEmbedding, Timesteps } from './embeddings.js';
+import { LDM_UNET_PREFIX, ldmUNetKey } from './single-file.js';
 import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet-2d-blocks.js';
 import type { BlockOptions } from './unet-2d-blocks.js';
 
@@ -213,6 +214,37 @@ export class UNet2DConditionModel extends Module {
     const { savePretrained } = await import('@kiln/nn/node');
     const config = { _class_name: 'UNet2DConditionModel', _diffusers_version: '0.31.0', ...this.config };
     await savePretrained(dir, { ...options, config, weights: this.stateDict() });
+  }
+
+  /**
+   * Loads the UNet of an SD 1.x single-file checkpoint (`model.diffusion_model.*` in the original
+   * LDM layout, as the common SD front ends write them); other parts of the file are ignored.
+   * `config` defaults to SD 1.x's UNet. Node only.
+   *
+   * @example
+   * ```ts
+   * const unet = await UNet2DConditionModel.fromSingleFile('./v1-5-pruned-emaonly.safetensors');
+   * ```
+   */
+  static async fromSingleFile(path: string, options: { config?: UNetConfigInput; dtype?: k.DType } = {}): Promise<UNet2DConditionModel> {
+    const { readUNetSingleFile } = await import('./single-file-node.js');
+    return readUNetSingleFile(path, () => new UNet2DConditionModel(options.config ?? {}, { dtype: options.dtype }));
+  }
+
+  /**
+   * The state dict under LDM names with the `model.diffusion_model.` prefix, for writing an SD 1.x
+   * single-file checkpoint together with the VAE's and the text encoder's parts. The values are the
+   * live parameters (no copies), as in `stateDict()`.
+   *
+   * @example
+   * ```ts
+   * await saveSafetensors('model.safetensors', { ...unet.ldmStateDict(), ...vae.ldmStateDict(), ...textEncoder.ldmStateDict() });
+   * ```
+   */
+  ldmStateDict(): Record<string, k.Tensor> {
+    const out: Record<string, k.Tensor> = {};
+    for (const [key, t] of Object.entries(this.stateDict())) out[LDM_UNET_PREFIX + ldmUNetKey(key, this.config)!] = t;
+    return out;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { FactoryOptions } from '@kiln/nn';
 import { parseVAEConfig } from './config.js';
 import type { VAEConfig, VAEConfigInput } from './config.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
+import { LDM_VAE_PREFIX, ldmVAEKey } from './single-file.js';
 import { Decoder, Encoder } from './vae.js';
 import type { Trace } from './vae.js';
 
@@ -124,6 +125,39 @@ export class AutoencoderKL extends Module {
     this.encoder.gradientCheckpointing = enabled;
     this.decoder.gradientCheckpointing = enabled;
     return this;
+  }
+
+  /**
+   * Loads the VAE of an SD 1.x single-file checkpoint (`first_stage_model.*` in the original LDM
+   * layout); other parts of the file are ignored. `config` defaults to SD 1.x's VAE. Node only.
+   *
+   * @example
+   * ```ts
+   * const vae = await AutoencoderKL.fromSingleFile('./v1-5-pruned-emaonly.safetensors');
+   * ```
+   */
+  static async fromSingleFile(path: string, options: { config?: VAEConfigInput; dtype?: k.DType } = {}): Promise<AutoencoderKL> {
+    const { readVAESingleFile } = await import('./single-file-node.js');
+    return readVAESingleFile(path, () => new AutoencoderKL(options.config ?? {}, { dtype: options.dtype }));
+  }
+
+  /**
+   * The state dict under LDM names with the `first_stage_model.` prefix, for writing an SD 1.x
+   * single-file checkpoint. The attention projections are reshaped to LDM's 1×1 convolutions
+   * (views of the live parameters, no copies).
+   *
+   * @example
+   * ```ts
+   * await saveSafetensors('model.safetensors', { ...unet.ldmStateDict(), ...vae.ldmStateDict() });
+   * ```
+   */
+  ldmStateDict(): Record<string, k.Tensor> {
+    const out: Record<string, k.Tensor> = {};
+    for (const [key, t] of Object.entries(this.stateDict())) {
+      const ldm = ldmVAEKey(key, t.shape, this.config)!;
+      out[LDM_VAE_PREFIX + ldm.key] = ldm.shape ? k.noGrad(() => t.reshape(ldm.shape!)) : t;
+    }
+    return out;
   }
 
   /**

@@ -23,3 +23,5 @@ export { VAEAttention } from './attention.js';
 export { Encoder, Decoder, DownEncoderBlock2D, UpDecoderBlock2D, UNetMidBlock2D } from './vae.js';
 export type { Trace } from './vae.js';
 export { convertLegacyVAEKey } from './legacy-names.js';
+export { LDM_VAE_PREFIX, ldmVAEKey } from './single-file.js';
+export type { LDMKey } from './single-file.js';
