@@ -6,7 +6,7 @@ import { kilnAliases } from './vitest.shared.js';
 export default defineConfig({
   resolve: { alias: kilnAliases },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts', 'scripts/test/**/*.test.mjs'],
     exclude: [...configDefaults.exclude, 'packages/*/test/browser/**', 'packages/*/test/parity-webgpu*.test.ts', 'packages/*/test/webgpu*.test.ts'],
     testTimeout: 120_000,
     pool: 'forks',
