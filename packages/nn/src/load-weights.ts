@@ -111,6 +111,8 @@ export interface LoadWeightsOptions {
   prefix?: string;
   /** Stored keys that are dropped silently (e.g. CLIP's legacy `text_model.embeddings.position_ids`). */
   ignoreUnexpected?: readonly KeyPattern[];
+  /** Called after each tensor is loaded, with the bytes loaded so far and in all (for a progress bar). */
+  onProgress?: (loadedBytes: number, totalBytes: number, key: string) => void;
 }
 
 /** Why a stored tensor cannot be read at all (a format dtype Kiln does not load), before reading. */
@@ -157,8 +159,12 @@ export async function loadWeights(module: Module, source: TensorSource, options:
     ignoreUnexpected: options.ignoreUnexpected,
   });
   const done = new Set<k.Tensor>();
-  for (const [key, target] of expected) {
-    if (done.has(target) || !src.has(key)) continue;
+  const bytes = (t: k.Tensor) => t.numel() * k.itemSize(t.dtype);
+  const todo = [...expected].filter(([key]) => src.has(key));
+  const totalBytes = [...new Set(todo.map(([, t]) => t))].reduce((n, t) => n + bytes(t), 0);
+  let loadedBytes = 0;
+  for (const [key, target] of todo) {
+    if (done.has(target)) continue;
     const value = await src.tensor(key, { dtype: target.dtype, device: target.device });
     try {
       if (value.shape.join() !== target.shape.join()) {
@@ -173,6 +179,8 @@ export async function loadWeights(module: Module, source: TensorSource, options:
     }
     markLoaded(target);
     done.add(target);
+    loadedBytes += bytes(target);
+    options.onProgress?.(loadedBytes, totalBytes, key);
   }
   return result;
 }

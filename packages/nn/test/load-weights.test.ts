@@ -101,12 +101,16 @@ describe('loadWeights', () => {
     k.resetPeakMemory();
     const base = k.memory().liveBytes;
     const m = skipInit(() => new Tiny());
-    await loadWeights(m, f);
+    const progress: number[] = [];
+    await loadWeights(m, f, { onProgress: (loaded, total) => progress.push(loaded / total) });
     const streamedPeak = k.memory().peakBytes - base;
     await f.close();
     const bytes = weightBytes(m);
     expect(uninitializedKeys(m)).toEqual([]);
     for (const [key, t] of Object.entries(m.stateDict())) expect(await values(t), key).toEqual(reference[key]);
+    expect(progress.length).toBe(7);
+    expect(progress[progress.length - 1]).toBe(1);
+    expect([...progress].sort((a, b) => a - b)).toEqual(progress);
     m.dispose();
 
     // For comparison: initialise, then copy a fully loaded dict in (what fromPretrained did).
