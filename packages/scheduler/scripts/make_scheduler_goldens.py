@@ -98,6 +98,14 @@ VARIANTS = [
     ("DPMSolverMultistepScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
     ("DPMSolverMultistepScheduler", "dpmsolver_heun_sigma_min", {"algorithm_type": "dpmsolver", "solver_type": "heun", "final_sigmas_type": "sigma_min"}, 20, {}),
     ("DPMSolverMultistepScheduler", "order1", {"solver_order": 1}, 20, {}),
+    # UniPC (predictor-corrector)
+    ("UniPCMultistepScheduler", "epsilon", {}, 20, {}),
+    ("UniPCMultistepScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("UniPCMultistepScheduler", "sample", {"prediction_type": "sample"}, 20, {}),
+    # bh1 with final σ = 0 makes diffusers return NaN on the last step (B(h) = −∞ times 0); Kiln steps to x₀.
+    ("UniPCMultistepScheduler", "order3_bh1", {"solver_order": 3, "solver_type": "bh1", "final_sigmas_type": "sigma_min"}, 10, {}),
+    ("UniPCMultistepScheduler", "noise_pred_karras", {"predict_x0": False, "use_karras_sigmas": True, "final_sigmas_type": "sigma_min"}, 12, {}),
+    ("UniPCMultistepScheduler", "trailing_no_corrector_0", {"timestep_spacing": "trailing", "disable_corrector": [0]}, 8, {}),
     # zero terminal SNR (Lin et al. 2023: rescaled betas, trailing spacing, v-prediction)
     ("DDIMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
     ("DDPMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
@@ -228,7 +236,7 @@ def main():
     for name, variant, overrides, n, kw in VARIANTS:
         d = make(name, variant, overrides, n, kw)
         fn = f"{name}_{variant}.json"
-        if variant == "epsilon" and not a.check_dir:
+        if variant == "epsilon" and name != "UniPCMultistepScheduler" and not a.check_dir:
             continue
         if a.check_dir and os.path.exists(os.path.join(a.check_dir, fn)):
             ref = json.load(open(os.path.join(a.check_dir, fn)))

@@ -56,6 +56,9 @@ export const SchedulerConfigSchema = z
     euler_at_final: z.boolean(),
     use_lu_lambdas: z.boolean(),
     lambda_min_clipped: extendedNumber.nullable(),
+    // UniPC
+    predict_x0: z.boolean(),
+    disable_corrector: z.array(int.nonnegative()),
   })
   .partial()
   .passthrough()

@@ -43,6 +43,10 @@ export type { EulerConfig } from './euler.js';
 export { EulerAncestralDiscreteScheduler, EULER_ANCESTRAL_DEFAULTS } from './euler-ancestral.js';
 export { DPMSolverMultistepScheduler, DPM_SOLVER_DEFAULTS } from './dpm-solver.js';
 export type { DPMSolverConfig } from './dpm-solver.js';
+export { UniPCMultistepScheduler, UNIPC_DEFAULTS } from './unipc.js';
+export type { UniPCConfig } from './unipc.js';
+export { MultistepScheduler } from './multistep.js';
+export type { MultistepConfig } from './multistep.js';
 export { SCHEDULERS, SCHEDULER_ALIASES, schedulerFromConfig } from './registry.js';
 export type { SchedulerName } from './registry.js';
 export {

@@ -7,6 +7,7 @@ import { EulerDiscreteScheduler } from './euler.js';
 import { SchedulerConfigError } from './errors.js';
 import { PNDMScheduler } from './pndm.js';
 import type { SchedulerBase } from './scheduler.js';
+import { UniPCMultistepScheduler } from './unipc.js';
 
 /** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. */
 export const SCHEDULERS = {
@@ -16,6 +17,7 @@ export const SCHEDULERS = {
   EulerDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => EulerDiscreteScheduler.fromConfig(c, file),
   EulerAncestralDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => EulerAncestralDiscreteScheduler.fromConfig(c, file),
   DPMSolverMultistepScheduler: (c: SchedulerConfigLike, file?: string) => DPMSolverMultistepScheduler.fromConfig(c, file),
+  UniPCMultistepScheduler: (c: SchedulerConfigLike, file?: string) => UniPCMultistepScheduler.fromConfig(c, file),
 } satisfies Record<string, (c: SchedulerConfigLike, file?: string) => SchedulerBase>;
 
 export type SchedulerName = keyof typeof SCHEDULERS;
@@ -30,6 +32,7 @@ export const SCHEDULER_ALIASES: Record<string, SchedulerName> = {
   euler_a: 'EulerAncestralDiscreteScheduler',
   'dpm++_2m': 'DPMSolverMultistepScheduler',
   dpmpp_2m: 'DPMSolverMultistepScheduler',
+  unipc: 'UniPCMultistepScheduler',
 };
 
 /**

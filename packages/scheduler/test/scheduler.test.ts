@@ -11,6 +11,7 @@ import {
   SCHEDULERS,
   SchedulerConfigError,
   SchedulerError,
+  UniPCMultistepScheduler,
   minSnrLossWeights,
   parseSchedulerConfigJson,
   rescaleZeroTerminalSnr,
@@ -84,7 +85,7 @@ describe('ancestral noise comes from Kiln generators', () => {
 
   it('deterministic schedulers draw nothing', async () => {
     const g = new k.Generator(5);
-    for (const make of [DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler]) {
+    for (const make of [DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler]) {
       await sample(make.fromConfig(SD15), 4, g);
     }
     expect(g.offset).toBe(0);
@@ -132,6 +133,8 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'sde-dpmsolver++' }))).toBe('algorithm_type');
     expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'dpmsolver' }))).toBe('final_sigmas_type');
     expect(field(() => EulerDiscreteScheduler.fromConfig({ use_exponential_sigmas: true }))).toBe('use_exponential_sigmas');
+    expect(field(() => UniPCMultistepScheduler.fromConfig({ disable_corrector: [-1] }))).toBe('disable_corrector.0'); // the element is named
+    expect(field(() => UniPCMultistepScheduler.fromConfig({ solver_p: { _class_name: 'DDIMScheduler' } }))).toBe('solver_p');
     expect(field(() => EulerDiscreteScheduler.fromConfig({ timestep_type: 'continuous' }))).toBe('timestep_type');
     expect(field(() => schedulerFromConfig({ _class_name: 'LMSDiscreteScheduler' }))).toBe('_class_name');
     expect(field(() => schedulerFromConfig({}))).toBe('_class_name');
@@ -237,7 +240,7 @@ describe('training helpers match diffusers', () => {
 
 describe('memory', () => {
   it('a sampling loop leaks no tensors (state is released by setTimesteps)', async () => {
-    for (const make of [PNDMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler]) {
+    for (const make of [PNDMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler, EulerAncestralDiscreteScheduler]) {
       const s = make.fromConfig(SD15);
       await sample(s, 6, new k.Generator(1));
       const live = k.memory().liveTensors;
