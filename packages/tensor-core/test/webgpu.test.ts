@@ -128,9 +128,9 @@ suite('webgpu backend', () => {
       [[2, 40, 24, 24], [8, 40, 3, 3], { padding: 1 }], // K = 360, wgrad K = 1152: split-K
     ];
     // Use the GPU split-K threshold (CPU drivers get a lower one) so the split weight-gradient path runs.
-    const be = k.getBackend() as unknown as { splitKBelowTiles: number };
-    const saved = be.splitKBelowTiles;
-    be.splitKBelowTiles = 32;
+    const { tuning } = k.getBackend() as unknown as { tuning: { splitKBelowTiles: number } };
+    const saved = tuning.splitKBelowTiles;
+    tuning.splitKBelowTiles = 32;
     for (const [xs, ws, opts] of convCases) {
       const results: Float32Array[][] = [];
       for (const device of ['cpu', 'webgpu']) {
@@ -143,7 +143,7 @@ suite('webgpu backend', () => {
       }
       for (let i = 0; i < 3; i++) expectClose(results[1][i], results[0][i], 2e-3, 1e-4);
     }
-    be.splitKBelowTiles = saved;
+    tuning.splitKBelowTiles = saved;
   });
 
   it('fused attention over several key tiles and query blocks, with mask and causal', async () => {
