@@ -1,3 +1,5 @@
+import { IntegerBpe } from './bpe-long.js';
+
 /**
  * One BPE merge rule: the two symbols that are joined. Its rank is its position in the list.
  *
@@ -43,6 +45,9 @@ export interface BytePairEncoderOptions {
 const MAX_CACHED_WORD = 256;
 // Words longer than this are cut at unjoinable character pairs before merging.
 const LONG_WORD = 64;
+// Pieces longer than this are merged on integer ids (bpe-long.ts), which is faster per pass
+// but costs building its symbol table once.
+const FAST_MERGE = 128;
 // Byte stand-ins are below U+0144 (bytesToUnicode), so a 512×512 table covers every pair.
 const CODE_LIMIT = 512;
 
@@ -67,7 +72,9 @@ export class BytePairEncoder {
   private readonly passthrough: ReadonlySet<string>;
   private readonly cacheSize: number;
   private readonly mergeResults: string[] = [];
+  private readonly mergeList: Merge[] = [];
   private joinable: Uint8Array | undefined;
+  private integer: IntegerBpe | undefined;
 
   constructor(merges: Iterable<Merge>, options: BytePairEncoderOptions = {}) {
     let rank = 0;
@@ -75,6 +82,7 @@ export class BytePairEncoder {
     for (const [a, b] of merges) {
       this.ranks.set(`${a} ${b}`, rank++);
       this.mergeResults.push(a + b);
+      this.mergeList.push([a, b]);
     }
     this.passthrough = new Set(options.passthrough ?? []);
     this.cacheSize = options.cacheSize ?? 65_536;
@@ -154,6 +162,11 @@ export class BytePairEncoder {
 
   private merge(token: string, endsWord: boolean): string[] {
     if (token.length === 0) return [];
+    if (token.length > FAST_MERGE) {
+      this.integer ??= new IntegerBpe(this.mergeList, END_OF_WORD);
+      const symbols = this.integer.tooLarge ? undefined : this.integer.merge(token, endsWord);
+      if (symbols !== undefined) return symbols;
+    }
     // Byte stand-ins are all in the BMP, so UTF-16 units are the symbols.
     let word = token.split('');
     if (endsWord) word[word.length - 1] += END_OF_WORD;

@@ -113,24 +113,64 @@ describe('long input', () => {
     expect(tok.encode(text, { truncation: false, padding: false, addSpecialTokens: false })).toEqual(oracle);
   });
 
-  it('cuts long words only where no merge joins across: same symbols as merging the whole word', () => {
-    const whole = new BytePairEncoder(merges);
-    const cut = new BytePairEncoder(merges);
-    const alphabet = Array.from('abcdefghijklmnopqrstuvwxyzäöüéèñçàìòùßøåæœ').concat(bytesToUnicode().map(([, c]) => c));
+  it('merges long words (cut where no merge joins across, on integer ids) exactly as OpenAI bpe()', () => {
+    const ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i] as const));
+    const bpe = new BytePairEncoder(merges);
+    const symbols = bytesToUnicode().map(([, c]) => c);
+    const pieces = ['a', 'aa', 'e', 'ab', 'x', '中', 'é', 'th', 'ing', '🐱', 'ö', '1'];
+    const enc = new TextEncoder();
+    const bytes = new Map(bytesToUnicode());
     let seed = 99;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-    for (let n = 0; n < 200; n++) {
-      const len = 65 + Math.floor(rand() * 400);
+    for (let n = 0; n < 120; n++) {
+      const len = 65 + Math.floor(rand() * 600);
       let word = '';
-      for (let i = 0; i < len; i++) word += alphabet[Math.floor(rand() * (n % 2 ? alphabet.length : 26))];
-      const bytes = new Map(bytesToUnicode());
-      const byteWord = Array.from(new TextEncoder().encode(word), (b) => bytes.get(b)!).join('');
+      if (n % 3 === 0) while (word.length < len) word += symbols[Math.floor(rand() * symbols.length)];
+      else if (n % 3 === 1) while (word.length < len) word += Array.from(enc.encode(pieces[Math.floor(rand() * pieces.length)]), (b) => bytes.get(b)!).join('');
+      else word = 'a'.repeat(len) + (rand() < 0.5 ? 'b' : '');
       const got: string[] = [];
-      cut.forEachSymbol(byteWord, (s) => got.push(s) > 0);
-      expect(got).toEqual(whole.encodeWord(byteWord));
+      bpe.forEachSymbol(word, (s) => got.push(s) > 0);
+      expect(got, word).toEqual(openAIBpe(ranks, word));
+      expect(bpe.encodeWord(word)).toEqual(got);
     }
   });
 });
+
+/** A line-for-line port of `SimpleTokenizer.bpe` from openai/CLIP (the oracle). */
+function openAIBpe(ranks: ReadonlyMap<string, number>, token: string): string[] {
+  let word = [...token.slice(0, -1).split(''), token.slice(-1) + '</w>'];
+  for (;;) {
+    let best: [string, string] | undefined;
+    let bestRank = Infinity;
+    for (let i = 0; i < word.length - 1; i++) {
+      const r = ranks.get(`${word[i]} ${word[i + 1]}`);
+      if (r !== undefined && r < bestRank) [bestRank, best] = [r, [word[i]!, word[i + 1]!]];
+    }
+    if (best === undefined) break;
+    const [first, second] = best;
+    const next: string[] = [];
+    let i = 0;
+    while (i < word.length) {
+      const j = word.indexOf(first, i);
+      if (j === -1) {
+        next.push(...word.slice(i));
+        break;
+      }
+      next.push(...word.slice(i, j));
+      i = j;
+      if (word[i] === first && i < word.length - 1 && word[i + 1] === second) {
+        next.push(first + second);
+        i += 2;
+      } else {
+        next.push(word[i]!);
+        i += 1;
+      }
+    }
+    word = next;
+    if (word.length === 1) break;
+  }
+  return word;
+}
 
 describe('tokens named like Object.prototype members are kept', () => {
   it('vocab.json and added_tokens.json keep __proto__ and constructor', () => {
