@@ -173,6 +173,29 @@ suite('webgpu backend', () => {
     }
   });
 
+  it('float16/bfloat16 sums accumulate in f32 inside the reduce kernel (every path)', async () => {
+    // In a half accumulator a sum of 0.01s stalls near 32; in f32 it reaches ~700.
+    const be = k.getBackend();
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const x = k.full([70000], 0.01).to(dtype);
+      const h = (await x.to('float32').data())[0];
+      const cases: [number[], number[], number[]][] = [
+        [[70000], [0], [70000 * h]], // chunked f32 partials, then a second pass
+        [[4, 16000], [1], new Array(4).fill(16000 * h)], // a workgroup tree per output
+        [[16000, 4], [0], new Array(4).fill(16000 * h)], // the same over strided reads
+      ];
+      for (const [shape, axes, want] of cases) {
+        const strides = shape.length === 1 ? [1] : [shape[1], 1];
+        const s = be.reduce('sum', { storage: x._view().storage, dtype, shape, strides, offset: 0 }, axes);
+        const got = await be.download({ storage: s, dtype, shape: [want.length], strides: [1], offset: 0 });
+        be.free(s);
+        const vals = Array.from(got as Uint16Array, (b) => (dtype === 'float16' ? k.f16BitsToF32(b) : k.bf16BitsToF32(b)));
+        vals.forEach((v, i) => expect(Math.abs(v - want[i]), `${dtype} sum over ${shape}: ${v} vs ${want[i]}`).toBeLessThanOrEqual(want[i] * (dtype === 'float16' ? 2 ** -10 : 2 ** -7)));
+      }
+      x.dispose();
+    }
+  });
+
   it('embedding forward and backward with repeated ids', async () => {
     const ids = [3, 1, 3, 3, 0, 7, 1];
     const res: Float32Array[][] = [];

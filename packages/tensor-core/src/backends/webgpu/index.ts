@@ -21,10 +21,12 @@ import type { Caps } from './wgsl.js';
 import { gpuItemSize } from './wgsl.js';
 import { adamw } from './kernels/adamw.js';
 import { attention } from './kernels/attention.js';
+import { attentionBackward } from './kernels/attention-backward.js';
 import { conv2d, conv2dInputGrad, conv2dWeightGrad } from './kernels/conv.js';
 import { binary, copyInto, fill, unary, where } from './kernels/elementwise.js';
 import { matmul } from './kernels/gemm.js';
 import { groupNorm, layerNorm, softmax } from './kernels/norm.js';
+import { groupNormBackward, layerNormBackward } from './kernels/norm-backward.js';
 import { random } from './kernels/random.js';
 import { reduce } from './kernels/reduce.js';
 import { gatherRows, scatterAddRows } from './kernels/rows.js';
@@ -230,14 +232,31 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     return layerNorm(this.ctx, x, weight, bias, normSize, eps);
   }
 
+  layerNormBackward(x: GV, weight: GV | null, bias: GV | null, normSize: number, eps: number, gy: GV): [GpuStorage, GpuStorage | null, GpuStorage | null] {
+    this.ctx.check();
+    return layerNormBackward(this.ctx, x, weight, bias, normSize, eps, gy);
+  }
+
   groupNorm(x: GV, groups: number, weight: GV | null, bias: GV | null, eps: number, silu: boolean): GpuStorage {
     this.ctx.check();
     return groupNorm(this.ctx, x, groups, weight, bias, eps, silu);
   }
 
+  groupNormBackward(
+    x: GV, groups: number, weight: GV | null, bias: GV | null, eps: number, silu: boolean, gy: GV,
+  ): [GpuStorage, GpuStorage | null, GpuStorage | null] {
+    this.ctx.check();
+    return groupNormBackward(this.ctx, x, groups, weight, bias, eps, silu, gy);
+  }
+
   attention(q: GV, k: GV, v: GV, mask: GV | null, causal: boolean, scale: number): GpuStorage {
     this.ctx.check();
     return attention(this.ctx, q, k, v, mask, causal, scale);
+  }
+
+  attentionBackward(q: GV, k: GV, v: GV, mask: GV | null, causal: boolean, scale: number, gy: GV): [GpuStorage, GpuStorage, GpuStorage] {
+    this.ctx.check();
+    return attentionBackward(this.ctx, q, k, v, mask, causal, scale, gy);
   }
 
   adamw(param: GpuStorage, grad: GV, m: GpuStorage, v: GpuStorage, size: number, dtype: DType, hp: AdamWHyper): void {
