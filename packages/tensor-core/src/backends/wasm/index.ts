@@ -12,7 +12,7 @@
  */
 import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
-import { isContiguous, numel } from '../../shape.js';
+import { contiguousStrides, isContiguous, numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { adamwStep } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
@@ -210,13 +210,7 @@ export class WasmBackend implements Backend<TypedArray> {
   private widen(x: WView): WView {
     if (x.dtype === 'float32') return x;
     const shape = x.shape;
-    const strides: number[] = [];
-    let acc = 1;
-    for (let i = shape.length - 1; i >= 0; i--) {
-      strides[i] = acc;
-      acc *= shape[i];
-    }
-    return { storage: this.cpu.unary('copy', x, 'float32'), dtype: 'float32', shape, strides, offset: 0 };
+    return { storage: this.cpu.unary('copy', x, 'float32'), dtype: 'float32', shape, strides: contiguousStrides(shape), offset: 0 };
   }
   /** f32 results rounded to `dtype`. */
   private narrow(r: Float32Array, dtype: DType): TypedArray {
