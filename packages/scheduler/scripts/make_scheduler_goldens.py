@@ -26,6 +26,8 @@ Writes packages/scheduler/test/fixtures/<Scheduler>_<variant>.json, and training
 the min-SNR-γ weights of diffusers' train_text_to_image.py).
 """
 import argparse
+import importlib.machinery
+import importlib.util
 import inspect
 import json
 import os
@@ -41,6 +43,33 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+
+def scipy_shim():
+    """diffusers' LMS imports scipy, which Debian's reference machine lacks. Its only use on this
+    path is `integrate.quad` of a cubic-or-lower polynomial (the Lagrange basis of LMS); QUADPACK's
+    21-point Gauss-Kronrod rule integrates that exactly, and so does the 20-point Gauss-Legendre
+    rule used here (both in float64 over the same float32 evaluations of diffusers' integrand)."""
+    import types
+    if importlib.util.find_spec("scipy") is not None:
+        return
+    scipy = types.ModuleType("scipy")
+    integrate = types.ModuleType("scipy.integrate")
+    stats = types.ModuleType("scipy.stats")  # beta sigmas only; not used here
+    xs, ws = np.polynomial.legendre.leggauss(20)
+
+    def quad(f, a, b, epsrel=None):
+        a, b = float(a), float(b)
+        half, mid = (b - a) / 2, (a + b) / 2
+        return sum(float(w) * float(f(mid + half * float(x))) for x, w in zip(xs, ws)) * half, 0.0
+
+    integrate.quad = quad
+    scipy.integrate, scipy.stats = integrate, stats
+    for m in (scipy, integrate, stats):  # importlib.util.find_spec (diffusers asks) needs a spec
+        m.__spec__ = importlib.machinery.ModuleSpec(m.__name__, None)
+    sys.modules.update({"scipy": scipy, "scipy.integrate": integrate, "scipy.stats": stats})
+
+
+scipy_shim()
 import diffusers  # noqa: E402
 
 DIFFUSERS_COMMIT = "89e4d6219805975bd7d253a267e1951badc9f1c0"
@@ -106,6 +135,10 @@ VARIANTS = [
     ("UniPCMultistepScheduler", "order3_bh1", {"solver_order": 3, "solver_type": "bh1", "final_sigmas_type": "sigma_min"}, 10, {}),
     ("UniPCMultistepScheduler", "noise_pred_karras", {"predict_x0": False, "use_karras_sigmas": True, "final_sigmas_type": "sigma_min"}, 12, {}),
     ("UniPCMultistepScheduler", "trailing_no_corrector_0", {"timestep_spacing": "trailing", "disable_corrector": [0]}, 8, {}),
+    # LMS (scipy's quad replaced by an exact rule, see scipy_shim)
+    ("LMSDiscreteScheduler", "epsilon", {}, 20, {}),
+    ("LMSDiscreteScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
+    ("LMSDiscreteScheduler", "karras_leading", {"use_karras_sigmas": True, "timestep_spacing": "leading"}, 15, {}),
     # zero terminal SNR (Lin et al. 2023: rescaled betas, trailing spacing, v-prediction)
     ("DDIMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
     ("DDPMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
@@ -131,7 +164,10 @@ def timestep_value(t):
 
 
 def make(name, variant, overrides, n, step_kwargs):
-    cls = getattr(diffusers, name)
+    if name == "LMSDiscreteScheduler":  # diffusers hides it when scipy's metadata is missing
+        from diffusers.schedulers.scheduling_lms_discrete import LMSDiscreteScheduler as cls
+    else:
+        cls = getattr(diffusers, name)
     sched = cls.from_config({**SD15, "_class_name": name, **overrides})
     sched.set_timesteps(n)
     config = json.loads(json.dumps(dict(sched.config)))
@@ -236,7 +272,7 @@ def main():
     for name, variant, overrides, n, kw in VARIANTS:
         d = make(name, variant, overrides, n, kw)
         fn = f"{name}_{variant}.json"
-        if variant == "epsilon" and name != "UniPCMultistepScheduler" and not a.check_dir:
+        if variant == "epsilon" and name not in ("UniPCMultistepScheduler", "LMSDiscreteScheduler") and not a.check_dir:
             continue
         if a.check_dir and os.path.exists(os.path.join(a.check_dir, fn)):
             ref = json.load(open(os.path.join(a.check_dir, fn)))

@@ -45,6 +45,7 @@ export { DPMSolverMultistepScheduler, DPM_SOLVER_DEFAULTS } from './dpm-solver.j
 export type { DPMSolverConfig } from './dpm-solver.js';
 export { UniPCMultistepScheduler, UNIPC_DEFAULTS } from './unipc.js';
 export type { UniPCConfig } from './unipc.js';
+export { LMSDiscreteScheduler, LMS_DEFAULTS } from './lms.js';
 export { MultistepScheduler } from './multistep.js';
 export type { MultistepConfig } from './multistep.js';
 export { SCHEDULERS, SCHEDULER_ALIASES, schedulerFromConfig } from './registry.js';

@@ -8,6 +8,7 @@ import { SchedulerConfigError } from './errors.js';
 import { PNDMScheduler } from './pndm.js';
 import type { SchedulerBase } from './scheduler.js';
 import { UniPCMultistepScheduler } from './unipc.js';
+import { LMSDiscreteScheduler } from './lms.js';
 
 /** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. */
 export const SCHEDULERS = {
@@ -18,6 +19,7 @@ export const SCHEDULERS = {
   EulerAncestralDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => EulerAncestralDiscreteScheduler.fromConfig(c, file),
   DPMSolverMultistepScheduler: (c: SchedulerConfigLike, file?: string) => DPMSolverMultistepScheduler.fromConfig(c, file),
   UniPCMultistepScheduler: (c: SchedulerConfigLike, file?: string) => UniPCMultistepScheduler.fromConfig(c, file),
+  LMSDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => LMSDiscreteScheduler.fromConfig(c, file),
 } satisfies Record<string, (c: SchedulerConfigLike, file?: string) => SchedulerBase>;
 
 export type SchedulerName = keyof typeof SCHEDULERS;
@@ -33,6 +35,7 @@ export const SCHEDULER_ALIASES: Record<string, SchedulerName> = {
   'dpm++_2m': 'DPMSolverMultistepScheduler',
   dpmpp_2m: 'DPMSolverMultistepScheduler',
   unipc: 'UniPCMultistepScheduler',
+  lms: 'LMSDiscreteScheduler',
 };
 
 /**

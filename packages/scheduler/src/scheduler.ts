@@ -30,6 +30,8 @@ export interface StepOptions {
   sTmax?: number;
   /** Euler: scale of the churn noise. */
   sNoise?: number;
+  /** LMS: how many past derivatives a step combines (default 4). */
+  order?: number;
 }
 
 /** Timesteps for `addNoise`/`getVelocity`/`snr`: one number, one per batch element, or an int32 tensor. */
