@@ -68,7 +68,8 @@ export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView,
 /**
  * Gradients of attention given gy [B, Lq, Ev]: [dq, dk, dv], contiguous f32. Threads take whole
  * batches when they divide evenly (or there are many); otherwise each batch's query blocks are
- * split across threads, each accumulating its own partial dK/dV, summed here.
+ * split across threads, each accumulating its own partial dK/dV, summed here. The kernel
+ * accumulates dK and dV transposed; they are transposed back here.
  */
 export function attentionBackward(
   scratch: Scratch, q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number, gy: WView,
@@ -109,27 +110,30 @@ export function attentionBackward(
     e.f32.fill(0, gv / 4, gv / 4 + vLen);
     f[A.mode] = 0; f[A.b0] = 0;
     e.run('task_attention_bwd', e.desc(f));
-    scratch.copyOut(gk, dk);
-    scratch.copyOut(gv, dv);
+    for (let b = 0; b < B; b++) {
+      transposeOut(e.f32, gk / 4 + b * Lk * E, 1, E, Lk, dk, b * Lk * E);
+      transposeOut(e.f32, gv / 4 + b * Lk * Ev, 1, Ev, Lk, dv, b * Lk * Ev);
+    }
   } else {
     for (let b = 0; b < B; b++) {
       e.f32.fill(0, gk / 4, gk / 4 + kLen);
       e.f32.fill(0, gv / 4, gv / 4 + vLen);
       f[A.mode] = 1; f[A.b0] = b;
       e.run('task_attention_bwd', e.desc(f));
-      sumPartials(e.f32, gk / 4, T, Lk * E, dk, b * Lk * E);
-      sumPartials(e.f32, gv / 4, T, Lk * Ev, dv, b * Lk * Ev);
+      transposeOut(e.f32, gk / 4, T, E, Lk, dk, b * Lk * E);
+      transposeOut(e.f32, gv / 4, T, Ev, Lk, dv, b * Lk * Ev);
     }
   }
   scratch.copyOut(gq, dq);
   return [dq, dk, dv];
 }
 
-/** out[at + i] = Σ_t src[base + t·len + i]. */
-function sumPartials(src: Float32Array, base: number, T: number, len: number, out: Float32Array, at: number): void {
-  out.set(src.subarray(base, base + len), at);
-  for (let t = 1; t < T; t++) {
-    const o = base + t * len;
-    for (let i = 0; i < len; i++) out[at + i] += src[o + i];
-  }
+/** out[at + j·R + i] = Σ_t src[base + t·R·C + i·C + j]: the sum of `parts` [R, C] matrices, transposed. */
+function transposeOut(src: Float32Array, base: number, parts: number, R: number, C: number, out: Float32Array, at: number): void {
+  for (let i = 0; i < R; i++)
+    for (let j = 0; j < C; j++) {
+      let s = 0;
+      for (let t = 0, o = base + i * C + j; t < parts; t++, o += R * C) s += src[o];
+      out[at + j * R + i] = s;
+    }
 }

@@ -4,13 +4,13 @@
  * workspace), then
  *
  *   dP = dO vᵀ,  D = rowsum(P ⊙ dP),  dS = P ⊙ (dP − D) · scale,
- *   dQ[block] = dS k,  dK += dSᵀ q[block],  dV += Pᵀ dO[block],
+ *   dQ[block] = dS k,  dKᵀ += q[block]ᵀ dS,  dVᵀ += dO[block]ᵀ P,
  *
  * all in f32. The Lq×Lk matrices are never held. dK and dV accumulate over query blocks, so a
  * thread owns what it accumulates into: mode 0 gives each thread whole batches; mode 1 (fewer
  * batches than threads) splits the query blocks of one batch `b0` and each thread accumulates into
- * its own partial dK/dV (at `dK + t·Lk·E`, `dV + t·Lk·Ev`), which the host sums. The host zeroes
- * dK and dV (or the partials) first.
+ * its own partial dKᵀ/dVᵀ (at `dK + t·Lk·E`, `dV + t·Lk·Ev`), which the host sums. dK and dV are
+ * accumulated transposed, [E, Lk] and [Ev, Lk] per batch; the host zeroes them first.
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
 import { field, gemmWorkspaceBytes, min } from './module.js';
@@ -116,11 +116,12 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
         f.get(L.K).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().get(L.E).i32(1);
         f.get(L.dQ).get(b).get(L.Lq).mul().get(i0).add().get(L.E).mul().i32(4).mul().add().get(L.E);
         f.get(rows).get(L.E).get(L.Lk).get(ws).i32(0).call(g);
-        // dK[b] += dSᵀ · Q[b, block];  dV[b] += Pᵀ · dO[b, block]
-        f.get(P2).i32(1).get(L.ldS).get(Qb).get(L.E).i32(1).get(dKb).get(L.E);
-        f.get(L.Lk).get(L.E).get(rows).get(ws).i32(1).call(g);
-        f.get(S).i32(1).get(L.ldS).get(dOb).get(L.Ev).i32(1).get(dVb).get(L.Ev);
-        f.get(L.Lk).get(L.Ev).get(rows).get(ws).i32(1).call(g);
+        // dKᵀ[b] += Q[b, block]ᵀ · dS;  dVᵀ[b] += dO[b, block]ᵀ · P. Accumulating the transposes
+        // packs the large operand (dS, P: rows × Lk) as contiguous rows; the host transposes once.
+        f.get(Qb).i32(1).get(L.E).get(P2).get(L.ldS).i32(1).get(dKb).get(L.Lk);
+        f.get(L.E).get(L.Lk).get(rows).get(ws).i32(1).call(g);
+        f.get(dOb).i32(1).get(L.Ev).get(S).get(L.ldS).i32(1).get(dVb).get(L.Lk);
+        f.get(L.Ev).get(L.Lk).get(rows).get(ws).i32(1).call(g);
       });
     });
     mod.add(f);
