@@ -1,0 +1,95 @@
+// A tiny Stable Diffusion pipeline with seeded random weights, in diffusers' layout, for tests,
+// the diffusers reference (make_reference_image.py) and benchmarks. Everything is made by Kiln:
+// the real CLIP tokenizer (the vocabulary @kiln/clip ships), a 2-layer CLIP text model of width
+// 32 over the full 49408-token vocabulary, the harness's tiny UNet (blocks [32, 64], cross-attention
+// 32) and VAE (blocks [32, 64], so 2 pixels per latent), and SD 1.5's scheduler config. The same
+// seed gives the same weights on every backend (Philox draws).
+import * as k from '@kiln/tensor-core';
+import { CLIPTextModel, CLIPTokenizer } from '@kiln/clip';
+import { schedulerFromConfig } from '@kiln/scheduler';
+import { UNet2DConditionModel } from '@kiln/unet';
+import type { UNetConfigInput } from '@kiln/unet';
+import { AutoencoderKL } from '@kiln/vae';
+import type { VAEConfigInput } from '@kiln/vae';
+import { StableDiffusionPipeline } from '../src/index.js';
+
+export const TINY_TEXT_CONFIG = {
+  vocab_size: 49408,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  max_position_embeddings: 77,
+  hidden_act: 'quick_gelu',
+  layer_norm_eps: 1e-5,
+  bos_token_id: 0,
+  eos_token_id: 2,
+  pad_token_id: 1,
+  projection_dim: 32,
+} as const;
+
+export const TINY_UNET_CONFIG: UNetConfigInput = {
+  sample_size: 16,
+  in_channels: 4,
+  out_channels: 4,
+  block_out_channels: [32, 64],
+  layers_per_block: 1,
+  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+  cross_attention_dim: 32,
+  attention_head_dim: 8,
+  norm_num_groups: 8,
+};
+
+export const TINY_VAE_CONFIG: VAEConfigInput = {
+  sample_size: 32,
+  in_channels: 3,
+  out_channels: 3,
+  block_out_channels: [32, 64],
+  layers_per_block: 1,
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
+  latent_channels: 4,
+  norm_num_groups: 32,
+  scaling_factor: 0.18215,
+};
+
+/** SD 1.5's scheduler_config.json. */
+export const SD15_SCHEDULER_CONFIG = {
+  _class_name: 'PNDMScheduler',
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  clip_sample: false,
+  num_train_timesteps: 1000,
+  set_alpha_to_one: false,
+  skip_prk_steps: true,
+  steps_offset: 1,
+  trained_betas: null,
+} as const;
+
+/** The tiny pipeline on the current backend, weights drawn from `seed`; norm weights and biases are perturbed so they matter. */
+export async function buildTinyPipeline(seed = 1234): Promise<StableDiffusionPipeline> {
+  const tokenizer = await CLIPTokenizer.fromOpenAI();
+  k.manualSeed(seed);
+  const textEncoder = new CLIPTextModel(TINY_TEXT_CONFIG);
+  const unet = new UNet2DConditionModel(TINY_UNET_CONFIG);
+  const vae = new AutoencoderKL(TINY_VAE_CONFIG);
+  k.noGrad(() => {
+    for (const m of [textEncoder, unet, vae]) {
+      for (const [name, p] of m.namedParameters()) if (/norm/.test(name)) p.assign_(k.tidy(() => p.add(k.randn(p.shape).mul(0.2))));
+    }
+  });
+  const scheduler = schedulerFromConfig(SD15_SCHEDULER_CONFIG);
+  return new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler });
+}
+
+/** Writes the tiny pipeline as a diffusers folder. */
+export async function writeTinyModel(dir: string, seed = 1234): Promise<void> {
+  const pipe = await buildTinyPipeline(seed);
+  try {
+    await pipe.savePretrained(dir);
+  } finally {
+    pipe.dispose();
+  }
+}

@@ -1,0 +1,279 @@
+import * as k from '@kiln/tensor-core';
+import type { CLIPTextModel, CLIPTokenizer } from '@kiln/clip';
+import { ClassifierFreeGuidance, guidedStep } from '@kiln/guidance';
+import { schedulerFromConfig } from '@kiln/scheduler';
+import type { SchedulerBase } from '@kiln/scheduler';
+import type { UNet2DConditionModel } from '@kiln/unet';
+import type { AutoencoderKL } from '@kiln/vae';
+import { PipelineError } from './errors.js';
+import { toRgba } from './images.js';
+import type { Txt2ImgOptions, Txt2ImgResult } from './txt2img-options.js';
+
+/** The five parts of a Stable Diffusion 1.x pipeline (diffusers' component names, camel-cased). */
+export interface StableDiffusionComponents {
+  tokenizer: CLIPTokenizer;
+  textEncoder: CLIPTextModel;
+  unet: UNet2DConditionModel;
+  vae: AutoencoderKL;
+  scheduler: SchedulerBase;
+}
+
+/** Options of {@link StableDiffusionPipeline.fromPretrained} (diffusers' `from_pretrained` arguments). */
+export interface PipelineLoadOptions {
+  /** Parameter dtype of the three models (default float32); `'float16'` with `variant: 'fp16'` loads SD at half size. */
+  dtype?: k.DType;
+  /** Weight-file variant, e.g. `'fp16'` (`unet/diffusion_pytorch_model.fp16.safetensors`, …). */
+  variant?: string;
+  /** A Hugging Face Hub revision (branch, tag or commit); only meaningful for Hub ids. */
+  revision?: string;
+}
+
+/** Options of {@link StableDiffusionPipeline.encodePrompt}. */
+export interface EncodePromptOptions {
+  /** Repeat each prompt's embedding this many times, consecutively (default 1). */
+  numImagesPerPrompt?: number;
+  /** See {@link Txt2ImgOptions.clipSkip}. */
+  clipSkip?: number;
+}
+
+const positiveInt = (v: number | undefined, name: string, fallback: number): number => {
+  const x = v ?? fallback;
+  if (!Number.isInteger(x) || x < 1) throw new PipelineError(`txt2img: ${name} must be a positive integer, got ${String(v)}`);
+  return x;
+};
+
+const asList = (p: string | readonly string[]): string[] => (typeof p === 'string' ? [p] : [...p]);
+
+/**
+ * diffusers' `StableDiffusionPipeline` for SD 1.x: tokenizer, CLIP text encoder, UNet, VAE and a
+ * scheduler, and `txt2img`, which runs the same computation as diffusers' `__call__` (classifier-free
+ * guidance in one batched UNet forward, any scheduler), so the same weights, initial latents and
+ * prompt embeddings give the same image. The seed gives the same image on every backend.
+ *
+ * @example
+ * ```ts
+ * import * as k from '@kiln/tensor-core';
+ * import { StableDiffusionPipeline } from '@kiln/pipeline';
+ * import { writePng } from '@kiln/pipeline/node';
+ *
+ * await k.useBackend('wasm');
+ * const pipe = await StableDiffusionPipeline.fromPretrained('./stable-diffusion-v1-5');
+ * const { images, rgba } = await pipe.txt2img({ prompt: 'a photo of an astronaut riding a horse', seed: 42, numInferenceSteps: 25 });
+ * await writePng('astronaut.png', rgba[0], { parameters: 'a photo of an astronaut riding a horse\nSteps: 25, Seed: 42' });
+ * images.dispose();
+ * ```
+ */
+export class StableDiffusionPipeline {
+  readonly tokenizer: CLIPTokenizer;
+  readonly textEncoder: CLIPTextModel;
+  readonly unet: UNet2DConditionModel;
+  readonly vae: AutoencoderKL;
+  scheduler: SchedulerBase;
+
+  constructor(components: StableDiffusionComponents) {
+    ({ tokenizer: this.tokenizer, textEncoder: this.textEncoder, unet: this.unet, vae: this.vae, scheduler: this.scheduler } = components);
+    for (const m of [this.textEncoder, this.unet, this.vae]) m.eval();
+  }
+
+  /**
+   * Loads a pipeline from a diffusers folder (`model_index.json` with `tokenizer/`, `text_encoder/`,
+   * `unet/`, `vae/` and `scheduler/`); the scheduler's class is the `_class_name` of its
+   * `scheduler_config.json`. Each model is read tensor by tensor into an uninitialised model, so
+   * loading peaks at the models' own size. Node only.
+   *
+   * @example
+   * ```ts
+   * const pipe = await StableDiffusionPipeline.fromPretrained('./sd15', { variant: 'fp16', dtype: 'float16' });
+   * ```
+   */
+  static async fromPretrained(source: string, options: PipelineLoadOptions = {}): Promise<StableDiffusionPipeline> {
+    const { loadPipelineFolder } = await import('./load-folder.js');
+    return new StableDiffusionPipeline(await loadPipelineFolder(source, options));
+  }
+
+  /**
+   * Writes the pipeline as a diffusers folder (`model_index.json`, one subfolder per component),
+   * each file atomically; diffusers' `StableDiffusionPipeline.from_pretrained` loads it. Node only.
+   *
+   * @example
+   * ```ts
+   * await pipe.savePretrained('./out/my-model');
+   * ```
+   */
+  async savePretrained(dir: string, options: { variant?: string } = {}): Promise<void> {
+    const { savePipelineFolder } = await import('./save-folder.js');
+    await savePipelineFolder(dir, this, options);
+  }
+
+  /** 2^(VAE blocks − 1): pixels per latent (8 for SD). */
+  get vaeScaleFactor(): number {
+    return 2 ** (this.vae.config.block_out_channels.length - 1);
+  }
+
+  /**
+   * Text-encoder embeddings of prompts, as diffusers' `encode_prompt` makes them: tokens padded and
+   * truncated to 77, the last hidden state (or, with `clipSkip`, an earlier one through the final
+   * layer norm), in the UNet's dtype, each row repeated `numImagesPerPrompt` times.
+   *
+   * @example
+   * ```ts
+   * const embeds = pipe.encodePrompt(['a red fox']); // [1, 77, 768]
+   * ```
+   */
+  encodePrompt(prompts: readonly string[], options: EncodePromptOptions = {}): k.Tensor {
+    const n = options.numImagesPerPrompt ?? 1;
+    const layers = this.textEncoder.config.num_hidden_layers;
+    const skip = options.clipSkip;
+    if (skip !== undefined && !(Number.isInteger(skip) && skip >= 0 && skip < layers)) {
+      throw new PipelineError(`clipSkip must be an integer from 0 to ${layers - 1} (the text encoder has ${layers} layers), got ${skip}`);
+    }
+    return k.tidy(() =>
+      k.noGrad(() => {
+        const ids = prompts.map((p) => this.tokenizer.encode(p, { maxLength: this.tokenizer.modelMaxLength }));
+        const out = this.textEncoder.forward(ids);
+        const embeds =
+          skip === undefined ? out.lastHiddenState : this.textEncoder.textModel.finalLayerNorm.forward(out.hiddenStates[out.hiddenStates.length - (skip + 1)]);
+        return this.repeatRows(embeds.to(this.dtype), n);
+      }),
+    );
+  }
+
+  /** The UNet's parameter dtype, which latents and embeddings take. */
+  get dtype(): k.DType {
+    return this.unet.convIn.weight.dtype;
+  }
+
+  /**
+   * Text to image: diffusers' `StableDiffusionPipeline.__call__`. Draws the initial latents from
+   * the generator (or takes `latents`), runs `numInferenceSteps` guided steps (each in its own
+   * `tidy`, so memory stays flat), decodes with the VAE and returns the images as a tensor in
+   * [0, 1] and as RGBA bytes.
+   *
+   * @example
+   * ```ts
+   * const { images, rgba, seed } = await pipe.txt2img({
+   *   prompt: 'a watercolor of a lighthouse', negativePrompt: 'blurry', seed: 7,
+   *   numInferenceSteps: 30, guidanceScale: 7, scheduler: 'dpm++_2m', width: 512, height: 512,
+   * });
+   * ```
+   */
+  async txt2img(options: Txt2ImgOptions): Promise<Txt2ImgResult> {
+    const o = options;
+    const steps = positiveInt(o.numInferenceSteps, 'numInferenceSteps', 50);
+    const perPrompt = positiveInt(o.numImagesPerPrompt, 'numImagesPerPrompt', 1);
+    const scale = this.vaeScaleFactor;
+    const defaultSize = (this.unet.config.sample_size ?? 64) * scale;
+    const width = positiveInt(o.width, 'width', defaultSize);
+    const height = positiveInt(o.height, 'height', defaultSize);
+    if (width % scale || height % scale) throw new PipelineError(`txt2img: width and height must be multiples of ${scale} (the VAE's scale factor), got ${width}×${height}`);
+    const guidance = new ClassifierFreeGuidance({ guidanceScale: o.guidanceScale ?? 7.5, guidanceRescale: o.guidanceRescale ?? 0 });
+    const scheduler = this.schedulerFor(o.scheduler);
+    let seed: number | undefined;
+    let generator = o.generator;
+    if (!generator) {
+      seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new PipelineError(`txt2img: seed must be a non-negative integer, got ${o.seed}`);
+      generator = new k.Generator(seed);
+    }
+
+    const { cond, uncond } = this.conditioning(o, guidance.active, perPrompt);
+    const context = k.tidy(() => guidance.conditioning(cond, uncond));
+    if (context !== cond) cond.dispose();
+    uncond?.dispose();
+    const N = context.shape[0] / guidance.copies;
+    const latentShape = [N, this.unet.config.in_channels, height / scale, width / scale];
+    let latents: k.Tensor;
+    try {
+      if (o.latents && o.latents.shape.join() !== latentShape.join()) {
+        throw new PipelineError(`txt2img: latents must be [${latentShape.join(', ')}] for ${N} images of ${width}×${height}, got [${o.latents.shape.join(', ')}]`);
+      }
+      scheduler.setTimesteps(steps);
+      latents = k.tidy(() => {
+        const noise = o.latents ?? k.randn(latentShape, { generator });
+        return k.mul(noise.to(this.dtype), scheduler.initNoiseSigma);
+      });
+    } catch (e) {
+      context.dispose();
+      throw e;
+    }
+    const denoise = (x: k.Tensor, t: number, c: k.Tensor) => this.unet.forward(x, t, c).sample;
+    try {
+      const timesteps = scheduler.timesteps;
+      for (let i = 0; i < timesteps.length; i++) {
+        const next = k.noGrad(() => guidedStep(scheduler, guidance, denoise, latents, timesteps[i], i, context, { generator, eta: o.eta }));
+        latents.dispose();
+        latents = next;
+        await o.callback?.({ step: i, numSteps: timesteps.length, timestep: timesteps[i], latents });
+      }
+    } catch (e) {
+      latents.dispose();
+      throw e;
+    } finally {
+      context.dispose();
+    }
+    const images = k.tidy(() =>
+      k.noGrad(() => {
+        const z = latents.to(this.vae.decoder.convIn.weight.dtype).div(this.vae.config.scaling_factor);
+        return this.vae.decode(z).sample.to('float32').div(2).add(0.5).clamp(0, 1);
+      }),
+    );
+    latents.dispose();
+    return { images, rgba: await toRgba(images), scheduler: scheduler.className, ...(seed !== undefined ? { seed } : {}) };
+  }
+
+  /** Frees every model's parameters. */
+  dispose(): void {
+    for (const m of [this.textEncoder, this.unet, this.vae]) m.dispose();
+  }
+
+  private schedulerFor(choice: Txt2ImgOptions['scheduler']): SchedulerBase {
+    if (choice === undefined) return this.scheduler;
+    if (typeof choice !== 'string') return choice;
+    return schedulerFromConfig(this.scheduler.toJSON(), { className: choice });
+  }
+
+  private repeatRows(x: k.Tensor, n: number): k.Tensor {
+    if (n === 1) return x;
+    const [B, ...rest] = x.shape;
+    return k.expand(x.unsqueeze(1), [B, n, ...rest]).contiguous().reshape([B * n, ...rest]);
+  }
+
+  /** The conditional and (with guidance) unconditional embeddings, each [B·n, 77, D]. */
+  private conditioning(o: Txt2ImgOptions, guided: boolean, n: number): { cond: k.Tensor; uncond?: k.Tensor } {
+    if ((o.prompt === undefined) === (o.promptEmbeds === undefined)) throw new PipelineError('txt2img: give either prompt or promptEmbeds (exactly one)');
+    if (o.negativePrompt !== undefined && o.negativePromptEmbeds !== undefined) throw new PipelineError('txt2img: give negativePrompt or negativePromptEmbeds, not both');
+    const D = this.unet.config.cross_attention_dim;
+    const check = (t: k.Tensor, name: string) => {
+      if (t.ndim !== 3 || t.shape[2] !== D) throw new PipelineError(`txt2img: ${name} must be [B, L, ${D}] (the UNet's cross_attention_dim), got [${t.shape.join(', ')}]`);
+    };
+    let cond: k.Tensor;
+    let prompts: string[] | undefined;
+    if (o.promptEmbeds) {
+      check(o.promptEmbeds, 'promptEmbeds');
+      cond = k.tidy(() => this.repeatRows(k.clone(o.promptEmbeds!.to(this.dtype)), n));
+    } else {
+      prompts = asList(o.prompt!);
+      if (prompts.length === 0) throw new PipelineError('txt2img: prompt is an empty list');
+      cond = this.encodePrompt(prompts, { numImagesPerPrompt: n, clipSkip: o.clipSkip });
+    }
+    if (!guided) return { cond };
+    const B = cond.shape[0] / n;
+    try {
+      if (o.negativePromptEmbeds) {
+        check(o.negativePromptEmbeds, 'negativePromptEmbeds');
+        if (o.negativePromptEmbeds.shape.join() !== (o.promptEmbeds ?? o.negativePromptEmbeds).shape.join() || o.negativePromptEmbeds.shape[0] !== B) {
+          throw new PipelineError(`txt2img: negativePromptEmbeds [${o.negativePromptEmbeds.shape.join(', ')}] must have the prompt embeddings' shape [${B}, ${cond.shape.slice(1).join(', ')}]`);
+        }
+        return { cond, uncond: k.tidy(() => this.repeatRows(k.clone(o.negativePromptEmbeds!.to(this.dtype)), n)) };
+      }
+      let negatives = o.negativePrompt === undefined ? [''] : asList(o.negativePrompt);
+      if (negatives.length === 1) negatives = new Array<string>(B).fill(negatives[0]);
+      if (negatives.length !== B) throw new PipelineError(`txt2img: ${negatives.length} negative prompts for ${B} prompts`);
+      // diffusers encodes the negative prompt without clip_skip.
+      return { cond, uncond: this.encodePrompt(negatives, { numImagesPerPrompt: n }) };
+    } catch (e) {
+      cond.dispose();
+      throw e;
+    }
+  }
+}
