@@ -6,7 +6,7 @@
 //
 // The weights are Kiln's own initialisation (seeded, norm weights and biases perturbed so they
 // matter); inputs and the gradient seed are the unet_tiny fixture's. OUT gets config.json and
-// diffusion_pytorch_model.safetensors (savePretrained) and io.safetensors with Kiln's outputs,
+// diffusion_pytorch_model.safetensors (savePretrained), single_file.safetensors (LDM names) and io.safetensors with Kiln's outputs,
 // every block's output and the gradients of every parameter.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +27,8 @@ k.noGrad(() => {
 });
 unet.eval();
 await unet.savePretrained(out);
+// The same weights as an SD 1.x single file (LDM names), for scripts/check_single_file.py.
+await saveSafetensors(join(out, 'single_file.safetensors'), unet.ldmStateDict(), { format: 'pt' });
 
 const io = await loadSafetensors(join(fixture, 'io.safetensors'), { device: 'wasm' });
 const res: Record<string, k.Tensor> = {};

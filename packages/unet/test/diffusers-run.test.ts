@@ -25,4 +25,10 @@ describe('a Kiln-written UNet folder in diffusers', () => {
   it('agrees to 1e-4 relative everywhere', () => {
     for (const [name, rel] of rows) expect(rel, name).toBeLessThan(1e-4);
   });
+
+  it("diffusers' own LDM converter turns Kiln's single file back into Kiln's folder exactly", () => {
+    const report = readFileSync(`${fixture('.')}single-file-check.txt`, 'utf8');
+    expect(report).toContain('missing=[] unexpected=[]');
+    expect(report.trim().split('\n').at(-1)).toBe('IDENTICAL');
+  });
 });
