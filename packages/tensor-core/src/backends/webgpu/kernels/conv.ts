@@ -4,6 +4,8 @@
  * compile-time constant so its divisions become multiplies.
  */
 import type { Conv2dParams, View } from '../../../backend.js';
+import { conv2dOutputShape, convDims } from '../../../shape.js';
+import type { ConvDims } from '../../../shape.js';
 import type { GpuContext } from '../context.js';
 import { Meta } from '../meta.js';
 import type { GpuStorage } from '../pool.js';
@@ -12,22 +14,8 @@ import type { ATile, BTile } from './gemm.js';
 
 type GV = View<GpuStorage>;
 
-/** Output extent of a convolution along one axis (as PyTorch computes it). */
-export function convOutSize(size: number, kernel: number, stride: number, padding: number, dilation: number): number {
-  return Math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
-}
-
-/** Everything about one convolution's shapes. */
-interface ConvGeometry {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  kh: number;
-  kw: number;
-  Ho: number;
-  Wo: number;
+/** Everything about one convolution's shapes (the sizes from shape.ts, shared with every backend). */
+interface ConvGeometry extends ConvDims {
   p: Conv2dParams;
 }
 
@@ -172,23 +160,13 @@ function convGemm(ctx: GpuContext, kind: ConvKind, g: ConvGeometry, ops: { x: GV
 }
 
 export function conv2d(ctx: GpuContext, x: GV, w: GV, p: Conv2dParams): GpuStorage {
-  const [N, C, H, W] = x.shape;
-  const [O, , kh, kw] = w.shape;
-  const Ho = convOutSize(H, kh, p.stride[0], p.padding[0], p.dilation[0]);
-  const Wo = convOutSize(W, kw, p.stride[1], p.padding[1], p.dilation[1]);
-  return convGemm(ctx, 'conv', { N, C, H, W, O, kh, kw, Ho, Wo, p }, { x, w, gy: null });
+  return convGemm(ctx, 'conv', { ...convDims(x.shape, w.shape, conv2dOutputShape(x.shape, w.shape, p)), p }, { x, w, gy: null });
 }
 
 export function conv2dInputGrad(ctx: GpuContext, gy: GV, w: GV, inputShape: readonly number[], p: Conv2dParams): GpuStorage {
-  const [N, C, H, W] = inputShape;
-  const [O, , kh, kw] = w.shape;
-  const [, , Ho, Wo] = gy.shape;
-  return convGemm(ctx, 'dgrad', { N, C, H, W, O, kh, kw, Ho, Wo, p }, { x: null, w, gy });
+  return convGemm(ctx, 'dgrad', { ...convDims(inputShape, w.shape, gy.shape), p }, { x: null, w, gy });
 }
 
 export function conv2dWeightGrad(ctx: GpuContext, x: GV, gy: GV, weightShape: readonly number[], p: Conv2dParams): GpuStorage {
-  const [N, C, H, W] = x.shape;
-  const [O, , kh, kw] = weightShape;
-  const [, , Ho, Wo] = gy.shape;
-  return convGemm(ctx, 'wgrad', { N, C, H, W, O, kh, kw, Ho, Wo, p }, { x, w: null, gy });
+  return convGemm(ctx, 'wgrad', { ...convDims(x.shape, weightShape, gy.shape), p }, { x, w: null, gy });
 }
