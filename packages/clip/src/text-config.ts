@@ -79,6 +79,11 @@ export class CLIPConfigError extends KilnError {
  * ```
  */
 export function parseCLIPTextConfig(raw: unknown, file = 'config'): CLIPTextConfig {
+  // zod's passthrough copies keys by assignment, so a "__proto__" key would become the result's
+  // prototype instead of a field; no config field has that name.
+  if (typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__')) {
+    throw new CLIPConfigError(file, ['__proto__: not a config field']);
+  }
   const r = CLIPTextConfigSchema.safeParse(raw);
   if (!r.success) throw new CLIPConfigError(file, r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   return r.data;

@@ -61,12 +61,25 @@ function describeZodError(error: z.ZodError): string {
   return shown.join('; ') + more;
 }
 
-function parseJson(text: string, file: string): unknown {
+function parseJson(text: string, file: string, reviver?: (key: string, value: unknown) => unknown): unknown {
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(text, reviver) as unknown;
   } catch (e) {
     throw new TokenizerError(file, `is not valid JSON (${(e as Error).message})`, { cause: e });
   }
+}
+
+// A settings file is read through zod objects, which copy keys by assignment: a "__proto__"
+// key would become the prototype of the result, and its fields would read as settings. No
+// setting is named so, so such a file is refused (token files keep the key: parseIdRecord).
+function parseSettingsJson(text: string, file: string): unknown {
+  let found = false;
+  const json = parseJson(text, file, (key, value) => {
+    if (key === '__proto__') found = true;
+    return value;
+  });
+  if (found) throw new TokenizerError(file, 'has a "__proto__" key, which is not a tokenizer setting');
+  return json;
 }
 
 // Token → id objects are read by hand, not with z.record: zod builds its output with plain
@@ -293,7 +306,7 @@ export interface TokenizerConfig {
  * ```
  */
 export function parseTokenizerConfig(text: string, file = 'tokenizer_config.json'): TokenizerConfig {
-  const parsed = TokenizerConfigSchema.safeParse(parseJson(text, file));
+  const parsed = TokenizerConfigSchema.safeParse(parseSettingsJson(text, file));
   if (!parsed.success) throw new TokenizerError(file, describeZodError(parsed.error));
   const { model_max_length: maxLen, pad_token: pad, added_tokens_decoder: decoder } = parsed.data;
   const addedTokens = new Map<number, { content: string; special: boolean }>();

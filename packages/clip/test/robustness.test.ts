@@ -6,11 +6,14 @@ import { ArgumentError, KilnError } from '@kiln/tensor-core';
 
 import {
   BytePairEncoder,
+  CLIPConfigError,
   CLIPTokenizer,
+  TokenizerError,
   MAX_ENCODE_LENGTH,
   bytesToUnicode,
   cleanText,
   parseAddedTokensJson,
+  parseCLIPTextConfig,
   parseOpenAIMerges,
   parseVocabJson,
   preTokenize,
@@ -189,5 +192,23 @@ describe('tokens named like Object.prototype members are kept', () => {
     const again = CLIPTokenizer.fromHuggingFaceFiles(t.toHuggingFaceFiles());
     expect(again.tokenToId('__proto__')).toBe(49408);
     expect(again.getAddedVocab()).toEqual(new Map([['toString', 49409]]));
+  });
+});
+
+describe('settings files cannot smuggle fields in through a __proto__ key', () => {
+  it('tokenizer_config.json with "__proto__" is a TokenizerError naming the file', () => {
+    const files = tok.toHuggingFaceFiles();
+    for (const config of ['{"__proto__": {"pad_token": "!", "model_max_length": 5}}', '{"added_tokens_decoder": {"49408": {"__proto__": {"content": "x"}}}}']) {
+      const e = thrown(() => CLIPTokenizer.fromHuggingFaceFiles({ ...files, 'tokenizer_config.json': config }, { names: { 'tokenizer_config.json': 'sd/tokenizer_config.json' } }));
+      expect(e).toBeInstanceOf(TokenizerError);
+      expect((e as TokenizerError).file).toBe('sd/tokenizer_config.json');
+      expect((e as Error).message).toMatch(/__proto__/);
+    }
+  });
+
+  it('a CLIP text config with "__proto__" is a CLIPConfigError naming the field', () => {
+    const e = thrown(() => parseCLIPTextConfig(JSON.parse('{"__proto__": {"hidden_size": 64, "num_attention_heads": 4}}'), 'te/config.json'));
+    expect(e).toBeInstanceOf(CLIPConfigError);
+    expect((e as Error).message).toBe('te/config.json: invalid CLIP text config: __proto__: not a config field');
   });
 });
