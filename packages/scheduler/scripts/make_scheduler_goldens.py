@@ -139,6 +139,10 @@ VARIANTS = [
     ("LMSDiscreteScheduler", "epsilon", {}, 20, {}),
     ("LMSDiscreteScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
     ("LMSDiscreteScheduler", "karras_leading", {"use_karras_sigmas": True, "timestep_spacing": "leading"}, 15, {}),
+    # Heun (two evaluations per step)
+    ("HeunDiscreteScheduler", "epsilon", {}, 10, {}),
+    ("HeunDiscreteScheduler", "v_prediction_karras", {"prediction_type": "v_prediction", "use_karras_sigmas": True}, 10, {}),
+    ("HeunDiscreteScheduler", "sample_clip_trailing", {"prediction_type": "sample", "clip_sample": True, "timestep_spacing": "trailing"}, 10, {}),
     # zero terminal SNR (Lin et al. 2023: rescaled betas, trailing spacing, v-prediction)
     ("DDIMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
     ("DDPMScheduler", "zero_snr", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 20, {}),
@@ -272,7 +276,7 @@ def main():
     for name, variant, overrides, n, kw in VARIANTS:
         d = make(name, variant, overrides, n, kw)
         fn = f"{name}_{variant}.json"
-        if variant == "epsilon" and name not in ("UniPCMultistepScheduler", "LMSDiscreteScheduler") and not a.check_dir:
+        if variant == "epsilon" and name not in ("UniPCMultistepScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler") and not a.check_dir:
             continue
         if a.check_dir and os.path.exists(os.path.join(a.check_dir, fn)):
             ref = json.load(open(os.path.join(a.check_dir, fn)))

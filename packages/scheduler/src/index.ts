@@ -46,6 +46,8 @@ export type { DPMSolverConfig } from './dpm-solver.js';
 export { UniPCMultistepScheduler, UNIPC_DEFAULTS } from './unipc.js';
 export type { UniPCConfig } from './unipc.js';
 export { LMSDiscreteScheduler, LMS_DEFAULTS } from './lms.js';
+export { HeunDiscreteScheduler, HEUN_DEFAULTS } from './heun.js';
+export type { HeunConfig } from './heun.js';
 export { MultistepScheduler } from './multistep.js';
 export type { MultistepConfig } from './multistep.js';
 export { SCHEDULERS, SCHEDULER_ALIASES, schedulerFromConfig } from './registry.js';

@@ -9,6 +9,7 @@ import { PNDMScheduler } from './pndm.js';
 import type { SchedulerBase } from './scheduler.js';
 import { UniPCMultistepScheduler } from './unipc.js';
 import { LMSDiscreteScheduler } from './lms.js';
+import { HeunDiscreteScheduler } from './heun.js';
 
 /** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. */
 export const SCHEDULERS = {
@@ -20,6 +21,7 @@ export const SCHEDULERS = {
   DPMSolverMultistepScheduler: (c: SchedulerConfigLike, file?: string) => DPMSolverMultistepScheduler.fromConfig(c, file),
   UniPCMultistepScheduler: (c: SchedulerConfigLike, file?: string) => UniPCMultistepScheduler.fromConfig(c, file),
   LMSDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => LMSDiscreteScheduler.fromConfig(c, file),
+  HeunDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => HeunDiscreteScheduler.fromConfig(c, file),
 } satisfies Record<string, (c: SchedulerConfigLike, file?: string) => SchedulerBase>;
 
 export type SchedulerName = keyof typeof SCHEDULERS;
@@ -36,6 +38,7 @@ export const SCHEDULER_ALIASES: Record<string, SchedulerName> = {
   dpmpp_2m: 'DPMSolverMultistepScheduler',
   unipc: 'UniPCMultistepScheduler',
   lms: 'LMSDiscreteScheduler',
+  heun: 'HeunDiscreteScheduler',
 };
 
 /**

@@ -136,7 +136,7 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     expect(field(() => UniPCMultistepScheduler.fromConfig({ disable_corrector: [-1] }))).toBe('disable_corrector.0'); // the element is named
     expect(field(() => UniPCMultistepScheduler.fromConfig({ solver_p: { _class_name: 'DDIMScheduler' } }))).toBe('solver_p');
     expect(field(() => EulerDiscreteScheduler.fromConfig({ timestep_type: 'continuous' }))).toBe('timestep_type');
-    expect(field(() => schedulerFromConfig({ _class_name: 'HeunDiscreteScheduler' }))).toBe('_class_name');
+    expect(field(() => schedulerFromConfig({ _class_name: 'KDPM2DiscreteScheduler' }))).toBe('_class_name');
     expect(field(() => schedulerFromConfig({}))).toBe('_class_name');
   });
 
