@@ -6,6 +6,7 @@ import { SchedulerConfigError } from './errors.js';
 import * as F from './f32.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { MultistepScheduler, alphaSigma, lambdaAt } from './multistep.js';
+import { asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { MultistepConfig } from './multistep.js';
 
 export interface DPMSolverConfig extends MultistepConfig {
@@ -86,11 +87,11 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverCon
     const lowerOrderFinal = index === n - 1 && (c.euler_at_final || (c.lower_order_final && n < 15) || c.final_sigmas_type === 'zero');
     const converted = k.tidy(() => this.convert(modelOutput, sample, this.sigmas[index]));
     this.remember(converted);
-    const prev = k.tidy(() =>
-      c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal
-        ? this.firstOrder(converted, sample, index)
-        : this.secondOrder(sample, index),
-    );
+    const prev = k.tidy(() => {
+      const x = asFloat32(sample);
+      const first = c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal;
+      return asDtype(first ? this.firstOrder(converted, x, index) : this.secondOrder(x, index), modelOutput.dtype);
+    });
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
     this.stepIndex = index + 1;
     const x0 = c.algorithm_type === 'dpmsolver++' ? k.clone(converted) : undefined;

@@ -7,7 +7,7 @@ import * as F from './f32.js';
 import { drawNoise } from './noise.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { checkNoiseShape } from './scheduler.js';
-import { SigmaScheduler } from './sigma-scheduler.js';
+import { SigmaScheduler, asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
 export const EULER_ANCESTRAL_DEFAULTS = {
@@ -60,11 +60,12 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
     const sigmaUp = F.sqrt(F.div(F.mul(F.sq(next), F.sub(F.sq(sigma), F.sq(next))), F.sq(sigma)));
     const sigmaDown = F.sqrt(F.sub(F.sq(next), F.sq(sigmaUp)));
     const out = k.tidy(() => {
-      const x0 = sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigma, sigma);
-      const derivative = k.div(k.sub(sample, x0), sigma);
-      const prev = k.add(sample, k.mul(derivative, F.sub(sigmaDown, sigma)));
+      const x = asFloat32(sample);
+      const x0 = sigmaPredictOriginal(this.config.prediction_type, x, modelOutput, sigma, sigma);
+      const derivative = k.div(k.sub(x, x0), sigma);
+      const prev = k.add(x, k.mul(derivative, F.sub(sigmaDown, sigma)));
       const noise = drawNoise(modelOutput, options.generator, options.varianceNoise);
-      return { prevSample: k.add(prev, k.mul(noise, sigmaUp)), predOriginalSample: x0 };
+      return { prevSample: asDtype(k.add(prev, k.mul(noise, sigmaUp)), modelOutput.dtype), predOriginalSample: x0 };
     });
     this.stepIndex = index + 1;
     return out;

@@ -6,7 +6,7 @@ import * as F from './f32.js';
 import { drawNoise } from './noise.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { checkNoiseShape } from './scheduler.js';
-import { SigmaScheduler } from './sigma-scheduler.js';
+import { SigmaScheduler, asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
 export interface EulerConfig extends SigmaSchedulerConfig {
@@ -75,7 +75,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     const sigmaHat = F.mul(sigma, gamma + 1);
     checkNoiseShape(options.varianceNoise, sample, 'EulerDiscreteScheduler.step');
     const out = k.tidy(() => {
-      let x = sample;
+      let x = asFloat32(sample);
       if (gamma > 0) {
         const eps = k.mul(drawNoise(modelOutput, options.generator, options.varianceNoise), sNoise);
         x = k.add(x, k.mul(eps, F.sqrt(F.sub(F.sq(sigmaHat), F.sq(sigma)))));
@@ -83,7 +83,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
       const x0 = sigmaPredictOriginal(this.config.prediction_type, x, modelOutput, sigma, sigmaHat);
       const derivative = k.div(k.sub(x, x0), sigmaHat);
       const prev = k.add(x, k.mul(derivative, F.sub(next, sigmaHat)));
-      return { prevSample: prev, predOriginalSample: x0 };
+      return { prevSample: asDtype(prev, modelOutput.dtype), predOriginalSample: x0 };
     });
     this.stepIndex = index + 1;
     return out;

@@ -8,6 +8,13 @@ import { SchedulerBase } from './scheduler.js';
 import type { Timesteps } from './scheduler.js';
 import { interpIndex, karrasSigmas, sigmaToT, sigmasOf } from './schedule.js';
 
+/**
+ * Half-precision latents: diffusers' σ schedulers step in float32 and return the model output's
+ * dtype (σ up to ~15 times an f16 derivative would lose the low bits); these two casts do that.
+ */
+export const asFloat32 = (x: Tensor): Tensor => (x.dtype === 'float32' ? x : k.cast(x, 'float32'));
+export const asDtype = (x: Tensor, dtype: Tensor['dtype']): Tensor => (x.dtype === dtype ? x : k.cast(x, dtype));
+
 export interface SigmaSchedulerConfig extends BaseSchedulerConfig {
   use_karras_sigmas: boolean;
   sigma_min?: number;

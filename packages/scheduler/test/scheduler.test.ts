@@ -238,6 +238,26 @@ describe('training helpers match diffusers', () => {
   });
 });
 
+describe('half-precision latents', () => {
+  it('σ schedulers step in float32 and return the model output dtype, as diffusers', async () => {
+    for (const name of ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'DPMSolverMultistepScheduler']) {
+      const run = async (dtype: 'float32' | 'float16') => {
+        const s = schedulerFromConfig(SD15, { className: name });
+        s.setTimesteps(6);
+        const g = new k.Generator(3);
+        let x = k.mul(k.randn(shape, { seed: 4 }), s.initNoiseSigma).to(dtype);
+        for (const t of s.timesteps) {
+          const eps = k.mul(s.scaleModelInput(x, t), 0.2).to(dtype);
+          x = s.step(eps, t, x, { generator: g }).prevSample;
+          expect(x.dtype).toBe(dtype);
+        }
+        return Float32Array.from((await x.to('float32').data()) as Float32Array);
+      };
+      expect(relErr(await run('float16'), await run('float32')), name).toBeLessThan(5e-3);
+    }
+  });
+});
+
 describe('memory', () => {
   it('a sampling loop leaks no tensors (state is released by setTimesteps)', async () => {
     for (const make of [PNDMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler, EulerAncestralDiscreteScheduler]) {
