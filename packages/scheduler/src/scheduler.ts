@@ -129,19 +129,19 @@ export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedule
     return this.alphasCumprod[t];
   }
 
-  /** Per-batch coefficients `table[t]` shaped [B, 1, …] to broadcast against `like`. */
-  protected coefficients(table: Float32Array, timesteps: Timesteps, like: Tensor): Tensor {
+  /** Per-batch coefficients `table[t]` shaped [B, 1, …] (rank `ndim`) to broadcast against a sample. */
+  protected coefficients(table: Float32Array, timesteps: Timesteps, like: { ndim: number; dtype: Tensor['dtype']; device: string }): Tensor {
     const trailing = Array(Math.max(like.ndim - 1, 0)).fill(1);
+    const opts = { dtype: like.dtype, device: like.device };
     if (typeof timesteps === 'number' || Array.isArray(timesteps)) {
       const ts = typeof timesteps === 'number' ? [timesteps] : (timesteps as readonly number[]);
       for (const t of ts) this.alphaAt(t);
-      const values = Float32Array.from(ts, (t) => table[t]);
-      return k.tensor(values, { shape: [ts.length, ...trailing], dtype: like.dtype, device: like.device });
+      return k.tensor(Float32Array.from(ts, (t) => table[t]), { ...opts, shape: [ts.length, ...trailing] });
     }
     const ids = timesteps as Tensor;
     if (ids.dtype !== 'int32') throw new SchedulerError(`${this.className}: timesteps tensor must be int32, got ${ids.dtype}`);
-    const all = k.tensor(table, { shape: [table.length], dtype: like.dtype, device: like.device });
-    return k.indexSelect(all, 0, ids.reshape([-1])).reshape([-1, ...trailing]);
+    // Gathered on the tensor's backend: training loops never read timesteps back.
+    return k.tidy(() => k.indexSelect(k.tensor(table, { ...opts, shape: [table.length] }), 0, ids.reshape([-1])).reshape([-1, ...trailing]));
   }
 
   /**
@@ -191,10 +191,8 @@ export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedule
     const a = this.sqrtAlphas();
     const s = this.sqrtOneMinusAlphas();
     const table = a.map((x, i) => F.sq(F.div(x, s[i])));
-    const like = k.zeros([1]);
-    const out = this.coefficients(table, timesteps, like).reshape([-1]);
-    like.dispose();
-    return out;
+    const device = typeof timesteps === 'object' && !Array.isArray(timesteps) ? (timesteps as Tensor).device : k.getBackend().name;
+    return this.coefficients(table, timesteps, { ndim: 1, dtype: 'float32', device });
   }
 
   private sqrtAlphasCache?: Float32Array;
