@@ -194,7 +194,8 @@ export class WasmBackend implements Backend<TypedArray> {
     x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean, gy: WView,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     const [N, C] = x.shape;
-    if (!simdNormOk(this.scratch, numel(x.shape), numel(x.shape) / Math.max(1, N * C))) {
+    const spatial = numel(x.shape) / Math.max(1, N * C);
+    if (spatial % 4 !== 0 || !simdNormOk(this.scratch, numel(x.shape), spatial * (C / groups))) {
       return this.cpu.groupNormBackward(x, groups, weight, bias, eps, silu, gy);
     }
     const [w, b] = [weight && this.widen(weight), bias && this.widen(bias)];

@@ -9,21 +9,58 @@ import { GNORM, GNORM_BWD, LNORM, LNORM_BWD } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 
+/** Floats per staged array per chunk: 1 MiB, so a chunk's kernel pass runs in cache. */
+const CHUNK_FLOATS = 1 << 18;
+
+/**
+ * Streams `srcs` (each `units × len` contiguous floats) through scratch in chunks of whole units:
+ * copies a chunk of each in, runs `kernel(ptrs, first, count)`, and copies the result (in place
+ * in the first array, or in an extra output buffer when `outBuffer`) into a fresh output. So each
+ * element crosses memory once in and once out, and the kernel's passes hit cache. Allocates after
+ * whatever the caller staged since its `reset()`.
+ */
+function streamUnits(
+  scratch: Scratch, srcs: Float32Array[], outBuffer: boolean, units: number, len: number,
+  kernel: (ptrs: number[], first: number, count: number) => void,
+): Float32Array {
+  const e = scratch.engine;
+  const per = Math.max(1, Math.min(units, Math.floor(CHUNK_FLOATS / len)));
+  const ptrs = srcs.map(() => e.alloc(per * len * 4));
+  const outPtr = outBuffer ? e.alloc(per * len * 4) : ptrs[0];
+  const out = pool.f32(units * len);
+  for (let first = 0; first < units; first += per) {
+    const count = Math.min(per, units - first);
+    const f = e.f32;
+    srcs.forEach((s, i) => f.set(s.subarray(first * len, (first + count) * len), ptrs[i] / 4));
+    kernel(outBuffer ? [...ptrs, outPtr] : ptrs, first, count);
+    out.set(e.f32.subarray(outPtr / 4, outPtr / 4 + count * len), first * len);
+  }
+  return out;
+}
+
+/**
+ * Whether the SIMD kernels take this shape: rows of a multiple of 4 (the kernels have no scalar
+ * tail), with one row's three staged arrays well inside the scratch. Other shapes take JS loops
+ * (forward) or the cpu reference kernel (backward).
+ */
+export function simdNormOk(scratch: Scratch, total: number, rowLen: number): boolean {
+  return rowLen % 4 === 0 && rowLen > 0 && total > 0 && rowLen * 16 < scratch.engine.maxScratch;
+}
+
 /** layerNorm over the trailing `normSize` elements of an f32 view. */
 export function layerNormForward(scratch: Scratch, x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number): Float32Array {
   const total = numel(x.shape);
-  if (normSize % 4 === 0 && normSize > 0 && total > 0 && total * 4 < scratch.engine.maxScratch / 2) {
+  if (simdNormOk(scratch, total, normSize)) {
     const e = scratch.engine;
     e.reset();
-    const xs = scratch.stageContig(x);
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
     const d = new Array<number>(6);
-    d[LNORM.x] = xs; d[LNORM.rows] = total / normSize; d[LNORM.size] = normSize; d[LNORM.w] = ws; d[LNORM.b] = bs; d[LNORM.eps] = bitsOf(eps);
-    e.run('task_layernorm', e.desc(d));
-    const out = pool.f32(total);
-    out.set(e.f32.subarray(xs / 4, xs / 4 + total));
-    return out;
+    d[LNORM.size] = normSize; d[LNORM.w] = ws; d[LNORM.b] = bs; d[LNORM.eps] = bitsOf(eps);
+    return streamUnits(scratch, [contig(x)], false, total / normSize, normSize, ([xs], _first, count) => {
+      d[LNORM.x] = xs; d[LNORM.rows] = count;
+      e.run('task_layernorm', e.desc(d));
+    });
   }
   const v = contig(x);
   const w = weight && contig(weight);
@@ -49,24 +86,24 @@ export function layerNormForward(scratch: Scratch, x: WView, weight: WView | nul
 export function groupNormForward(scratch: Scratch, x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean): Float32Array {
   const spatialSize = numel(x.shape.slice(2));
   const total = numel(x.shape);
-  if (spatialSize % 4 === 0 && total > 0 && total * 4 < scratch.engine.maxScratch / 2) {
+  const [N, C] = x.shape;
+  const unitLen = (C / groups) * spatialSize;
+  if (spatialSize % 4 === 0 && simdNormOk(scratch, total, unitLen)) {
     const e = scratch.engine;
     e.reset();
-    const xs = scratch.stageContig(x);
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(9);
-    d[GNORM.x] = xs; d[GNORM.N] = x.shape[0]; d[GNORM.C] = x.shape[1]; d[GNORM.spatial] = spatialSize; d[GNORM.groups] = groups;
+    const d = new Array<number>(10);
+    d[GNORM.C] = C; d[GNORM.spatial] = spatialSize; d[GNORM.groups] = groups;
     d[GNORM.w] = ws; d[GNORM.b] = bs; d[GNORM.eps] = bitsOf(eps); d[GNORM.silu] = silu ? 1 : 0;
-    e.run('task_groupnorm', e.desc(d));
-    const out = pool.f32(total);
-    out.set(e.f32.subarray(xs / 4, xs / 4 + total));
-    return out;
+    return streamUnits(scratch, [contig(x)], false, N * groups, unitLen, ([xs], first, count) => {
+      d[GNORM.x] = xs; d[GNORM.units] = count; d[GNORM.first] = first;
+      e.run('task_groupnorm', e.desc(d));
+    });
   }
   const v = contig(x);
   const w = weight && contig(weight);
   const b = bias && contig(bias);
-  const [N, C] = x.shape;
   const spatial = numel(x.shape.slice(2));
   const cg = C / groups;
   const size = cg * spatial;
@@ -109,36 +146,23 @@ function sumRows(src: Float32Array, base: number, rows: number, len: number): Fl
   return out;
 }
 
-/** Scratch for a norm backward kernel: x, gy, weight staged; dx; dweight/dbias partials of `partials` floats. */
-function stageBackward(scratch: Scratch, x: WView, gy: WView, weight: WView | null, partials: number) {
+/** dweight/dbias partials (zeroed, `partials` floats each) and the staged weight: the first allocations after `reset()`. */
+function stageBackward(scratch: Scratch, weight: WView | null, bias: WView | null, partials: number) {
   const e = scratch.engine;
   e.reset();
-  const xs = scratch.stageContig(x);
-  const gs = scratch.stageContig(gy);
   const ws = weight ? scratch.stageContig(weight) : 0;
-  const dx = e.alloc(numel(x.shape) * 4);
-  return { xs, gs, ws, dx, dwp: e.alloc(partials * 4), dbp: e.alloc(partials * 4) };
+  const bs = bias ? scratch.stageContig(bias) : 0;
+  const dwp = e.alloc(partials * 4);
+  const dbp = e.alloc(partials * 4);
+  e.f32.fill(0, dwp / 4, dwp / 4 + partials);
+  e.f32.fill(0, dbp / 4, dbp / 4 + partials);
+  return { ws, bs, dwp, dbp };
 }
 
-/** A norm backward kernel's results: dx copied out, dweight/dbias summed from `rows` partial rows of `len`. */
-function collect(
-  scratch: Scratch,
-  r: { dx: number; total: number; dwp: number; dbp: number; rows: number; len: number; weight: boolean; bias: boolean },
-): [Float32Array, Float32Array | null, Float32Array | null] {
+/** dweight/dbias summed from `rows` partial rows of `len` (where the op has a weight or a bias). */
+function sums(scratch: Scratch, weight: WView | null, bias: WView | null, dwp: number, dbp: number, rows: number, len: number): [Float32Array | null, Float32Array | null] {
   const f = scratch.engine.f32;
-  return [
-    scratch.copyOut(r.dx, pool.f32(r.total)),
-    r.weight ? sumRows(f, r.dwp / 4, r.rows, r.len) : null,
-    r.bias ? sumRows(f, r.dbp / 4, r.rows, r.len) : null,
-  ];
-}
-
-/**
- * Whether the SIMD backward kernels take this shape: rows of a multiple of 4 (the kernels have no
- * scalar tail) that fit the scratch. Other shapes go to the cpu reference kernel.
- */
-export function simdNormOk(scratch: Scratch, total: number, rowLen: number): boolean {
-  return rowLen % 4 === 0 && rowLen > 0 && total > 0 && total * 12 < scratch.engine.maxScratch;
+  return [weight ? sumRows(f, dwp / 4, rows, len) : null, bias ? sumRows(f, dbp / 4, rows, len) : null];
 }
 
 /** layerNorm gradients of f32 views: [dx, dweight | null, dbias | null]. */
@@ -146,15 +170,16 @@ export function layerNormBackward(
   scratch: Scratch, x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number, gy: WView,
 ): [Float32Array, Float32Array | null, Float32Array | null] {
   const e = scratch.engine;
-  const total = numel(x.shape);
   const T = e.threads;
-  const { xs, gs, ws, dx, dwp, dbp } = stageBackward(scratch, x, gy, weight, T * normSize);
+  const { ws, dwp, dbp } = stageBackward(scratch, weight, null, T * normSize);
   const d = new Array<number>(9);
   const D = LNORM_BWD;
-  d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dx; d[D.rows] = total / normSize; d[D.size] = normSize; d[D.w] = ws; d[D.eps] = bitsOf(eps);
-  d[D.dwp] = dwp; d[D.dbp] = dbp;
-  e.run('task_layernorm_bwd', e.desc(d));
-  return collect(scratch, { dx, total, dwp, dbp, rows: T, len: normSize, weight: weight !== null, bias: bias !== null });
+  d[D.size] = normSize; d[D.w] = ws; d[D.eps] = bitsOf(eps); d[D.dwp] = dwp; d[D.dbp] = dbp;
+  const dx = streamUnits(scratch, [contig(x), contig(gy)], true, numel(x.shape) / normSize, normSize, ([xs, gs, dxs], _first, count) => {
+    d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dxs; d[D.rows] = count;
+    e.run('task_layernorm_bwd', e.desc(d));
+  });
+  return [dx, ...sums(scratch, weight, bias, dwp, dbp, T, normSize)];
 }
 
 /** groupNorm(+SiLU) gradients of f32 views [N, C, *]: [dx, dweight | null, dbias | null]. */
@@ -163,13 +188,15 @@ export function groupNormBackward(
 ): [Float32Array, Float32Array | null, Float32Array | null] {
   const e = scratch.engine;
   const [N, C] = x.shape;
-  const total = numel(x.shape);
-  const { xs, gs, ws, dx, dwp, dbp } = stageBackward(scratch, x, gy, weight, N * C);
-  const bs = bias ? scratch.stageContig(bias) : 0;
-  const d = new Array<number>(13);
+  const spatial = numel(x.shape) / (N * C);
+  const { ws, bs, dwp, dbp } = stageBackward(scratch, weight, bias, N * C);
+  const d = new Array<number>(14);
   const D = GNORM_BWD;
-  d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dx; d[D.N] = N; d[D.C] = C; d[D.spatial] = total / (N * C); d[D.groups] = groups;
+  d[D.C] = C; d[D.spatial] = spatial; d[D.groups] = groups;
   d[D.w] = ws; d[D.b] = bs; d[D.eps] = bitsOf(eps); d[D.silu] = silu ? 1 : 0; d[D.dwp] = dwp; d[D.dbp] = dbp;
-  e.run('task_groupnorm_bwd', e.desc(d));
-  return collect(scratch, { dx, total, dwp, dbp, rows: N, len: C, weight: weight !== null, bias: bias !== null });
+  const dx = streamUnits(scratch, [contig(x), contig(gy)], true, N * groups, (C / groups) * spatial, ([xs, gs, dxs], first, count) => {
+    d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dxs; d[D.units] = count; d[D.first] = first;
+    e.run('task_groupnorm_bwd', e.desc(d));
+  });
+  return [dx, ...sums(scratch, weight, bias, dwp, dbp, N, C)];
 }

@@ -16,9 +16,12 @@ import { field } from './module.js';
 import { emitStats, hsum } from './norm.js';
 import type { ModuleBuilder } from './module.js';
 
-/** x, gy, dx [N, C, spatial]; dwp, dbp [N, C] partial sums (spatial % 4 == 0). */
-export const GNORM_BWD = { x: 0, gy: 1, dx: 2, N: 3, C: 4, spatial: 5, groups: 6, w: 7, b: 8, eps: 9, silu: 10, dwp: 11, dbp: 12 } as const;
-/** x, gy, dx [rows, size]; dwp, dbp [T, size] partial sums, one row per thread (size % 4 == 0). */
+/**
+ * x, gy, dx: `units` (image, group) units from global unit `first` (a chunk); dwp, dbp [N, C]
+ * partial sums, each (image, channel) written by the unit that owns it (spatial % 4 == 0).
+ */
+export const GNORM_BWD = { x: 0, gy: 1, dx: 2, units: 3, C: 4, spatial: 5, groups: 6, w: 7, b: 8, eps: 9, silu: 10, dwp: 11, dbp: 12, first: 13 } as const;
+/** x, gy, dx [rows, size]; dwp, dbp [T, size] partial sums, one row per thread, zeroed by the host and accumulated over chunks (size % 4 == 0). */
 export const LNORM_BWD = { x: 0, gy: 1, dx: 2, rows: 3, size: 4, w: 5, eps: 6, dwp: 7, dbp: 8 } as const;
 
 type Locals = Record<string, number>;
@@ -42,8 +45,8 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     const [mean, rstd, tmp, eps, wc, bc, a, cf] = Array.from({ length: 8 }, () => f.local(F32));
     f.get(d).f32load(GNORM_BWD.eps * 4).set(eps);
     f.get(L.C).get(L.groups).divs().set(cg);
-    f.get(L.N).get(L.groups).mul().get(t).mul().get(T).divs().set(u0);
-    f.get(L.N).get(L.groups).mul().get(t).i32(1).add().mul().get(T).divs().set(u1);
+    f.get(L.units).get(t).mul().get(T).divs().set(u0);
+    f.get(L.units).get(t).i32(1).add().mul().get(T).divs().set(u1);
     f.get(cg).get(L.spatial).mul().set(size);
     f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
       // unit u = n·groups + g: its elements start at u·size in x, gy and dx alike.
@@ -57,7 +60,7 @@ export function emitNormBackward(mod: ModuleBuilder): void {
       f.f32(0).vsplat().set(sb);
       f.get(base).set(p);
       f.for(cc, 0, (g) => g.get(cg), 1, () => {
-        f.get(u).get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
+        f.get(u).get(L.first).add().get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
         f.f32(1).set(wc);
         f.if((g) => g.get(L.w), () => f.get(L.w).get(ch).i32(4).mul().add().f32load().set(wc));
         f.f32(0).set(bc);
@@ -93,8 +96,8 @@ export function emitNormBackward(mod: ModuleBuilder): void {
             f.get(o).get(gz).v128store();
           });
         f.if((g) => g.get(L.silu), () => body(true), () => body(false));
-        // partials at [n, ch]: n·C + ch = (u / groups)·C + ch
-        f.get(u).get(L.groups).divs().get(L.C).mul().get(ch).add().i32(4).mul().set(q);
+        // partials at [n, ch]: n·C + ch = ((first + u) / groups)·C + ch
+        f.get(u).get(L.first).add().get(L.groups).divs().get(L.C).mul().get(ch).add().i32(4).mul().set(q);
         f.get(L.dwp).get(q).add();
         hsum(f, cw).f32store();
         f.get(L.dbp).get(q).add();
@@ -129,11 +132,9 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     f.get(L.rows).get(t).mul().get(T).divs().set(r0);
     f.get(L.rows).get(t).i32(1).add().mul().get(T).divs().set(r1);
     f.get(L.size).i32(4).mul().set(rowBytes);
-    // This thread's partial dweight/dbias rows, zeroed.
+    // This thread's partial dweight/dbias rows (zeroed by the host; accumulated over chunks).
     f.get(L.dwp).get(t).get(rowBytes).mul().add().set(dw);
     f.get(L.dbp).get(t).get(rowBytes).mul().add().set(db);
-    f.get(dw).i32(0).get(rowBytes).memfill();
-    f.get(db).i32(0).get(rowBytes).memfill();
     // gx̂ = gy · w (w = 1 without weight), in local gx; j: byte offset within the row.
     const gxhat = () => {
       f.get(q).v128load().set(g);

@@ -7,7 +7,8 @@ import { emitExp } from './exp.js';
 import { field } from './module.js';
 import type { ModuleBuilder } from './module.js';
 
-export const GNORM = { x: 0, N: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8 } as const;
+/** x holds `units` (image, group) units starting at global unit `first` (the host streams x in chunks of units). */
+export const GNORM = { x: 0, units: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8, first: 9 } as const;
 export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
 
 /**
@@ -49,7 +50,7 @@ export function emitNorm(mod: ModuleBuilder): void {
     const [mean, rstd, sc, sh, eps] = Array.from({ length: 5 }, () => f.local(F32));
     f.get(d).f32load(GNORM.eps * 4).set(eps);
     f.get(L.C).get(L.groups).divs().set(cg);
-    f.get(L.N).get(L.groups).mul().set(units);
+    f.get(L.units).set(units);
     f.get(units).get(t).mul().get(T).divs().set(u0);
     f.get(units).get(t).i32(1).add().mul().get(T).divs().set(u1);
     f.get(cg).get(L.spatial).mul().set(size);
@@ -60,7 +61,7 @@ export function emitNorm(mod: ModuleBuilder): void {
       emitStats(f, base, end, size, eps, mean, rstd, sc, [acc, vsh, e, x], p);
       f.get(base).set(p);
       f.for(cc, 0, (g) => g.get(cg), 1, () => {
-        f.get(u).get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
+        f.get(u).get(L.first).add().get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
         f.get(rstd).set(sc);
         f.if((g) => g.get(L.w), () => f.get(L.w).get(ch).i32(4).mul().add().f32load().get(sc).fmul().set(sc));
         f.f32(0).get(mean).get(sc).fmul().fsub().set(sh);
