@@ -114,6 +114,29 @@ const groupNormSilu: BenchCase<Tensor[]> = {
   teardown: (s) => s.forEach((t) => t.dispose()),
 };
 
+/** Forward and backward of a norm on x and its affine parameters (inputs [x, w, b, upstream gradient]). */
+function normFwdBwd(name: string, xShape: number[], C: number, fn: (x: Tensor, w: Tensor, b: Tensor) => Tensor): BenchCase<Tensor[]> {
+  return {
+    name,
+    skipCpu: 'the f64 reference is not a contender',
+    setup: () => [seeded(xShape, 15, true), seeded([C], 16, true), seeded([C], 17, true), seeded(xShape, 18)],
+    run: async ([x, w, b, g]) => {
+      const y = fn(x, w, b);
+      y.backward(g);
+      for (const t of [x, w, b]) {
+        await done(t.grad!);
+        t.grad!.dispose();
+        t.grad = null;
+      }
+      y.dispose();
+    },
+    teardown: (s) => s.forEach((t) => t.dispose()),
+  };
+}
+
+const groupNormSiluFwdBwd = normFwdBwd('groupnorm_silu_fwd_bwd', [2, 320, 64, 64], 320, (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6));
+const layerNormFwdBwd = normFwdBwd('layernorm_fwd_bwd', [2, 4096, 320], 320, (x, w, b) => k.layerNorm(x, [320], w, b));
+
 const adamw: BenchCase<{ ts: Tensor[]; step: number }> = {
   name: 'adamw_100m',
   heavy: true,
@@ -140,5 +163,7 @@ export const CASES: BenchCase[] = [
   attention(1024, true),
   attention(4096, false),
   groupNormSilu,
+  groupNormSiluFwdBwd,
+  layerNormFwdBwd,
   adamw,
 ];

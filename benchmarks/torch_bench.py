@@ -89,6 +89,20 @@ def groupnorm_silu():
     return run
 
 
+def norm_fwd_bwd(shape, c, fn):
+    x = torch.randn(*shape, requires_grad=True)
+    w = torch.randn(c, requires_grad=True)
+    b = torch.randn(c, requires_grad=True)
+    g = torch.randn(*shape)
+
+    def run():
+        for t in (x, w, b):
+            t.grad = None
+        fn(x, w, b).backward(g)
+
+    return run
+
+
 def adamw(n):
     p = torch.nn.Parameter(torch.randn(n))
     p.grad = torch.randn(n)
@@ -106,6 +120,8 @@ CASES = {
     "attention_1024_fwd": lambda: attention(1024, False),
     "attention_4096_fwd": lambda: attention(4096, False),
     "groupnorm_silu": groupnorm_silu,
+    "groupnorm_silu_fwd_bwd": lambda: norm_fwd_bwd((2, 320, 64, 64), 320, lambda x, w, b: F.silu(F.group_norm(x, 32, w, b, 1e-6))),
+    "layernorm_fwd_bwd": lambda: norm_fwd_bwd((2, 4096, 320), 320, lambda x, w, b: F.layer_norm(x, (320,), w, b)),
     "adamw_100m": lambda: adamw(100_000_000),
 }
 
