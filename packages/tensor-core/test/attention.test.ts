@@ -38,7 +38,7 @@ describe('scaledDotProductAttention composite gradient in blocks of query rows',
       for (let j = 0; j < g.length; j++) worst = Math.max(worst, Math.abs(g[j] - want[i][j]) / (1e-3 + Math.abs(want[i][j])));
       expect(worst, `input ${i}`).toBeLessThan(1e-3);
     });
-  });
+  }, 300_000); // 2 × 2100² scores through cpu f64 loops, twice: over a minute on a shared 2-core machine
 
   it('keeps backward memory bounded: peak bytes do not grow with L×S', async () => {
     const peak = (L: number) => {
