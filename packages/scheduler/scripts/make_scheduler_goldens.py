@@ -127,6 +127,9 @@ VARIANTS = [
     ("DPMSolverMultistepScheduler", "trailing", {"timestep_spacing": "trailing"}, 20, {}),
     ("DPMSolverMultistepScheduler", "dpmsolver_heun_sigma_min", {"algorithm_type": "dpmsolver", "solver_type": "heun", "final_sigmas_type": "sigma_min"}, 20, {}),
     ("DPMSolverMultistepScheduler", "order1", {"solver_order": 1}, 20, {}),
+    ("DPMSolverMultistepScheduler", "sde_plus_plus", {"algorithm_type": "sde-dpmsolver++"}, 20, {}),
+    ("DPMSolverMultistepScheduler", "sde_heun_karras", {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun", "use_karras_sigmas": True}, 15, {}),
+    ("DPMSolverMultistepScheduler", "sde_noise_prediction", {"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min", "prediction_type": "v_prediction"}, 12, {}),
     # UniPC (predictor-corrector)
     ("UniPCMultistepScheduler", "epsilon", {}, 20, {}),
     ("UniPCMultistepScheduler", "v_prediction", {"prediction_type": "v_prediction"}, 20, {}),
@@ -195,7 +198,7 @@ def make(name, variant, overrides, n, step_kwargs):
     if hasattr(sched, "sigmas") and name not in ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler"):
         out["sigmas"] = f32(sched.sigmas)
     stochastic = name in ("DDPMScheduler", "EulerAncestralDiscreteScheduler") or step_kwargs.get("eta", 0) > 0 \
-        or step_kwargs.get("s_churn", 0) > 0
+        or step_kwargs.get("s_churn", 0) > 0 or str(overrides.get("algorithm_type", "")).startswith("sde")
     for i, t in enumerate(sched.timesteps):
         scaled = sched.scale_model_input(sample, t)
         model_output = torch.randn(SHAPE, generator=g_model)

@@ -53,8 +53,9 @@ async function sample(s: SchedulerBase, steps: number, generator?: k.Generator):
 }
 
 describe('ancestral noise comes from Kiln generators', () => {
-  for (const make of [() => EulerAncestralDiscreteScheduler.fromConfig(SD15), () => DDPMScheduler.fromConfig(SD15)]) {
-    const name = make().className;
+  const sde = () => DPMSolverMultistepScheduler.fromConfig({ ...SD15, algorithm_type: 'sde-dpmsolver++' });
+  for (const make of [() => EulerAncestralDiscreteScheduler.fromConfig(SD15), () => DDPMScheduler.fromConfig(SD15), sde]) {
+    const name = `${make().className}(${make().config.algorithm_type ?? ''})`;
     it(`${name}: the same seed gives the same sample, another seed another`, async () => {
       const a = await sample(make(), 10, new k.Generator(7));
       const b = await sample(make(), 10, new k.Generator(7));
@@ -130,7 +131,8 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     expect(field(() => PNDMScheduler.fromConfig({ prediction_type: 'sample' }))).toBe('prediction_type');
     expect(field(() => EulerAncestralDiscreteScheduler.fromConfig({ prediction_type: 'sample' }))).toBe('prediction_type');
     expect(field(() => DPMSolverMultistepScheduler.fromConfig({ solver_order: 3 }))).toBe('solver_order');
-    expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'sde-dpmsolver++' }))).toBe('algorithm_type');
+    expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'dpmsolver+++' }))).toBe('algorithm_type');
+    expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'sde-dpmsolver' }))).toBe('final_sigmas_type');
     expect(field(() => DPMSolverMultistepScheduler.fromConfig({ algorithm_type: 'dpmsolver' }))).toBe('final_sigmas_type');
     expect(field(() => EulerDiscreteScheduler.fromConfig({ use_exponential_sigmas: true }))).toBe('use_exponential_sigmas');
     expect(field(() => UniPCMultistepScheduler.fromConfig({ disable_corrector: [-1] }))).toBe('disable_corrector.0'); // the element is named
