@@ -114,7 +114,7 @@ describe('txt2img on the tiny model', () => {
     await bad({ prompt: ['a', 'b'], negativePrompt: ['x', 'y', 'z'] }, /3 negative prompts for 2 prompts/);
     await bad({ clipSkip: 2 }, /clipSkip must be an integer from 0 to 1/);
     await bad({ seed: -1 }, /seed must be a non-negative integer/);
-    await bad({ scheduler: 'heun' }, /not a scheduler Kiln implements/);
+    await bad({ scheduler: 'FlowMatchEulerDiscreteScheduler' }, /not a scheduler Kiln implements/);
     await expect(wasm.txt2img({ ...base, width: 33 })).rejects.toBeInstanceOf(PipelineError);
   }, 60_000);
 });
