@@ -85,6 +85,27 @@ export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedule
     return 1;
   }
 
+  protected beginIndex: number | null = null;
+
+  /**
+   * Where img2img starts in the schedule (diffusers' `set_begin_index`): σ schedulers then noise
+   * and step from this index instead of searching for the timestep. ᾱ schedulers index by the
+   * timestep itself, so for them it only records the position.
+   *
+   * @example
+   * ```ts
+   * const start = Math.round(scheduler.timesteps.length * (1 - strength));
+   * scheduler.setBeginIndex(start);
+   * const noisy = scheduler.addNoise(imageLatents, noise, [scheduler.timesteps[start]]);
+   * ```
+   */
+  setBeginIndex(beginIndex = 0): void {
+    if (!Number.isInteger(beginIndex) || beginIndex < 0 || beginIndex >= this.timesteps.length) {
+      throw new SchedulerError(`${this.className}.setBeginIndex: ${beginIndex} is not an index of the ${this.timesteps.length} timesteps`);
+    }
+    this.beginIndex = beginIndex;
+  }
+
   abstract setTimesteps(numInferenceSteps: number): void;
   abstract step(modelOutput: Tensor, timestep: number, sample: Tensor, options?: StepOptions): SchedulerOutput;
 

@@ -33,7 +33,6 @@ export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends Sch
   protected readonly trainSigmas: Float32Array;
   protected readonly logSigmas: Float32Array;
   protected stepIndex: number | null = null;
-  protected beginIndex: number | null = null;
 
   protected constructor(config: C, file: string) {
     super(config, file);
@@ -62,11 +61,6 @@ export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends Sch
   /** img2img noising: x₀ + σ_t·ε at timesteps of this schedule (or at `setBeginIndex`'s position). */
   override addNoise(original: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
     return k.tidy(() => k.add(original, k.mul(noise, this.sigmasFor(timesteps, original))));
-  }
-
-  /** Where img2img starts: `addNoise` and the first `step` use this index instead of searching for t. */
-  setBeginIndex(beginIndex = 0): void {
-    this.beginIndex = beginIndex;
   }
 
   /** The current position in the schedule (null before the first step). */

@@ -60,7 +60,7 @@ describe.each(goldens.map((g) => [`${g.scheduler}_${g.variant}`, g] as const))('
   it('addNoise at the img2img start (timesteps[begin_index])', async () => {
     const s = make();
     const a = g.add_noise;
-    if (s instanceof SigmaScheduler) s.setBeginIndex(a.begin_index);
+    s.setBeginIndex(a.begin_index); // every scheduler takes it; σ schedulers noise at that index
     const t = s.timesteps[a.begin_index];
     expect(Math.abs(t - Math.fround(a.t))).toBeLessThanOrEqual(TOL * Math.abs(a.t));
     const noisy = s.addNoise(k.tensor(a.original, { shape: g.shape }), k.tensor(a.noise, { shape: g.shape }), [t]);

@@ -156,6 +156,7 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     expect(() => e.step(x, 500, x)).toThrow(/timestep 500 is not in the schedule/);
     const d = DDPMScheduler.fromConfig(SD15);
     d.setTimesteps(10);
+    expect(() => d.setBeginIndex(10)).toThrow(/setBeginIndex: 10 is not an index of the 10 timesteps/);
     expect(() => d.step(x, d.timesteps[0], x, { varianceNoise: k.zeros([1, 4, 4, 4]) })).toThrow(/varianceNoise has shape \[1,4,4,4\], the sample has \[1,4,8,8\]/);
   });
 });
