@@ -1,8 +1,8 @@
-// Writes the tiny Stable Diffusion folder (see tiny-model.ts) in diffusers' layout:
+// Writes the tiny Stable Diffusion folder (see src/testing.ts) in diffusers' layout:
 //
 //   node --conditions=kiln-source --import tsx packages/pipeline/scripts/make-tiny-model.ts OUT_DIR [SEED]
 import * as k from '@kiln/tensor-core';
-import { writeTinyModel } from './tiny-model.js';
+import { writeTinyModel } from '../src/testing.js';
 
 const [out, seed] = process.argv.slice(2);
 if (!out) throw new Error('usage: make-tiny-model.ts OUT_DIR [SEED]');

@@ -13,7 +13,7 @@ import * as k from '@kiln/tensor-core';
 import { saveSafetensors } from '@kiln/nn/node';
 import { StableDiffusionPipeline } from '../src/index.js';
 import { REFERENCE_CASES } from '../test/reference-cases.js';
-import { writeTinyModel } from './tiny-model.js';
+import { writeTinyModel } from '../src/testing.js';
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: write-reference-inputs.ts OUT_DIR');

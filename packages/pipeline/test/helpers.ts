@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
-import { writeTinyModel } from '../scripts/tiny-model.js';
+import { writeTinyModel } from '@kiln/pipeline/testing';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 

@@ -1,9 +1,19 @@
-// A tiny Stable Diffusion pipeline with seeded random weights, in diffusers' layout, for tests,
-// the diffusers reference (make_reference_image.py) and benchmarks. Everything is made by Kiln:
-// the real CLIP tokenizer (the vocabulary @kiln/clip ships), a 2-layer CLIP text model of width
-// 32 over the full 49408-token vocabulary, the harness's tiny UNet (blocks [32, 64], cross-attention
-// 32) and VAE (blocks [32, 64], so 2 pixels per latent), and SD 1.5's scheduler config. The same
-// seed gives the same weights on every backend (Philox draws).
+/**
+ * `@kiln/pipeline/testing`: a tiny Stable Diffusion pipeline with seeded random weights, for tests
+ * and benchmarks of anything built on a pipeline (diffusers' `hf-internal-testing/tiny-stable-diffusion-pipe`
+ * plays this part there). Everything is made by Kiln:
+ * the real CLIP tokenizer (the vocabulary `@kiln/clip` ships), a 2-layer CLIP text model of width
+ * 32 over the full 49408-token vocabulary, a UNet with blocks [32, 64] and cross-attention 32, a VAE
+ * with blocks [32, 64] (2 pixels per latent, so the default image is 32×32), and SD 1.5's scheduler
+ * config. The same seed gives the same weights on every backend (Philox draws).
+ *
+ * @example
+ * ```ts
+ * import { writeTinyModel } from '@kiln/pipeline/testing';
+ * await writeTinyModel('/tmp/tiny-sd'); // a diffusers folder StableDiffusionPipeline.fromPretrained loads
+ * ```
+ * @packageDocumentation
+ */
 import * as k from '@kiln/tensor-core';
 import { CLIPTextModel, CLIPTokenizer } from '@kiln/clip';
 import { schedulerFromConfig } from '@kiln/scheduler';
@@ -11,8 +21,9 @@ import { UNet2DConditionModel } from '@kiln/unet';
 import type { UNetConfigInput } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
 import type { VAEConfigInput } from '@kiln/vae';
-import { StableDiffusionPipeline } from '../src/index.js';
+import { StableDiffusionPipeline } from './pipeline.js';
 
+/** The tiny CLIP text model's `config.json`. */
 export const TINY_TEXT_CONFIG = {
   vocab_size: 49408,
   hidden_size: 32,
@@ -28,6 +39,7 @@ export const TINY_TEXT_CONFIG = {
   projection_dim: 32,
 } as const;
 
+/** The tiny UNet's `config.json`. */
 export const TINY_UNET_CONFIG: UNetConfigInput = {
   sample_size: 16,
   in_channels: 4,
@@ -41,6 +53,7 @@ export const TINY_UNET_CONFIG: UNetConfigInput = {
   norm_num_groups: 8,
 };
 
+/** The tiny VAE's `config.json`. */
 export const TINY_VAE_CONFIG: VAEConfigInput = {
   sample_size: 32,
   in_channels: 3,
@@ -68,7 +81,16 @@ export const SD15_SCHEDULER_CONFIG = {
   trained_betas: null,
 } as const;
 
-/** The tiny pipeline on the current backend, weights drawn from `seed`; norm weights and biases are perturbed so they matter. */
+/**
+ * The tiny pipeline on the current backend, weights drawn from `seed`; norm weights and biases are
+ * perturbed so they matter.
+ *
+ * @example
+ * ```ts
+ * const pipe = await buildTinyPipeline(1234);
+ * const { images } = await pipe.txt2img({ prompt: 'a fox', seed: 1, numInferenceSteps: 4 }); // [1, 3, 32, 32]
+ * ```
+ */
 export async function buildTinyPipeline(seed = 1234): Promise<StableDiffusionPipeline> {
   const tokenizer = await CLIPTokenizer.fromOpenAI();
   k.manualSeed(seed);
@@ -84,7 +106,14 @@ export async function buildTinyPipeline(seed = 1234): Promise<StableDiffusionPip
   return new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler });
 }
 
-/** Writes the tiny pipeline as a diffusers folder. */
+/**
+ * Writes the tiny pipeline as a diffusers folder.
+ *
+ * @example
+ * ```ts
+ * await writeTinyModel('/tmp/tiny-sd', 1234);
+ * ```
+ */
 export async function writeTinyModel(dir: string, seed = 1234): Promise<void> {
   const pipe = await buildTinyPipeline(seed);
   try {
