@@ -23,7 +23,7 @@ export type { ShapeMismatch, InvalidValue, StateDictErrorDetails, SafetensorsErr
 export { parameter, isParameter } from './parameter.js';
 export type { Parameter } from './parameter.js';
 export { Module } from './module.js';
-export type { StateDict, LoadStateDictResult, UnaryModule } from './module.js';
+export type { StateDict, LoadStateDictResult, UnaryModule, ModuleAdapter } from './module.js';
 export type { KeyPattern } from './state-dict.js';
 export { skipInit, isPlaceholder, uninitializedKeys } from './skip-init.js';
 export { loadWeights, prefixedSource, renamedSource } from './load-weights.js';
@@ -66,3 +66,17 @@ export { serializeSafetensors } from './safetensors/write.js';
 export type { TensorMap } from './safetensors/write.js';
 // File access (openSafetensors, loadSafetensors, saveSafetensors, model folders) is in `@kiln/nn/node`.
 export * from './blocks/index.js';
+
+// LoRA: adapters on Linear/Conv2d, target sets, diffusers/PEFT and kohya layouts (files: `@kiln/nn/node`).
+export { LoraLayer } from './lora/lora-layer.js';
+export type { LoraOptions, LoraTarget } from './lora/lora-layer.js';
+export { injectLora, loraLayers, loraNames, mergeLora, unmergeLora, setLoraScale, setLoraEnabled, removeLora } from './lora/inject.js';
+export type { InjectLoraOptions, LoraAdapter } from './lora/inject.js';
+export { LORA_TARGETS, matchesTarget } from './lora/targets.js';
+export type { LoraTargetPattern } from './lora/targets.js';
+export { LORA_COMPONENTS, KOHYA_PREFIXES, kohyaName, parseKohyaName } from './lora/keys.js';
+export type { LoraComponent } from './lora/keys.js';
+export { LoraFormatError, LORA_ADAPTER_METADATA_KEY, detectLoraFormat, parseLoraStateDict, serializeLoraWeights } from './lora/format.js';
+export type { LoraFormat, LoraModuleWeights, LoraWeights } from './lora/format.js';
+export { loraStateDict, extractLoraWeights, applyLoraWeights, kohyaNameMap } from './lora/model-io.js';
+export type { LoraModels, ApplyLoraOptions } from './lora/model-io.js';

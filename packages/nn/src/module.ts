@@ -12,6 +12,15 @@ export interface UnaryModule extends Module {
   forward(x: k.Tensor): k.Tensor;
 }
 
+/**
+ * A module attached to another with {@link Module.addAdapter} (LoRA, and later methods): it sees
+ * the host's input and output and returns the adapted output. Its parameters belong to the tree
+ * (optimizers, `to`, `toBackend`, checkpointing see them) but not to the host's state dict.
+ */
+export interface ModuleAdapter extends Module {
+  adapt(input: k.Tensor, output: k.Tensor): k.Tensor;
+}
+
 const NAME = /^[^.]+$/;
 
 /**
@@ -53,6 +62,7 @@ export abstract class Module {
   readonly #parameters = new Map<string, Parameter>();
   readonly #buffers = new Map<string, k.Tensor>();
   readonly #nonPersistent = new Set<string>();
+  readonly #adapters = new Set<string>();
 
   // Registration ------------------------------------------------------------------------------
 
@@ -108,6 +118,59 @@ export abstract class Module {
     this.#buffers.set(name, k.keep(t));
     if (options.persistent === false) this.#nonPersistent.add(name);
     return t;
+  }
+
+  /**
+   * Attaches `adapter` under `name` after construction: layers that support adapters
+   * (`Linear`, `Conv2d`) pass their output through every attached adapter, in order. The adapter
+   * is a child for traversal (its parameters are trained, moved and cast with the model) but is
+   * left out of `stateDict()` and `loadStateDict()`, so the base keys and files are unchanged.
+   *
+   * @example
+   * ```ts
+   * linear.addAdapter('lora_default', new LoraLayer(linear, { rank: 4 }));
+   * ```
+   */
+  addAdapter<A extends ModuleAdapter>(name: string, adapter: A): A {
+    this.#checkName(name, 'adapter');
+    this.#modules.set(name, adapter);
+    this.#adapters.add(name);
+    return adapter;
+  }
+
+  /**
+   * Detaches the adapter registered under `name` and returns it (not disposed).
+   *
+   * @example
+   * ```ts
+   * linear.removeAdapter('lora_default').dispose();
+   * ```
+   */
+  removeAdapter(name: string): ModuleAdapter {
+    const adapter = this.#modules.get(name);
+    if (!adapter || !this.#adapters.has(name)) throw new k.ArgumentError(`${this.constructor.name}: no adapter named '${name}'`);
+    this.#modules.delete(name);
+    this.#adapters.delete(name);
+    return adapter as ModuleAdapter;
+  }
+
+  /**
+   * The adapters attached to this module (not its descendants), in application order.
+   *
+   * @example
+   * ```ts
+   * linear.namedAdapters().map(([n]) => n); // ['lora_default']
+   * ```
+   */
+  namedAdapters(): [string, ModuleAdapter][] {
+    return [...this.#adapters].map((name) => [name, this.#modules.get(name) as ModuleAdapter]);
+  }
+
+  /** Runs `output` through the attached adapters; layers call this at the end of `forward`. */
+  protected applyAdapters(input: k.Tensor, output: k.Tensor): k.Tensor {
+    let y = output;
+    for (const name of this.#adapters) y = (this.#modules.get(name) as ModuleAdapter).adapt(input, y);
+    return y;
   }
 
   // Traversal ---------------------------------------------------------------------------------
@@ -234,7 +297,7 @@ export abstract class Module {
     const visit = (m: Module, prefix: string): void => {
       for (const [name, p] of m.#parameters) out[prefix + name] = p;
       for (const [name, b] of m.#buffers) if (!m.#nonPersistent.has(name)) out[prefix + name] = b;
-      for (const [name, child] of m.#modules) visit(child, `${prefix}${name}.`);
+      for (const [name, child] of m.#modules) if (!m.#adapters.has(name)) visit(child, `${prefix}${name}.`);
     };
     visit(this, '');
     return out;

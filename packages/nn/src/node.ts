@@ -33,3 +33,4 @@ export {
   savePretrained,
 } from './io/model-folder.js';
 export type { WeightsLocation, ConfigParser, LoadPretrainedOptions, SavePretrainedOptions } from './io/model-folder.js';
+export { readLoraFile, saveLoraWeights, loadLoraWeights, convertLoraFile } from './lora/node.js';

@@ -53,6 +53,6 @@ export class Conv2d extends Module {
   }
 
   forward(x: k.Tensor): k.Tensor {
-    return k.conv2d(x, this.weight, this.bias, this.options);
+    return this.applyAdapters(x, k.conv2d(x, this.weight, this.bias, this.options));
   }
 }

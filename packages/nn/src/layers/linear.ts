@@ -38,6 +38,6 @@ export class Linear extends Module {
   }
 
   forward(x: k.Tensor): k.Tensor {
-    return k.linear(x, this.weight, this.bias);
+    return this.applyAdapters(x, k.linear(x, this.weight, this.bias));
   }
 }
