@@ -9,8 +9,11 @@ import { GNORM, GNORM_BWD, LNORM, LNORM_BWD } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 
-/** Floats per staged array per chunk: 1 MiB, so a chunk's kernel pass runs in cache. */
-const CHUNK_FLOATS = 1 << 18;
+/**
+ * Floats per staged array per chunk: 2 MiB, so a chunk's kernel passes run in cache, in few
+ * enough dispatches (each one wakes the worker threads, which costs most on a busy machine).
+ */
+const CHUNK_FLOATS = 1 << 19;
 
 /**
  * Streams `srcs` (each `units × len` contiguous floats) through scratch in chunks of whole units:
