@@ -1,9 +1,12 @@
 import { KilnError } from '@kiln/tensor-core';
+import { generate, GENERATE_USAGE } from './generate.js';
+import type { CommandIO } from './generate.js';
 import { report, REPORT_USAGE } from './report.js';
 import { UsageError } from './usage-error.js';
 
-const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => Promise<string> }> = {
+const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], io: CommandIO) => Promise<string> }> = {
   report: { usage: REPORT_USAGE, run: report },
+  generate: { usage: GENERATE_USAGE, run: generate },
 };
 
 const HELP = `kiln <command> [options]
@@ -38,7 +41,11 @@ export async function main(argv: readonly string[], out: (s: string) => void = c
     return 0;
   }
   try {
-    out(`kiln ${name}: wrote ${await command.run(args)}`);
+    // A terminal gets a progress line redrawn in place; a log or a caller's err() gets one now and then.
+    const progress = err === console.error && process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;
+    const result = await command.run(args, { err, progress });
+    if (progress) process.stderr.write('\n');
+    out(`kiln ${name}: wrote ${result}`);
     return 0;
   } catch (e) {
     if (!(e instanceof KilnError)) throw e;

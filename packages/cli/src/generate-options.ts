@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { UsageError } from './usage-error.js';
+
+// Numbers arrive as strings from the command line and as numbers from JSON; both go through one schema.
+const numeric = <T extends z.ZodType>(inner: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), inner);
+const int = (min: number, max: number) => numeric(z.number().int().min(min).max(max));
+
+/**
+ * One generation: the fields of a `--batch` line, and the command line's generation flags
+ * (`--negative-prompt` is `negativePrompt`, …). Unknown fields are errors.
+ */
+export const JobSchema = z.strictObject({
+  prompt: z.string(),
+  negativePrompt: z.string().default(''),
+  steps: int(1, 1000).default(30),
+  guidanceScale: numeric(z.number().min(0).max(100)).default(7.5),
+  /** The first image's seed; image i uses seed + i. Random when absent. */
+  seed: int(0, 2 ** 32 - 1).optional(),
+  /** A scheduler name (`euler_a`, `dpm++_2m`, `ddim`, a diffusers class name); the model's own when absent. */
+  scheduler: z.string().min(1).optional(),
+  width: numeric(z.number().int().min(8).max(4096)).optional(),
+  height: numeric(z.number().int().min(8).max(4096)).optional(),
+  numImages: int(1, 64).default(1),
+});
+
+/** A validated job. */
+export type Job = z.output<typeof JobSchema>;
+
+/** The flags of `kiln generate`, each with its job field (if any), value name and default as `--help` shows them. */
+const FLAGS = {
+  model: { field: null, arg: 'SOURCE', help: 'a diffusers model folder (required)', def: undefined },
+  prompt: { field: 'prompt', arg: 'TEXT', help: 'what to draw (required without --batch)', def: undefined },
+  'negative-prompt': { field: 'negativePrompt', arg: 'TEXT', help: 'what to steer away from', def: '""' },
+  steps: { field: 'steps', arg: 'N', help: 'denoising steps', def: '30' },
+  'guidance-scale': { field: 'guidanceScale', arg: 'X', help: 'classifier-free guidance scale (≤ 1: off)', def: '7.5' },
+  seed: { field: 'seed', arg: 'N', help: 'seed of the first image; image i uses seed + i', def: 'random' },
+  scheduler: { field: 'scheduler', arg: 'NAME', help: 'euler, euler_a, ddim, ddpm, pndm, dpm++_2m, … or a diffusers class name', def: "the model's" },
+  width: { field: 'width', arg: 'PX', help: 'image width, a multiple of 8', def: "the model's (512 for SD 1.x)" },
+  height: { field: 'height', arg: 'PX', help: 'image height, a multiple of 8', def: "the model's (512 for SD 1.x)" },
+  'num-images': { field: 'numImages', arg: 'N', help: 'images per prompt', def: '1' },
+  out: { field: null, arg: 'DIR', help: 'where images and results.jsonl go', def: 'outputs' },
+  batch: { field: null, arg: 'FILE', help: 'prompts.jsonl: one JSON object per line with the fields below', def: undefined },
+  backend: { field: null, arg: 'NAME', help: 'wasm, cpu or webgpu', def: 'wasm' },
+} as const;
+
+type Flag = keyof typeof FLAGS;
+
+export const GENERATE_USAGE = `kiln generate --model SOURCE (--prompt TEXT | --batch FILE) [options]
+
+Text to image with a Stable Diffusion 1.x model. Writes PNGs (with the generation parameters in
+their 'parameters' text chunk, as AUTOMATIC1111 writes them) and results.jsonl (one line per
+prompt: files, seeds, timings or the error) into --out. A rerun skips prompts already done.
+
+options:
+${(Object.entries(FLAGS) as [Flag, (typeof FLAGS)[Flag]][]).map(([name, f]) => `  --${`${name} ${f.arg}`.padEnd(24)} ${f.help}${f.def === undefined ? '' : ` (default: ${f.def})`}`).join('\n')}
+
+--batch lines take the generation options as camelCase fields: {"prompt": "…", "negativePrompt": "…",
+"steps": 30, "guidanceScale": 7.5, "seed": 1, "scheduler": "euler_a", "width": 512, "height": 512,
+"numImages": 1}; the command line's values are their defaults.`;
+
+/** The parsed command line. */
+export interface GenerateArgs {
+  model: string;
+  out: string;
+  backend: string;
+  batch?: string;
+  /** The generation fields given on the command line (defaults for batch lines). */
+  fields: Record<string, string>;
+}
+
+/** Turns zod's issues into one line per field. */
+export function describeIssues(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((i) => {
+      const field = i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(root)');
+      return `${prefix}${field}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** Parses `kiln generate`'s flags; unknown flags and missing required ones are a UsageError. */
+export function parseGenerateArgs(args: readonly string[]): GenerateArgs {
+  const options = Object.fromEntries(Object.keys(FLAGS).map((name) => [name, { type: 'string' as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${GENERATE_USAGE}`);
+  }
+  const v = values as Partial<Record<Flag, string>>;
+  if (!v.model) throw new UsageError(`--model is required\n\n${GENERATE_USAGE}`);
+  if (v.prompt === undefined && v.batch === undefined) throw new UsageError(`give --prompt or --batch\n\n${GENERATE_USAGE}`);
+  if (v.prompt !== undefined && v.batch !== undefined) throw new UsageError(`give --prompt or --batch, not both (batch lines carry their prompts)\n\n${GENERATE_USAGE}`);
+  const fields: Record<string, string> = {};
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const value = v[name as Flag];
+    if (f.field && value !== undefined) fields[f.field] = value;
+  }
+  return { model: v.model, out: v.out ?? 'outputs', backend: v.backend ?? 'wasm', batch: v.batch, fields };
+}
+
+/** A job from command-line fields and (in batch mode) one line's fields on top; a ZodError on bad values. */
+export function parseJob(fields: Record<string, unknown>, line?: Record<string, unknown>): Job {
+  return JobSchema.parse({ ...fields, ...line });
+}

@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import * as k from '@kiln/tensor-core';
+import { StableDiffusionPipeline, formatParameters } from '@kiln/pipeline';
+import { writePng } from '@kiln/pipeline/node';
+import { z } from 'zod';
+import { GENERATE_USAGE, describeIssues, parseGenerateArgs, parseJob } from './generate-options.js';
+import type { Job } from './generate-options.js';
+import { progressLine } from './progress.js';
+import { appendResult, readResults } from './results-log.js';
+import type { ResultLine } from './results-log.js';
+import { UsageError } from './usage-error.js';
+
+export { GENERATE_USAGE };
+
+/** Where a command writes besides its result: messages, and a progress line that may be redrawn in place. */
+export interface CommandIO {
+  err: (s: string) => void;
+  /** Redraws the progress line (a terminal); without it, progress goes to `err` now and then. */
+  progress?: (line: string) => void;
+}
+
+const FLAG_OF: Record<string, string> = { negativePrompt: '--negative-prompt', guidanceScale: '--guidance-scale', numImages: '--num-images' };
+const flagOf = (field: string) => FLAG_OF[field] ?? `--${field}`;
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+interface Input {
+  line: number;
+  /** The line's text (batch) or the command line's fields as JSON. */
+  text: string;
+  /** sha-256 of model + text: what a result must match to count as done. */
+  hash: string;
+}
+
+/** `kiln generate`: resolves to a one-line summary. */
+export async function generate(args: readonly string[], io: CommandIO): Promise<string> {
+  const a = parseGenerateArgs(args);
+  // Bad flag values are usage errors before anything loads (batch mode checks them with a stand-in prompt).
+  const check = parseJobSafe(a.batch ? { ...a.fields, prompt: '' } : a.fields);
+  if (!check.ok) throw new UsageError(`${describeIssues(check.error).replace(/^(\w+)/gm, (f) => flagOf(f))}\n\n${GENERATE_USAGE}`);
+  if (!k.listBackends().includes(a.backend)) throw new UsageError(`--backend ${a.backend}: not one of ${k.listBackends().join(', ')}`);
+
+  const hash = (text: string) => createHash('sha256').update(`${a.model}\n${text}`).digest('hex');
+  let inputs: Input[];
+  if (a.batch) {
+    let text: string;
+    try {
+      text = await readFile(a.batch, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--batch ${a.batch}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    inputs = text.split(/\r?\n/).flatMap((t, i) => (t.trim() === '' ? [] : [{ line: i + 1, text: t, hash: hash(t) }]));
+  } else {
+    const t = JSON.stringify(a.fields);
+    inputs = [{ line: 1, text: t, hash: hash(t) }];
+  }
+
+  await mkdir(a.out, { recursive: true });
+  const resultsPath = join(a.out, 'results.jsonl');
+  const done = new Set<string>();
+  for (const r of await readResults(resultsPath)) {
+    if (!r.error && r.files && (await Promise.all(r.files.map((f) => exists(join(a.out, f))))).every(Boolean)) done.add(`${r.line}:${r.input}`);
+  }
+
+  let pipe: StableDiffusionPipeline | undefined;
+  const counts = { images: 0, failed: 0, skipped: 0 };
+  try {
+    for (const [n, input] of inputs.entries()) {
+      if (done.has(`${input.line}:${input.hash}`)) {
+        counts.skipped++;
+        continue;
+      }
+      const base: ResultLine = { line: input.line, input: input.hash };
+      let job: Job;
+      try {
+        job = a.batch ? parseJob(a.fields, parseLine(input.text)) : parseJob(a.fields);
+      } catch (e) {
+        const error = e instanceof z.ZodError ? describeIssues(e) : (e as Error).message;
+        io.err(`kiln generate: ${a.batch ?? 'prompt'}:${input.line}: ${error}`);
+        await appendResult(resultsPath, { ...base, error });
+        counts.failed++;
+        continue;
+      }
+      if (!pipe) {
+        await k.useBackend(a.backend);
+        pipe = await StableDiffusionPipeline.fromPretrained(a.model);
+      }
+      const stem = a.batch ? `${String(input.line).padStart(5, '0')}-${input.hash.slice(0, 8)}` : input.hash.slice(0, 8);
+      try {
+        const result = await runJob(pipe, job, { model: a.model, out: a.out, stem, io, job: n + 1, jobs: inputs.length });
+        await appendResult(resultsPath, { ...base, prompt: job.prompt, ...result });
+        counts.images += result.files.length;
+      } catch (e) {
+        if (!(e instanceof k.KilnError) || !a.batch) throw e;
+        io.err(`kiln generate: ${a.batch}:${input.line}: ${e.message}`);
+        await appendResult(resultsPath, { ...base, prompt: job.prompt, error: e.message });
+        counts.failed++;
+      }
+    }
+  } finally {
+    pipe?.dispose();
+  }
+  const parts = [`${counts.images} image${counts.images === 1 ? '' : 's'} to ${a.out}`];
+  if (counts.skipped) parts.push(`${counts.skipped} already done`);
+  if (counts.failed) parts.push(`${counts.failed} failed (see ${resultsPath})`);
+  return parts.join(', ');
+}
+
+function parseJobSafe(fields: Record<string, unknown>): { ok: true } | { ok: false; error: z.ZodError } {
+  try {
+    parseJob(fields);
+    return { ok: true };
+  } catch (e) {
+    if (e instanceof z.ZodError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+/** One batch line as an object (a JSON syntax error or a non-object is the line's error). */
+function parseLine(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+interface JobContext {
+  model: string;
+  out: string;
+  stem: string;
+  io: CommandIO;
+  job: number;
+  jobs: number;
+}
+
+/** Generates a job's images one at a time (image i from seed + i), each written atomically before the next starts. */
+async function runJob(pipe: StableDiffusionPipeline, job: Job, c: JobContext): Promise<Required<Pick<ResultLine, 'files' | 'seeds' | 'timings'>>> {
+  const first = job.seed ?? Math.floor(Math.random() * (2 ** 32 - job.numImages));
+  const files: string[] = [];
+  const seeds: number[] = [];
+  const imagesMs: number[] = [];
+  let stepsMs = 0;
+  let stepsRun = 0;
+  for (let i = 0; i < job.numImages; i++) {
+    const seed = first + i;
+    const start = performance.now();
+    let lastReport = start;
+    let loopEnd = start;
+    const { rgba, images, scheduler } = await pipe.txt2img({
+      prompt: job.prompt,
+      negativePrompt: job.negativePrompt,
+      numInferenceSteps: job.steps,
+      guidanceScale: job.guidanceScale,
+      scheduler: job.scheduler,
+      width: job.width,
+      height: job.height,
+      seed,
+      callback: ({ step, numSteps }) => {
+        const now = (loopEnd = performance.now());
+        const line = progressLine({ job: c.job, jobs: c.jobs, image: i + 1, images: job.numImages, step: step + 1, steps: numSteps, elapsedMs: now - start });
+        if (c.io.progress) c.io.progress(line);
+        else if (step + 1 === numSteps || now - lastReport > 5000) {
+          c.io.err(line);
+          lastReport = now;
+        }
+      },
+    });
+    const [W, H] = [rgba[0].width, rgba[0].height];
+    images.dispose();
+    const file = `${c.stem}-${i}.png`;
+    const parameters = formatParameters({ prompt: job.prompt, negativePrompt: job.negativePrompt, steps: job.steps, scheduler, guidanceScale: job.guidanceScale, seed, width: W, height: H, model: basename(c.model) });
+    await writePng(join(c.out, file), rgba[0], { parameters });
+    const ms = performance.now() - start;
+    stepsMs += loopEnd - start; // prompt encoding counts towards the first step, as in diffusers' progress bar
+    stepsRun += job.steps;
+    files.push(file);
+    seeds.push(seed);
+    imagesMs.push(Math.round(ms));
+  }
+  return { files, seeds, timings: { imagesMs, stepMs: Math.round((stepsMs / Math.max(stepsRun, 1)) * 100) / 100 } };
+}
