@@ -1,0 +1,162 @@
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join, basename, dirname } from 'node:path';
+import * as k from '@kiln/tensor-core';
+import type { AdamW, AdamWHyper, LambdaLR, LRSchedulerState, Module, OptimizerStateDict } from '@kiln/nn';
+import { loadSafetensors, saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
+import { z } from 'zod';
+import { CheckpointError } from './errors.js';
+
+/** Where training stands: enough to continue with the identical loss curve. */
+export interface TrainerState {
+  /** Optimizer steps done. */
+  globalStep: number;
+  /** The epoch and the index of the next batch in it. */
+  epoch: number;
+  batchIndex: number;
+  /** The epoch's batch order (dataset indices), for the record and to check on resume. */
+  dataOrder: number[];
+  generator: k.GeneratorState;
+  dataSeed: number;
+  lrScheduler: LRSchedulerState;
+  /** What the weights must match: parameter names and shapes of the trained models. */
+  fingerprint: string;
+}
+
+const StateSchema = z.object({
+  format: z.literal('kiln-dreambooth-checkpoint'),
+  version: z.literal(1),
+  globalStep: z.number().int().min(0),
+  epoch: z.number().int().min(0),
+  batchIndex: z.number().int().min(0),
+  dataOrder: z.array(z.number().int().min(0)),
+  generator: z.object({ algorithm: z.literal('philox4x32-10'), seed: z.number().int().min(0), offset: z.number().int().min(0) }),
+  dataSeed: z.number().int(),
+  lrScheduler: z.object({ lastEpoch: z.number().int(), baseLrs: z.array(z.number()) }),
+  fingerprint: z.string(),
+  optimizer: z.object({
+    paramGroups: z.array(z.record(z.string(), z.unknown())),
+    steps: z.record(z.string(), z.number().int()),
+  }),
+});
+
+const STATE_FILE = 'trainer_state.json';
+const OPT_FILE = 'optimizer.safetensors';
+
+/** A short description of the trained parameters (names and shapes), so a checkpoint of another model is refused. */
+export function fingerprintOf(models: Record<string, Module>): string {
+  const parts: string[] = [];
+  for (const [name, m] of Object.entries(models)) for (const [key, p] of m.namedParameters()) parts.push(`${name}.${key}:${p.shape.join('x')}`);
+  let h = 0x811c9dc5;
+  const text = parts.join(';');
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return `${parts.length} tensors, fnv1a ${h.toString(16).padStart(8, '0')}`;
+}
+
+/** The `checkpoint-N` folders of `outputDir`, oldest first. */
+export async function listCheckpoints(outputDir: string): Promise<{ step: number; path: string }[]> {
+  const names = await readdir(outputDir).catch(() => [] as string[]);
+  return names
+    .map((n) => /^checkpoint-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), path: join(outputDir, m[0]) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** diffusers' rule: before saving, remove the oldest so that at most `limit − 1` remain. */
+export async function pruneCheckpoints(outputDir: string, limit: number | null): Promise<string[]> {
+  if (limit === null) return [];
+  const all = await listCheckpoints(outputDir);
+  if (all.length < limit) return [];
+  const remove = all.slice(0, all.length - limit + 1);
+  for (const c of remove) await rm(c.path, { recursive: true, force: true });
+  return remove.map((c) => c.path);
+}
+
+/**
+ * Writes `checkpoint-N/` (the trained models' weights in diffusers' layout, the optimizer's
+ * moments, the LR schedule, the step, the generator and the data position) into a temporary
+ * folder and renames it into place, so a kill never leaves a half-written checkpoint.
+ */
+export async function saveCheckpoint(
+  dir: string,
+  models: Record<string, Module & { savePretrained(dir: string): Promise<void> }>,
+  optimizer: AdamW,
+  lrScheduler: LambdaLR,
+  state: Omit<TrainerState, 'lrScheduler'>,
+): Promise<void> {
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  for (const [name, m] of Object.entries(models)) await m.savePretrained(join(tmp, name));
+  const opt = optimizer.stateDict();
+  const tensors = new Map<string, k.Tensor>();
+  const steps: Record<string, number> = {};
+  try {
+    for (const [id, s] of Object.entries(opt.state)) {
+      steps[id] = s.step as number;
+      tensors.set(`${id}.exp_avg`, s.expAvg as k.Tensor);
+      tensors.set(`${id}.exp_avg_sq`, s.expAvgSq as k.Tensor);
+    }
+    await saveSafetensors(join(tmp, OPT_FILE), tensors);
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+  const json = {
+    format: 'kiln-dreambooth-checkpoint',
+    version: 1,
+    ...state,
+    lrScheduler: lrScheduler.stateDict(),
+    optimizer: { paramGroups: opt.paramGroups, steps },
+  };
+  await writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(json, null, 1)}\n`);
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+/** Finds the checkpoint `--resume_from_checkpoint` names: a path, a name inside `outputDir`, or `latest`. Null when `latest` finds none. */
+export async function resolveCheckpoint(spec: string, outputDir: string): Promise<string | null> {
+  if (spec === 'latest') {
+    const all = await listCheckpoints(outputDir);
+    return all.length ? all[all.length - 1].path : null;
+  }
+  for (const p of [spec, join(outputDir, basename(spec))]) if ((await stat(p).catch(() => null))?.isDirectory()) return p;
+  throw new CheckpointError(`resume_from_checkpoint: ${spec} is not a checkpoint folder (looked in ${spec} and ${join(outputDir, basename(spec))})`);
+}
+
+/** Reads a checkpoint's state and checks it belongs to these models; the caller then loads weights and optimizer. */
+export async function readCheckpointState(dir: string, fingerprint: string): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(`${join(dir, STATE_FILE)}: cannot be read as JSON (${(e as Error).message}); is ${dir} a Kiln DreamBooth checkpoint?`);
+  }
+  const parsed = StateSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new CheckpointError(`${join(dir, STATE_FILE)}: ${i.path.join('.') || 'file'}: ${i.message}`);
+  }
+  if (parsed.data.fingerprint !== fingerprint) {
+    throw new CheckpointError(
+      `${dir}: checkpoint of another model: its trained parameters are ${parsed.data.fingerprint}, this run's are ${fingerprint} (different base model or --train_text_encoder setting)`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Loads the optimizer moments of a checkpoint into `optimizer` (its param order must match, which the fingerprint ensures). */
+export async function loadOptimizer(dir: string, optimizer: AdamW, saved: { paramGroups: Record<string, unknown>[]; steps: Record<string, number> }): Promise<void> {
+  const tensors = await loadSafetensors(join(dir, OPT_FILE));
+  try {
+    const state: OptimizerStateDict<AdamWHyper>['state'] = {};
+    for (const [id, step] of Object.entries(saved.steps)) {
+      const expAvg = tensors[`${id}.exp_avg`];
+      const expAvgSq = tensors[`${id}.exp_avg_sq`];
+      if (!expAvg || !expAvgSq) throw new CheckpointError(`${join(dir, OPT_FILE)}: moments of parameter ${id} are missing`);
+      state[Number(id)] = { step, expAvg, expAvgSq };
+    }
+    optimizer.loadStateDict({ state, paramGroups: saved.paramGroups as unknown as OptimizerStateDict<AdamWHyper>['paramGroups'] });
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}

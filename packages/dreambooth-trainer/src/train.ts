@@ -1,0 +1,267 @@
+import { join } from 'node:path';
+import * as k from '@kiln/tensor-core';
+import { AdamW, clipGradNorm, getScheduler, loadWeights } from '@kiln/nn';
+import { openWeights } from '@kiln/nn/node';
+import type { Module } from '@kiln/nn';
+import type { RunLogger } from '@kiln/tracking';
+import { openRun } from '@kiln/tracking/node';
+import { fingerprintOf, listCheckpoints, loadOptimizer, pruneCheckpoints, readCheckpointState, resolveCheckpoint, saveCheckpoint } from './checkpoint-io.js';
+import { compatNotes, parseTrainerConfig } from './config.js';
+import type { TrainerConfig, TrainerConfigInput } from './config.js';
+import type { BatchRows } from './dataset.js';
+import { TrainingDivergedError } from './errors.js';
+import { dreamBoothLoss } from './loss.js';
+import { saveOutput } from './output.js';
+import { encodeText, openSession } from './session.js';
+import type { Session } from './session.js';
+import { runValidation } from './validation.js';
+
+/** What `onStep` receives after each optimizer step. */
+export interface StepInfo {
+  /** Optimizer steps done (diffusers' global_step). */
+  step: number;
+  maxSteps: number;
+  epoch: number;
+  /** Mean loss over the step's micro-batches, and its terms. */
+  loss: number;
+  instanceLoss: number;
+  priorLoss: number | null;
+  lr: number;
+  itPerSec: number;
+}
+
+/** Hooks of {@link trainDreamBooth}. */
+export interface TrainHooks {
+  /** Called after each optimizer step (awaited). */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  /** Aborting stops at the next step boundary, after saving a checkpoint of that step. */
+  signal?: AbortSignal;
+  /** Notes and messages (default: stderr). */
+  log?: (line: string) => void;
+  /** The progress line after each step (default: none; the CLI prints it on stderr). */
+  progress?: (line: string) => void;
+}
+
+/** What a run ends with. */
+export interface TrainResult {
+  /** Optimizer steps done. */
+  step: number;
+  /** True when stopped by `signal` (a checkpoint of `step` was saved); the model is not written. */
+  interrupted: boolean;
+  /** The loss of each optimizer step of this session, in order. */
+  losses: number[];
+  outputDir: string;
+}
+
+const fmtTime = (s: number) => (Number.isFinite(s) ? new Date(Math.max(0, s) * 1000).toISOString().slice(11, 19) : '--:--:--');
+
+/** A latent sample `mean + std·ε` from VAE moments [N, 8, h, w] (diffusers' DiagonalGaussianDistribution), × scaling_factor. */
+function sampleLatents(moments: k.Tensor, generator: k.Generator, scaling: number): k.Tensor {
+  const [mean, logvar] = moments.chunk(2, 1);
+  const std = logvar.clamp(-30, 20).mul(0.5).exp();
+  return mean.add(std.mul(k.randn(mean.shape, { generator }))).mul(scaling);
+}
+
+/**
+ * DreamBooth fine-tuning of a Stable Diffusion 1.x diffusers folder, as diffusers'
+ * `train_dreambooth.py` does it, with its options (see {@link parseTrainerConfig}): prior
+ * preservation with generated class images, ε or v targets, offset noise, min-SNR weighting,
+ * gradient accumulation and clipping, AdamW with diffusers' LR schedules, checkpoints that resume
+ * with the identical loss curve, validation images, tracking, and the trained pipeline written to
+ * `output_dir`. Node only.
+ *
+ * @example
+ * ```ts
+ * import { trainDreamBooth } from '@kiln/dreambooth-trainer/node';
+ * const result = await trainDreamBooth(
+ *   { pretrained_model_name_or_path: './sd15', instance_data_dir: './dog', instance_prompt: 'a photo of sks dog', output_dir: './dog-model', max_train_steps: 400, seed: 0 },
+ *   { onStep: ({ step, loss }) => console.log(step, loss) },
+ * );
+ * ```
+ */
+export async function trainDreamBooth(input: TrainerConfigInput | TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const c = parseTrainerConfig(input);
+  const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  for (const note of compatNotes(c)) log(note);
+  await k.useBackend(c.backend);
+  const s = await openSession(c, log);
+  try {
+    return await trainSession(s, hooks, log);
+  } finally {
+    s.pipe.dispose();
+  }
+}
+
+async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) => void): Promise<TrainResult> {
+  const c = s.config;
+  const { unet, textEncoder, vae } = s.pipe;
+  if (c.gradient_checkpointing) unet.enableGradientCheckpointing();
+  unet.train();
+  if (c.train_text_encoder) textEncoder.train();
+  const trained: Record<string, Module & { savePretrained(dir: string): Promise<void> }> = { unet };
+  if (c.train_text_encoder) trained.text_encoder = textEncoder;
+  const params = Object.values(trained).flatMap((m) => m.parameters());
+  const fingerprint = fingerprintOf(trained);
+  const batchSize = c.train_batch_size;
+  const lr = c.scale_lr ? c.learning_rate * c.gradient_accumulation_steps * batchSize : c.learning_rate;
+  const optimizer = new AdamW(params, { lr, betas: [c.adam_beta1, c.adam_beta2], weightDecay: c.adam_weight_decay, eps: c.adam_epsilon });
+  const batchesPerEpoch = Math.ceil(s.dataset.length / batchSize);
+  const updatesPerEpoch = Math.ceil(batchesPerEpoch / c.gradient_accumulation_steps);
+  const maxSteps = c.max_train_steps ?? c.num_train_epochs * updatesPerEpoch;
+  const numEpochs = Math.ceil(maxSteps / updatesPerEpoch);
+  const lrScheduler = getScheduler(c.lr_scheduler, { optimizer, numWarmupSteps: c.lr_warmup_steps, numTrainingSteps: maxSteps, numCycles: c.lr_num_cycles, power: c.lr_power });
+  const generator = new k.Generator(s.seed);
+  let globalStep = 0;
+  let epoch = 0;
+  let batchIndex = 0;
+
+  if (c.resume_from_checkpoint !== null) {
+    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
+    if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
+    else {
+      const st = await readCheckpointState(dir, fingerprint);
+      for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
+      await loadOptimizer(dir, optimizer, st.optimizer);
+      lrScheduler.loadStateDict(st.lrScheduler);
+      generator.setState(st.generator);
+      s.dataset.options.seed = st.dataSeed;
+      ({ globalStep, epoch, batchIndex } = st);
+      log(`Resuming from checkpoint ${dir} at step ${globalStep}`);
+    }
+  }
+
+  // Frozen parts: cached text embeddings (per prompt) and, with --cache_latents, VAE moments.
+  const textCache = new Map<string, k.Tensor>();
+  const latentCache = new Map<string, k.Tensor>();
+  const cached: k.Tensor[] = [];
+  const scaling = vae.config.scaling_factor;
+  const R = c.resolution;
+  const pixelsOf = (kind: 0 | 1, rows: number[], ep: number) =>
+    k.tensor(Float32Array.from(rows.flatMap((i) => Array.from(s.dataset.pixels(kind, i, ep)))), { shape: [rows.length, 3, R, R] });
+  const momentsOf = (kind: 0 | 1, rows: number[], ep: number): k.Tensor => {
+    if (!c.cache_latents) return k.noGrad(() => vae.encode(pixelsOf(kind, rows, ep)).latentDist.parameters);
+    return k.cat(
+      rows.map((i) => {
+        const key = `${kind}:${i}`;
+        let m = latentCache.get(key);
+        if (!m) {
+          m = k.keep(k.tidy(() => k.noGrad(() => vae.encode(pixelsOf(kind, [i], 0)).latentDist.parameters)));
+          latentCache.set(key, m);
+          cached.push(m);
+        }
+        return m;
+      }),
+      0,
+    );
+  };
+  const promptsOf = (rows: BatchRows) => [...rows.instance.map((i) => s.dataset.instances[i].prompt), ...rows.klass.map((i) => s.dataset.classes![i].prompt)];
+  const textOf = (prompts: string[]): k.Tensor => {
+    if (c.train_text_encoder) return encodeText(s, prompts);
+    return k.cat(
+      prompts.map((p) => {
+        let e = textCache.get(p);
+        if (!e) {
+          e = k.keep(k.tidy(() => k.noGrad(() => encodeText(s, [p]))));
+          textCache.set(p, e);
+          cached.push(e);
+        }
+        return e;
+      }),
+      0,
+    );
+  };
+
+  const tracker: RunLogger = openRun(join(c.output_dir, c.logging_dir), { reportTo: c.report_to === 'all' ? ['tensorboard', 'html'] : c.report_to === 'tensorboard' ? ['tensorboard'] : [] });
+  tracker.logHparams({ ...c });
+  const losses: number[] = [];
+  const started = performance.now();
+  const startStep = globalStep;
+  let savedAt = -1;
+  const checkpoint = async () => {
+    for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
+    const path = join(c.output_dir, `checkpoint-${globalStep}`);
+    await saveCheckpoint(path, trained, optimizer, lrScheduler, {
+      globalStep, epoch, batchIndex, dataOrder: s.dataset.order(epoch), generator: generator.getState(), dataSeed: s.dataset.options.seed, fingerprint,
+    });
+    savedAt = globalStep;
+    log(`Saved state to ${path}`);
+  };
+
+  try {
+    outer: for (; epoch < numEpochs; epoch++, batchIndex = 0) {
+      const batches = s.dataset.batches(epoch, batchSize);
+      let sums = { loss: 0, inst: 0, prior: 0, n: 0 };
+      while (batchIndex < batches.length) {
+        if (globalStep >= maxSteps) break outer;
+        const rows = batches[batchIndex];
+        const withPrior = rows.klass.length > 0;
+        const terms = k.tidy(() => {
+          const moments = withPrior ? k.cat([momentsOf(0, rows.instance, epoch), momentsOf(1, rows.klass, epoch)], 0) : momentsOf(0, rows.instance, epoch);
+          const latents = sampleLatents(moments, generator, scaling);
+          const out = dreamBoothLoss({
+            unet, scheduler: s.trainScheduler, latents, encoderHiddenStates: textOf(promptsOf(rows)), generator,
+            predictionType: s.predictionType, offsetNoise: c.offset_noise, snrGamma: c.snr_gamma, withPrior, priorLossWeight: c.prior_loss_weight,
+          });
+          out.loss.div(c.gradient_accumulation_steps).backward();
+          return k.stack([out.loss, out.instanceLoss, out.priorLoss ?? k.zeros([])]).detach();
+        });
+        const [loss, inst, prior] = (await terms.toArray()) as number[];
+        terms.dispose();
+        batchIndex++;
+        const bad = !Number.isFinite(inst) ? 'instance loss' : withPrior && !Number.isFinite(prior) ? 'prior-preservation loss' : null;
+        if (bad) {
+          optimizer.zeroGrad();
+          const last = (await listCheckpoints(c.output_dir)).at(-1);
+          throw new TrainingDivergedError(
+            `step ${globalStep + 1}: the ${bad} is ${bad === 'instance loss' ? inst : prior}; training stopped without applying it. ${last ? `The last good checkpoint is ${last.path}.` : 'No checkpoint was saved yet.'} Lower --learning_rate or check the data.`,
+            globalStep + 1,
+            bad,
+          );
+        }
+        sums = { loss: sums.loss + loss, inst: sums.inst + inst, prior: sums.prior + prior, n: sums.n + 1 };
+        const sync = batchIndex % c.gradient_accumulation_steps === 0 || batchIndex === batches.length;
+        if (!sync) continue;
+        clipGradNorm(params, c.max_grad_norm).dispose();
+        optimizer.step();
+        lrScheduler.step();
+        optimizer.zeroGrad();
+        globalStep++;
+        const info: StepInfo = {
+          step: globalStep, maxSteps, epoch, loss: sums.loss / sums.n, instanceLoss: sums.inst / sums.n, priorLoss: withPrior ? sums.prior / sums.n : null,
+          lr: lrScheduler.getLastLr()[0], itPerSec: (globalStep - startStep) / ((performance.now() - started) / 1000),
+        };
+        sums = { loss: 0, inst: 0, prior: 0, n: 0 };
+        losses.push(info.loss);
+        const mem = k.memory();
+        tracker.log(globalStep, { loss: info.loss, instance_loss: info.instanceLoss, ...(info.priorLoss === null ? {} : { prior_loss: info.priorLoss }), lr: info.lr, 'it/s': info.itPerSec, live_mb: mem.liveBytes / 2 ** 20, peak_mb: mem.peakBytes / 2 ** 20 });
+        hooks.progress?.(`step ${globalStep}/${maxSteps} loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)} ${info.itPerSec.toFixed(2)} it/s ETA ${fmtTime((maxSteps - globalStep) / info.itPerSec)}`);
+        if (globalStep % c.checkpointing_steps === 0) await checkpoint();
+        if (c.validation_prompt !== null && globalStep % c.validation_steps === 0) await runValidation(s, globalStep, tracker);
+        await hooks.onStep?.(info);
+        if (hooks.signal?.aborted) {
+          if (savedAt !== globalStep) await checkpoint();
+          log(`stopped at step ${globalStep}; resume with --resume_from_checkpoint latest`);
+          return { step: globalStep, interrupted: true, losses, outputDir: c.output_dir };
+        }
+      }
+    }
+    await saveOutput(s, { steps: globalStep, log });
+    if (c.validation_prompt !== null && globalStep % c.validation_steps !== 0) await runValidation(s, globalStep, tracker);
+    return { step: globalStep, interrupted: false, losses, outputDir: c.output_dir };
+  } finally {
+    optimizer.zeroGrad();
+    optimizer.dispose();
+    for (const t of cached) t.dispose();
+    await tracker.close();
+  }
+}
+
+/** Loads a checkpoint's weights into a trained model (names and shapes checked by loadWeights). */
+async function loadTrainedWeights(m: Module, dir: string): Promise<void> {
+  const source = await openWeights(dir);
+  try {
+    await loadWeights(m, source);
+  } finally {
+    await source.close();
+  }
+}
