@@ -54,14 +54,15 @@ type Kind = 'u32' | 'i32' | 'f32';
 /** The metadata of one dispatch: named scalar fields and strided views, in declaration order. */
 export class Meta {
   private readonly words: number[] = [];
-  private readonly wgslParts: string[] = [];
+  /** WGSL per field and view, generated only when a pipeline is compiled. */
+  private readonly wgslParts: (() => string)[] = [];
   private readonly layout: string[] = [];
 
   private field(kind: Kind, name: string, v: number): this {
     const at = this.words.length;
     this.words.push(wordOf(kind, v));
     const read = kind === 'u32' ? `md[${at}u]` : `bitcast<${kind}>(md[${at}u])`;
-    this.wgslParts.push(`fn md_${name}() -> ${kind} { return ${read}; }`);
+    this.wgslParts.push(() => `fn md_${name}() -> ${kind} { return ${read}; }`);
     this.layout.push(`${name}:${kind}`);
     return this;
   }
@@ -100,7 +101,7 @@ export class Meta {
     strides.forEach((s, i) => (w[2 + MAX_RANK + i] = s));
     this.words.push(...w);
     const contig = isContig(shape, strides);
-    this.wgslParts.push(indexer(name, at, contig));
+    this.wgslParts.push(() => indexer(name, at, contig));
     this.layout.push(`${name}:view${contig ? 'c' : 's'}`);
     return this;
   }
@@ -118,7 +119,7 @@ export class Meta {
 
   /** WGSL accessors for every field and view. */
   get wgsl(): string {
-    return this.wgslParts.join('\n') + '\n';
+    return this.wgslParts.map((part) => part()).join('\n') + '\n';
   }
 
   /** What the generated WGSL depends on (field names and kinds, view contiguity): part of the pipeline key. */
