@@ -124,8 +124,9 @@ interface Outcome {
  * (made on cpu in f32 and rounded to `dtype`). Inputs are generated on cpu and moved.
  */
 async function gradients(c: FusedBackwardCase, backend: string, dtype: 'float32' | 'float16', compute: 'float32' | 'float16'): Promise<Outcome> {
+  const live = k.memory(backend).liveTensors;
   await k.useBackend('cpu');
-  const cpuInputs = makeInputs(c, 'float32').map((t) => (k.isFloat(t.dtype) ? t.to(dtype).to(compute) : t));
+  const cpuInputs = k.tidy(() => makeInputs(c, 'float32').map((t) => (k.isFloat(t.dtype) ? t.to(dtype).to(compute) : t)));
   await k.useBackend(backend);
   const inputs: Tensor[] = [];
   for (const t of cpuInputs) {
@@ -137,7 +138,7 @@ async function gradients(c: FusedBackwardCase, backend: string, dtype: 'float32'
   });
   const shape = k.noGrad(() => k.tidy(() => c.fn(...inputs).shape));
   await k.useBackend('cpu');
-  const gyCpu = k.randn(shape, { seed: 99 }).to(dtype).to(compute);
+  const gyCpu = k.tidy(() => k.randn(shape, { seed: 99 }).to(dtype).to(compute));
   const gy = await gyCpu.toBackend(backend);
   gyCpu.dispose();
   await k.useBackend(backend);
@@ -159,6 +160,8 @@ async function gradients(c: FusedBackwardCase, backend: string, dtype: 'float32'
     t.grad?.dispose();
     t.dispose();
   });
+  // Gradients the op did not need (a frozen weight's) and every temporary were freed.
+  expect(k.memory(backend).liveTensors, `tensors left on ${backend}`).toBe(live);
   return out;
 }
 
