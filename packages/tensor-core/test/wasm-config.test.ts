@@ -1,6 +1,7 @@
 /**
  * The wasm backend's configurations: the plain-SIMD fallback (no relaxed FMA), one thread, more
- * threads than cores, and other register tiles all compute the same as the cpu reference.
+ * threads than cores, and other register tiles all compute the same as the cpu reference,
+ * forward kernels and fused backward kernels alike.
  */
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '@kiln/tensor-core';
@@ -68,6 +69,24 @@ describe('wasm backend configurations', () => {
         const v = view([3, 90, 8], 8);
         expect(maxRelErr(be.attention(q, kk, v, null, false, 0.25), cpu.attention(q, kk, v, null, false, 0.25))).toBeLessThan(1e-5);
         expect(maxRelErr(be.attention(q, kk, v, null, true, 0.25), cpu.attention(q, kk, v, null, true, 0.25))).toBeLessThan(1e-5);
+        // Fused backward kernels (threads by batch or by query block, partial sums), against the cpu reference.
+        const go = view([3, 70, 8], 9);
+        const shared: V = { ...view([70, 90], 10), shape: [3, 70, 90], strides: [0, 90, 1] };
+        for (const [mask, causal] of [[null, false], [null, true], [shared, false]] as const) {
+          const got = be.attentionBackward(q, kk, v, mask, causal, 0.25, go);
+          const ref = cpu.attentionBackward(q, kk, v, mask, causal, 0.25, go);
+          got.forEach((g, i) => expect(maxRelErr(g, ref[i]), `attention grad ${i}`).toBeLessThan(1e-4));
+        }
+        const xn = view([6, 12, 20], 11);
+        const gn = view([6, 12, 20], 12);
+        const [wn, bn] = [view([12], 13), view([12], 14)];
+        const gnGot = be.groupNormBackward(xn, 3, wn, bn, 1e-5, true, gn);
+        const gnRef = cpu.groupNormBackward(xn, 3, wn, bn, 1e-5, true, gn);
+        gnGot.forEach((g, i) => expect(maxRelErr(g!, gnRef[i]!), `groupNorm grad ${i}`).toBeLessThan(1e-4));
+        const [wl, bl] = [view([20], 15), view([20], 16)];
+        const lnGot = be.layerNormBackward(xn, wl, bl, 20, 1e-5, gn);
+        const lnRef = cpu.layerNormBackward(xn, wl, bl, 20, 1e-5, gn);
+        lnGot.forEach((g, i) => expect(maxRelErr(g!, lnRef[i]!), `layerNorm grad ${i}`).toBeLessThan(1e-4));
       } finally {
         be.dispose();
       }
