@@ -52,7 +52,7 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promi
     const path = join(dir, f);
     const image = decodeImage(new Uint8Array(await readFile(path)), path);
     if (Math.min(image.width, image.height) < o.minSide) {
-      throw new DatasetError(`${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (1/8 of --resolution)`);
+      throw new DatasetError(`${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (a quarter of --resolution: upscaling more only trains blur)`);
     }
     let prompt = o.prompt;
     if (o.captionExtension) {

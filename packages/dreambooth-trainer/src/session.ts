@@ -38,7 +38,7 @@ export async function checkOutputDir(c: TrainerConfig): Promise<void> {
  */
 export async function openSession(c: TrainerConfig, log: (line: string) => void): Promise<Session> {
   await checkOutputDir(c);
-  const minSide = Math.max(1, Math.ceil(c.resolution / 8));
+  const minSide = Math.max(1, Math.ceil(c.resolution / 4));
   const instances = await loadImageFolder(c.instance_data_dir, { prompt: c.instance_prompt, captionExtension: c.caption_extension, minSide, what: 'instance' });
   const seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
   const pipe = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, { variant: c.variant ?? undefined, revision: c.revision ?? undefined });
