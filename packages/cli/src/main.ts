@@ -2,11 +2,13 @@ import { KilnError } from '@kiln/tensor-core';
 import { generate, GENERATE_USAGE } from './generate.js';
 import type { CommandIO } from './generate.js';
 import { report, REPORT_USAGE } from './report.js';
+import { trainDreamboothCommand, TRAIN_DREAMBOOTH_USAGE } from './train-dreambooth.js';
 import { UsageError } from './usage-error.js';
 
 const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], io: CommandIO) => Promise<string> }> = {
   report: { usage: REPORT_USAGE, run: report },
   generate: { usage: GENERATE_USAGE, run: generate },
+  'train-dreambooth': { usage: TRAIN_DREAMBOOTH_USAGE, run: (args, io) => trainDreamboothCommand(args, io) },
 };
 
 const HELP = `kiln <command> [options]

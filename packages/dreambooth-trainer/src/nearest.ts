@@ -11,7 +11,8 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate closest to `name` (dashes read as underscores), or undefined when none is close:
- * within a third of the name's length, or a candidate containing it.
+ * within a third of the name's length in edits, or else the closest candidate whose words start
+ * with every word of `name` (`instance_dir` → `instance_data_dir`).
  */
 export function nearest(name: string, candidates: readonly string[]): string | undefined {
   const n = name.replace(/-/g, '_').toLowerCase();
@@ -22,5 +23,13 @@ export function nearest(name: string, candidates: readonly string[]): string | u
     if (d < bestD) [best, bestD] = [c, d];
   }
   if (best !== undefined && bestD <= Math.max(2, Math.ceil(n.length / 3))) return best;
-  return candidates.find((c) => n.length >= 4 && c.includes(n));
+  const words = n.split('_').filter(Boolean);
+  const covers = (c: string) => words.every((w) => c.split('_').some((cw) => cw.startsWith(w)));
+  let second: string | undefined;
+  let secondD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(n, c);
+    if (covers(c) && d < secondD) [second, secondD] = [c, d];
+  }
+  return second;
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import { loadSafetensors } from '@kiln/nn/node';
+import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { encode as encodePng } from 'fast-png';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, DatasetError, TrainerConfigError, TrainingDivergedError } from '../src/index.js';
@@ -115,6 +116,11 @@ describe('training', () => {
     expect(new Set(live.slice(1)).size).toBe(1);
     expect(readdirSync(out).filter((d) => d.startsWith('checkpoint-')).sort()).toEqual(['checkpoint-4', 'checkpoint-5']);
     for (const part of ['unet', 'text_encoder', 'vae', 'tokenizer', 'scheduler', 'model_index.json', 'model.safetensors']) expect(existsSync(join(out, part)), part).toBe(true);
+    const pipe = await StableDiffusionPipeline.fromPretrained(out); // what `kiln generate` loads
+    const { images } = await pipe.txt2img({ prompt: 'a photo of sks dog', numInferenceSteps: 2, seed: 1, width: 16, height: 16 });
+    expect(images.shape).toEqual([1, 3, 16, 16]);
+    images.dispose();
+    pipe.dispose();
     const metrics = readFileSync(join(out, 'logs', 'metrics.jsonl'), 'utf8');
     expect(metrics).toMatch(/"loss"/);
     expect(metrics).toMatch(/"it\/s"/);
