@@ -54,7 +54,7 @@ describe('kiln generate', () => {
     expect(await kiln(...m, '--backend', 'tpu')).toMatchObject({ code: 2, err: expect.stringMatching(/--backend tpu/) });
     expect(await kiln('generate', '--prompt', 'a fox')).toMatchObject({ code: 2, err: expect.stringMatching(/--model is required/) });
     expect(await kiln('generate', '--model', model)).toMatchObject({ code: 2, err: expect.stringMatching(/give --prompt or --batch/) });
-    expect(await kiln('generate', '--model', join(model, 'nope'), '--prompt', 'x', '--out', temp())).toMatchObject({ code: 1, err: expect.stringMatching(/not a folder/) });
+    expect(await kiln('generate', '--model', join(model, 'nope'), '--prompt', 'x', '--out', temp())).toMatchObject({ code: 1, err: expect.stringMatching(/not a folder or a Hub model id/) });
   });
 
   it('writes PNGs with the parameters chunk and results.jsonl; progress on stderr; a rerun skips what is done', async () => {

@@ -8,15 +8,18 @@ import { parseSchedulerConfigJson, schedulerFromConfig } from '@kiln/scheduler';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
 import { PipelineError } from './errors.js';
+import { downloadPipeline, isHubId } from './hub.js';
 import { ModelIndexSchema } from './model-index.js';
 import type { PipelineLoadOptions, StableDiffusionComponents } from './pipeline.js';
 
 const isDir = async (p: string) => (await stat(p).catch(() => null))?.isDirectory() ?? false;
 
 /** Reads every component of a diffusers Stable Diffusion folder; on any error, what was loaded is freed. */
-export async function loadPipelineFolder(dir: string, options: PipelineLoadOptions): Promise<StableDiffusionComponents> {
-  if (!(await isDir(dir))) {
-    throw new PipelineError(`${dir}: not a folder (a diffusers model folder with model_index.json is expected; Hub ids and single files are not supported yet)`);
+export async function loadPipelineFolder(source: string, options: PipelineLoadOptions): Promise<StableDiffusionComponents> {
+  let dir = source;
+  if (!(await isDir(source))) {
+    if (!isHubId(source)) throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); single-file checkpoints are not supported yet`);
+    dir = await downloadPipeline(source, { revision: options.revision, variant: options.variant, onFile: options.onDownload });
   }
   const index = await readConfig(join(dir, 'model_index.json'), ModelIndexSchema);
   const schedulerFile = join(dir, 'scheduler', 'scheduler_config.json');

@@ -11,6 +11,8 @@
  * @packageDocumentation
  */
 import { writeFileAtomic } from '@kiln/nn/node';
+export { downloadPipeline, isHubId } from './hub.js';
+export type { HubOptions } from './hub.js';
 import { encodePng } from './png.js';
 import type { RgbaImage } from './txt2img-options.js';
 

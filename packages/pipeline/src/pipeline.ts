@@ -26,6 +26,8 @@ export interface PipelineLoadOptions {
   variant?: string;
   /** A Hugging Face Hub revision (branch, tag or commit); only meaningful for Hub ids. */
   revision?: string;
+  /** Told about each file of a Hub download (or cache hit), for a progress display. */
+  onDownload?: (info: { path: string; index: number; count: number; cached: boolean }) => void;
 }
 
 /** Options of {@link StableDiffusionPipeline.encodePrompt}. */
@@ -77,7 +79,9 @@ export class StableDiffusionPipeline {
 
   /**
    * Loads a pipeline from a diffusers folder (`model_index.json` with `tokenizer/`, `text_encoder/`,
-   * `unet/`, `vae/` and `scheduler/`); the scheduler's class is the `_class_name` of its
+   * `unet/`, `vae/` and `scheduler/`), or from a Hugging Face Hub id (`org/name`), downloaded into
+   * the standard Hugging Face cache with `@huggingface/hub` (honouring `HF_ENDPOINT`, `HF_TOKEN`,
+   * `HF_HUB_OFFLINE`, `HF_HOME`; see `downloadPipeline`); the scheduler's class is the `_class_name` of its
    * `scheduler_config.json`. Each model is read tensor by tensor into an uninitialised model, so
    * loading peaks at the models' own size. Node only.
    *
