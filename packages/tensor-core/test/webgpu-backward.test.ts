@@ -141,6 +141,14 @@ suite('webgpu fused gradients', () => {
     keep.forEach((r, i) => expectClose(got[0].slice(r * E, (r + 1) * E), dqc.slice(i * E, (i + 1) * E), 2e-5, 2e-5, `dq row ${r}`));
   });
 
+  it('attentionBackward rejects head dims that do not fit workgroup memory, naming them', () => {
+    const q = k.zeros([1, 2, 2000]);
+    const be = k.getBackend();
+    expect(() => be.attentionBackward!(q._view(), q._view(), q._view(), null, false, 1, q._view())).toThrow(k.BackendError);
+    expect(() => be.attentionBackward!(q._view(), q._view(), q._view(), null, false, 1, q._view())).toThrow(/E=2000, Ev=2000/);
+    q.dispose();
+  });
+
   const normCases: { name: string; x: number[]; op: 'layer' | 'group'; affine: 'wb' | 'w' | 'b' | 'none'; silu?: boolean; groups?: number }[] = [
     { name: 'layerNorm rows wider than a workgroup, weight and bias', x: [5, 300], op: 'layer', affine: 'wb' },
     { name: 'layerNorm over 2 trailing dims, no affine', x: [3, 4, 2, 10], op: 'layer', affine: 'none' },

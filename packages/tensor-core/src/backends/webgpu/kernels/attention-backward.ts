@@ -57,8 +57,6 @@ export function attentionBackward(ctx: GpuContext, q: GV, k: GV, v: GV, mask: GV
   const Lk = k.shape[1];
   const Ev = v.shape[2];
   const dtype = q.dtype;
-  const dq = ctx.alloc(dtype, B * Lq * E);
-  const stats = ctx.alloc('float32', 2 * Math.max(B * Lq, 1));
   const budget = workgroupBudget(ctx);
   const perRow = (E + Ev) * 4 + 8;
   if (perRow > budget) {
@@ -67,6 +65,9 @@ export function attentionBackward(ctx: GpuContext, q: GV, k: GV, v: GV, mask: GV
     );
   }
   const tile = Math.max(1, Math.min(32, Math.floor(budget / perRow)));
+  const dq = ctx.alloc(dtype, B * Lq * E);
+  // Per query row: log-sum-exp and D, from kernel 1 to kernel 2.
+  const stats = ctx.alloc('float32', 2 * Math.max(B * Lq, 1));
   const { W, T, comp, hsum, consts } = vectorWgsl(E, Ev);
   const score = scoreWgsl(mask !== null);
   const gyBinding = { name: 'gy', storage: gy.storage, dtype: gy.dtype, access: 'read' as const };

@@ -57,8 +57,7 @@ export function attentionInputs(q: GV, k: GV, v: GV, mask: GV | null, causal: bo
 export function attention(ctx: GpuContext, q: GV, k: GV, v: GV, mask: GV | null, causal: boolean, scale: number): GpuStorage {
   const [B, Lq, E] = q.shape;
   const Ev = v.shape[2];
-  const out = ctx.alloc(q.dtype, B * Lq * Ev);
-  if (B * Lq * Ev === 0) return out;
+  if (B * Lq * Ev === 0) return ctx.alloc(q.dtype, 0);
   const budget = workgroupBudget(ctx);
   if ((E + Ev) * 4 > budget) {
     throw new BackendError(
@@ -66,6 +65,7 @@ export function attention(ctx: GpuContext, q: GV, k: GV, v: GV, mask: GV | null,
     );
   }
   const TK = Math.max(1, Math.min(32, Math.floor(budget / ((E + Ev) * 4))));
+  const out = ctx.alloc(q.dtype, B * Lq * Ev);
   const { meta, bindings } = attentionInputs(q, k, v, mask, causal, scale);
   // vec4 registers and tiles when both head dims allow it.
   const W = E % 4 === 0 && Ev % 4 === 0 ? 4 : 1;
