@@ -118,6 +118,21 @@ describe('LoRA layouts', () => {
     expect(kh.metadata).toMatchObject({ ss_network_module: 'networks.lora', ss_network_dim: '4', ss_network_alpha: '2' });
   });
 
+  it('foldAlpha writes alpha = rank with lora_B scaled, giving the same update', async () => {
+    const models = trained(5);
+    const folded = await parseLoraStateDict(...Object.values(loraStateDict(models, { foldAlpha: true })) as [Map<string, k.Tensor>, Record<string, string>]);
+    expect(folded.modules.size).toBe(loraLayers(models.unet).length + loraLayers(models.text_encoder).length);
+    for (const [key, m] of folded.modules) {
+      expect(m.alpha, key).toBeNull(); // no lora_adapter_metadata: every alpha equals its rank
+      const path = key.slice(key.indexOf('.') + 1);
+      const model = key.startsWith('unet.') ? models.unet : models.text_encoder;
+      const layer = loraLayers(model).find(([p]) => p === path)![1];
+      const want = k.matmul(layer.loraB.weight.reshape([-1, layer.rank]), layer.loraA.weight.reshape([layer.rank, -1])).mul(layer.alpha / layer.rank);
+      const got = k.matmul(m.up.reshape([-1, layer.rank]), m.down.reshape([layer.rank, -1]));
+      expect(maxAbsDiff(await values(got), await values(want))).toBeLessThan(1e-6);
+    }
+  });
+
   it("reads diffusers' older key forms and network alphas as diffusers does", async () => {
     const down = k.randn([2, 8], { seed: 1 });
     const up = k.randn([8, 2], { seed: 2 });

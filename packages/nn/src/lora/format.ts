@@ -178,7 +178,9 @@ const mostCommon = (values: number[]): number => {
  * - `kohya`: `lora_unet_<path_>.lora_down.weight` / `.lora_up.weight` / `.alpha` (float32
  *   scalar; alpha = rank where the source had none), header `ss_network_module` and
  *   `ss_network_dim`/`ss_network_alpha` unless the metadata already has them.
- * Other header fields (kohya's `ss_*`) are carried over in both layouts.
+ * Other header fields (kohya's `ss_*`) are carried over in both layouts. `foldAlpha` scales each
+ * lora_B by alpha / rank and stores alpha = rank, for loaders that read no alphas from a diffusers
+ * file (diffusers before 0.34 uses alpha = rank there); the values then differ by rounding.
  *
  * @example
  * ```ts
@@ -186,7 +188,12 @@ const mostCommon = (values: number[]): number => {
  * await saveSafetensors('my_lora.safetensors', tensors, metadata);
  * ```
  */
-export function serializeLoraWeights(lora: LoraWeights, format: LoraFormat): { tensors: Map<string, k.Tensor>; metadata: Record<string, string> } {
+export function serializeLoraWeights(
+  lora: LoraWeights,
+  format: LoraFormat,
+  options: { foldAlpha?: boolean } = {},
+): { tensors: Map<string, k.Tensor>; metadata: Record<string, string> } {
+  if (options.foldAlpha) lora = foldAlpha(lora);
   const tensors = new Map<string, k.Tensor>();
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(lora.metadata)) if (key !== LORA_ADAPTER_METADATA_KEY && key !== 'format') metadata[key] = value;
@@ -227,4 +234,16 @@ export function serializeLoraWeights(lora: LoraWeights, format: LoraFormat): { t
     metadata[LORA_ADAPTER_METADATA_KEY] = JSON.stringify(Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1))), null, 2);
   }
   return { tensors, metadata };
+}
+
+/** The same adapters with alpha / rank folded into lora_B (new tensors where it is not 1). */
+function foldAlpha(lora: LoraWeights): LoraWeights {
+  const modules = new Map<string, LoraModuleWeights>();
+  for (const [key, m] of lora.modules) {
+    const rank = m.down.shape[0]!;
+    const ratio = (m.alpha ?? rank) / rank;
+    const up = ratio === 1 ? m.up : k.noGrad(() => k.tidy(() => k.cast(k.cast(m.up, 'float32').mul(ratio), m.up.dtype)));
+    modules.set(key, { down: m.down, up, alpha: rank });
+  }
+  return { ...lora, modules };
 }

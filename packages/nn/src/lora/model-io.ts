@@ -63,9 +63,9 @@ export function extractLoraWeights(models: LoraModels, name = 'default', metadat
  */
 export function loraStateDict(
   models: LoraModels,
-  options: { format?: LoraFormat; name?: string; metadata?: Readonly<Record<string, string>> } = {},
+  options: { format?: LoraFormat; name?: string; metadata?: Readonly<Record<string, string>>; foldAlpha?: boolean } = {},
 ): { tensors: Map<string, k.Tensor>; metadata: Record<string, string> } {
-  return serializeLoraWeights(extractLoraWeights(models, options.name, options.metadata), options.format ?? 'diffusers');
+  return serializeLoraWeights(extractLoraWeights(models, options.name, options.metadata), options.format ?? 'diffusers', { foldAlpha: options.foldAlpha });
 }
 
 /** Options of {@link applyLoraWeights}. */

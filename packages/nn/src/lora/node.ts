@@ -41,12 +41,12 @@ export async function readLoraFile(path: string, options: { models?: LoraModels 
 export async function saveLoraWeights(
   path: string,
   source: LoraModels | LoraWeights,
-  options: { format?: LoraFormat; name?: string; metadata?: Readonly<Record<string, string>> } = {},
+  options: { format?: LoraFormat; name?: string; metadata?: Readonly<Record<string, string>>; foldAlpha?: boolean } = {},
 ): Promise<void> {
   const lora = isLoraWeights(source)
     ? { ...source, metadata: { ...source.metadata, ...options.metadata } }
     : extractLoraWeights(source, options.name, options.metadata);
-  const { tensors, metadata } = serializeLoraWeights(lora, options.format ?? 'diffusers');
+  const { tensors, metadata } = serializeLoraWeights(lora, options.format ?? 'diffusers', { foldAlpha: options.foldAlpha });
   await saveSafetensors(path, tensors, metadata);
 }
 
