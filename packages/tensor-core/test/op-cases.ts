@@ -87,6 +87,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'min all', inputs: [n(3, 4)], fn: (a) => a.min() },
   { name: 'var', inputs: [n(3, 6)], fn: (a) => a.var(1) },
   { name: 'var biased keepdim', inputs: [n(3, 6)], fn: (a) => a.var(0, { correction: 0, keepdim: true }) },
+  { name: 'norm', inputs: [n(3, 4)], fn: (a) => a.norm() },
   { name: 'sum of transpose', inputs: [n(3, 4, 5)], fn: (a) => a.permute([2, 0, 1]).sum(1) },
   // Views and joins.
   { name: 'reshape of transpose', inputs: [n(3, 4)], fn: (a) => a.t().reshape([2, 6]).mul(a.reshape([2, 6])) },
