@@ -5,7 +5,7 @@
  */
 import { isContiguous } from '../../shape.js';
 import { pool } from './bufpool.js';
-import { ATTN, ATTN_BWD } from './kernels.js';
+import { ATTN, ATTN_BWD, packedBBytes } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 
@@ -55,12 +55,13 @@ export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView,
   const ms = stageMask(scratch, mask);
   const o = e.alloc(out.length * 4);
   const ldS = Math.ceil(Lk / 4) * 4;
-  const ws = scratch.workspaces(BQ * ldS * 4);
-  const f = new Array<number>(17);
+  const pk = Math.ceil(packedBBytes(e.config, E, Lk) / 64) * 64;
+  const ws = scratch.workspaces(BQ * ldS * 4 + pk + packedBBytes(e.config, Lk, Ev));
+  const f = new Array<number>(18);
   const A = ATTN;
   f[A.Q] = qs; f[A.K] = kt; f[A.V] = vs; f[A.O] = o; f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk;
   f[A.E] = E; f[A.Ev] = Ev; f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride;
-  f[A.bq] = BQ; f[A.ldS] = ldS;
+  f[A.bq] = BQ; f[A.ldS] = ldS; f[A.pkBytes] = pk;
   e.run('task_attention', e.desc(f));
   return scratch.copyOut(o, out);
 }
@@ -99,12 +100,16 @@ export function attentionBackward(
   const gk = e.alloc(kLen * 4);
   const gv = e.alloc(vLen * 4);
   const ldS = Math.ceil(Lk / 4) * 4;
-  const ws = scratch.workspaces(2 * BQ * ldS * 4);
-  const f = new Array<number>(23);
+  const cfg = e.config;
+  const pk = Math.ceil(packedBBytes(cfg, E, Lk) / 64) * 64;
+  const pv = Math.ceil(packedBBytes(cfg, Ev, Lk) / 64) * 64;
+  const ws = scratch.workspaces(2 * BQ * ldS * 4 + pk + pv + packedBBytes(cfg, Lk, E));
+  const f = new Array<number>(25);
   const A = ATTN_BWD;
   f[A.Q] = qs; f[A.K] = ks; f[A.Kt] = kt; f[A.Vt] = vt; f[A.dO] = gs; f[A.dQ] = gq; f[A.dK] = gk; f[A.dV] = gv;
   f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk; f[A.E] = E; f[A.Ev] = Ev;
   f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride; f[A.bq] = BQ; f[A.ldS] = ldS;
+  f[A.pkBytes] = pk; f[A.pvBytes] = pv;
   if (byBatch) {
     e.f32.fill(0, gk / 4, gk / 4 + kLen);
     e.f32.fill(0, gv / 4, gv / 4 + vLen);

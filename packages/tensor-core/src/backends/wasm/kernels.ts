@@ -22,7 +22,7 @@ import { WINOGRAD_TASKS, winogradFns } from './kernels/winograd.js';
 
 export { DEFAULT_CONFIG, gemmWorkspaceBytes } from './kernels/module.js';
 export type { KernelConfig } from './kernels/module.js';
-export { GEMM } from './kernels/gemm.js';
+export { GEMM, packedBBytes } from './kernels/gemm.js';
 export { IM2COL } from './kernels/im2col.js';
 export { ATTN } from './kernels/attention.js';
 export { ATTN_BWD } from './kernels/attention-backward.js';
@@ -40,15 +40,15 @@ export type TaskName = (typeof TASKS)[number];
 /** Assembles the module for one configuration. */
 export function buildModule(c: KernelConfig, memory: { initial: number; maximum: number; shared: boolean }): Uint8Array {
   const m = new ModuleBuilder(c);
-  const gemm = emitGemm(m);
+  const { gemm, packBAll } = emitGemm(m);
   emitIm2col(m);
   const softmaxRows = emitSoftmax(m);
   emitNorm(m);
   emitNormBackward(m);
   emitAdamw(m);
   emitElementwise(m);
-  emitAttention(m, gemm, softmaxRows);
-  emitAttentionBackward(m, gemm, softmaxRows);
+  emitAttention(m, gemm, packBAll, softmaxRows);
+  emitAttentionBackward(m, gemm, packBAll, softmaxRows);
   for (const f of winogradFns()) m.add(f);
   return assemble(m.fns, memory);
 }

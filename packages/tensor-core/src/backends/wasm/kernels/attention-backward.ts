@@ -23,9 +23,11 @@ import type { ModuleBuilder } from './module.js';
 export const ATTN_BWD = {
   Q: 0, K: 1, Kt: 2, Vt: 3, dO: 4, dQ: 5, dK: 6, dV: 7, mask: 8, maskBs: 9,
   B: 10, Lq: 11, Lk: 12, E: 13, Ev: 14, causal: 15, scale: 16, ws: 17, wsStride: 18, bq: 19, ldS: 20, mode: 21, b0: 22,
+  /** Bytes of the thread's packed kᵀ and vᵀ panels (after its two score blocks; packed k follows). */
+  pkBytes: 23, pvBytes: 24,
 } as const;
 
-export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows: Fn): void {
+export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, packBAll: Fn, softmaxRows: Fn): void {
   const c = mod.config;
   // ---- dsRows(S, P2, rows, ld, scale): P2 ← S ⊙ (P2 − rowsum(S ⊙ P2)) · scale, ld % 4 == 0 ----
   const dsRows = new Fn('dsRows', [I32, I32, I32, I32, F32]);
@@ -62,7 +64,7 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
     const L: Record<string, number> = {};
     for (const key of Object.keys(ATTN_BWD)) L[key] = f.local(I32);
     for (const [key, i] of Object.entries(ATTN_BWD)) f.set(L[key], field(d, i));
-    const [b, bLo, bHi, qb, qLo, qHi, nqb, i0, rows, ws, S, P2, t1, t2, maskp, Qb, dOb, dKb, dVb] = Array.from({ length: 19 }, () => f.local(I32));
+    const [b, bLo, bHi, qb, qLo, qHi, nqb, i0, rows, ws, S, P2, t1, t2, maskp, Qb, dOb, dKb, dVb, PK, PV, PKN] = Array.from({ length: 22 }, () => f.local(I32));
     const scale = f.local(F32);
     const g = mod.index(gemm);
     f.get(d).f32load(ATTN_BWD.scale * 4).set(scale);
@@ -70,6 +72,9 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
     f.get(L.ws).get(t).get(L.wsStride).mul().add().set(ws);
     f.get(ws).i32(gemmWorkspaceBytes(c)).add().set(S);
     f.get(S).get(L.bq).get(L.ldS).mul().i32(4).mul().add().set(P2);
+    f.get(P2).get(L.bq).get(L.ldS).mul().i32(4).mul().add().set(PK);
+    f.get(PK).get(L.pkBytes).add().set(PV);
+    f.get(PV).get(L.pvBytes).add().set(PKN);
     // dP's padding columns [Lk, ldS) are never written by the GEMM: zero them once (P is 0 there).
     f.get(P2).i32(0).get(L.bq).get(L.ldS).mul().i32(4).mul().memfill();
     f.if(
@@ -92,6 +97,10 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
       f.get(t).get(b).get(L.mode).select().set(t1);
       f.get(L.dK).get(t1).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().set(dKb);
       f.get(L.dV).get(t1).get(L.Lk).mul().get(L.Ev).mul().i32(4).mul().add().set(dVb);
+      // The batch's kᵀ, vᵀ and k, packed once as GEMM B panels and reused by every query block.
+      f.get(L.Kt).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().get(L.Lk).i32(1).get(L.E).get(L.Lk).get(PK).call(mod.index(packBAll));
+      f.get(L.Vt).get(b).get(L.Lk).mul().get(L.Ev).mul().i32(4).mul().add().get(L.Lk).i32(1).get(L.Ev).get(L.Lk).get(PV).call(mod.index(packBAll));
+      f.get(L.K).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().get(L.E).i32(1).get(L.Lk).get(L.E).get(PKN).call(mod.index(packBAll));
       f.for(qb, (h) => h.get(qLo), (h) => h.get(qHi), 1, () => {
         f.get(qb).get(L.bq).mul().set(i0);
         min(f, (h) => h.get(L.bq), (h) => h.get(L.Lq).get(i0).sub(), t1, t2).set(rows);
@@ -100,7 +109,7 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
         // S = Q[b, block] · K[b]ᵀ, then P = softmax(S · scale + mask) in place.
         f.get(Qb).get(L.E).i32(1);
         f.get(L.Kt).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().get(L.Lk).i32(1);
-        f.get(S).get(L.ldS).get(rows).get(L.Lk).get(L.E).get(ws).i32(0).call(g);
+        f.get(S).get(L.ldS).get(rows).get(L.Lk).get(L.E).get(ws).i32(0).get(PK).call(g);
         f.i32(0).set(maskp);
         f.if((h) => h.get(L.mask), () => f.get(L.mask).get(b).get(L.maskBs).mul().get(i0).get(L.Lk).mul().add().i32(4).mul().add().set(maskp));
         f.get(S).get(rows).get(L.Lk).get(L.ldS).get(scale).get(maskp);
@@ -109,19 +118,19 @@ export function emitAttentionBackward(mod: ModuleBuilder, gemm: Fn, softmaxRows:
         // dP = dO[b, block] · V[b]ᵀ (V staged transposed), then dS in place of dP.
         f.get(dOb).get(L.Ev).i32(1);
         f.get(L.Vt).get(b).get(L.Lk).mul().get(L.Ev).mul().i32(4).mul().add().get(L.Lk).i32(1);
-        f.get(P2).get(L.ldS).get(rows).get(L.Lk).get(L.Ev).get(ws).i32(0).call(g);
+        f.get(P2).get(L.ldS).get(rows).get(L.Lk).get(L.Ev).get(ws).i32(0).get(PV).call(g);
         f.get(S).get(P2).get(rows).get(L.ldS).get(scale).call(mod.index(dsRows));
         // dQ[b, block] = dS · K[b]
         f.get(P2).get(L.ldS).i32(1);
         f.get(L.K).get(b).get(L.Lk).mul().get(L.E).mul().i32(4).mul().add().get(L.E).i32(1);
         f.get(L.dQ).get(b).get(L.Lq).mul().get(i0).add().get(L.E).mul().i32(4).mul().add().get(L.E);
-        f.get(rows).get(L.E).get(L.Lk).get(ws).i32(0).call(g);
+        f.get(rows).get(L.E).get(L.Lk).get(ws).i32(0).get(PKN).call(g);
         // dKᵀ[b] += Q[b, block]ᵀ · dS;  dVᵀ[b] += dO[b, block]ᵀ · P. Accumulating the transposes
         // packs the large operand (dS, P: rows × Lk) as contiguous rows; the host transposes once.
         f.get(Qb).i32(1).get(L.E).get(P2).get(L.ldS).i32(1).get(dKb).get(L.Lk);
-        f.get(L.E).get(L.Lk).get(rows).get(ws).i32(1).call(g);
+        f.get(L.E).get(L.Lk).get(rows).get(ws).i32(1).i32(0).call(g);
         f.get(dOb).i32(1).get(L.Ev).get(S).get(L.ldS).i32(1).get(dVb).get(L.Lk);
-        f.get(L.Ev).get(L.Lk).get(rows).get(ws).i32(1).call(g);
+        f.get(L.Ev).get(L.Lk).get(rows).get(ws).i32(1).i32(0).call(g);
       });
     });
     mod.add(f);

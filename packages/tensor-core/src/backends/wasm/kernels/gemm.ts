@@ -7,16 +7,17 @@
 import { F32, Fn, I32, V128 } from '../emit.js';
 import type { Expr } from '../emit.js';
 import { field, min } from './module.js';
-import type { ModuleBuilder } from './module.js';
+import type { KernelConfig, ModuleBuilder } from './module.js';
 
 /** `task_gemm` descriptor field indices (i32 slots). */
 export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17 } as const;
 
 /**
- * Emits the GEMM family; returns `gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc)` for
- * kernels that call it (attention).
+ * Emits the GEMM family; returns `gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc, packed)`
+ * and `packBAll(B, rsB, csB, K, N, dst)` for kernels that call them (attention packs an operand it
+ * reuses across query blocks once, and passes it as `packed`).
  */
-export function emitGemm(mod: ModuleBuilder): Fn {
+export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
   const c = mod.config;
   const { mr: MR, nr: NR } = c;
   const NV = NR / 4;
@@ -226,10 +227,13 @@ export function emitGemm(mod: ModuleBuilder): Fn {
   // ---- gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc): one thread, whole problem ----
   const mcp = Math.ceil(c.mc / MR) * MR;
   const ncp = Math.ceil(c.nc / NR) * NR;
-  const gemm = new Fn('gemm', [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const gemm = new Fn('gemm', [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   {
     const f = gemm;
-    const [A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    // packed: 0, or B already packed by packBAll (then B, rsB, csB are unused).
+    const [A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc, packed] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const cursor = f.local(I32);
+    const pbUse = f.local(I32);
     const jc = f.local(I32);
     const pc = f.local(I32);
     const ic = f.local(I32);
@@ -259,22 +263,52 @@ export function emitGemm(mod: ModuleBuilder): Fn {
         f.ret();
       },
     );
+    f.get(packed).set(cursor);
     f.for(jc, 0, (g) => g.get(N), c.nc, () => {
       min(f, (g) => g.get(N).get(jc).sub(), c.nc, t1, t2).set(nc);
       f.for(pc, 0, (g) => g.get(K), c.kc, () => {
         min(f, (g) => g.get(K).get(pc).sub(), c.kc, t1, t2).set(kc);
-        f.get(B).get(pc).get(rsB).mul().get(jc).get(csB).mul().add().i32(4).mul().add();
-        f.get(rsB).get(csB).get(kc).get(nc).get(pb).call(mod.index(packB));
+        f.if(
+          (g) => g.get(packed),
+          () => {
+            // Prepacked panels follow each other in this loop's (jc, pc) order.
+            f.get(cursor).set(pbUse);
+            f.get(cursor).get(nc).i32(NR - 1).add().i32(NR).divs().i32(NR * 4).mul().get(kc).mul().add().set(cursor);
+          },
+          () => {
+            f.get(B).get(pc).get(rsB).mul().get(jc).get(csB).mul().add().i32(4).mul().add();
+            f.get(rsB).get(csB).get(kc).get(nc).get(pb).call(mod.index(packB));
+            f.get(pb).set(pbUse);
+          },
+        );
         f.for(ic, 0, (g) => g.get(M), c.mc, () => {
           min(f, (g) => g.get(M).get(ic).sub(), c.mc, t1, t2).set(mc);
           f.get(A).get(ic).get(rsA).mul().get(pc).get(csA).mul().add().i32(4).mul().add();
           f.get(rsA).get(csA).get(mc).get(kc).get(pa).call(mod.index(packA2));
-          f.get(pa).get(pb);
+          f.get(pa).get(pbUse);
           f.get(C).get(ic).get(ldc).mul().get(jc).add().i32(4).mul().add();
           f.get(ldc).get(mc).get(nc).get(kc);
           f.get(pc).eqz().get(acc).eqz().and();
           f.get(tmp).call(mod.index(macro2));
         });
+      });
+    });
+    mod.add(f);
+  }
+
+  // ---- packBAll(B, rsB, csB, K, N, dst): all of B's panels in gemm's (jc, pc) order, for gemm's `packed` ----
+  const packBAll = new Fn('packBAll', [I32, I32, I32, I32, I32, I32]);
+  {
+    const f = packBAll;
+    const [B, rsB, csB, K, N, dst] = [0, 1, 2, 3, 4, 5];
+    const [jc, pc, nc, kc, t1, t2] = Array.from({ length: 6 }, () => f.local(I32));
+    f.for(jc, 0, (g) => g.get(N), c.nc, () => {
+      min(f, (g) => g.get(N).get(jc).sub(), c.nc, t1, t2).set(nc);
+      f.for(pc, 0, (g) => g.get(K), c.kc, () => {
+        min(f, (g) => g.get(K).get(pc).sub(), c.kc, t1, t2).set(kc);
+        f.get(B).get(pc).get(rsB).mul().get(jc).get(csB).mul().add().i32(4).mul().add();
+        f.get(rsB).get(csB).get(kc).get(nc).get(dst).call(mod.index(packB));
+        f.get(dst).get(nc).i32(NR - 1).add().i32(NR).divs().i32(NR * 4).mul().get(kc).mul().add().set(dst);
       });
     });
     mod.add(f);
@@ -304,7 +338,7 @@ export function emitGemm(mod: ModuleBuilder): Fn {
       f.get(L.B).get(b).get(L.bsB).mul().e(nOff).get(L.csB).mul().add().i32(4).mul().add();
       f.get(L.rsB).get(L.csB);
       f.get(L.C).get(b).get(L.bsC).mul().e(mOff).get(L.ldc).mul().add().e(nOff).add().i32(4).mul().add();
-      f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).call(mod.index(gemm));
+      f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).i32(0).call(mod.index(gemm));
     };
     f.if(
       (g) => g.get(L.batch).get(T).ges().get(L.bsC).i32(0).ne().and(),
@@ -353,5 +387,12 @@ export function emitGemm(mod: ModuleBuilder): Fn {
     );
     mod.add(f);
   }
-  return gemm;
+  return { gemm, packBAll };
+}
+
+/** Bytes `packBAll` writes for a K×N operand (each nc-wide block rounded up to whole NR strips). */
+export function packedBBytes(c: KernelConfig, K: number, N: number): number {
+  let cols = 0;
+  for (let jc = 0; jc < N; jc += c.nc) cols += Math.ceil(Math.min(c.nc, N - jc) / c.nr) * c.nr;
+  return cols * K * 4;
 }
