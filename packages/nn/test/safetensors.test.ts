@@ -158,6 +158,13 @@ describe('validation', () => {
   const f32 = (n: number) => new Uint8Array(new Float32Array(n).fill(1).buffer);
   const entry = (dtype: string, shape: number[], begin: number, end: number) => ({ dtype, shape, data_offsets: [begin, end] });
 
+  it('refuses an unknown requested dtype before decoding, leaving nothing behind', () => {
+    const file = parseSafetensors(build({ a: entry('F32', [2], 0, 8) }, f32(2)));
+    const before = k.memory().liveTensors;
+    expect(() => file.tensor('a', { dtype: 'int64' as k.DType })).toThrow(/loading 'a' as dtype: unknown dtype "int64"/);
+    expect(k.memory().liveTensors).toBe(before);
+  });
+
   it('accepts a valid file and an empty one', () => {
     expect(code(() => parseSafetensors(build({ a: entry('F32', [2], 0, 8) }, f32(2))))).toBe('no error');
     expect(code(() => parseSafetensors(build({})))).toBe('no error');

@@ -37,6 +37,8 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadT
   if (!natural) {
     throw new SafetensorsError('unsupported_dtype', `dtype ${info.dtype} cannot be loaded; Kiln loads ${Object.keys(LOADABLE_DTYPES).join(', ')}`, file, info.name);
   }
+  // Checked before decoding: a bad requested dtype must not leave a decoded tensor behind.
+  if (options.dtype !== undefined) k.assertDType(options.dtype, `loading '${info.name}' as dtype`);
   const shape = info.shape;
   const device = options.device;
   const wanted = options.dtype ?? natural;
