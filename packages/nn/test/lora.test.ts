@@ -82,6 +82,16 @@ describe('injectLora', () => {
     expect(await values(again.loraA.weight)).toEqual(a);
   });
 
+  it("gaussian init draws lora_A from N(0, 1/rank²) (diffusers' DreamBooth LoRA scripts)", async () => {
+    const lin = new Linear(256, 64);
+    const a = await values(injectLora(lin, { targets: [() => true], rank: 4, init: 'gaussian' }).layers.get('')!.loraA.weight);
+    const mean = a.reduce((x, y) => x + y, 0) / a.length;
+    const std = Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / a.length);
+    expect(std).toBeGreaterThan(0.25 * 0.95);
+    expect(std).toBeLessThan(0.25 * 1.05);
+    expect(Math.abs(mean)).toBeLessThan(0.02);
+  });
+
   it('selects by PEFT suffix, RegExp or predicate, and refuses an empty selection or a repeated name', () => {
     const model = new Block();
     expect(() => injectLora(model, { targets: ['q'], rank: 1 })).toThrow(k.ArgumentError); // 'q' is not a suffix segment of 'to_q'

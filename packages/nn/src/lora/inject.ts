@@ -54,6 +54,9 @@ export const loraSlot = (name: string): string => `lora_${name}`;
  */
 export function injectLora(model: Module, options: InjectLoraOptions): LoraAdapter {
   const name = options.name ?? 'default';
+  if (options.init !== undefined && options.init !== 'kaiming' && options.init !== 'gaussian') {
+    throw new k.ArgumentError(`injectLora: init must be 'kaiming' or 'gaussian', got ${JSON.stringify(options.init)}`);
+  }
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new k.ArgumentError(`injectLora: adapter name '${name}' must be letters, digits, '_' or '-'`);
   const selected = adaptableLayers(model).filter(([path, layer]) => matchesTarget(path, layer, options.targets));
   if (selected.length === 0) {

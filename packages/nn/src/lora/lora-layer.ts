@@ -22,6 +22,12 @@ export interface LoraOptions {
   generator?: k.Generator;
   /** dtype of lora_A and lora_B (default: the base weight's). */
   dtype?: k.DType;
+  /**
+   * lora_A's initialisation: `'kaiming'` (PEFT's default, kaiming-uniform a=√5) or `'gaussian'`
+   * (N(0, 1/rank²), PEFT's `init_lora_weights="gaussian"`, what diffusers' DreamBooth LoRA
+   * scripts use).
+   */
+  init?: 'kaiming' | 'gaussian';
 }
 
 /** Holds one weight under the key `weight`, so adapter parameters read `lora_A.weight` as in PEFT. */
@@ -40,7 +46,7 @@ export type LoraTarget = Linear | Conv2d;
  * A low-rank adapter on a `Linear` or `Conv2d` (PEFT's `lora.Linear` / `lora.Conv2d`, kohya's
  * `LoRAModule`): `y = base(x) + scale · (alpha / rank) · B(A(dropout(x)))`. A is [rank, in] (for a
  * convolution, [rank, in, kh, kw] with the base's stride, padding and dilation) and is
- * kaiming-uniform(a=√5) initialised as PEFT does; B is [out, rank] (1×1 for a convolution) and
+ * kaiming-uniform(a=√5) initialised as PEFT does (or gaussian, `init`); B is [out, rank] (1×1 for a convolution) and
  * starts at zero, so a fresh adapter leaves the model unchanged. `merge()` adds the update into
  * the base weight (the adapter then does nothing until `unmerge()`).
  *
@@ -98,10 +104,15 @@ export class LoraLayer extends Module implements ModuleAdapter {
     } else {
       throw new k.ArgumentError(`LoraLayer: can adapt Linear or Conv2d, got ${(base as object).constructor.name}`);
     }
-    // kaiming_uniform_(a=√5): U(±1/√fanIn), drawn from the adapter's generator (PEFT's init).
+    // PEFT's inits, drawn from the adapter's generator: kaiming_uniform_(a=√5) is U(±1/√fanIn);
+    // gaussian is normal_(std=1/r).
     const bound = 1 / Math.sqrt(aShape.slice(1).reduce((x, y) => x * y, 1));
+    const g = this.#generator;
     const a = k.noGrad(() =>
-      k.tidy(() => k.cast(k.rand(aShape, { device, generator: this.#generator }).mul(2 * bound).sub(bound), dtype)),
+      k.tidy(() => {
+        const draw = options.init === 'gaussian' ? k.randn(aShape, { device, generator: g }).mul(1 / rank) : k.rand(aShape, { device, generator: g }).mul(2 * bound).sub(bound);
+        return k.cast(draw, dtype);
+      }),
     );
     this.loraA = this.registerModule('lora_A', new LoraWeight(a));
     this.loraB = this.registerModule('lora_B', new LoraWeight(k.zeros(bShape, { dtype, device })));
