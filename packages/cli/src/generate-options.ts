@@ -29,7 +29,7 @@ export type Job = z.output<typeof JobSchema>;
 
 /** The flags of `kiln generate`, each with its job field (if any), value name and default as `--help` shows them. */
 const FLAGS = {
-  model: { field: null, arg: 'SOURCE', help: 'a diffusers model folder (required)', def: undefined },
+  model: { field: null, arg: 'SOURCE', help: 'a diffusers model folder, or a Hugging Face Hub id org/name (required)', def: undefined },
   prompt: { field: 'prompt', arg: 'TEXT', help: 'what to draw (required without --batch)', def: undefined },
   'negative-prompt': { field: 'negativePrompt', arg: 'TEXT', help: 'what to steer away from', def: '""' },
   steps: { field: 'steps', arg: 'N', help: 'denoising steps', def: '30' },

@@ -84,7 +84,9 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
       }
       if (!pipe) {
         await k.useBackend(a.backend);
-        pipe = await StableDiffusionPipeline.fromPretrained(a.model);
+        pipe = await StableDiffusionPipeline.fromPretrained(a.model, {
+          onDownload: ({ path, index, count, cached }) => io.err(`kiln generate: ${cached ? 'in the cache' : 'downloading'} ${path} (${index + 1}/${count})`),
+        });
       }
       const stem = a.batch ? `${String(input.line).padStart(5, '0')}-${input.hash.slice(0, 8)}` : input.hash.slice(0, 8);
       try {

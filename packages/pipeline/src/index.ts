@@ -23,4 +23,6 @@ export type { EncodePngOptions } from './png.js';
 export { formatParameters, SAMPLER_NAMES } from './parameters.js';
 export type { GenerationParameters } from './parameters.js';
 export { ModelIndexSchema, modelIndexFor } from './model-index.js';
+export { SD15_SCHEDULER_CONFIG, LDM_TEXT_ENCODER_PREFIX } from './sd15.js';
+export type { SingleFileOptions } from './single-file.js';
 export type { ModelIndex } from './model-index.js';

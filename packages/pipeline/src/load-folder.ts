@@ -18,7 +18,7 @@ const isDir = async (p: string) => (await stat(p).catch(() => null))?.isDirector
 export async function loadPipelineFolder(source: string, options: PipelineLoadOptions): Promise<StableDiffusionComponents> {
   let dir = source;
   if (!(await isDir(source))) {
-    if (!isHubId(source)) throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); single-file checkpoints are not supported yet`);
+    if (!isHubId(source)) throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); or a .safetensors single-file checkpoint`);
     dir = await downloadPipeline(source, { revision: options.revision, variant: options.variant, onFile: options.onDownload });
   }
   const index = await readConfig(join(dir, 'model_index.json'), ModelIndexSchema);

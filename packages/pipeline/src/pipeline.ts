@@ -7,6 +7,7 @@ import type { UNet2DConditionModel } from '@kiln/unet';
 import type { AutoencoderKL } from '@kiln/vae';
 import { PipelineError } from './errors.js';
 import { toRgba } from './images.js';
+import type { SingleFileOptions } from './single-file.js';
 import type { Txt2ImgOptions, Txt2ImgResult } from './txt2img-options.js';
 
 /** The five parts of a Stable Diffusion 1.x pipeline (diffusers' component names, camel-cased). */
@@ -91,8 +92,26 @@ export class StableDiffusionPipeline {
    * ```
    */
   static async fromPretrained(source: string, options: PipelineLoadOptions = {}): Promise<StableDiffusionPipeline> {
+    if (source.endsWith('.safetensors')) return StableDiffusionPipeline.fromSingleFile(source, { dtype: options.dtype });
     const { loadPipelineFolder } = await import('./load-folder.js');
     return new StableDiffusionPipeline(await loadPipelineFolder(source, options));
+  }
+
+  /**
+   * Loads an SD 1.x single-file checkpoint (`.safetensors` in the original LDM layout:
+   * `model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.transformer.*`), as
+   * diffusers' `from_single_file`: SD 1.5's configs (or `configs`), the CLIP tokenizer `@kiln/clip`
+   * ships, and SD 1.5's PNDM scheduler. `fromPretrained` does the same for a `.safetensors` path.
+   * Node only.
+   *
+   * @example
+   * ```ts
+   * const pipe = await StableDiffusionPipeline.fromSingleFile('./v1-5-pruned-emaonly.safetensors', { dtype: 'float16' });
+   * ```
+   */
+  static async fromSingleFile(path: string, options: SingleFileOptions = {}): Promise<StableDiffusionPipeline> {
+    const { loadSingleFile } = await import('./single-file.js');
+    return new StableDiffusionPipeline(await loadSingleFile(path, options));
   }
 
   /**

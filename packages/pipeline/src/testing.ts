@@ -22,6 +22,9 @@ import type { UNetConfigInput } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
 import type { VAEConfigInput } from '@kiln/vae';
 import { StableDiffusionPipeline } from './pipeline.js';
+import { SD15_SCHEDULER_CONFIG } from './sd15.js';
+
+export { SD15_SCHEDULER_CONFIG };
 
 /** The tiny CLIP text model's `config.json`. */
 export const TINY_TEXT_CONFIG = {
@@ -67,19 +70,6 @@ export const TINY_VAE_CONFIG: VAEConfigInput = {
   scaling_factor: 0.18215,
 };
 
-/** SD 1.5's scheduler_config.json. */
-export const SD15_SCHEDULER_CONFIG = {
-  _class_name: 'PNDMScheduler',
-  beta_end: 0.012,
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  clip_sample: false,
-  num_train_timesteps: 1000,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  trained_betas: null,
-} as const;
 
 /**
  * The tiny pipeline on the current backend, weights drawn from `seed`; norm weights and biases are
