@@ -20,6 +20,8 @@ export interface TrainerState {
   lrScheduler: LRSchedulerState;
   /** What the weights must match: parameter names and shapes of the trained models. */
   fingerprint: string;
+  /** What the data position depends on; a resume with other values is refused. */
+  batching: { train_batch_size: number; gradient_accumulation_steps: number; dataset_length: number };
 }
 
 const StateSchema = z.object({
@@ -33,6 +35,7 @@ const StateSchema = z.object({
   dataSeed: z.number().int(),
   lrScheduler: z.object({ lastEpoch: z.number().int(), baseLrs: z.array(z.number()) }),
   fingerprint: z.string(),
+  batching: z.object({ train_batch_size: z.number().int(), gradient_accumulation_steps: z.number().int(), dataset_length: z.number().int() }),
   optimizer: z.object({
     paramGroups: z.array(z.record(z.string(), z.unknown())),
     steps: z.record(z.string(), z.number().int()),
@@ -124,7 +127,7 @@ export async function resolveCheckpoint(spec: string, outputDir: string): Promis
 }
 
 /** Reads a checkpoint's state and checks it belongs to these models; the caller then loads weights and optimizer. */
-export async function readCheckpointState(dir: string, fingerprint: string): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
+export async function readCheckpointState(dir: string, fingerprint: string, batching: TrainerState['batching']): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8'));
@@ -140,6 +143,13 @@ export async function readCheckpointState(dir: string, fingerprint: string): Pro
     throw new CheckpointError(
       `${dir}: checkpoint of another model: its trained parameters are ${parsed.data.fingerprint}, this run's are ${fingerprint} (different base model or --train_text_encoder setting)`,
     );
+  }
+  for (const [field, value] of Object.entries(batching) as [keyof TrainerState['batching'], number][]) {
+    const saved = parsed.data.batching[field];
+    if (saved !== value) {
+      const what = field === 'dataset_length' ? 'the dataset has' : `--${field} is`;
+      throw new CheckpointError(`${dir}: saved with ${field} = ${saved}, but ${what} ${value} now; the data position would not carry over (resume with the same setting)`);
+    }
   }
   return parsed.data;
 }

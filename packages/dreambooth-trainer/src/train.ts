@@ -111,6 +111,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const numEpochs = Math.ceil(maxSteps / updatesPerEpoch);
   const lrScheduler = getScheduler(c.lr_scheduler, { optimizer, numWarmupSteps: c.lr_warmup_steps, numTrainingSteps: maxSteps, numCycles: c.lr_num_cycles, power: c.lr_power });
   const generator = new k.Generator(s.seed);
+  const batching = { train_batch_size: batchSize, gradient_accumulation_steps: c.gradient_accumulation_steps, dataset_length: s.dataset.length };
   let globalStep = 0;
   let epoch = 0;
   let batchIndex = 0;
@@ -119,7 +120,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
     if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
     else {
-      const st = await readCheckpointState(dir, fingerprint);
+      const st = await readCheckpointState(dir, fingerprint, batching);
       for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
       await loadOptimizer(dir, optimizer, st.optimizer);
       lrScheduler.loadStateDict(st.lrScheduler);
@@ -181,7 +182,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${globalStep}`);
     await saveCheckpoint(path, trained, optimizer, lrScheduler, {
-      globalStep, epoch, batchIndex, dataOrder: s.dataset.order(epoch), generator: generator.getState(), dataSeed: s.dataset.options.seed, fingerprint,
+      globalStep, epoch, batchIndex, dataOrder: s.dataset.order(epoch), generator: generator.getState(), dataSeed: s.dataset.options.seed, fingerprint, batching,
     });
     savedAt = globalStep;
     log(`Saved state to ${path}`);

@@ -65,6 +65,8 @@ describe('bad input gets a clear error and nothing is written', () => {
     await writeTinyDreamBoothModel(other, 9, 16); // text width 16: a different UNet (cross-attention 16)
     await expect(trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet)).rejects.toThrow(CheckpointError);
     await expect(trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet)).rejects.toThrow(/checkpoint-2: checkpoint of another model/);
+    await expect(trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: 'latest', train_batch_size: 2 }, quiet)).rejects.toThrow(/saved with train_batch_size = 1, but --train_batch_size is 2 now/);
+    await expect(trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: join(out, 'checkpoint-7') }, quiet)).rejects.toThrow(/checkpoint-7 is not a checkpoint folder/);
   });
 
   it('grayscale and 16-bit PNGs are converted and trained on', async () => {
