@@ -88,6 +88,24 @@ export async function saveCheckpoint(
   state: Omit<TrainerState, 'lrScheduler'>,
 ): Promise<void> {
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp`);
+  try {
+    await writeCheckpointFolder(tmp, models, optimizer, lrScheduler, state);
+  } catch (e) {
+    // A full disk or an I/O error: drop the partial folder; earlier checkpoints stay as they were.
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw new CheckpointError(`${dir}: the checkpoint could not be written (${(e as Error).message}); nothing was left half-written and earlier checkpoints are intact`, { cause: e });
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+async function writeCheckpointFolder(
+  tmp: string,
+  models: Record<string, Module & { savePretrained(dir: string): Promise<void> }>,
+  optimizer: AdamW,
+  lrScheduler: LambdaLR,
+  state: Omit<TrainerState, 'lrScheduler'>,
+): Promise<void> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   for (const [name, m] of Object.entries(models)) await m.savePretrained(join(tmp, name));
@@ -112,8 +130,6 @@ export async function saveCheckpoint(
     optimizer: { paramGroups: opt.paramGroups, steps },
   };
   await writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(json, null, 1)}\n`);
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
 }
 
 /** Finds the checkpoint `--resume_from_checkpoint` names: a path, a name inside `outputDir`, or `latest`. Null when `latest` finds none. */

@@ -35,3 +35,8 @@ export class TrainingDivergedError extends KilnError {
     super(message);
   }
 }
+
+/** The trained model could not be written (a full disk, an I/O error); names the folder and the cause. */
+export class OutputError extends KilnError {
+  override name = 'OutputError';
+}

@@ -14,7 +14,7 @@
  * ```
  * @packageDocumentation
  */
-export { TrainerConfigError, DatasetError, CheckpointError, TrainingDivergedError } from './errors.js';
+export { TrainerConfigError, DatasetError, CheckpointError, TrainingDivergedError, OutputError } from './errors.js';
 export { TrainerConfigSchema, OPTION_HELP, OPTION_NAMES, COMPAT_NOTES, compatNotes, optionDefaults, parseTrainerConfig } from './config.js';
 export type { TrainerConfig, TrainerConfigInput, OptionName } from './config.js';
 export { nearest, editDistance } from './nearest.js';

@@ -9,7 +9,7 @@ import { fingerprintOf, listCheckpoints, loadOptimizer, pruneCheckpoints, readCh
 import { compatNotes, parseTrainerConfig } from './config.js';
 import type { TrainerConfig, TrainerConfigInput } from './config.js';
 import type { BatchRows } from './dataset.js';
-import { TrainingDivergedError } from './errors.js';
+import { OutputError, TrainingDivergedError } from './errors.js';
 import { dreamBoothLoss } from './loss.js';
 import { saveOutput } from './output.js';
 import { encodeText, openSession } from './session.js';
@@ -246,7 +246,12 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
         }
       }
     }
-    await saveOutput(s, { steps: globalStep, log });
+    try {
+      await saveOutput(s, { steps: globalStep, log });
+    } catch (e) {
+      if (e instanceof k.KilnError) throw e;
+      throw new OutputError(`${c.output_dir}: the trained model could not be written (${(e as Error).message}); the checkpoints in it are intact, so --resume_from_checkpoint latest can write it again`, { cause: e });
+    }
     if (c.validation_prompt !== null && globalStep % c.validation_steps !== 0) await runValidation(s, globalStep, tracker);
     return { step: globalStep, interrupted: false, losses, outputDir: c.output_dir };
   } finally {
