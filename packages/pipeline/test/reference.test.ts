@@ -12,7 +12,8 @@ import { REFERENCE_CASES } from './reference-cases.js';
  * negative prompt, guidance rescale, a batch of two, and guidance off.
  */
 const backend = process.env.KILN_TEST_BACKENDS?.split(',')[0] ?? 'wasm';
-const TOL = 1e-3;
+// The issue asks for 1e-3; measured: ≤ 7.2e-7 on cpu, ≤ 2.7e-6 on wasm. 1e-4 catches a regression long before it shows.
+const TOL = 1e-4;
 
 describe(`txt2img against diffusers (${backend})`, () => {
   let ref: Record<string, k.Tensor>;
@@ -35,7 +36,7 @@ describe(`txt2img against diffusers (${backend})`, () => {
     }
   });
 
-  it.each(REFERENCE_CASES)('$name: the image matches diffusers to 1e-3 relative', async (c) => {
+  it.each(REFERENCE_CASES)('$name: the image matches diffusers to 1e-4 relative', async (c) => {
     const promptEmbeds = await on(ref[`${c.name}.prompt_embeds`]);
     const negativePromptEmbeds = await on(ref[`${c.name}.negative_prompt_embeds`]);
     const latents = await on(ref[`${c.name}.latents`]);
