@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
-import { AdamW, LORA_ADAPTER_METADATA_KEY, LORA_TARGETS, injectLora, loraLayers, loraStateDict, mergeLora, serializeSafetensors, unmergeLora } from '@kiln/nn';
+import { AdamW, LORA_ADAPTER_METADATA_KEY, LORA_TARGETS, injectLora, skipInit, loraLayers, loraStateDict, mergeLora, serializeSafetensors, unmergeLora } from '@kiln/nn';
 import { loadLoraWeights, loadSafetensors, saveLoraWeights } from '@kiln/nn/node';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,16 @@ describe('LoRA on UNet2DConditionModel', () => {
     const paths = [...injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4 }).layers.keys()];
     expect(paths).toHaveLength(4 * 2 * 4); // 4 transformers (down 1, mid 1, up 2) × attn1/attn2 × 4
     expect(paths.every((p) => /\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$/.test(p))).toBe(true);
+  });
+
+  it("SD 1.5's UNet with diffusers' DreamBooth LoRA targets at rank 4: 128 layers, 797,184 parameters (3.2 MB float32)", async () => {
+    const config = JSON.parse(await readFile(fileURLToPath(new URL('./fixtures/sd15_unet.json', import.meta.url)), 'utf8'));
+    const unet = skipInit(() => new UNet2DConditionModel(config)); // placeholders: no 3.4 GB of weights
+    const lora = injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4, init: 'gaussian' });
+    // 16 transformers × (attn1, attn2) × (to_q, to_k, to_v, to_out.0): 56·C + 6144 per transformer of width C.
+    expect(lora.layers.size).toBe(128);
+    expect(lora.parameters().reduce((n, p) => n + p.numel(), 0)).toBe(797_184);
+    expect(lora.layers.get('mid_block.attentions.0.transformer_blocks.0.attn2.to_k')!.loraA.weight.shape).toEqual([4, 768]);
   });
 
   it('training moves only the adapters (with gradient checkpointing); the trained model merged equals it applied to ≤ 1e-6', async () => {
