@@ -15,7 +15,7 @@ import {
   setLoraScale,
   unmergeLora,
 } from '../src/index.js';
-import { maxAbsDiff, values } from './helpers.js';
+import { maxAbsDiff, secondBackend, values } from './helpers.js';
 
 /** A small model with the path shapes LoRA targets: attention-like Linears and a 3×3 conv. */
 class Block extends Module {
@@ -223,6 +223,25 @@ describe('LoRA numerics', () => {
     expect(maxAbsDiff(await run(1, true), await run(2, true))).toBeGreaterThan(1e-3);
     expect(await run(1, false)).toEqual(await run(1, true, 0));
     expect(maxAbsDiff(await run(1, true), await run(1, true, 0))).toBeGreaterThan(1e-3);
+  });
+
+  it('to(dtype) and toBackend carry the adapters; half-precision bases merge in float32', async () => {
+    k.manualSeed(7);
+    const model = new Block();
+    injectLora(model, { targets: ALL, rank: 2 });
+    randomiseB(model, 60);
+    const x = k.randn([1, 3, 6, 6], { seed: 9 });
+    const want = await values(model.forward(x));
+    model.to('float64');
+    expect(loraLayers(model).every(([, l]) => l.loraA.weight.dtype === 'float64' && l.loraB.weight.dtype === 'float64')).toBe(true);
+    expect(maxAbsDiff(await values(model.forward(k.cast(x, 'float64'))), want)).toBeLessThan(1e-5);
+    model.to('float16');
+    const half = await values(model.forward(k.cast(x, 'float16')));
+    mergeLora(model);
+    expect(maxAbsDiff(await values(model.forward(k.cast(x, 'float16'))), half)).toBeLessThan(2e-2);
+    const other = await secondBackend();
+    await model.toBackend(other);
+    expect(loraLayers(model).every(([, l]) => l.loraA.weight.device === other)).toBe(true);
   });
 
   it('refuses bad options with typed errors', () => {
