@@ -1,7 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Example } from './dataset.js';
-import { decodeImage } from './decode-image.js';
+import { decodeImage, isWebp } from './decode-image.js';
+import { decodeWebp } from './webp-node.js';
 import { DatasetError } from './errors.js';
 
 /** File extensions read as images (any case). */
@@ -33,7 +34,7 @@ export interface ImageFolderOptions {
 }
 
 /**
- * Reads and decodes a folder of training images (PNG, JPEG; gray, palette, 16-bit and alpha are
+ * Reads and decodes a folder of training images (PNG, JPEG, WebP; gray, palette, 16-bit and alpha are
  * converted to RGB; EXIF orientation applied), with optional caption files. No images, an image
  * that does not decode and an image too small are {@link DatasetError}s naming the file.
  *
@@ -50,7 +51,8 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promi
   const out: Example[] = [];
   for (const f of files) {
     const path = join(dir, f);
-    const image = decodeImage(new Uint8Array(await readFile(path)), path);
+    const bytes = new Uint8Array(await readFile(path));
+    const image = isWebp(bytes) ? await decodeWebp(bytes, path) : decodeImage(bytes, path);
     if (Math.min(image.width, image.height) < o.minSide) {
       throw new DatasetError(`${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (a quarter of --resolution: upscaling more only trains blur)`);
     }

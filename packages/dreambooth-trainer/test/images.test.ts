@@ -47,7 +47,7 @@ describe('decodeImage', () => {
 
   it('refuses undecodable bytes and unknown formats by name', () => {
     expect(() => decodeImage(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4, 5, 6]), 'bad.png')).toThrow(DatasetError);
-    expect(() => decodeImage(new TextEncoder().encode('hello world'), 'notes.jpg')).toThrow(/notes.jpg: not a PNG or JPEG/);
+    expect(() => decodeImage(new TextEncoder().encode('hello world'), 'notes.jpg')).toThrow(/notes.jpg: not a PNG, JPEG or WebP/);
   });
 });
 

@@ -1,0 +1,32 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { RgbImage } from './decode-image.js';
+import { DatasetError } from './errors.js';
+
+let ready: Promise<(bytes: ArrayBuffer) => Promise<{ width: number; height: number; data: Uint8ClampedArray }>> | undefined;
+
+/** libwebp's decoder (Squoosh's wasm build, `@jsquash/webp`), with its wasm read from disk: Node has no fetch of file URLs. */
+function decoder() {
+  ready ??= (async () => {
+    const mod = await import('@jsquash/webp/decode.js');
+    const wasm = await readFile(createRequire(import.meta.url).resolve('@jsquash/webp/codec/dec/webp_dec.wasm'));
+    await mod.init(await WebAssembly.compile(wasm));
+    return mod.default as (bytes: ArrayBuffer) => Promise<{ width: number; height: number; data: Uint8ClampedArray }>;
+  })();
+  return ready;
+}
+
+/** Decodes a WebP file (lossy or lossless, alpha dropped as PIL's convert('RGB') does) into RGB in [0, 1]. */
+export async function decodeWebp(bytes: Uint8Array, name: string): Promise<RgbImage> {
+  let img: { width: number; height: number; data: Uint8ClampedArray };
+  try {
+    const decode = await decoder();
+    img = await decode(bytes.slice().buffer);
+  } catch (e) {
+    throw new DatasetError(`${name}: the WebP image does not decode: ${(e as Error).message}`);
+  }
+  const n = img.width * img.height;
+  const out = new Float32Array(n * 3);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = img.data[i * 4 + c] / 255;
+  return { width: img.width, height: img.height, data: out };
+}
