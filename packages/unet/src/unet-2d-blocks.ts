@@ -22,15 +22,19 @@ abstract class UNetBlock extends Module {
   abstract readonly resnets: ModuleList<ResnetBlock2D>;
   abstract readonly attentions: ModuleList<Transformer2DModel> | null;
 
+  // Without gradients each resnet and transformer runs in its own tidy, so its intermediates are
+  // freed when it returns instead of when the caller's scope ends (inference peaks stay small).
   protected resnet(i: number, h: k.Tensor, temb: k.Tensor): k.Tensor {
     const r = this.resnets.at(i);
-    if (!this.gradientCheckpointing || !k.isGradEnabled()) return r.forward(h, temb);
+    if (!k.isGradEnabled()) return k.tidy(() => r.forward(h, temb));
+    if (!this.gradientCheckpointing) return r.forward(h, temb);
     return checkpoint((x: k.Tensor, t: k.Tensor) => r.forward(x, t), h, temb, { params: r.parameters() });
   }
 
   protected attention(i: number, h: k.Tensor, context: k.Tensor): k.Tensor {
     const a = this.attentions!.at(i);
-    if (!this.gradientCheckpointing || !k.isGradEnabled()) return a.forward(h, context);
+    if (!k.isGradEnabled()) return k.tidy(() => a.forward(h, context));
+    if (!this.gradientCheckpointing) return a.forward(h, context);
     return checkpoint((x: k.Tensor, c: k.Tensor) => a.forward(x, c), h, context, { params: a.parameters() });
   }
 }

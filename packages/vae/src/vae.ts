@@ -10,6 +10,16 @@ const EPS = 1e-6;
 /** Calls `trace(name, value)` for each block output, named as diffusers' module paths. */
 export type Trace = (name: string, value: k.Tensor) => void;
 
+/**
+ * Without gradients, each resnet, attention and block runs in its own `tidy`, so its
+ * intermediates are freed when it returns (as PyTorch frees them when the last reference goes)
+ * instead of living until the caller's scope ends: a 512² decode peaks at a few activations, not
+ * all of them. With gradients the graph needs them, so nothing is freed early.
+ */
+function step(fn: () => k.Tensor): k.Tensor {
+  return k.isGradEnabled() ? fn() : k.tidy(fn);
+}
+
 function resnetList(inChannels: number, out: number, layers: number, groups: number, o: FactoryOptions): ModuleList<ResnetBlock2D> {
   return new ModuleList(
     Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inChannels : out, { ...o, outChannels: out, tembChannels: null, groups, eps: EPS })),
@@ -27,8 +37,8 @@ export class DownEncoderBlock2D extends Module {
     this.downsamplers = down && this.registerModule('downsamplers', down);
   }
   forward(x: k.Tensor): k.Tensor {
-    for (const r of this.resnets) x = r.forward(x);
-    return this.downsamplers ? this.downsamplers.at(0).forward(x) : x;
+    for (const r of this.resnets) x = step(() => r.forward(x));
+    return this.downsamplers ? step(() => this.downsamplers!.at(0).forward(x)) : x;
   }
 }
 
@@ -43,8 +53,8 @@ export class UpDecoderBlock2D extends Module {
     this.upsamplers = up && this.registerModule('upsamplers', up);
   }
   forward(x: k.Tensor): k.Tensor {
-    for (const r of this.resnets) x = r.forward(x);
-    return this.upsamplers ? this.upsamplers.at(0).forward(x) : x;
+    for (const r of this.resnets) x = step(() => r.forward(x));
+    return this.upsamplers ? step(() => this.upsamplers!.at(0).forward(x)) : x;
   }
 }
 
@@ -59,9 +69,9 @@ export class UNetMidBlock2D extends Module {
     this.resnets = this.registerModule('resnets', resnetList(channels, channels, 2, groups, o));
   }
   forward(x: k.Tensor): k.Tensor {
-    x = this.resnets.at(0).forward(x);
-    if (this.attentions) x = this.attentions.at(0).forward(x);
-    return this.resnets.at(1).forward(x);
+    x = step(() => this.resnets.at(0).forward(x));
+    if (this.attentions) x = step(() => this.attentions!.at(0).forward(x));
+    return step(() => this.resnets.at(1).forward(x));
   }
 }
 
@@ -98,7 +108,7 @@ export class Encoder extends Module {
     });
     h = run(this.midBlock, h, this.gradientCheckpointing);
     trace('encoder.mid_block', h);
-    h = this.convOut.forward(normSilu(this.convNormOut, h));
+    h = step(() => this.convOut.forward(normSilu(this.convNormOut, h)));
     trace('encoder.conv_out', h);
     return h;
   }
@@ -132,7 +142,7 @@ export class Decoder extends Module {
       h = run(b as UpDecoderBlock2D, h, this.gradientCheckpointing);
       trace(`decoder.up_blocks.${i}`, h);
     });
-    h = this.convOut.forward(normSilu(this.convNormOut, h));
+    h = step(() => this.convOut.forward(normSilu(this.convNormOut, h)));
     trace('decoder.conv_out', h);
     return h;
   }
