@@ -7,7 +7,12 @@ export default defineConfig({
   resolve: { alias: kilnAliases },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts', 'scripts/test/**/*.test.mjs'],
-    exclude: [...configDefaults.exclude, 'packages/*/test/browser/**', 'packages/*/test/parity-webgpu*.test.ts', 'packages/*/test/webgpu*.test.ts'],
+    exclude: [
+      ...configDefaults.exclude,
+      'packages/*/test/browser/**',
+      'packages/*/test/parity-webgpu*.test.ts',
+      'packages/*/test/webgpu*.test.ts',
+    ],
     testTimeout: 120_000,
     pool: 'forks',
   },

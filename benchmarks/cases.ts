@@ -82,7 +82,12 @@ function attention(L: number, backward: boolean): BenchCase<Tensor[]> {
     flops: backward ? 3.5 * fwd : fwd,
     heavy: L >= 4096,
     skipCpu: 'the f64 reference attention takes seconds per run',
-    setup: () => [seeded([1, 8, L, 64], 6, backward), seeded([1, 8, L, 64], 7, backward), seeded([1, 8, L, 64], 8, backward), seeded([1, 8, L, 64], 9)],
+    setup: () => [
+      seeded([1, 8, L, 64], 6, backward),
+      seeded([1, 8, L, 64], 7, backward),
+      seeded([1, 8, L, 64], 8, backward),
+      seeded([1, 8, L, 64], 9),
+    ],
     run: async ([q, kk, v, g]) => {
       if (!backward) {
         const y = k.noGrad(() => k.scaledDotProductAttention(q, kk, v));

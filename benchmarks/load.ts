@@ -85,7 +85,8 @@ async function main(): Promise<void> {
     const shapes = skipInit(() => new CLIPTextModel(config));
     const weights = new Map<string, k.Tensor>();
     let seed = 1;
-    for (const [key, t] of Object.entries(shapes.stateDict())) weights.set(key, k.tensor(randomWeights(t.numel(), seed++), { shape: t.shape }));
+    for (const [key, t] of Object.entries(shapes.stateDict()))
+      weights.set(key, k.tensor(randomWeights(t.numel(), seed++), { shape: t.shape }));
     await saveSafetensors(join(folder, 'model.safetensors'), weights, { format: 'pt' });
     writeFileSync(join(folder, 'config.json'), JSON.stringify(config));
     weights.forEach((t) => t.dispose());
@@ -93,10 +94,14 @@ async function main(): Promise<void> {
 
     const results: Measurement[] = [];
     for (const backend of backends) {
-      const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--measure', folder, '--backend', backend], {
-        encoding: 'utf8',
-        maxBuffer: 1 << 20,
-      });
+      const out = execFileSync(
+        process.execPath,
+        [...process.execArgv, fileURLToPath(import.meta.url), '--measure', folder, '--backend', backend],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 20,
+        },
+      );
       const m = JSON.parse(out.trim().split('\n').pop()!) as Measurement;
       results.push(m);
       console.log(
@@ -105,7 +110,13 @@ async function main(): Promise<void> {
           `RSS +${(m.rss_peak_increase_bytes / 1e6).toFixed(1)} MB = ${m.rss_ratio.toFixed(3)}×`,
       );
     }
-    const result = { date: new Date().toISOString(), case: 'load_sd15_text_encoder', goal_peak_ratio: GOAL, node: process.version, results };
+    const result = {
+      date: new Date().toISOString(),
+      case: 'load_sd15_text_encoder',
+      goal_peak_ratio: GOAL,
+      node: process.version,
+      results,
+    };
     mkdirSync(join(here, 'results'), { recursive: true });
     writeFileSync(join(here, 'results', 'load.json'), `${JSON.stringify(result, null, 2)}\n`);
     if (results.some((m) => m.peak_ratio > GOAL)) process.exitCode = 1;

@@ -31,7 +31,8 @@ async function child(mode: 'full' | 'lora'): Promise<void> {
   const config = JSON.parse(readFileSync(join(here, 'configs', configName), 'utf8')) as Record<string, unknown>;
   k.manualSeed(0);
   const unet = new UNet2DConditionModel(config).enableGradientCheckpointing();
-  const params = mode === 'lora' ? injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4, alpha: 4 }).parameters() : unet.parameters();
+  const params =
+    mode === 'lora' ? injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4, alpha: 4 }).parameters() : unet.parameters();
   const opt = new AdamW(params, { lr: 1e-4 });
   const ctxDim = Number(config.cross_attention_dim ?? 768);
   const x = k.randn([1, 4, size, size], { seed: 1 });
@@ -46,7 +47,16 @@ async function child(mode: 'full' | 'lora'): Promise<void> {
   await params[0]!.reshape([-1]).slice(0, 0, 1).data();
   const ms = performance.now() - t0;
   const trainable = params.reduce((n, p) => n + p.numel(), 0);
-  console.log(JSON.stringify({ mode, ms, peak_bytes: k.memory().peakBytes, setup_bytes: setup, trainable_params: trainable, total_params: unet.numParameters() }));
+  console.log(
+    JSON.stringify({
+      mode,
+      ms,
+      peak_bytes: k.memory().peakBytes,
+      setup_bytes: setup,
+      trainable_params: trainable,
+      total_params: unet.numParameters(),
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -54,20 +64,44 @@ async function main(): Promise<void> {
   if (mode === 'full' || mode === 'lora') return child(mode);
   const modes = (opt('modes')?.split(',') ?? ['full', 'lora']) as ('full' | 'lora')[];
   const rows = modes.map((m) => {
-    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args, '--child', m], { encoding: 'utf8', maxBuffer: 1 << 20 });
-    return JSON.parse(out.trim().split('\n').at(-1)!) as { mode: string; ms: number; peak_bytes: number; setup_bytes: number; trainable_params: number; total_params: number };
+    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args, '--child', m], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    return JSON.parse(out.trim().split('\n').at(-1)!) as {
+      mode: string;
+      ms: number;
+      peak_bytes: number;
+      setup_bytes: number;
+      trainable_params: number;
+      total_params: number;
+    };
   });
   const full = rows.find((r) => r.mode === 'full') ?? null;
   const lora = rows.find((r) => r.mode === 'lora') ?? null;
   const ratio = full && lora ? lora.peak_bytes / full.peak_bytes : null;
-  const result = { date: new Date().toISOString(), config: configName, latent_size: size, backend: 'wasm', threads, full, lora, peak_ratio_lora_over_full: ratio };
-  for (const r of rows) console.error(`${configName} ${r.mode}: peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB (setup ${(r.setup_bytes / 2 ** 20).toFixed(1)} MiB), ${r.ms.toFixed(0)} ms, ${r.trainable_params} trainable`);
+  const result = {
+    date: new Date().toISOString(),
+    config: configName,
+    latent_size: size,
+    backend: 'wasm',
+    threads,
+    full,
+    lora,
+    peak_ratio_lora_over_full: ratio,
+  };
+  for (const r of rows)
+    console.error(
+      `${configName} ${r.mode}: peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB (setup ${(r.setup_bytes / 2 ** 20).toFixed(1)} MiB), ${r.ms.toFixed(0)} ms, ${r.trainable_params} trainable`,
+    );
   if (ratio !== null) console.error(`LoRA / full peak: ${ratio.toFixed(3)}`);
   mkdirSync(join(here, 'results'), { recursive: true });
   const file = join(here, 'results', 'lora.json');
   let previous: (typeof result)[] = [];
   try {
-    previous = (JSON.parse(readFileSync(file, 'utf8')) as { results: (typeof result)[] }).results.filter((r) => r.config !== configName || r.latent_size !== size);
+    previous = (JSON.parse(readFileSync(file, 'utf8')) as { results: (typeof result)[] }).results.filter(
+      (r) => r.config !== configName || r.latent_size !== size,
+    );
   } catch {
     // first run
   }

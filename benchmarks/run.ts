@@ -142,11 +142,31 @@ async function main(): Promise<void> {
   for (const c of cases) {
     for (const b of backends) {
       if (unavailable.has(b)) {
-        entries.push({ case: c.name, backend: b, threads: 1, median_ms: null, runs_ms: [], gflops: null, torch_median_ms: null, ratio_vs_torch: null, note: `unavailable: ${unavailable.get(b)}` });
+        entries.push({
+          case: c.name,
+          backend: b,
+          threads: 1,
+          median_ms: null,
+          runs_ms: [],
+          gflops: null,
+          torch_median_ms: null,
+          ratio_vs_torch: null,
+          note: `unavailable: ${unavailable.get(b)}`,
+        });
         continue;
       }
       if (b === 'cpu' && c.skipCpu) {
-        entries.push({ case: c.name, backend: b, threads: 1, median_ms: null, runs_ms: [], gflops: null, torch_median_ms: null, ratio_vs_torch: null, note: `skipped: ${c.skipCpu}` });
+        entries.push({
+          case: c.name,
+          backend: b,
+          threads: 1,
+          median_ms: null,
+          runs_ms: [],
+          gflops: null,
+          torch_median_ms: null,
+          ratio_vs_torch: null,
+          note: `skipped: ${c.skipCpu}`,
+        });
         continue;
       }
       // PyTorch runs interleaved with the first backend's runs only (cpu is a reference, not a contender).
@@ -170,7 +190,16 @@ async function main(): Promise<void> {
     const tr = torchRuns.get(c.name);
     if (tr) {
       const t = median(tr);
-      entries.push({ case: c.name, backend: 'torch-cpu', threads, median_ms: t, runs_ms: tr, gflops: c.flops ? c.flops / t / 1e6 : null, torch_median_ms: t, ratio_vs_torch: 1 });
+      entries.push({
+        case: c.name,
+        backend: 'torch-cpu',
+        threads,
+        median_ms: t,
+        runs_ms: tr,
+        gflops: c.flops ? c.flops / t / 1e6 : null,
+        torch_median_ms: t,
+        ratio_vs_torch: 1,
+      });
     }
   }
   torch?.close();
@@ -184,7 +213,8 @@ async function main(): Promise<void> {
     torch: torch?.version ?? null,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
-    notes: 'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies.',
+    notes:
+      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });

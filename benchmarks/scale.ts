@@ -46,6 +46,8 @@ big.forEach((t) => t.dispose());
 w.dispose();
 mkdirSync(join(here, 'results'), { recursive: true });
 writeFileSync(join(here, 'results', 'scale.json'), `${JSON.stringify(result, null, 2)}\n`);
-console.log(`${(live / 1e9).toFixed(2)} GB live in ${count} tensors on wasm (wasm memory ${(result.wasmMemoryBytes / 1e9).toFixed(2)} GB); GEMM over each 512 MiB tensor ${result.gemmMsPerTensor.toFixed(0)} ms; values ${ok ? 'correct' : 'WRONG'}`);
+console.log(
+  `${(live / 1e9).toFixed(2)} GB live in ${count} tensors on wasm (wasm memory ${(result.wasmMemoryBytes / 1e9).toFixed(2)} GB); GEMM over each 512 MiB tensor ${result.gemmMsPerTensor.toFixed(0)} ms; values ${ok ? 'correct' : 'WRONG'}`,
+);
 if (!ok) process.exitCode = 1;
 await k.useBackend('cpu');

@@ -37,13 +37,26 @@ const pipe = await StableDiffusionPipeline.fromPretrained(folder);
 const promptEmbeds = pipe.encodePrompt(['a photo of an astronaut riding a horse']);
 const negativePromptEmbeds = pipe.encodePrompt(['']);
 const latents = k.randn([1, 4, 16, 16], { seed: 0 });
-await saveSafetensors(join(folder, 'io.safetensors'), { prompt_embeds: promptEmbeds, negative_prompt_embeds: negativePromptEmbeds, latents }, { format: 'pt' });
+await saveSafetensors(
+  join(folder, 'io.safetensors'),
+  { prompt_embeds: promptEmbeds, negative_prompt_embeds: negativePromptEmbeds, latents },
+  { format: 'pt' },
+);
 
 async function run(): Promise<[number, number]> {
   const start = performance.now();
   let stepsEnd = start;
   let unetSteps = 0; // PNDM's schedule has steps + 1 entries (one repeated): time per UNet step, as PyTorch's side
-  const { images } = await pipe.txt2img({ promptEmbeds, negativePromptEmbeds, latents, numInferenceSteps: steps, guidanceScale: 7.5, width: 32, height: 32, callback: () => void ((stepsEnd = performance.now()), unetSteps++) });
+  const { images } = await pipe.txt2img({
+    promptEmbeds,
+    negativePromptEmbeds,
+    latents,
+    numInferenceSteps: steps,
+    guidanceScale: 7.5,
+    width: 32,
+    height: 32,
+    callback: () => void ((stepsEnd = performance.now()), unetSteps++),
+  });
   images.dispose();
   return [(stepsEnd - start) / unetSteps, performance.now() - start];
 }
@@ -54,7 +67,11 @@ const kiln = { step_ms: median(runs.map((r) => r[0])), total_ms: median(runs.map
 
 let torch: Record<string, unknown> | { error: string };
 try {
-  const py = execFileSync('/usr/bin/python3', [join(here, 'torch_txt2img.py'), folder, '--steps', String(steps), '--reps', String(reps), '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const py = execFileSync(
+    '/usr/bin/python3',
+    [join(here, 'torch_txt2img.py'), folder, '--steps', String(steps), '--reps', String(reps), '--threads', String(threads)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   torch = JSON.parse(py.trim().split('\n').at(-1)!) as Record<string, unknown>;
 } catch (e) {
   torch = { error: (e as Error).message.split('\n')[0] };
@@ -63,4 +80,6 @@ rmSync(dirname(folder), { recursive: true, force: true });
 const result = { date: new Date().toISOString(), case: 'txt2img_tiny_32px_pndm_cfg', steps, threads, kiln_wasm: kiln, pytorch_cpu: torch };
 mkdirSync(join(here, 'results'), { recursive: true });
 writeFileSync(join(here, 'results', 'txt2img.json'), `${JSON.stringify(result, null, 2)}\n`);
-console.log(`txt2img tiny (${steps} steps, ${threads} threads): kiln wasm ${kiln.step_ms.toFixed(1)} ms/step, ${kiln.total_ms.toFixed(0)} ms/image; pytorch ${'step_ms' in torch ? `${(torch.step_ms as number).toFixed(1)} ms/step, ${(torch.total_ms as number).toFixed(0)} ms/image` : torch.error}`);
+console.log(
+  `txt2img tiny (${steps} steps, ${threads} threads): kiln wasm ${kiln.step_ms.toFixed(1)} ms/step, ${kiln.total_ms.toFixed(0)} ms/image; pytorch ${'step_ms' in torch ? `${(torch.step_ms as number).toFixed(1)} ms/step, ${(torch.total_ms as number).toFixed(0)} ms/image` : torch.error}`,
+);

@@ -67,7 +67,14 @@ async function measure(name: string, dtype: string, flops: number, run: () => ()
   const runs: number[] = [];
   for (let i = 0; i < reps; i++) runs.push(await once());
   const m = median(runs);
-  const r: Result = { case: name, dtype, flops, runs_ms: runs.map((x) => +x.toFixed(3)), median_ms: +m.toFixed(3), gflops: +(flops / m / 1e6).toFixed(3) };
+  const r: Result = {
+    case: name,
+    dtype,
+    flops,
+    runs_ms: runs.map((x) => +x.toFixed(3)),
+    median_ms: +m.toFixed(3),
+    gflops: +(flops / m / 1e6).toFixed(3),
+  };
   if (bytes !== undefined) Object.assign(r, { bytes, gbps: +(bytes / m / 1e6).toFixed(3) });
   const rate = bytes !== undefined ? `${r.gbps!.toFixed(3).padStart(8)} GB/s` : `${r.gflops.toFixed(2).padStart(8)} GFLOP/s`;
   console.log(`${name.padEnd(48)} ${dtype.padEnd(8)} ${m.toFixed(2).padStart(10)} ms ${rate}`);
@@ -75,7 +82,14 @@ async function measure(name: string, dtype: string, flops: number, run: () => ()
   return r;
 }
 
-async function bench(name: string, dtype: 'float32' | 'float16', flops: number, make: () => Tensor[], op: (...xs: Tensor[]) => Tensor, bytes?: number): Promise<Result> {
+async function bench(
+  name: string,
+  dtype: 'float32' | 'float16',
+  flops: number,
+  make: () => Tensor[],
+  op: (...xs: Tensor[]) => Tensor,
+  bytes?: number,
+): Promise<Result> {
   const inputs = make().map((t) => t.to(dtype));
   const r = await measure(
     name,
@@ -92,7 +106,14 @@ async function bench(name: string, dtype: 'float32' | 'float16', flops: number, 
 }
 
 /** Times a backend kernel called directly (its storages are freed after each run). */
-async function benchKernel(name: string, dtype: 'float32' | 'float16', flops: number, inputs: Tensor[], call: (...views: View<GpuStorage>[]) => readonly (GpuStorage | null)[], bytes?: number): Promise<Result> {
+async function benchKernel(
+  name: string,
+  dtype: 'float32' | 'float16',
+  flops: number,
+  inputs: Tensor[],
+  call: (...views: View<GpuStorage>[]) => readonly (GpuStorage | null)[],
+  bytes?: number,
+): Promise<Result> {
   const xs = inputs.map((t) => t.to(dtype));
   const r = await measure(
     name,
@@ -120,41 +141,69 @@ async function withoutKernel<T>(name: 'attentionBackward' | 'layerNormBackward' 
 }
 
 /** Forward + backward through autograd; returns the input gradient so the whole graph runs. */
-const fwdBwd = (f: (...xs: Tensor[]) => Tensor) => (...xs: Tensor[]): Tensor => {
-  const leaves = xs.map((x) => x.detach().requiresGrad_(true));
-  f(...leaves).sum().backward();
-  return k.keep(leaves[0].grad!);
-};
+const fwdBwd =
+  (f: (...xs: Tensor[]) => Tensor) =>
+  (...xs: Tensor[]): Tensor => {
+    const leaves = xs.map((x) => x.detach().requiresGrad_(true));
+    f(...leaves)
+      .sum()
+      .backward();
+    return k.keep(leaves[0].grad!);
+  };
 
 const mm = (n: number, dtype: 'float32' | 'float16' = 'float32') =>
-  bench(`matmul ${n}x${n}x${n}`, dtype, 2 * n ** 3, () => [k.randn([n, n], { seed: 1 }), k.randn([n, n], { seed: 2 })], (a, b) => a.matmul(b));
+  bench(
+    `matmul ${n}x${n}x${n}`,
+    dtype,
+    2 * n ** 3,
+    () => [k.randn([n, n], { seed: 1 }), k.randn([n, n], { seed: 2 })],
+    (a, b) => a.matmul(b),
+  );
 
 await mm(256);
 const r512 = await mm(512);
 if (r512.median_ms < 500) await mm(1024);
-await bench('matmul 512 (Aᵀ·B, strided)', 'float32', 2 * 512 ** 3, () => [k.randn([512, 512], { seed: 1 }), k.randn([512, 512], { seed: 2 })], (a, b) =>
-  a.t().matmul(b),
+await bench(
+  'matmul 512 (Aᵀ·B, strided)',
+  'float32',
+  2 * 512 ** 3,
+  () => [k.randn([512, 512], { seed: 1 }), k.randn([512, 512], { seed: 2 })],
+  (a, b) => a.t().matmul(b),
 );
-await bench('matmul 16x4096x16 (split-K)', 'float32', 2 * 16 * 4096 * 16, () => [k.randn([16, 4096], { seed: 1 }), k.randn([4096, 16], { seed: 2 })], (a, b) =>
-  a.matmul(b),
+await bench(
+  'matmul 16x4096x16 (split-K)',
+  'float32',
+  2 * 16 * 4096 * 16,
+  () => [k.randn([16, 4096], { seed: 1 }), k.randn([4096, 16], { seed: 2 })],
+  (a, b) => a.matmul(b),
 );
 if (be.caps.f16) await mm(512, 'float16');
 
 const [cN, cC, cH, cO] = [1, 64, 32, 64];
 const convFlops = 2 * cN * cO * cC * 9 * cH * cH;
-await bench(`conv2d 3x3 [${cN},${cC},${cH},${cH}]→${cO}`, 'float32', convFlops, () => [k.randn([cN, cC, cH, cH], { seed: 1 }), k.randn([cO, cC, 3, 3], { seed: 2 })], (x, w) =>
-  k.conv2d(x, w, null, { padding: 1 }),
+await bench(
+  `conv2d 3x3 [${cN},${cC},${cH},${cH}]→${cO}`,
+  'float32',
+  convFlops,
+  () => [k.randn([cN, cC, cH, cH], { seed: 1 }), k.randn([cO, cC, 3, 3], { seed: 2 })],
+  (x, w) => k.conv2d(x, w, null, { padding: 1 }),
 );
 {
   // Forward + input and weight gradients (3× the forward's FLOPs).
   const x = k.randn([cN, cC, cH, cH], { seed: 1 });
   const w = k.randn([cO, cC, 3, 3], { seed: 2 });
-  await bench(`conv2d 3x3 fwd+bwd [${cN},${cC},${cH},${cH}]→${cO}`, 'float32', 3 * convFlops, () => [x, w], (xi, wi) => {
-    const xr = xi.detach().requiresGrad_(true);
-    const wr = wi.detach().requiresGrad_(true);
-    k.conv2d(xr, wr, null, { padding: 1 }).sum().backward();
-    return k.keep(wr.grad!);
-  });
+  await bench(
+    `conv2d 3x3 fwd+bwd [${cN},${cC},${cH},${cH}]→${cO}`,
+    'float32',
+    3 * convFlops,
+    () => [x, w],
+    (xi, wi) => {
+      const xr = xi.detach().requiresGrad_(true);
+      const wr = wi.detach().requiresGrad_(true);
+      k.conv2d(xr, wr, null, { padding: 1 }).sum().backward();
+      return k.keep(wr.grad!);
+    },
+  );
 }
 
 const [aB, aH, aL, aE] = [1, 8, 256, 64];
@@ -162,8 +211,12 @@ const attnFlops = 4 * aB * aH * aL * aL * aE;
 const attnInputs = () => [1, 2, 3].map((s) => k.randn([aB, aH, aL, aE], { seed: s }));
 await bench(`attention B${aB} H${aH} L${aL} E${aE}`, 'float32', attnFlops, attnInputs, (q, kk, v) => k.scaledDotProductAttention(q, kk, v));
 for (const dtype of ['float32', ...(be.caps.f16 ? ['float16' as const] : [])] as const) {
-  await benchKernel(`attentionBackward B${aB} H${aH} L${aL} E${aE} (kernel)`, dtype, 2.5 * attnFlops, [...attnInputs(), k.randn([aB, aH, aL, aE], { seed: 4 })].map((t) => t.reshape([aB * aH, aL, aE])), (q, kk, v, g) =>
-    be.attentionBackward(q, kk, v, null, false, 1 / Math.sqrt(aE), g),
+  await benchKernel(
+    `attentionBackward B${aB} H${aH} L${aL} E${aE} (kernel)`,
+    dtype,
+    2.5 * attnFlops,
+    [...attnInputs(), k.randn([aB, aH, aL, aE], { seed: 4 })].map((t) => t.reshape([aB * aH, aL, aE])),
+    (q, kk, v, g) => be.attentionBackward(q, kk, v, null, false, 1 / Math.sqrt(aE), g),
   );
 }
 const attnFwdBwd = fwdBwd((q, kk, v) => k.scaledDotProductAttention(q, kk, v));
@@ -175,31 +228,74 @@ await withoutKernel('attentionBackward', () =>
 // Norm gradients: memory-bound, so GB/s of the tensors they must read and write (x, gy, dx).
 const [lnRows, lnD] = [1024, 320];
 const lnBytes = 3 * lnRows * lnD * 4;
-const lnInputs = () => [k.randn([lnRows, lnD], { seed: 1 }), k.randn([lnD], { seed: 2 }), k.randn([lnD], { seed: 3 }), k.randn([lnRows, lnD], { seed: 4 })];
-await benchKernel(`layerNormBackward [${lnRows},${lnD}] (kernel)`, 'float32', 0, lnInputs(), (x, w, b, g) => be.layerNormBackward(x, w, b, lnD, 1e-5, g), lnBytes);
+const lnInputs = () => [
+  k.randn([lnRows, lnD], { seed: 1 }),
+  k.randn([lnD], { seed: 2 }),
+  k.randn([lnD], { seed: 3 }),
+  k.randn([lnRows, lnD], { seed: 4 }),
+];
+await benchKernel(
+  `layerNormBackward [${lnRows},${lnD}] (kernel)`,
+  'float32',
+  0,
+  lnInputs(),
+  (x, w, b, g) => be.layerNormBackward(x, w, b, lnD, 1e-5, g),
+  lnBytes,
+);
 const lnFwdBwd = fwdBwd((x, w, b) => k.layerNorm(x, [lnD], w, b));
 await bench(`layerNorm fwd+bwd [${lnRows},${lnD}] (autograd)`, 'float32', 0, () => lnInputs().slice(0, 3), lnFwdBwd, (5 * lnBytes) / 3);
 await withoutKernel('layerNormBackward', () =>
-  bench(`layerNorm fwd+bwd [${lnRows},${lnD}] (composite backward)`, 'float32', 0, () => lnInputs().slice(0, 3), lnFwdBwd, (5 * lnBytes) / 3),
+  bench(
+    `layerNorm fwd+bwd [${lnRows},${lnD}] (composite backward)`,
+    'float32',
+    0,
+    () => lnInputs().slice(0, 3),
+    lnFwdBwd,
+    (5 * lnBytes) / 3,
+  ),
 );
 const gnShape = [1, 320, 32, 32];
 const gnN = gnShape.reduce((a, b) => a * b, 1);
-const gnInputs = () => [k.randn(gnShape, { seed: 1 }), k.randn([320], { seed: 2 }), k.randn([320], { seed: 3 }), k.randn(gnShape, { seed: 4 })];
-await benchKernel(`groupNormBackward+SiLU [${gnShape}] G32 (kernel)`, 'float32', 0, gnInputs(), (x, w, b, g) => be.groupNormBackward(x, 32, w, b, 1e-5, true, g), 3 * gnN * 4);
+const gnInputs = () => [
+  k.randn(gnShape, { seed: 1 }),
+  k.randn([320], { seed: 2 }),
+  k.randn([320], { seed: 3 }),
+  k.randn(gnShape, { seed: 4 }),
+];
+await benchKernel(
+  `groupNormBackward+SiLU [${gnShape}] G32 (kernel)`,
+  'float32',
+  0,
+  gnInputs(),
+  (x, w, b, g) => be.groupNormBackward(x, 32, w, b, 1e-5, true, g),
+  3 * gnN * 4,
+);
 const gnFwdBwd = fwdBwd((x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-5));
 await bench(`groupNorm+SiLU fwd+bwd [${gnShape}] G32 (autograd)`, 'float32', 0, () => gnInputs().slice(0, 3), gnFwdBwd, 5 * gnN * 4);
 await withoutKernel('groupNormBackward', () =>
   bench(`groupNorm+SiLU fwd+bwd [${gnShape}] G32 (composite backward)`, 'float32', 0, () => gnInputs().slice(0, 3), gnFwdBwd, 5 * gnN * 4),
 );
 
-const slug = be.adapterName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+const slug = be.adapterName
+  .toLowerCase()
+  .replace(/[^a-z0-9]+/g, '-')
+  .replace(/^-|-$/g, '')
+  .slice(0, 60);
 const file = join(here, 'results', `webgpu-${slug}.json`);
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(
   file,
   JSON.stringify(
     // The load average says how busy the machine was (CPU drivers share its cores with everything else).
-    { adapter: be.adapterName, shaderF16: be.caps.f16, reps, date: new Date().toISOString(), node: process.version, load_average_1m: { start: loadStart, end: +loadavg()[0].toFixed(2) }, results },
+    {
+      adapter: be.adapterName,
+      shaderF16: be.caps.f16,
+      reps,
+      date: new Date().toISOString(),
+      node: process.version,
+      load_average_1m: { start: loadStart, end: +loadavg()[0].toFixed(2) },
+      results,
+    },
     null,
     2,
   ) + '\n',

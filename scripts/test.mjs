@@ -10,6 +10,8 @@ import { LINE_BUDGET, oversizeFiles } from './line-budget.mjs';
 import { install, root, run } from './tooling.mjs';
 
 const requireAll = process.env.KILN_REQUIRE_ALL_SUITES === '1';
+/** What prettier formats (everything else, data and the wasm emitters, is in .prettierignore). */
+export const FORMATTED = ['**/*.{ts,mts,cts,mjs,js}'];
 install();
 
 // Typecheck each package, the examples and the benchmarks.
@@ -34,6 +36,10 @@ const oversize = oversizeFiles();
 for (const o of oversize) console.error(`[kiln] ${o.file}: ${o.lines} lines, over the budget of ${LINE_BUDGET}`);
 const structureFailed = cycles.length > 0 || oversize.length > 0;
 
+// Formatting: prettier, configured once (.prettierrc.json, .prettierignore); `pnpm format` fixes it.
+console.log('[kiln] formatting (prettier --check)');
+const formatFailed = run(join(root, 'node_modules/.bin/prettier'), ['--check', '--log-level', 'warn', ...FORMATTED]) !== 0;
+
 // The API reference must build (typedoc errors fail the run; warnings are printed).
 console.log('[kiln] typedoc');
 const docsFailed = run(join(root, 'node_modules/.bin/typedoc'), ['--logLevel', 'Error']) !== 0;
@@ -42,8 +48,18 @@ const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.json';
 const suites = [{ name: 'node', config: 'vitest.config.ts', env: {} }];
 const gpuSuites = [
-  { name: 'webgpu (SwiftShader)', config: 'vitest.webgpu.config.ts', env: { VK_ICD_FILENAMES: SWIFTSHADER, KILN_WEBGPU_REQUIRED: '1' }, needs: [SWIFTSHADER] },
-  { name: 'webgpu (lavapipe)', config: 'vitest.webgpu.config.ts', env: { VK_ICD_FILENAMES: LAVAPIPE, KILN_WEBGPU_REQUIRED: '1' }, needs: [LAVAPIPE] },
+  {
+    name: 'webgpu (SwiftShader)',
+    config: 'vitest.webgpu.config.ts',
+    env: { VK_ICD_FILENAMES: SWIFTSHADER, KILN_WEBGPU_REQUIRED: '1' },
+    needs: [SWIFTSHADER],
+  },
+  {
+    name: 'webgpu (lavapipe)',
+    config: 'vitest.webgpu.config.ts',
+    env: { VK_ICD_FILENAMES: LAVAPIPE, KILN_WEBGPU_REQUIRED: '1' },
+    needs: [LAVAPIPE],
+  },
   { name: 'browser (Chromium)', config: 'vitest.browser.config.ts', env: {}, needs: ['/usr/bin/chromium'] },
 ];
 const missing = [];
@@ -61,7 +77,11 @@ let crashed = 0;
 for (const s of suites) {
   console.log(`\n[kiln] suite: ${s.name}`);
   const json = join(out, `${s.name.replace(/\W+/g, '-')}.json`);
-  const status = run(join(root, 'node_modules/.bin/vitest'), ['run', '--config', s.config, '--reporter=default', '--reporter=json', `--outputFile.json=${json}`], s.env);
+  const status = run(
+    join(root, 'node_modules/.bin/vitest'),
+    ['run', '--config', s.config, '--reporter=default', '--reporter=json', `--outputFile.json=${json}`],
+    s.env,
+  );
   if (!existsSync(json)) {
     console.error(`[kiln] suite ${s.name} produced no report (exit ${status})`);
     crashed++;
@@ -70,7 +90,9 @@ for (const s of suites) {
   const report = JSON.parse(readFileSync(json, 'utf8'));
   totals.passed += report.numPassedTests;
   // A test file that fails to load has no test results: count it as one failure.
-  const brokenFiles = report.testResults.filter((f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed')).length;
+  const brokenFiles = report.testResults.filter(
+    (f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed'),
+  ).length;
   totals.failed += report.numFailedTests + brokenFiles;
   totals.skipped += report.numPendingTests + report.numTodoTests;
   for (const f of report.testResults) {
@@ -91,7 +113,11 @@ if (missing.length) {
 }
 if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
 if (docsFailed) console.error('[kiln] typedoc failed to build the API reference');
-if (structureFailed) console.error(`[kiln] structure: ${cycles.length} import cycle(s), ${oversize.length} file(s) over ${LINE_BUDGET} lines`);
+if (formatFailed) console.error('[kiln] files are not formatted: run `pnpm format`');
+if (structureFailed)
+  console.error(`[kiln] structure: ${cycles.length} import cycle(s), ${oversize.length} file(s) over ${LINE_BUDGET} lines`);
 if (skippedNames.length) console.log(`\n[kiln] skipped:\n${skippedNames.map((n) => `  - ${n}`).join('\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-process.exit(totals.failed || crashed || typeErrors || docsFailed || structureFailed || (requireAll && totals.skipped) ? 1 : 0);
+process.exit(
+  totals.failed || crashed || typeErrors || docsFailed || formatFailed || structureFailed || (requireAll && totals.skipped) ? 1 : 0,
+);

@@ -42,5 +42,8 @@ export function install() {
 export function trackedFiles(pattern) {
   const r = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`git ls-files failed: ${r.stderr || r.error?.message}`);
-  return r.stdout.split('\0').filter((f) => f && pattern.test(f) && existsSync(join(root, f))).map((f) => join(root, f));
+  return r.stdout
+    .split('\0')
+    .filter((f) => f && pattern.test(f) && existsSync(join(root, f)))
+    .map((f) => join(root, f));
 }

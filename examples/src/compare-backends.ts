@@ -9,7 +9,10 @@ import { trainMlp } from './train-mlp.js';
 const names = (process.env.KILN_COMPARE_BACKENDS ?? 'cpu,wasm').split(',');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows: { example: string; backend: string; msPerStep: number; finalLoss: number }[] = [];
-for (const [example, fn, steps] of [['mlp', trainMlp, 100], ['convnet', trainConvnet, 40]] as const) {
+for (const [example, fn, steps] of [
+  ['mlp', trainMlp, 100],
+  ['convnet', trainConvnet, 40],
+] as const) {
   for (const backend of names) {
     try {
       await k.useBackend(backend);
@@ -25,5 +28,7 @@ for (const [example, fn, steps] of [['mlp', trainMlp, 100], ['convnet', trainCon
 for (const r of rows) {
   const cpu = rows.find((c) => c.example === r.example && c.backend === 'cpu');
   const speedup = cpu ? ` (${(cpu.msPerStep / r.msPerStep).toFixed(1)}× cpu)` : '';
-  console.log(`${r.example.padEnd(8)} ${r.backend.padEnd(7)} ${r.msPerStep.toFixed(1).padStart(7)} ms/step${speedup}  final loss ${r.finalLoss.toFixed(6)}`);
+  console.log(
+    `${r.example.padEnd(8)} ${r.backend.padEnd(7)} ${r.msPerStep.toFixed(1).padStart(7)} ms/step${speedup}  final loss ${r.finalLoss.toFixed(6)}`,
+  );
 }

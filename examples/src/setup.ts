@@ -84,7 +84,14 @@ export class SGD {
 /** PyTorch's default Linear/Conv init: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), seeded. */
 export function uniformInit(shape: number[], fanIn: number, seed: number): k.Tensor {
   const bound = 1 / Math.sqrt(fanIn);
-  return k.tidy(() => k.rand(shape, { seed }).mul(2 * bound).sub(bound)).requiresGrad_(true);
+  return k
+    .tidy(() =>
+      k
+        .rand(shape, { seed })
+        .mul(2 * bound)
+        .sub(bound),
+    )
+    .requiresGrad_(true);
 }
 
 /** True when this module is the program node was started with. */

@@ -15,7 +15,12 @@ function makeData(n: number): { clean: k.Tensor; noise: k.Tensor } {
     const rows = k.rand([n, 1, 8, 1], { seed: 3 }).gt(0.5).to('float32');
     const cols = k.rand([n, 1, 1, 8], { seed: 4 }).gt(0.5).to('float32');
     const horizontal = k.rand([n, 1, 1, 1], { seed: 5 }).gt(0.5).to('float32');
-    const clean = rows.expand([n, 1, 8, 8]).mul(horizontal).add(cols.expand([n, 1, 8, 8]).mul(horizontal.neg().add(1))).mul(2).sub(1);
+    const clean = rows
+      .expand([n, 1, 8, 8])
+      .mul(horizontal)
+      .add(cols.expand([n, 1, 8, 8]).mul(horizontal.neg().add(1)))
+      .mul(2)
+      .sub(1);
     const noise = k.randn([n, 1, 8, 8], { seed: 6 });
     return { clean, noise };
   });

@@ -36,7 +36,8 @@ describe('import cycles', () => {
   it('ignores imports that TypeScript erases (import type, type-only names, export type)', () => {
     const files = write({
       'a.ts': "import { b } from './b.js';\nexport const a = () => b();\nexport interface A { x: number }\n",
-      'b.ts': "import type { A } from './a.js';\nimport { type A as A2 } from './a.js';\nexport type { A } from './a.js';\nexport const b = (x?: A, y?: A2) => 1;\n",
+      'b.ts':
+        "import type { A } from './a.js';\nimport { type A as A2 } from './a.js';\nexport type { A } from './a.js';\nexport const b = (x?: A, y?: A2) => 1;\n",
     });
     expect(importCycles(files)).toEqual([]);
   });

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { UsageError } from './usage-error.js';
 
 // Numbers arrive as strings from the command line and as numbers from JSON; both go through one schema.
-const numeric = <T extends z.ZodType>(inner: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), inner);
+const numeric = <T extends z.ZodType>(inner: T) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), inner);
 const int = (min: number, max: number) => numeric(z.number().int().min(min).max(max));
 
 /**
@@ -35,7 +36,12 @@ const FLAGS = {
   steps: { field: 'steps', arg: 'N', help: 'denoising steps', def: '30' },
   'guidance-scale': { field: 'guidanceScale', arg: 'X', help: 'classifier-free guidance scale (≤ 1: off)', def: '7.5' },
   seed: { field: 'seed', arg: 'N', help: 'seed of the first image; image i uses seed + i', def: 'random' },
-  scheduler: { field: 'scheduler', arg: 'NAME', help: 'euler, euler_a, ddim, ddpm, pndm, dpm++_2m, … or a diffusers class name', def: "the model's" },
+  scheduler: {
+    field: 'scheduler',
+    arg: 'NAME',
+    help: 'euler, euler_a, ddim, ddpm, pndm, dpm++_2m, … or a diffusers class name',
+    def: "the model's",
+  },
   width: { field: 'width', arg: 'PX', help: 'image width, a multiple of 8', def: "the model's (512 for SD 1.x)" },
   height: { field: 'height', arg: 'PX', help: 'image height, a multiple of 8', def: "the model's (512 for SD 1.x)" },
   'num-images': { field: 'numImages', arg: 'N', help: 'images per prompt', def: '1' },
@@ -91,7 +97,8 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs {
   const v = values as Partial<Record<Flag, string>>;
   if (!v.model) throw new UsageError(`--model is required\n\n${GENERATE_USAGE}`);
   if (v.prompt === undefined && v.batch === undefined) throw new UsageError(`give --prompt or --batch\n\n${GENERATE_USAGE}`);
-  if (v.prompt !== undefined && v.batch !== undefined) throw new UsageError(`give --prompt or --batch, not both (batch lines carry their prompts)\n\n${GENERATE_USAGE}`);
+  if (v.prompt !== undefined && v.batch !== undefined)
+    throw new UsageError(`give --prompt or --batch, not both (batch lines carry their prompts)\n\n${GENERATE_USAGE}`);
   const fields: Record<string, string> = {};
   for (const [name, f] of Object.entries(FLAGS)) {
     const value = v[name as Flag];

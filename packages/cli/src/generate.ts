@@ -21,9 +21,17 @@ export interface CommandIO {
   progress?: (line: string) => void;
 }
 
-const FLAG_OF: Record<string, string> = { negativePrompt: '--negative-prompt', guidanceScale: '--guidance-scale', numImages: '--num-images' };
+const FLAG_OF: Record<string, string> = {
+  negativePrompt: '--negative-prompt',
+  guidanceScale: '--guidance-scale',
+  numImages: '--num-images',
+};
 const flagOf = (field: string) => FLAG_OF[field] ?? `--${field}`;
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 interface Input {
   line: number;
@@ -60,7 +68,8 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
   const resultsPath = join(a.out, 'results.jsonl');
   const done = new Set<string>();
   for (const r of await readResults(resultsPath)) {
-    if (!r.error && r.files && (await Promise.all(r.files.map((f) => exists(join(a.out, f))))).every(Boolean)) done.add(`${r.line}:${r.input}`);
+    if (!r.error && r.files && (await Promise.all(r.files.map((f) => exists(join(a.out, f))))).every(Boolean))
+      done.add(`${r.line}:${r.input}`);
   }
 
   let pipe: StableDiffusionPipeline | undefined;
@@ -85,7 +94,8 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
       if (!pipe) {
         await k.useBackend(a.backend);
         pipe = await StableDiffusionPipeline.fromPretrained(a.model, {
-          onDownload: ({ path, index, count, cached }) => io.err(`kiln generate: ${cached ? 'in the cache' : 'downloading'} ${path} (${index + 1}/${count})`),
+          onDownload: ({ path, index, count, cached }) =>
+            io.err(`kiln generate: ${cached ? 'in the cache' : 'downloading'} ${path} (${index + 1}/${count})`),
         });
       }
       const stem = a.batch ? `${String(input.line).padStart(5, '0')}-${input.hash.slice(0, 8)}` : input.hash.slice(0, 8);
@@ -141,7 +151,11 @@ interface JobContext {
 }
 
 /** Generates a job's images one at a time (image i from seed + i), each written atomically before the next starts. */
-async function runJob(pipe: StableDiffusionPipeline, job: Job, c: JobContext): Promise<Required<Pick<ResultLine, 'files' | 'seeds' | 'timings'>>> {
+async function runJob(
+  pipe: StableDiffusionPipeline,
+  job: Job,
+  c: JobContext,
+): Promise<Required<Pick<ResultLine, 'files' | 'seeds' | 'timings'>>> {
   const first = job.seed ?? Math.floor(Math.random() * (2 ** 32 - job.numImages));
   const files: string[] = [];
   const seeds: number[] = [];
@@ -164,7 +178,15 @@ async function runJob(pipe: StableDiffusionPipeline, job: Job, c: JobContext): P
       seed,
       callback: ({ step, numSteps }) => {
         const now = (loopEnd = performance.now());
-        const line = progressLine({ job: c.job, jobs: c.jobs, image: i + 1, images: job.numImages, step: step + 1, steps: numSteps, elapsedMs: now - start });
+        const line = progressLine({
+          job: c.job,
+          jobs: c.jobs,
+          image: i + 1,
+          images: job.numImages,
+          step: step + 1,
+          steps: numSteps,
+          elapsedMs: now - start,
+        });
         if (c.io.progress) c.io.progress(line);
         else if (step + 1 === numSteps || now - lastReport > 5000) {
           c.io.err(line);
@@ -175,7 +197,17 @@ async function runJob(pipe: StableDiffusionPipeline, job: Job, c: JobContext): P
     const [W, H] = [rgba[0].width, rgba[0].height];
     images.dispose();
     const file = `${c.stem}-${i}.png`;
-    const parameters = formatParameters({ prompt: job.prompt, negativePrompt: job.negativePrompt, steps: job.steps, scheduler, guidanceScale: job.guidanceScale, seed, width: W, height: H, model: basename(c.model) });
+    const parameters = formatParameters({
+      prompt: job.prompt,
+      negativePrompt: job.negativePrompt,
+      steps: job.steps,
+      scheduler,
+      guidanceScale: job.guidanceScale,
+      seed,
+      width: W,
+      height: H,
+      model: basename(c.model),
+    });
     await writePng(join(c.out, file), rgba[0], { parameters });
     const ms = performance.now() - start;
     stepsMs += loopEnd - start; // prompt encoding counts towards the first step, as in diffusers' progress bar

@@ -14,7 +14,9 @@ const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], i
 const HELP = `kiln <command> [options]
 
 commands:
-${Object.values(COMMANDS).map((c) => `  ${c.usage.split('\n')[0]}`).join('\n')}
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage.split('\n')[0]}`)
+  .join('\n')}
 
 kiln <command> --help shows a command's options.`;
 
@@ -27,7 +29,11 @@ kiln <command> --help shows a command's options.`;
  * process.exitCode = await main(['report', 'runs/dog']);
  * ```
  */
-export async function main(argv: readonly string[], out: (s: string) => void = console.log, err: (s: string) => void = console.error): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = console.log,
+  err: (s: string) => void = console.error,
+): Promise<number> {
   const [name, ...args] = argv;
   if (!name || name === '--help' || name === '-h') {
     out(HELP);

@@ -10,7 +10,11 @@ export const TRAIN_DREAMBOOTH_USAGE = trainerHelp();
  * Ctrl-C stops at the next step after saving a checkpoint (a second Ctrl-C exits at once).
  * Resolves to what was written.
  */
-export async function trainDreamboothCommand(args: readonly string[], io: CommandIO, signals: NodeJS.EventEmitter = process): Promise<string> {
+export async function trainDreamboothCommand(
+  args: readonly string[],
+  io: CommandIO,
+  signals: NodeJS.EventEmitter = process,
+): Promise<string> {
   let config;
   try {
     config = parseTrainerArgs(args);
@@ -38,7 +42,9 @@ export async function trainDreamboothCommand(args: readonly string[], io: Comman
         }
       },
     });
-    return result.interrupted ? `checkpoint-${result.step} in ${result.outputDir} (stopped; resume with --resume_from_checkpoint latest)` : result.outputDir;
+    return result.interrupted
+      ? `checkpoint-${result.step} in ${result.outputDir} (stopped; resume with --resume_from_checkpoint latest)`
+      : result.outputDir;
   } finally {
     signals.off('SIGINT', onSigint);
   }

@@ -12,7 +12,11 @@ import { writeTinyModel } from '@kiln/pipeline/testing';
 async function kiln(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(argv, (s) => (out += s), (s) => (err += `${s}\n`));
+  const code = await main(
+    argv,
+    (s) => (out += s),
+    (s) => (err += `${s}\n`),
+  );
   return { code, out, err };
 }
 
@@ -36,7 +40,21 @@ describe('kiln generate', () => {
   it('--help lists every option with its default', async () => {
     const { code, out } = await kiln('generate', '--help');
     expect(code).toBe(0);
-    for (const flag of ['--model', '--prompt', '--negative-prompt', '--steps', '--guidance-scale', '--seed', '--scheduler', '--width', '--height', '--num-images', '--out', '--batch', '--backend']) {
+    for (const flag of [
+      '--model',
+      '--prompt',
+      '--negative-prompt',
+      '--steps',
+      '--guidance-scale',
+      '--seed',
+      '--scheduler',
+      '--width',
+      '--height',
+      '--num-images',
+      '--out',
+      '--batch',
+      '--backend',
+    ]) {
       expect(out).toContain(flag);
     }
     expect(out).toMatch(/--steps N\s+denoising steps \(default: 30\)/);
@@ -49,17 +67,42 @@ describe('kiln generate', () => {
     const m = ['generate', '--model', model, '--prompt', 'a fox'];
     expect(await kiln(...m, '--stepz', '3')).toMatchObject({ code: 2, err: expect.stringMatching(/Unknown option '--stepz'/) });
     expect(await kiln(...m, '--steps', '0')).toMatchObject({ code: 2, err: expect.stringMatching(/--steps: .*>=1/) });
-    expect(await kiln(...m, '--guidance-scale', 'high')).toMatchObject({ code: 2, err: expect.stringMatching(/--guidance-scale: .*number/) });
+    expect(await kiln(...m, '--guidance-scale', 'high')).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/--guidance-scale: .*number/),
+    });
     expect(await kiln(...m, '--num-images', '1.5')).toMatchObject({ code: 2, err: expect.stringMatching(/--num-images: .*int/) });
     expect(await kiln(...m, '--backend', 'tpu')).toMatchObject({ code: 2, err: expect.stringMatching(/--backend tpu/) });
     expect(await kiln('generate', '--prompt', 'a fox')).toMatchObject({ code: 2, err: expect.stringMatching(/--model is required/) });
     expect(await kiln('generate', '--model', model)).toMatchObject({ code: 2, err: expect.stringMatching(/give --prompt or --batch/) });
-    expect(await kiln('generate', '--model', join(model, 'nope'), '--prompt', 'x', '--out', temp())).toMatchObject({ code: 1, err: expect.stringMatching(/not a folder or a Hub model id/) });
+    expect(await kiln('generate', '--model', join(model, 'nope'), '--prompt', 'x', '--out', temp())).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/not a folder or a Hub model id/),
+    });
   });
 
   it('writes PNGs with the parameters chunk and results.jsonl; progress on stderr; a rerun skips what is done', async () => {
     const out = temp();
-    const args = ['generate', '--model', model, '--prompt', 'a red fox', '--negative-prompt', 'blurry', '--seed', '42', '--num-images', '2', '--scheduler', 'euler_a', '--backend', 'cpu', '--out', out, ...small];
+    const args = [
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'a red fox',
+      '--negative-prompt',
+      'blurry',
+      '--seed',
+      '42',
+      '--num-images',
+      '2',
+      '--scheduler',
+      'euler_a',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+      ...small,
+    ];
     const first = await kiln(...args);
     expect(first).toMatchObject({ code: 0, out: `kiln generate: wrote 2 images to ${out}` });
     expect(first.err).toMatch(/prompt 1\/1 image 2\/2 step 2\/2 [\d.]+ it\/s ETA 0s/);
@@ -69,10 +112,29 @@ describe('kiln generate', () => {
     expect(r.timings.imagesMs).toHaveLength(2);
     const png = decode(readFileSync(join(out, r.files[1])));
     expect([png.width, png.height]).toEqual([16, 16]);
-    expect(png.text.parameters).toBe('a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 16x16, Model: tiny-sd');
+    expect(png.text.parameters).toBe(
+      'a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 16x16, Model: tiny-sd',
+    );
     // The same seed on its own makes the same image.
     const again = temp();
-    await kiln('generate', '--model', model, '--prompt', 'a red fox', '--negative-prompt', 'blurry', '--seed', '43', '--scheduler', 'euler_a', '--backend', 'cpu', '--out', again, ...small);
+    await kiln(
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'a red fox',
+      '--negative-prompt',
+      'blurry',
+      '--seed',
+      '43',
+      '--scheduler',
+      'euler_a',
+      '--backend',
+      'cpu',
+      '--out',
+      again,
+      ...small,
+    );
     expect(decode(readFileSync(join(again, results(again)[0].files[0]))).data).toEqual(png.data);
 
     expect(await kiln(...args)).toMatchObject({ code: 0, out: `kiln generate: wrote 0 images to ${out}, 1 already done` });
@@ -118,7 +180,26 @@ describe('kiln generate', () => {
     const prompts = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `prompt ${i}`, seed: i }));
     writeFileSync(batch, prompts.join('\n'));
     const root = fileURLToPath(new URL('../../../', import.meta.url));
-    const child = spawn(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', 'packages/cli/src/bin.ts', 'generate', '--model', model, '--batch', batch, '--out', out, '--backend', 'wasm', ...small], { cwd: root, stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=kiln-source',
+        '--import',
+        'tsx',
+        'packages/cli/src/bin.ts',
+        'generate',
+        '--model',
+        model,
+        '--batch',
+        batch,
+        '--out',
+        out,
+        '--backend',
+        'wasm',
+        ...small,
+      ],
+      { cwd: root, stdio: 'ignore' },
+    );
     const exited = new Promise((resolve) => child.on('exit', resolve));
     const resultsFile = join(out, 'results.jsonl');
     while (!existsSync(resultsFile) || results(out).length < 2) await new Promise((r) => setTimeout(r, 50));

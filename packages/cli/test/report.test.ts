@@ -17,12 +17,16 @@ async function run(name: string): Promise<string> {
 async function kiln(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(argv, (s) => (out += s), (s) => (err += s));
+  const code = await main(
+    argv,
+    (s) => (out += s),
+    (s) => (err += s),
+  );
   return { code, out, err };
 }
 
 describe('kiln report', () => {
-  it('rebuilds one run\'s report, and compares several on one page', async () => {
+  it("rebuilds one run's report, and compares several on one page", async () => {
     const [a, b] = [await run('a'), await run('b')];
     expect(existsSync(join(a, 'report.html'))).toBe(false);
     expect(await kiln('report', a)).toMatchObject({ code: 0, out: `kiln report: wrote ${join(a, 'report.html')}` });
@@ -36,7 +40,10 @@ describe('kiln report', () => {
     expect(await kiln('report', '--bogus', 'x')).toMatchObject({ code: 2, err: expect.stringContaining("Unknown option '--bogus'") });
     expect(await kiln('repotr')).toMatchObject({ code: 2, err: expect.stringContaining("unknown command 'repotr'") });
     const empty = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
-    expect(await kiln('report', empty)).toMatchObject({ code: 1, err: `kiln report: run folder ${empty} has no metrics.jsonl: not a Kiln run, or it logged nothing` });
+    expect(await kiln('report', empty)).toMatchObject({
+      code: 1,
+      err: `kiln report: run folder ${empty} has no metrics.jsonl: not a Kiln run, or it logged nothing`,
+    });
     expect((await kiln('report', '--help')).out).toContain('kiln report RUN_DIR');
   });
 });

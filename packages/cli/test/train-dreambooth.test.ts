@@ -12,7 +12,11 @@ import { trainDreamboothCommand } from '../src/train-dreambooth.js';
 const run = async (argv: string[]) => {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, (s) => out.push(s), (s) => err.push(s));
+  const code = await main(
+    argv,
+    (s) => out.push(s),
+    (s) => err.push(s),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 };
 
@@ -33,7 +37,17 @@ describe('kiln train-dreambooth', () => {
 
   it('a folder without images fails with its name, exit 1', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'kiln-cli-db-'));
-    const r = await run(['train-dreambooth', '--pretrained_model_name_or_path', 'sd15', '--instance_data_dir', empty, '--instance_prompt', 'x', '--output_dir', join(empty, 'out')]);
+    const r = await run([
+      'train-dreambooth',
+      '--pretrained_model_name_or_path',
+      'sd15',
+      '--instance_data_dir',
+      empty,
+      '--instance_prompt',
+      'x',
+      '--output_dir',
+      join(empty, 'out'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`${empty} has no images`);
   });
@@ -45,10 +59,31 @@ describe('kiln train-dreambooth', () => {
     await writeTinyModel(model);
     const images = join(root, 'images');
     mkdirSync(images);
-    writeFileSync(join(images, 'a.png'), encodePng({ width: 20, height: 20, data: new Uint8Array(20 * 20 * 3).map((_, i) => i % 251), channels: 3, depth: 8 }));
+    writeFileSync(
+      join(images, 'a.png'),
+      encodePng({ width: 20, height: 20, data: new Uint8Array(20 * 20 * 3).map((_, i) => i % 251), channels: 3, depth: 8 }),
+    );
     const out = join(root, 'out');
-    const args = ['--pretrained_model_name_or_path', model, '--instance_data_dir', images, '--instance_prompt', 'a photo of sks dog', '--output_dir', out,
-      '--resolution', '16', '--train_batch_size', '1', '--max_train_steps', '3', '--seed', '0', '--report_to', 'jsonl'];
+    const args = [
+      '--pretrained_model_name_or_path',
+      model,
+      '--instance_data_dir',
+      images,
+      '--instance_prompt',
+      'a photo of sks dog',
+      '--output_dir',
+      out,
+      '--resolution',
+      '16',
+      '--train_batch_size',
+      '1',
+      '--max_train_steps',
+      '3',
+      '--seed',
+      '0',
+      '--report_to',
+      'jsonl',
+    ];
     const signals = new EventEmitter();
     const err: string[] = [];
     const first = await trainDreamboothCommand(args, { err: (s) => err.push(s), progress: () => signals.emit('SIGINT') }, signals);

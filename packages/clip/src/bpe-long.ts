@@ -101,7 +101,7 @@ export class IntegerBpe {
       let j = 0;
       let prevSrc = -1;
       let prevNew = false;
-      for (let i = 0; i < len; ) {
+      for (let i = 0; i < len;) {
         const src = i;
         let sym: number;
         let isNew: boolean;

@@ -184,7 +184,7 @@ export class BytePairEncoder {
       }
       if (best === Infinity) break;
       const next: string[] = [];
-      for (let i = 0; i < word.length; ) {
+      for (let i = 0; i < word.length;) {
         if (i < word.length - 1 && word[i] === first && word[i + 1] === second) {
           next.push(first + second);
           i += 2;

@@ -62,7 +62,14 @@ export interface TokenizerState {
  * @internal
  */
 export function huggingFaceFileTexts(t: TokenizerState): HuggingFaceTokenizerFiles {
-  const specialEntry = (content: string, special: boolean) => ({ content, lstrip: false, normalized: !special, rstrip: false, single_word: false, special });
+  const specialEntry = (content: string, special: boolean) => ({
+    content,
+    lstrip: false,
+    normalized: !special,
+    rstrip: false,
+    single_word: false,
+    special,
+  });
   const decoderEntries: Array<[number, ReturnType<typeof specialEntry>]> = [
     [t.bosTokenId, specialEntry(START_OF_TEXT, true)],
     [t.eosTokenId, specialEntry(END_OF_TEXT, true)],

@@ -31,7 +31,15 @@ export type {
   LoadOptions,
   TokenizerSourceNames,
 } from './tokenizer-options.js';
-export { CLIPTextModel, CLIPTextTransformer, CLIPTextEmbeddings, CLIPEncoder, CLIPEncoderLayer, CLIPAttention, CLIPMLP } from './text-model.js';
+export {
+  CLIPTextModel,
+  CLIPTextTransformer,
+  CLIPTextEmbeddings,
+  CLIPEncoder,
+  CLIPEncoderLayer,
+  CLIPAttention,
+  CLIPMLP,
+} from './text-model.js';
 export type { CLIPTextModelOutput, CLIPTextForwardOptions } from './text-model.js';
 export { CLIPConfigError, CLIPTextConfigSchema, parseCLIPTextConfig } from './text-config.js';
 export type { CLIPTextConfig, CLIPTextConfigInput } from './text-config.js';

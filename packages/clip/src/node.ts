@@ -44,9 +44,7 @@ async function readBytes(path: string): Promise<Uint8Array> {
  * folder), else `dir/`. Returns the texts and the full paths (for error messages).
  * @internal
  */
-export async function readPretrainedFiles(
-  dir: string,
-): Promise<{ files: HuggingFaceTokenizerFiles; names: Record<FileName, string> }> {
+export async function readPretrainedFiles(dir: string): Promise<{ files: HuggingFaceTokenizerFiles; names: Record<FileName, string> }> {
   const base = (await isFile(join(dir, 'tokenizer', 'vocab.json'))) ? join(dir, 'tokenizer') : dir;
   const names: Record<FileName, string> = {
     'vocab.json': join(base, 'vocab.json'),

@@ -85,6 +85,10 @@ export function parseCLIPTextConfig(raw: unknown, file = 'config'): CLIPTextConf
     throw new CLIPConfigError(file, ['__proto__: not a config field']);
   }
   const r = CLIPTextConfigSchema.safeParse(raw);
-  if (!r.success) throw new CLIPConfigError(file, r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  if (!r.success)
+    throw new CLIPConfigError(
+      file,
+      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
   return r.data;
 }

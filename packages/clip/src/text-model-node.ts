@@ -33,6 +33,11 @@ export async function readTextModelFolder(
   return model;
 }
 
-export async function writeTextModelFolder(dir: string, config: object, weights: Record<string, k.Tensor>, variant?: string): Promise<void> {
+export async function writeTextModelFolder(
+  dir: string,
+  config: object,
+  weights: Record<string, k.Tensor>,
+  variant?: string,
+): Promise<void> {
   await savePretrained(dir, { config, weights, weightsName: WEIGHTS_NAMES.transformers, variant });
 }

@@ -31,7 +31,10 @@ export class CLIPAttention extends Module {
   readonly kProj: Linear;
   readonly vProj: Linear;
   readonly outProj: Linear;
-  constructor(private readonly c: CLIPTextConfig, o: FactoryOptions) {
+  constructor(
+    private readonly c: CLIPTextConfig,
+    o: FactoryOptions,
+  ) {
     super();
     const h = c.hidden_size;
     this.kProj = this.registerModule('k_proj', new Linear(h, h, o));
@@ -55,7 +58,10 @@ export class CLIPAttention extends Module {
 export class CLIPMLP extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  constructor(private readonly c: CLIPTextConfig, o: FactoryOptions) {
+  constructor(
+    private readonly c: CLIPTextConfig,
+    o: FactoryOptions,
+  ) {
     super();
     this.fc1 = this.registerModule('fc1', new Linear(c.hidden_size, c.intermediate_size, o));
     this.fc2 = this.registerModule('fc2', new Linear(c.intermediate_size, c.hidden_size, o));
@@ -187,7 +193,8 @@ export class CLIPTextModel extends Module {
     }
     let mask: k.Tensor | null = null;
     if (options.attentionMask) {
-      const m = options.attentionMask instanceof k.Tensor ? options.attentionMask : k.tensor(options.attentionMask as number[][], { device });
+      const m =
+        options.attentionMask instanceof k.Tensor ? options.attentionMask : k.tensor(options.attentionMask as number[][], { device });
       if (m.shape.join() !== input.shape.join()) {
         throw new k.ShapeError(`CLIPTextModel: attentionMask [${m.shape.join(', ')}] must match ids [${B}, ${L}]`);
       }
@@ -238,7 +245,10 @@ export class CLIPTextModel extends Module {
    * const te = await CLIPTextModel.fromPretrained('./stable-diffusion-v1-5', { subfolder: 'text_encoder', variant: 'fp16', dtype: 'float16' });
    * ```
    */
-  static async fromPretrained(dir: string, options: { subfolder?: string; variant?: string; dtype?: k.DType } = {}): Promise<CLIPTextModel> {
+  static async fromPretrained(
+    dir: string,
+    options: { subfolder?: string; variant?: string; dtype?: k.DType } = {},
+  ): Promise<CLIPTextModel> {
     const { readTextModelFolder } = await import('./text-model-node.js');
     return readTextModelFolder(dir, options, (config) => new CLIPTextModel(config, { dtype: options.dtype }));
   }
@@ -254,6 +264,11 @@ export class CLIPTextModel extends Module {
    */
   async savePretrained(dir: string, options: { variant?: string } = {}): Promise<void> {
     const { writeTextModelFolder } = await import('./text-model-node.js');
-    await writeTextModelFolder(dir, { ...this.config, architectures: ['CLIPTextModel'], model_type: 'clip_text_model' }, this.stateDict(), options.variant);
+    await writeTextModelFolder(
+      dir,
+      { ...this.config, architectures: ['CLIPTextModel'], model_type: 'clip_text_model' },
+      this.stateDict(),
+      options.variant,
+    );
   }
 }

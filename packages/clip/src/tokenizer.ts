@@ -13,19 +13,12 @@ import { huggingFaceFileTexts, optionsFromHuggingFaceFiles } from './hf-tokenize
 import { loadOpenAIVocab } from './openai-vocab.js';
 import { forEachPlainChunk } from './segments.js';
 import { CLIP_MAX_LENGTH, MAX_ENCODE_LENGTH } from './tokenizer-options.js';
-import type {
-  CLIPTokenizerOptions,
-  DecodeOptions,
-  EncodeOptions,
-  HuggingFaceTokenizerFiles,
-  LoadOptions,
-} from './tokenizer-options.js';
+import type { CLIPTokenizerOptions, DecodeOptions, EncodeOptions, HuggingFaceTokenizerFiles, LoadOptions } from './tokenizer-options.js';
 
 const OptionsSchema = z.object({
   modelMaxLength: z.int().min(2).max(MAX_ENCODE_LENGTH).optional(),
   padToken: z.string().min(1).optional(),
 });
-
 
 const utf8Decoder = new TextDecoder('utf-8');
 
@@ -107,7 +100,10 @@ export class CLIPTokenizer {
     for (const [token, id] of entriesOf(options.addedTokens ?? {})) {
       if (encoder.has(token)) continue;
       if (!Number.isSafeInteger(id) || id < 0 || decoder.has(id) || this.addedById.has(id)) {
-        throw new TokenizerError(names.config ?? 'added tokens', `added token ${JSON.stringify(token)} has id ${String(id)}, which is invalid or already used`);
+        throw new TokenizerError(
+          names.config ?? 'added tokens',
+          `added token ${JSON.stringify(token)} has id ${String(id)}, which is invalid or already used`,
+        );
       }
       this.registerAdded(token, id);
     }
@@ -137,7 +133,13 @@ export class CLIPTokenizer {
   static async fromOpenAI(options: LoadOptions & { url?: string | URL } = {}): Promise<CLIPTokenizer> {
     const { vocab, merges } = await loadOpenAIVocab(options.url);
     const file = 'bpe_simple_vocab_16e6.txt';
-    return new CLIPTokenizer({ vocab, merges, modelMaxLength: options.modelMaxLength, padToken: options.padToken, sourceNames: { vocab: file, merges: file } });
+    return new CLIPTokenizer({
+      vocab,
+      merges,
+      modelMaxLength: options.modelMaxLength,
+      padToken: options.padToken,
+      sourceNames: { vocab: file, merges: file },
+    });
   }
 
   /**
@@ -156,7 +158,13 @@ export class CLIPTokenizer {
   static fromMergesText(text: string, options: LoadOptions & { file?: string } = {}): CLIPTokenizer {
     const file = options.file ?? 'bpe_simple_vocab_16e6.txt';
     const { vocab, merges } = parseOpenAIMerges(text, file);
-    return new CLIPTokenizer({ vocab, merges, modelMaxLength: options.modelMaxLength, padToken: options.padToken, sourceNames: { vocab: file, merges: file } });
+    return new CLIPTokenizer({
+      vocab,
+      merges,
+      modelMaxLength: options.modelMaxLength,
+      padToken: options.padToken,
+      sourceNames: { vocab: file, merges: file },
+    });
   }
 
   /**
@@ -341,7 +349,8 @@ export class CLIPTokenizer {
    */
   addTokens(tokens: readonly string[]): number[] {
     const ids = tokens.map((token) => {
-      if (typeof token !== 'string' || token.length === 0) throw new ArgumentError(`addTokens: added tokens must be non-empty strings, got ${JSON.stringify(token)}`);
+      if (typeof token !== 'string' || token.length === 0)
+        throw new ArgumentError(`addTokens: added tokens must be non-empty strings, got ${JSON.stringify(token)}`);
       const existing = this.tokenToId(token);
       if (existing !== undefined) return existing;
       const id = this.nextId;
@@ -362,9 +371,13 @@ export class CLIPTokenizer {
    */
   tokenize(text: string): string[] {
     const out: string[] = [];
-    this.forEachSegment(text, (added) => out.push(added), (word) => {
-      this.bpe.forEachSymbol(word, (piece) => out.push(piece) > 0);
-    });
+    this.forEachSegment(
+      text,
+      (added) => out.push(added),
+      (word) => {
+        this.bpe.forEachSymbol(word, (piece) => out.push(piece) > 0);
+      },
+    );
     return out;
   }
 
@@ -388,7 +401,9 @@ export class CLIPTokenizer {
     const maxLength = options.maxLength ?? this.modelMaxLength;
     const reserved = addSpecialTokens ? 2 : 0;
     if (!Number.isSafeInteger(maxLength) || maxLength < reserved || maxLength > MAX_ENCODE_LENGTH) {
-      throw new ArgumentError(`encode: maxLength must be an integer from ${reserved} to ${MAX_ENCODE_LENGTH} (MAX_ENCODE_LENGTH), got ${String(maxLength)}`);
+      throw new ArgumentError(
+        `encode: maxLength must be an integer from ${reserved} to ${MAX_ENCODE_LENGTH} (MAX_ENCODE_LENGTH), got ${String(maxLength)}`,
+      );
     }
     const ids: number[] = [];
     if (addSpecialTokens) ids.push(this.bosTokenId);
@@ -401,12 +416,17 @@ export class CLIPTokenizer {
     // Once `limit` tokens exist the rest of the text cannot change them: stop reading it.
     // Without truncation, read one token past the bound to know the text is too long.
     const full = truncation ? (): boolean => count >= limit : (): boolean => count > limit;
-    this.forEachSegment(text, (added) => push(this.added.get(added)!), (word) => {
-      this.bpe.forEachSymbol(word, (piece) => {
-        push(this.encoder.get(piece) ?? this.eosTokenId);
-        return !full();
-      });
-    }, full);
+    this.forEachSegment(
+      text,
+      (added) => push(this.added.get(added)!),
+      (word) => {
+        this.bpe.forEachSymbol(word, (piece) => {
+          push(this.encoder.get(piece) ?? this.eosTokenId);
+          return !full();
+        });
+      },
+      full,
+    );
     if (!truncation && count > limit) {
       throw new ArgumentError(`encode: the text has more than ${MAX_ENCODE_LENGTH} tokens (MAX_ENCODE_LENGTH); encode it with truncation`);
     }
@@ -466,7 +486,12 @@ export class CLIPTokenizer {
   // Added tokens are split out of the raw text first (as transformers does), then every
   // other stretch is cleaned, pre-tokenised and handed to BPE word by word, a bounded chunk at
   // a time, until `done()` says enough tokens exist.
-  private forEachSegment(text: string, onAdded: (token: string) => void, onWord: (byteWord: string) => void, done: () => boolean = () => false): void {
+  private forEachSegment(
+    text: string,
+    onAdded: (token: string) => void,
+    onWord: (byteWord: string) => void,
+    done: () => boolean = () => false,
+  ): void {
     if (typeof text !== 'string') throw new ArgumentError(`expected a string to tokenize, got ${typeof text}`);
     const plain = (segment: string): void => {
       forEachPlainChunk(segment, (chunk) => {

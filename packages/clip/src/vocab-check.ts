@@ -26,9 +26,11 @@ export function checkVocabulary(
   const encoder = new Map<string, number>();
   const decoder = new Map<number, string>();
   for (const [token, id] of entriesOf(vocab)) {
-    if (!Number.isSafeInteger(id) || id < 0) throw new TokenizerError(vocabFile, `id of ${JSON.stringify(token)} is ${String(id)}, expected a non-negative integer`);
+    if (!Number.isSafeInteger(id) || id < 0)
+      throw new TokenizerError(vocabFile, `id of ${JSON.stringify(token)} is ${String(id)}, expected a non-negative integer`);
     const other = decoder.get(id);
-    if (other !== undefined) throw new TokenizerError(vocabFile, `id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(token)}`);
+    if (other !== undefined)
+      throw new TokenizerError(vocabFile, `id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(token)}`);
     encoder.set(token, id);
     decoder.set(id, token);
   }
@@ -37,16 +39,27 @@ export function checkVocabulary(
   }
   for (const [byte, symbol] of bytesToUnicode()) {
     for (const s of [symbol, symbol + END_OF_WORD]) {
-      if (!encoder.has(s)) throw new TokenizerError(vocabFile, `missing the symbol ${JSON.stringify(s)} for byte 0x${byte.toString(16).padStart(2, '0')}`);
+      if (!encoder.has(s))
+        throw new TokenizerError(vocabFile, `missing the symbol ${JSON.stringify(s)} for byte 0x${byte.toString(16).padStart(2, '0')}`);
     }
   }
   merges.forEach((merge, i) => {
-    if (!Array.isArray(merge) || merge.length !== 2 || typeof merge[0] !== 'string' || typeof merge[1] !== 'string' || !merge[0] || !merge[1]) {
+    if (
+      !Array.isArray(merge) ||
+      merge.length !== 2 ||
+      typeof merge[0] !== 'string' ||
+      typeof merge[1] !== 'string' ||
+      !merge[0] ||
+      !merge[1]
+    ) {
       throw new TokenizerError(mergesFile, `merge ${i + 1} is not a pair of non-empty strings`);
     }
     const joined = merge[0] + merge[1];
     if (!encoder.has(joined)) {
-      throw new TokenizerError(mergesFile, `merge ${i + 1} ("${merge[0]} ${merge[1]}") makes ${JSON.stringify(joined)}, which is not in ${vocabFile}`);
+      throw new TokenizerError(
+        mergesFile,
+        `merge ${i + 1} ("${merge[0]} ${merge[1]}") makes ${JSON.stringify(joined)}, which is not in ${vocabFile}`,
+      );
     }
   });
   return { encoder, decoder };

@@ -93,7 +93,10 @@ function parseIdRecord(json: unknown, file: string, what: string, allowEmptyToke
   const bad: string[] = [];
   for (const [token, id] of Object.entries(json)) {
     if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 && (allowEmptyToken || token !== '')) out.set(token, id);
-    else bad.push(`at ${JSON.stringify(token)}: ${token === '' && !allowEmptyToken ? `empty ${what}` : `id ${JSON.stringify(id) ?? String(id)}`}`);
+    else
+      bad.push(
+        `at ${JSON.stringify(token)}: ${token === '' && !allowEmptyToken ? `empty ${what}` : `id ${JSON.stringify(id) ?? String(id)}`}`,
+      );
   }
   if (bad.length > 0) {
     const more = bad.length > 3 ? ` (and ${bad.length - 3} more problems)` : '';

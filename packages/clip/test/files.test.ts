@@ -126,7 +126,15 @@ describe('savePretrained / fromPretrained', () => {
   });
 
   it('serialises vocab.json keys in Python code-point order, with integer-like keys in place', () => {
-    const text = serializeVocabJson(new Map([['b', 2], ['1', 1], ['a"\\', 0], ['\u{1F600}', 4], ['\uFF01', 3]]));
+    const text = serializeVocabJson(
+      new Map([
+        ['b', 2],
+        ['1', 1],
+        ['a"\\', 0],
+        ['\u{1F600}', 4],
+        ['\uFF01', 3],
+      ]),
+    );
     expect(text).toBe('{\n  "1": 1,\n  "a\\"\\\\": 0,\n  "b": 2,\n  "\uFF01": 3,\n  "\u{1F600}": 4\n}\n');
   });
 });
@@ -165,7 +173,11 @@ describe('malformed files raise TokenizerError naming the file', () => {
   it('vocab.json without the special tokens', async () => {
     const vocab = tinyVocab();
     vocab.delete('<|startoftext|>');
-    await expectTokenizerError(() => new CLIPTokenizer({ vocab, merges: [], sourceNames: { vocab: 'x/vocab.json' } }), 'x/vocab.json', /missing the special token <\|startoftext\|>/);
+    await expectTokenizerError(
+      () => new CLIPTokenizer({ vocab, merges: [], sourceNames: { vocab: 'x/vocab.json' } }),
+      'x/vocab.json',
+      /missing the special token <\|startoftext\|>/,
+    );
   });
 
   it('vocab.json missing a byte symbol', async () => {
@@ -182,7 +194,11 @@ describe('malformed files raise TokenizerError naming the file', () => {
 
   it('merges.txt without the #version header', async () => {
     const dir = await pretrainedDir({ 'merges.txt': 'i n\nt h\n' });
-    await expectTokenizerError(() => CLIPTokenizer.fromPretrained(dir), join(dir, 'merges.txt'), /line 1: expected a "#version: 0.2" header/);
+    await expectTokenizerError(
+      () => CLIPTokenizer.fromPretrained(dir),
+      join(dir, 'merges.txt'),
+      /line 1: expected a "#version: 0.2" header/,
+    );
   });
 
   it('merges.txt with a line that is not a pair', async () => {
@@ -192,18 +208,30 @@ describe('malformed files raise TokenizerError naming the file', () => {
   it('merges.txt whose merge is not in vocab.json', async () => {
     const dir = await pretrainedDir({ 'merges.txt': '#version: 0.2\nd o\nzzq x\n' });
     writeFileSync(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries(tinyVocab())));
-    await expectTokenizerError(() => CLIPTokenizer.fromPretrained(dir), join(dir, 'merges.txt'), /merge 2 \("zzq x"\) makes "zzqx", which is not in .*vocab\.json/);
+    await expectTokenizerError(
+      () => CLIPTokenizer.fromPretrained(dir),
+      join(dir, 'merges.txt'),
+      /merge 2 \("zzq x"\) makes "zzqx", which is not in .*vocab\.json/,
+    );
   });
 
   it('tokenizer_config.json with a wrong field type', async () => {
     const dir = await pretrainedDir({ 'tokenizer_config.json': '{"model_max_length": "77"}' });
     await expectTokenizerError(() => CLIPTokenizer.fromPretrained(dir), join(dir, 'tokenizer_config.json'), /model_max_length/);
-    await expectTokenizerError(() => parseTokenizerConfig('{"added_tokens_decoder": {"x": {"content": "a"}}}'), 'tokenizer_config.json', /added_tokens_decoder/);
+    await expectTokenizerError(
+      () => parseTokenizerConfig('{"added_tokens_decoder": {"x": {"content": "a"}}}'),
+      'tokenizer_config.json',
+      /added_tokens_decoder/,
+    );
   });
 
   it('tokenizer_config.json whose pad token is unknown', async () => {
     const dir = await pretrainedDir({ 'tokenizer_config.json': '{"pad_token": "<pad>"}' });
-    await expectTokenizerError(() => CLIPTokenizer.fromPretrained(dir), join(dir, 'tokenizer_config.json'), /pad token "<pad>" is not in the vocabulary/);
+    await expectTokenizerError(
+      () => CLIPTokenizer.fromPretrained(dir),
+      join(dir, 'tokenizer_config.json'),
+      /pad token "<pad>" is not in the vocabulary/,
+    );
   });
 
   it('added_tokens.json with a bad id', async () => {
@@ -244,7 +272,11 @@ describe('malformed files raise TokenizerError naming the file', () => {
   });
 
   it('constructor options that are out of range', async () => {
-    await expectTokenizerError(() => new CLIPTokenizer({ vocab: tinyVocab(), merges: [], modelMaxLength: 1 }), 'tokenizer options', /modelMaxLength/);
+    await expectTokenizerError(
+      () => new CLIPTokenizer({ vocab: tinyVocab(), merges: [], modelMaxLength: 1 }),
+      'tokenizer options',
+      /modelMaxLength/,
+    );
   });
 });
 

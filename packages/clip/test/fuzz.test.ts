@@ -5,14 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { KilnError } from '@kiln/tensor-core';
 import { skipInit } from '@kiln/nn';
 
-import {
-  CLIPConfigError,
-  CLIPTextModel,
-  CLIPTokenizer,
-  buildVocabFromMerges,
-  parseCLIPTextConfig,
-  type Merge,
-} from '../src/index.js';
+import { CLIPConfigError, CLIPTextModel, CLIPTokenizer, buildVocabFromMerges, parseCLIPTextConfig, type Merge } from '../src/index.js';
 import { FIXTURE } from './text-model-fixture.js';
 
 /** xorshift32: fixed, fast, reproducible (as nn's safetensors fuzz test). */
@@ -38,7 +31,34 @@ function outcome(fn: () => void): string {
   }
 }
 
-const TOKENS = ['0', '1', '-1', '1.5', '1e308', '9007199254740991', '2147483648', '"__proto__"', '"constructor"', 'null', 'true', '[]', '{}', '"', ',', ':', '}', ']', '"<|endoftext|>"', '"!"', '\\u0000', '#version: 0.2\n', '\n', ' ', 'a b', '</w>'];
+const TOKENS = [
+  '0',
+  '1',
+  '-1',
+  '1.5',
+  '1e308',
+  '9007199254740991',
+  '2147483648',
+  '"__proto__"',
+  '"constructor"',
+  'null',
+  'true',
+  '[]',
+  '{}',
+  '"',
+  ',',
+  ':',
+  '}',
+  ']',
+  '"<|endoftext|>"',
+  '"!"',
+  '\\u0000',
+  '#version: 0.2\n',
+  '\n',
+  ' ',
+  'a b',
+  '</w>',
+];
 
 function mutate(text: string, r: ReturnType<typeof rng>): string {
   const kind = r.int(4);
@@ -55,7 +75,14 @@ function mutate(text: string, r: ReturnType<typeof rng>): string {
 }
 
 // A small vocabulary keeps 2000 loads fast: the 512 byte symbols, a few merges, the specials.
-const MERGES: Merge[] = [['t', 'h'], ['th', 'e</w>'], ['d', 'o'], ['do', 'g</w>'], ['a', '</w>'], ['ä', '¸']];
+const MERGES: Merge[] = [
+  ['t', 'h'],
+  ['th', 'e</w>'],
+  ['d', 'o'],
+  ['do', 'g</w>'],
+  ['a', '</w>'],
+  ['ä', '¸'],
+];
 
 describe('fuzz: tokenizer files', () => {
   it('2000 seeded mutations of vocab.json, merges.txt, tokenizer_config.json and added_tokens.json give a tokenizer or a TokenizerError', () => {
@@ -102,7 +129,12 @@ describe('fuzz: tokenizer files', () => {
       const maxLength = r.pick(lengths);
       const text = Array.from({ length: r.int(40) }, () => String.fromCodePoint(r.int(0x11000))).join('');
       const result = outcome(() => {
-        const ids = t.encode(text, { maxLength, padding: r.rand() < 0.3 && maxLength < 1e6, truncation: r.rand() < 0.8, addSpecialTokens: r.rand() < 0.8 });
+        const ids = t.encode(text, {
+          maxLength,
+          padding: r.rand() < 0.3 && maxLength < 1e6,
+          truncation: r.rand() < 0.8,
+          addSpecialTokens: r.rand() < 0.8,
+        });
         t.decode(ids);
       });
       expect(result, `encode(${JSON.stringify(text)}, maxLength ${maxLength})`).toMatch(/^(ok|ArgumentError)$/);
@@ -113,13 +145,55 @@ describe('fuzz: tokenizer files', () => {
 describe('fuzz: CLIP text config', () => {
   it('2000 seeded mutations of config.json give a config (that builds) or a CLIPConfigError', () => {
     const base = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const fields = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'max_position_embeddings', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'projection_dim', '__proto__', 'constructor'];
-    const values: unknown[] = [0, 1, 2, -1, 3, 7, 16, 1.5, 1e12, 2 ** 31, 2 ** 53, -0, NaN, Infinity, '768', null, [], {}, true, 'gelu', 'relu', 1e-5, 2 ** 20, 2 ** 16 + 1];
+    const fields = [
+      'vocab_size',
+      'hidden_size',
+      'intermediate_size',
+      'num_hidden_layers',
+      'num_attention_heads',
+      'max_position_embeddings',
+      'hidden_act',
+      'layer_norm_eps',
+      'attention_dropout',
+      'bos_token_id',
+      'eos_token_id',
+      'pad_token_id',
+      'projection_dim',
+      '__proto__',
+      'constructor',
+    ];
+    const values: unknown[] = [
+      0,
+      1,
+      2,
+      -1,
+      3,
+      7,
+      16,
+      1.5,
+      1e12,
+      2 ** 31,
+      2 ** 53,
+      -0,
+      NaN,
+      Infinity,
+      '768',
+      null,
+      [],
+      {},
+      true,
+      'gelu',
+      'relu',
+      1e-5,
+      2 ** 20,
+      2 ** 16 + 1,
+    ];
     const r = rng(42);
     const counts: Record<string, number> = {};
     for (let iter = 0; iter < 2000; iter++) {
       const config: Record<string, unknown> = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
-      for (let j = 0, n = 1 + r.int(3); j < n; j++) Object.defineProperty(config, r.pick(fields), { value: r.pick(values), enumerable: true, configurable: true, writable: true });
+      for (let j = 0, n = 1 + r.int(3); j < n; j++)
+        Object.defineProperty(config, r.pick(fields), { value: r.pick(values), enumerable: true, configurable: true, writable: true });
       const result = outcome(() => {
         const c = parseCLIPTextConfig(config, 'config.json');
         // Shapes only: a valid config must build without a RangeError from a typed array.

@@ -49,8 +49,17 @@ describe('LoRA on CLIPTextModel', () => {
   });
 
   it("diffusers' --train_text_encoder targets: q_proj, k_proj, v_proj, out_proj of every layer", () => {
-    const model = new CLIPTextModel({ vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 2, num_attention_heads: 2, max_position_embeddings: 4 });
+    const model = new CLIPTextModel({
+      vocab_size: 10,
+      hidden_size: 8,
+      intermediate_size: 16,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      max_position_embeddings: 4,
+    });
     const paths = [...injectLora(model, { targets: LORA_TARGETS.textEncoderAttention, rank: 2 }).layers.keys()];
-    expect(paths).toEqual([0, 1].flatMap((i) => ['k_proj', 'v_proj', 'q_proj', 'out_proj'].map((p) => `text_model.encoder.layers.${i}.self_attn.${p}`)));
+    expect(paths).toEqual(
+      [0, 1].flatMap((i) => ['k_proj', 'v_proj', 'q_proj', 'out_proj'].map((p) => `text_model.encoder.layers.${i}.self_attn.${p}`)),
+    );
   });
 });

@@ -104,9 +104,24 @@ describe('long input', () => {
     const bytes = new Map(bytesToUnicode());
     const enc = new TextEncoder();
     const bpe = new BytePairEncoder(merges);
-    const words = ['ΟΔΟΣ', 'cafe\u0301', '&amp;lt;tag&gt;', '&amp', '東京タワー', 'üıẞ', "it's", '42', '\u00a0', 'ﬁ', '&#32;x', '🐱‍👤', 'e\u0301\u0323', 'Σ.'];
+    const words = [
+      'ΟΔΟΣ',
+      'cafe\u0301',
+      '&amp;lt;tag&gt;',
+      '&amp',
+      '東京タワー',
+      'üıẞ',
+      "it's",
+      '42',
+      '\u00a0',
+      'ﬁ',
+      '&#32;x',
+      '🐱‍👤',
+      'e\u0301\u0323',
+      'Σ.',
+    ];
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const parts: string[] = [];
     while (parts.join(' ').length < 20_000) parts.push(words[Math.floor(rand() * words.length)]!);
     const text = parts.join(rand() < 0.5 ? ' ' : '  ');
@@ -124,12 +139,13 @@ describe('long input', () => {
     const enc = new TextEncoder();
     const bytes = new Map(bytesToUnicode());
     let seed = 99;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let n = 0; n < 120; n++) {
       const len = 65 + Math.floor(rand() * 600);
       let word = '';
       if (n % 3 === 0) while (word.length < len) word += symbols[Math.floor(rand() * symbols.length)];
-      else if (n % 3 === 1) while (word.length < len) word += Array.from(enc.encode(pieces[Math.floor(rand() * pieces.length)]), (b) => bytes.get(b)!).join('');
+      else if (n % 3 === 1)
+        while (word.length < len) word += Array.from(enc.encode(pieces[Math.floor(rand() * pieces.length)]), (b) => bytes.get(b)!).join('');
       else word = 'a'.repeat(len) + (rand() < 0.5 ? 'b' : '');
       const got: string[] = [];
       bpe.forEachSymbol(word, (s) => got.push(s) > 0);
@@ -177,7 +193,13 @@ function openAIBpe(ranks: ReadonlyMap<string, number>, token: string): string[] 
 
 describe('tokens named like Object.prototype members are kept', () => {
   it('vocab.json and added_tokens.json keep __proto__ and constructor', () => {
-    expect(parseVocabJson('{"__proto__": 3, "constructor": 4, "a": 0}')).toEqual(new Map([['__proto__', 3], ['constructor', 4], ['a', 0]]));
+    expect(parseVocabJson('{"__proto__": 3, "constructor": 4, "a": 0}')).toEqual(
+      new Map([
+        ['__proto__', 3],
+        ['constructor', 4],
+        ['a', 0],
+      ]),
+    );
     expect(parseAddedTokensJson('{"__proto__": 49408}')).toEqual(new Map([['__proto__', 49408]]));
     expect(() => parseVocabJson('{"__proto__": -1}')).toThrow(/"__proto__"/);
   });
@@ -198,8 +220,16 @@ describe('tokens named like Object.prototype members are kept', () => {
 describe('settings files cannot smuggle fields in through a __proto__ key', () => {
   it('tokenizer_config.json with "__proto__" is a TokenizerError naming the file', () => {
     const files = tok.toHuggingFaceFiles();
-    for (const config of ['{"__proto__": {"pad_token": "!", "model_max_length": 5}}', '{"added_tokens_decoder": {"49408": {"__proto__": {"content": "x"}}}}']) {
-      const e = thrown(() => CLIPTokenizer.fromHuggingFaceFiles({ ...files, 'tokenizer_config.json': config }, { names: { 'tokenizer_config.json': 'sd/tokenizer_config.json' } }));
+    for (const config of [
+      '{"__proto__": {"pad_token": "!", "model_max_length": 5}}',
+      '{"added_tokens_decoder": {"49408": {"__proto__": {"content": "x"}}}}',
+    ]) {
+      const e = thrown(() =>
+        CLIPTokenizer.fromHuggingFaceFiles(
+          { ...files, 'tokenizer_config.json': config },
+          { names: { 'tokenizer_config.json': 'sd/tokenizer_config.json' } },
+        ),
+      );
       expect(e).toBeInstanceOf(TokenizerError);
       expect((e as TokenizerError).file).toBe('sd/tokenizer_config.json');
       expect((e as Error).message).toMatch(/__proto__/);
@@ -207,7 +237,9 @@ describe('settings files cannot smuggle fields in through a __proto__ key', () =
   });
 
   it('a CLIP text config with "__proto__" is a CLIPConfigError naming the field', () => {
-    const e = thrown(() => parseCLIPTextConfig(JSON.parse('{"__proto__": {"hidden_size": 64, "num_attention_heads": 4}}'), 'te/config.json'));
+    const e = thrown(() =>
+      parseCLIPTextConfig(JSON.parse('{"__proto__": {"hidden_size": 64, "num_attention_heads": 4}}'), 'te/config.json'),
+    );
     expect(e).toBeInstanceOf(CLIPConfigError);
     expect((e as Error).message).toBe('te/config.json: invalid CLIP text config: __proto__: not a config field');
   });

@@ -39,7 +39,26 @@ describe('CLIP text config bounds', () => {
 
   it("accepts every released CLIP text encoder's config (SD 1.x, SD 2.x, SDXL bigG)", () => {
     expect(parseCLIPTextConfig({}).hidden_size).toBe(768);
-    expect(parseCLIPTextConfig({ hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 23, hidden_act: 'gelu' }).num_hidden_layers).toBe(23);
-    expect(parseCLIPTextConfig({ hidden_size: 1280, intermediate_size: 5120, num_attention_heads: 20, num_hidden_layers: 32, hidden_act: 'gelu', eos_token_id: 2, bos_token_id: 0, pad_token_id: 1 }).projection_dim).toBe(768);
+    expect(
+      parseCLIPTextConfig({
+        hidden_size: 1024,
+        intermediate_size: 4096,
+        num_attention_heads: 16,
+        num_hidden_layers: 23,
+        hidden_act: 'gelu',
+      }).num_hidden_layers,
+    ).toBe(23);
+    expect(
+      parseCLIPTextConfig({
+        hidden_size: 1280,
+        intermediate_size: 5120,
+        num_attention_heads: 20,
+        num_hidden_layers: 32,
+        hidden_act: 'gelu',
+        eos_token_id: 2,
+        bos_token_id: 0,
+        pad_token_id: 1,
+      }).projection_dim,
+    ).toBe(768);
   });
 });

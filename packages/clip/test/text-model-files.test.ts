@@ -43,7 +43,10 @@ describe('CLIPTextModel folders', () => {
     const dir = join(tmp, 'mismatch');
     mkdirSync(dir, { recursive: true });
     copyFileSync(join(FIXTURE, 'model.safetensors'), join(dir, 'model.safetensors'));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')), intermediate_size: 48 }));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')), intermediate_size: 48 }),
+    );
     const err = (await CLIPTextModel.fromPretrained(dir).catch((e: unknown) => e)) as StateDictError;
     expect(err).toBeInstanceOf(StateDictError);
     expect(err).toBeInstanceOf(k.KilnError);

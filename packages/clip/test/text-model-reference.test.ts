@@ -27,4 +27,3 @@ describe.each(backends)('CLIPTextModel against PyTorch (%s)', (backend) => {
     await k.useBackend('cpu');
   });
 });
-

@@ -25,7 +25,14 @@ describe('CLIPTextModel', () => {
   });
 
   it('uses upstream state-dict keys', () => {
-    const model = new CLIPTextModel({ vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 2, num_attention_heads: 2, max_position_embeddings: 4 });
+    const model = new CLIPTextModel({
+      vocab_size: 10,
+      hidden_size: 8,
+      intermediate_size: 16,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      max_position_embeddings: 4,
+    });
     const keys = Object.keys(model.stateDict());
     expect(keys).toContain('text_model.embeddings.token_embedding.weight');
     expect(keys).toContain('text_model.encoder.layers.1.self_attn.q_proj.weight');
@@ -50,14 +57,35 @@ describe('CLIPTextModel', () => {
   });
 
   it('trains: every parameter gets a gradient', () => {
-    const model = new CLIPTextModel({ vocab_size: 20, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 6, eos_token_id: 19 });
-    k.tidy(() => model.forward([[0, 3, 19, 19]]).lastHiddenState.square().mean().backward());
+    const model = new CLIPTextModel({
+      vocab_size: 20,
+      hidden_size: 8,
+      intermediate_size: 16,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      max_position_embeddings: 6,
+      eos_token_id: 19,
+    });
+    k.tidy(() =>
+      model
+        .forward([[0, 3, 19, 19]])
+        .lastHiddenState.square()
+        .mean()
+        .backward(),
+    );
     for (const [name, p] of model.namedParameters()) expect(p.grad, name).not.toBeNull();
   });
 
   it('rejects bad configs, ids and folders with errors naming them', async () => {
     expect(() => new CLIPTextModel({ hidden_size: 30, num_attention_heads: 4 })).toThrow(/hidden_size/);
-    const model = new CLIPTextModel({ vocab_size: 10, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 4 });
+    const model = new CLIPTextModel({
+      vocab_size: 10,
+      hidden_size: 8,
+      intermediate_size: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      max_position_embeddings: 4,
+    });
     expect(() => model.forward([[1, 2, 3, 4, 5]])).toThrow(/5 tokens exceed max_position_embeddings 4/);
     const bad = join(tmp, 'bad');
     mkdirSync(bad, { recursive: true });
@@ -67,7 +95,10 @@ describe('CLIPTextModel', () => {
     const mismatch = join(tmp, 'mismatch');
     mkdirSync(mismatch, { recursive: true });
     copyFileSync(join(FIXTURE, 'model.safetensors'), join(mismatch, 'model.safetensors'));
-    writeFileSync(join(mismatch, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')), intermediate_size: 48 }));
+    writeFileSync(
+      join(mismatch, 'config.json'),
+      JSON.stringify({ ...JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')), intermediate_size: 48 }),
+    );
     await expect(CLIPTextModel.fromPretrained(mismatch)).rejects.toThrow(/mlp\.fc1\.weight/);
   });
 });

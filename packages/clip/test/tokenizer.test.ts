@@ -84,7 +84,7 @@ describe('decode', () => {
   });
 
   it('gives text that encodes to the same ids', () => {
-    for (const text of ['Hello, World! It\'s 3.14', 'masterpiece, (best quality:1.2), 8k', '&lt;tag&gt; &amp; more']) {
+    for (const text of ["Hello, World! It's 3.14", 'masterpiece, (best quality:1.2), 8k', '&lt;tag&gt; &amp; more']) {
       const ids = tok.encode(text);
       const again = tok.encode(tok.decode(ids, { skipSpecialTokens: true }));
       expect(again).toEqual(ids);
@@ -148,7 +148,12 @@ describe('added tokens (textual inversion)', () => {
     expect(t.encode('a photo of <sks> dog', { padding: false })).toEqual([SOT, 320, 1125, 539, 49408, 1929, EOT]);
     expect(t.encode('<sks><cat-toy>on the<sks>', { padding: false })).toEqual([SOT, 49408, 49409, 525, 518, 49408, EOT]);
     expect(t.decode(t.encode('a <sks> on a <cat-toy>'), { skipSpecialTokens: true })).toBe('a <sks> on a <cat-toy>');
-    expect(t.getAddedVocab()).toEqual(new Map([['<sks>', 49408], ['<cat-toy>', 49409]]));
+    expect(t.getAddedVocab()).toEqual(
+      new Map([
+        ['<sks>', 49408],
+        ['<cat-toy>', 49409],
+      ]),
+    );
     expect(t.getVocab().get('<cat-toy>')).toBe(49409);
     // Case-sensitive, as in transformers: '<SKS>' is ordinary text.
     expect(t.encode('<SKS>', { padding: false })).not.toContain(49408);

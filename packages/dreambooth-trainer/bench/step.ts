@@ -41,7 +41,18 @@ async function kilnStep(): Promise<number> {
   const t0 = performance.now();
   const loss = k.tidy(() => {
     const latents = k.noGrad(() => vae.encode(pixels).latentDist.sample(generator).mul(0.18215));
-    const out = dreamBoothLoss({ unet, scheduler, latents, encoderHiddenStates: ehs, generator, predictionType: 'epsilon', offsetNoise: false, snrGamma: null, withPrior: true, priorLossWeight: 1 });
+    const out = dreamBoothLoss({
+      unet,
+      scheduler,
+      latents,
+      encoderHiddenStates: ehs,
+      generator,
+      predictionType: 'epsilon',
+      offsetNoise: false,
+      snrGamma: null,
+      withPrior: true,
+      priorLossWeight: 1,
+    });
     out.loss.backward();
     return out.loss.detach();
   });
@@ -55,7 +66,10 @@ async function kilnStep(): Promise<number> {
 
 function torchRun(): number | null {
   try {
-    const py = execFileSync('/usr/bin/python3', [join(here, 'torch_step.py'), '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const py = execFileSync('/usr/bin/python3', [join(here, 'torch_step.py'), '--threads', String(threads)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return (JSON.parse(py.trim().split('\n').at(-1)!) as { ms: number }).ms;
   } catch (e) {
     process.stderr.write(`PyTorch side unavailable: ${(e as Error).message.split('\n')[0]}\n`);
@@ -73,8 +87,14 @@ for (let i = 0; i < reps; i++) {
 }
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
 const result = {
-  case: 'dreambooth_step_tiny_prior', backend: 'wasm', threads, shapes: { batch, pixels: P, latents: P / 2 },
-  kiln_median_ms: median(kiln), kiln_runs_ms: kiln, torch_median_ms: median(torch), torch_runs_ms: torch,
+  case: 'dreambooth_step_tiny_prior',
+  backend: 'wasm',
+  threads,
+  shapes: { batch, pixels: P, latents: P / 2 },
+  kiln_median_ms: median(kiln),
+  kiln_runs_ms: kiln,
+  torch_median_ms: median(torch),
+  torch_runs_ms: torch,
   ratio_vs_torch: torch.length ? median(torch)! / median(kiln)! : null,
 };
 console.log(JSON.stringify(result, null, 1));

@@ -24,8 +24,19 @@ for (let i = 0; i < 3; i++) {
   writeFileSync(join(images, `${i}.png`), encodePng({ width: 24, height: 20, data, channels: 3, depth: 8 }));
 }
 const result = await trainDreamBooth(
-  { pretrained_model_name_or_path: join(out, 'base'), instance_data_dir: images, instance_prompt: 'a photo of sks dog', output_dir: join(out, 'trained'),
-    resolution: 16, train_batch_size: 2, max_train_steps: 4, learning_rate: 1e-3, seed: 0, report_to: 'jsonl', overwrite_output_dir: true },
+  {
+    pretrained_model_name_or_path: join(out, 'base'),
+    instance_data_dir: images,
+    instance_prompt: 'a photo of sks dog',
+    output_dir: join(out, 'trained'),
+    resolution: 16,
+    train_batch_size: 2,
+    max_train_steps: 4,
+    learning_rate: 1e-3,
+    seed: 0,
+    report_to: 'jsonl',
+    overwrite_output_dir: true,
+  },
   { log: () => {} },
 );
 const unet = await UNet2DConditionModel.fromPretrained(join(out, 'trained'), { subfolder: 'unet' });
@@ -34,5 +45,12 @@ const sample = k.randn([2, 4, 8, 8], { generator: g });
 const timestep = k.tensor([999, 37], { dtype: 'int32' });
 const ehs = k.randn([2, 77, 32], { generator: g });
 const y = k.noGrad(() => unet.forward(sample, timestep, ehs).sample);
-await saveSafetensors(join(out, 'trained', 'unet', 'io.safetensors'), { 'input.sample': sample, 'input.timestep': timestep, 'input.encoder_hidden_states': ehs, 'output.sample': y });
-console.log(`trained ${result.step} steps (losses ${result.losses.map((l) => l.toFixed(4)).join(', ')}); wrote ${join(out, 'trained', 'unet', 'io.safetensors')}`);
+await saveSafetensors(join(out, 'trained', 'unet', 'io.safetensors'), {
+  'input.sample': sample,
+  'input.timestep': timestep,
+  'input.encoder_hidden_states': ehs,
+  'output.sample': y,
+});
+console.log(
+  `trained ${result.step} steps (losses ${result.losses.map((l) => l.toFixed(4)).join(', ')}); wrote ${join(out, 'trained', 'unet', 'io.safetensors')}`,
+);

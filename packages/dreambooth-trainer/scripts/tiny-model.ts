@@ -16,22 +16,49 @@ export async function writeTinyDreamBoothModel(dir: string, seed = 7, hidden = 3
   const tokenizer = await CLIPTokenizer.fromOpenAI();
   k.manualSeed(seed);
   const textEncoder = new CLIPTextModel({
-    vocab_size: 49408, hidden_size: hidden, intermediate_size: 2 * hidden, num_hidden_layers: 1, num_attention_heads: 2,
-    max_position_embeddings: 77, hidden_act: 'quick_gelu', projection_dim: hidden,
+    vocab_size: 49408,
+    hidden_size: hidden,
+    intermediate_size: 2 * hidden,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    max_position_embeddings: 77,
+    hidden_act: 'quick_gelu',
+    projection_dim: hidden,
   });
   const unet = new UNet2DConditionModel({
-    sample_size: 8, in_channels: 4, out_channels: 4, block_out_channels: [32, 64], layers_per_block: 1,
-    down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-    cross_attention_dim: hidden, attention_head_dim: 8, norm_num_groups: 8,
+    sample_size: 8,
+    in_channels: 4,
+    out_channels: 4,
+    block_out_channels: [32, 64],
+    layers_per_block: 1,
+    down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
+    up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+    cross_attention_dim: hidden,
+    attention_head_dim: 8,
+    norm_num_groups: 8,
   });
   const vae = new AutoencoderKL({
-    sample_size: 16, in_channels: 3, out_channels: 3, block_out_channels: [32, 64], layers_per_block: 1,
-    down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-    latent_channels: 4, norm_num_groups: 32, scaling_factor: 0.18215,
+    sample_size: 16,
+    in_channels: 3,
+    out_channels: 3,
+    block_out_channels: [32, 64],
+    layers_per_block: 1,
+    down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
+    up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
+    latent_channels: 4,
+    norm_num_groups: 32,
+    scaling_factor: 0.18215,
   });
   const scheduler = schedulerFromConfig({
-    _class_name: 'PNDMScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', num_train_timesteps: 1000,
-    clip_sample: false, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1,
+    _class_name: 'PNDMScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    num_train_timesteps: 1000,
+    clip_sample: false,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    steps_offset: 1,
   });
   const pipe = new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler });
   try {

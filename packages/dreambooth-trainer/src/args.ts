@@ -18,7 +18,10 @@ function kindOf(schema: z.ZodType): Kind {
   return 'string';
 }
 
-const KINDS = Object.fromEntries(OPTION_NAMES.map((n) => [n, kindOf(TrainerConfigSchema.shape[n] as z.ZodType)])) as Record<OptionName, Kind>;
+const KINDS = Object.fromEntries(OPTION_NAMES.map((n) => [n, kindOf(TrainerConfigSchema.shape[n] as z.ZodType)])) as Record<
+  OptionName,
+  Kind
+>;
 
 function unknownFlag(flag: string): never {
   const near = nearest(flag, [...OPTION_NAMES, 'config']);
@@ -29,7 +32,8 @@ function coerce(name: OptionName, raw: string): unknown {
   const kind = KINDS[name];
   if (kind === 'number') {
     const v = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(v)) throw new TrainerConfigError(`--${name} ${JSON.stringify(raw)}: expected a number`, { field: name, value: raw });
+    if (raw.trim() === '' || !Number.isFinite(v))
+      throw new TrainerConfigError(`--${name} ${JSON.stringify(raw)}: expected a number`, { field: name, value: raw });
     return v;
   }
   if (kind === 'boolean') {
@@ -52,9 +56,13 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new TrainerConfigError(`--config ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`, { field: 'config', value: path });
+    throw new TrainerConfigError(`--config ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`, {
+      field: 'config',
+      value: path,
+    });
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new TrainerConfigError(`--config ${path}: expected a mapping of options`, { field: 'config', value: path });
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new TrainerConfigError(`--config ${path}: expected a mapping of options`, { field: 'config', value: path });
   // Dashes read as underscores, as argparse does for flags.
   const out: Record<string, unknown> = Object.create(null);
   for (const [key, v] of Object.entries(data)) out[key.replace(/-/g, '_')] = v;
@@ -77,7 +85,8 @@ export function parseTrainerArgs(argv: readonly string[]): TrainerConfig {
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('--')) throw new TrainerConfigError(`unexpected argument ${JSON.stringify(arg)} (options are --name value)`, { value: arg });
+    if (!arg.startsWith('--'))
+      throw new TrainerConfigError(`unexpected argument ${JSON.stringify(arg)} (options are --name value)`, { value: arg });
     const eq = arg.indexOf('=');
     const flag = (eq < 0 ? arg.slice(2) : arg.slice(2, eq)).replace(/-/g, '_');
     const inline = eq < 0 ? undefined : arg.slice(eq + 1);

@@ -35,7 +35,11 @@ const StateSchema = z.object({
   dataSeed: z.number().int(),
   lrScheduler: z.object({ lastEpoch: z.number().int(), baseLrs: z.array(z.number()) }),
   fingerprint: z.string(),
-  batching: z.object({ train_batch_size: z.number().int(), gradient_accumulation_steps: z.number().int(), dataset_length: z.number().int() }),
+  batching: z.object({
+    train_batch_size: z.number().int(),
+    gradient_accumulation_steps: z.number().int(),
+    dataset_length: z.number().int(),
+  }),
   optimizer: z.object({
     paramGroups: z.array(z.record(z.string(), z.unknown())),
     steps: z.record(z.string(), z.number().int()),
@@ -48,7 +52,8 @@ const OPT_FILE = 'optimizer.safetensors';
 /** A short description of the trained parameters (names and shapes), so a checkpoint of another model is refused. */
 export function fingerprintOf(models: Record<string, Module>): string {
   const parts: string[] = [];
-  for (const [name, m] of Object.entries(models)) for (const [key, p] of m.namedParameters()) parts.push(`${name}.${key}:${p.shape.join('x')}`);
+  for (const [name, m] of Object.entries(models))
+    for (const [key, p] of m.namedParameters()) parts.push(`${name}.${key}:${p.shape.join('x')}`);
   let h = 0x811c9dc5;
   const text = parts.join(';');
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
@@ -93,7 +98,10 @@ export async function saveCheckpoint(
   } catch (e) {
     // A full disk or an I/O error: drop the partial folder; earlier checkpoints stay as they were.
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw new CheckpointError(`${dir}: the checkpoint could not be written (${(e as Error).message}); nothing was left half-written and earlier checkpoints are intact`, { cause: e });
+    throw new CheckpointError(
+      `${dir}: the checkpoint could not be written (${(e as Error).message}); nothing was left half-written and earlier checkpoints are intact`,
+      { cause: e },
+    );
   }
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
@@ -139,16 +147,24 @@ export async function resolveCheckpoint(spec: string, outputDir: string): Promis
     return all.length ? all[all.length - 1].path : null;
   }
   for (const p of [spec, join(outputDir, basename(spec))]) if ((await stat(p).catch(() => null))?.isDirectory()) return p;
-  throw new CheckpointError(`resume_from_checkpoint: ${spec} is not a checkpoint folder (looked in ${spec} and ${join(outputDir, basename(spec))})`);
+  throw new CheckpointError(
+    `resume_from_checkpoint: ${spec} is not a checkpoint folder (looked in ${spec} and ${join(outputDir, basename(spec))})`,
+  );
 }
 
 /** Reads a checkpoint's state and checks it belongs to these models; the caller then loads weights and optimizer. */
-export async function readCheckpointState(dir: string, fingerprint: string, batching: TrainerState['batching']): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
+export async function readCheckpointState(
+  dir: string,
+  fingerprint: string,
+  batching: TrainerState['batching'],
+): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8'));
   } catch (e) {
-    throw new CheckpointError(`${join(dir, STATE_FILE)}: cannot be read as JSON (${(e as Error).message}); is ${dir} a Kiln DreamBooth checkpoint?`);
+    throw new CheckpointError(
+      `${join(dir, STATE_FILE)}: cannot be read as JSON (${(e as Error).message}); is ${dir} a Kiln DreamBooth checkpoint?`,
+    );
   }
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) {
@@ -164,14 +180,20 @@ export async function readCheckpointState(dir: string, fingerprint: string, batc
     const saved = parsed.data.batching[field];
     if (saved !== value) {
       const what = field === 'dataset_length' ? 'the dataset has' : `--${field} is`;
-      throw new CheckpointError(`${dir}: saved with ${field} = ${saved}, but ${what} ${value} now; the data position would not carry over (resume with the same setting)`);
+      throw new CheckpointError(
+        `${dir}: saved with ${field} = ${saved}, but ${what} ${value} now; the data position would not carry over (resume with the same setting)`,
+      );
     }
   }
   return parsed.data;
 }
 
 /** Loads the optimizer moments of a checkpoint into `optimizer` (its param order must match, which the fingerprint ensures). */
-export async function loadOptimizer(dir: string, optimizer: AdamW, saved: { paramGroups: Record<string, unknown>[]; steps: Record<string, number> }): Promise<void> {
+export async function loadOptimizer(
+  dir: string,
+  optimizer: AdamW,
+  saved: { paramGroups: Record<string, unknown>[]; steps: Record<string, number> },
+): Promise<void> {
   const tensors = await loadSafetensors(join(dir, OPT_FILE));
   try {
     const state: OptimizerStateDict<AdamWHyper>['state'] = {};

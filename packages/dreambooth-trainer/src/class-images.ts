@@ -40,11 +40,25 @@ export async function generateClassImages(pipe: StableDiffusionPipeline, o: Clas
   let made = 0;
   for (let start = have; start < o.numImages; start += o.batchSize) {
     const n = Math.min(o.batchSize, o.numImages - start);
-    const latents = k.tidy(() => k.cat(Array.from({ length: n }, (_, j) => k.randn(shape, { generator: new k.Generator(o.seed + start + j) })), 0));
-    const { images, rgba } = await pipe.txt2img({ prompt: Array(n).fill(o.prompt), latents, numInferenceSteps: o.steps, width: size, height: size });
+    const latents = k.tidy(() =>
+      k.cat(
+        Array.from({ length: n }, (_, j) => k.randn(shape, { generator: new k.Generator(o.seed + start + j) })),
+        0,
+      ),
+    );
+    const { images, rgba } = await pipe.txt2img({
+      prompt: Array(n).fill(o.prompt),
+      latents,
+      numInferenceSteps: o.steps,
+      width: size,
+      height: size,
+    });
     latents.dispose();
     images.dispose();
-    for (let j = 0; j < n; j++) await writePng(join(o.dir, `class-${String(start + j).padStart(5, '0')}.png`), rgba[j], { parameters: `${o.prompt}\nSteps: ${o.steps}, Seed: ${o.seed + start + j}` });
+    for (let j = 0; j < n; j++)
+      await writePng(join(o.dir, `class-${String(start + j).padStart(5, '0')}.png`), rgba[j], {
+        parameters: `${o.prompt}\nSteps: ${o.steps}, Seed: ${o.seed + start + j}`,
+      });
     made += n;
     o.log?.(`class images ${start + n}/${o.numImages}`);
   }

@@ -52,7 +52,9 @@ export const TrainerConfigSchema = z
     // learning rate
     learning_rate: z.number().positive().default(5e-6),
     scale_lr: flag.default(false),
-    lr_scheduler: z.enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup']).default('constant'),
+    lr_scheduler: z
+      .enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup'])
+      .default('constant'),
     lr_warmup_steps: int(0).default(500),
     lr_num_cycles: int(1).default(1),
     lr_power: z.number().default(1.0),
@@ -113,7 +115,7 @@ export const OPTION_HELP: Record<OptionName, string> = {
   pretrained_model_name_or_path: 'diffusers folder of the base model (required)',
   revision: 'Hub revision (only for Hub ids, which Kiln cannot download)',
   variant: "weight-file variant of the base model, e.g. 'fp16'",
-  tokenizer_name: 'a tokenizer folder if not the model\'s tokenizer/',
+  tokenizer_name: "a tokenizer folder if not the model's tokenizer/",
   instance_data_dir: 'folder of instance images: PNG, JPEG (required)',
   class_data_dir: 'folder of class images (generated there when too few)',
   instance_prompt: "prompt with the identifier, e.g. 'a photo of sks dog' (required)",
@@ -150,7 +152,7 @@ export const OPTION_HELP: Record<OptionName, string> = {
   adam_weight_decay: 'AdamW decoupled weight decay',
   adam_epsilon: 'AdamW ε',
   max_grad_norm: 'clip the gradients to this global norm',
-  mixed_precision: "no, fp16 or bf16 (Kiln trains in fp32 today; fp16/bf16 are refused)",
+  mixed_precision: 'no, fp16 or bf16 (Kiln trains in fp32 today; fp16/bf16 are refused)',
   offset_noise: 'add 0.1 × per-channel noise (offset noise)',
   snr_gamma: 'min-SNR-γ loss weighting (5.0 is recommended)',
   zero_terminal_snr: 'rescale the noise schedule to zero terminal SNR',
@@ -185,7 +187,8 @@ export const OPTION_HELP: Record<OptionName, string> = {
 /** Options accepted for diffusers compatibility that Kiln replaces: the note printed when one is set. */
 export const COMPAT_NOTES: Partial<Record<OptionName, string>> = {
   use_8bit_adam: '--use_8bit_adam: Kiln has no bitsandbytes; it uses its fused float32 AdamW',
-  enable_xformers_memory_efficient_attention: '--enable_xformers_memory_efficient_attention: Kiln always uses its own fused attention, computed in blocks',
+  enable_xformers_memory_efficient_attention:
+    '--enable_xformers_memory_efficient_attention: Kiln always uses its own fused attention, computed in blocks',
   allow_tf32: '--allow_tf32: Kiln has no TF32 mode; matmuls run in float32',
   local_rank: '--local_rank: Kiln trains on one device; the value is not used',
   dataloader_num_workers: '--dataloader_num_workers: Kiln decodes images once, in the main thread',
@@ -220,7 +223,8 @@ export function optionDefaults(): Record<OptionName, unknown> {
 /** Option names, for suggestions. */
 export const OPTION_NAMES = Object.keys(TrainerConfigSchema.shape) as OptionName[];
 
-const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v));
+const show = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v));
 
 /**
  * Validates a run's settings (from a config file, flags or code) and applies diffusers' defaults
@@ -236,7 +240,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) 
  * ```
  */
 export function parseTrainerConfig(input: unknown, source = 'config'): TrainerConfig {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TrainerConfigError(`${source}: expected an object of options, got ${show(input)}`);
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new TrainerConfigError(`${source}: expected an object of options, got ${show(input)}`);
   for (const key of Object.keys(input)) {
     if (!Object.hasOwn(TrainerConfigSchema.shape, key)) {
       const near = nearest(key, OPTION_NAMES);
@@ -255,14 +260,17 @@ export function parseTrainerConfig(input: unknown, source = 'config'): TrainerCo
     throw new TrainerConfigError(`${source}: ${field} = ${show(c[field])}: ${msg}`, { field, value: c[field] });
   };
   if (c.with_prior_preservation) {
-    if (c.class_data_dir === null) fail('class_data_dir', 'You must specify a data directory for class images (with_prior_preservation is set)');
+    if (c.class_data_dir === null)
+      fail('class_data_dir', 'You must specify a data directory for class images (with_prior_preservation is set)');
     if (c.class_prompt === null) fail('class_prompt', 'You must specify prompt for class images (with_prior_preservation is set)');
   }
-  if (c.train_text_encoder && c.pre_compute_text_embeddings) fail('pre_compute_text_embeddings', '`--train_text_encoder` cannot be used with `--pre_compute_text_embeddings`');
+  if (c.train_text_encoder && c.pre_compute_text_embeddings)
+    fail('pre_compute_text_embeddings', '`--train_text_encoder` cannot be used with `--pre_compute_text_embeddings`');
   if (c.mixed_precision === 'fp16' || c.mixed_precision === 'bf16') {
     fail('mixed_precision', 'fp16/bf16 training (f32 master weights, loss scaling) is not implemented yet; use "no"');
   }
-  if (c.validation_images !== null) fail('validation_images', 'image-conditioned validation is for pipelines that take an image; SD txt2img has none');
+  if (c.validation_images !== null)
+    fail('validation_images', 'image-conditioned validation is for pipelines that take an image; SD txt2img has none');
   if (c.class_labels_conditioning !== null) fail('class_labels_conditioning', 'SD 1.x UNets have no class embedding');
   if (c.cache_latents && c.random_flip) fail('random_flip', 'cannot flip cached latents; drop --cache_latents or --random_flip');
   return c;

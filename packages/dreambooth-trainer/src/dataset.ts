@@ -66,7 +66,10 @@ export class DreamBoothDataset {
     const out: BatchRows[] = [];
     for (let i = 0; i < order.length; i += batchSize) {
       const items = order.slice(i, i + batchSize);
-      out.push({ instance: items.map((j) => j % this.instances.length), klass: this.classes ? items.map((j) => j % this.classes!.length) : [] });
+      out.push({
+        instance: items.map((j) => j % this.instances.length),
+        klass: this.classes ? items.map((j) => j % this.classes!.length) : [],
+      });
     }
     return out;
   }
@@ -87,7 +90,9 @@ export class DreamBoothDataset {
       this.resized.set(key, img);
     }
     const rand = keyedRandom(this.options.seed, this.deterministic ? 0 : epoch, kind, index);
-    const [left, top] = this.options.centerCrop ? centerCropOffsets(img, R) : [Math.floor(rand() * (img.width - R + 1)), Math.floor(rand() * (img.height - R + 1))];
+    const [left, top] = this.options.centerCrop
+      ? centerCropOffsets(img, R)
+      : [Math.floor(rand() * (img.width - R + 1)), Math.floor(rand() * (img.height - R + 1))];
     const flip = this.options.randomFlip && rand() < 0.5;
     return cropToChw(img, R, left, top, flip);
   }

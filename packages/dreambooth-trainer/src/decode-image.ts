@@ -13,7 +13,8 @@ export interface RgbImage {
 const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 /** Whether the bytes are a RIFF/WEBP file. */
-export const isWebp = (b: Uint8Array) => b.length > 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...b.subarray(8, 12)) === 'WEBP';
+export const isWebp = (b: Uint8Array) =>
+  b.length > 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...b.subarray(8, 12)) === 'WEBP';
 
 /** Unpacks 1-, 2- or 4-bit samples (PNG packs them per row, high bits first). */
 function unpackBits(data: Uint8Array, width: number, height: number, channels: number, depth: number): Uint8Array {
@@ -73,7 +74,10 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
   try {
     if (isPng(bytes)) img = fromPng(bytes);
     else if (isJpeg(bytes)) img = fromJpeg(bytes);
-    else if (isWebp(bytes)) throw new DatasetError(`${name}: WebP decodes asynchronously (loadImageFolder in @kiln/dreambooth-trainer/node reads it); decodeImage takes PNG and JPEG`);
+    else if (isWebp(bytes))
+      throw new DatasetError(
+        `${name}: WebP decodes asynchronously (loadImageFolder in @kiln/dreambooth-trainer/node reads it); decodeImage takes PNG and JPEG`,
+      );
     else throw new DatasetError(`${name}: not a PNG, JPEG or WebP image (unrecognised file signature)`);
   } catch (e) {
     if (e instanceof DatasetError) throw e;

@@ -6,7 +6,10 @@ function orientationFromTiff(b: Uint8Array, start: number, end: number): number 
   const little = b[start] === 0x49 && b[start + 1] === 0x49;
   if (!little && !(b[start] === 0x4d && b[start + 1] === 0x4d)) return 1;
   const u16 = (o: number) => (little ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1]);
-  const u32 = (o: number) => (little ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 2 ** 24 : b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]));
+  const u32 = (o: number) =>
+    little
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 2 ** 24
+      : b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
   const ifd = start + u32(start + 4);
   if (ifd + 2 > end) return 1;
   const count = u16(ifd);
@@ -29,7 +32,8 @@ export function exifOrientation(b: Uint8Array): number {
       const marker = b[o + 1];
       const len = (b[o + 2] << 8) | b[o + 3];
       if (marker === 0xda || marker === 0xd9) break;
-      if (marker === 0xe1 && String.fromCharCode(...b.subarray(o + 4, o + 8)) === 'Exif') return orientationFromTiff(b, o + 10, Math.min(b.length, o + 2 + len));
+      if (marker === 0xe1 && String.fromCharCode(...b.subarray(o + 4, o + 8)) === 'Exif')
+        return orientationFromTiff(b, o + 10, Math.min(b.length, o + 2 + len));
       o += 2 + len;
     }
     return 1;
@@ -60,13 +64,27 @@ export function orient(img: RgbImage, orientation: number): RgbImage {
       // (sx, sy): the source pixel shown at (x, y) for each of the 8 EXIF orientations.
       let sx: number, sy: number;
       switch (orientation) {
-        case 2: [sx, sy] = [w - 1 - x, y]; break;
-        case 3: [sx, sy] = [w - 1 - x, h - 1 - y]; break;
-        case 4: [sx, sy] = [x, h - 1 - y]; break;
-        case 5: [sx, sy] = [y, x]; break;
-        case 6: [sx, sy] = [y, h - 1 - x]; break;
-        case 7: [sx, sy] = [w - 1 - y, h - 1 - x]; break;
-        default: [sx, sy] = [w - 1 - y, x]; break; // 8
+        case 2:
+          [sx, sy] = [w - 1 - x, y];
+          break;
+        case 3:
+          [sx, sy] = [w - 1 - x, h - 1 - y];
+          break;
+        case 4:
+          [sx, sy] = [x, h - 1 - y];
+          break;
+        case 5:
+          [sx, sy] = [y, x];
+          break;
+        case 6:
+          [sx, sy] = [y, h - 1 - x];
+          break;
+        case 7:
+          [sx, sy] = [w - 1 - y, h - 1 - x];
+          break;
+        default:
+          [sx, sy] = [w - 1 - y, x];
+          break; // 8
       }
       const s = (sy * w + sx) * 3;
       const d = (y * W + x) * 3;

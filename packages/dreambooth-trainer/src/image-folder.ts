@@ -54,7 +54,9 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promi
     const bytes = new Uint8Array(await readFile(path));
     const image = isWebp(bytes) ? await decodeWebp(bytes, path) : decodeImage(bytes, path);
     if (Math.min(image.width, image.height) < o.minSide) {
-      throw new DatasetError(`${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (a quarter of --resolution: upscaling more only trains blur)`);
+      throw new DatasetError(
+        `${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (a quarter of --resolution: upscaling more only trains blur)`,
+      );
     }
     let prompt = o.prompt;
     if (o.captionExtension) {

@@ -20,7 +20,11 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
   const c = s.config;
   const base = s.pipe.scheduler.toJSON() as Record<string, unknown>;
   const scheduler = schedulerFromConfig(
-    { ...base, prediction_type: s.predictionType, ...(c.zero_terminal_snr ? { rescale_betas_zero_snr: true, timestep_spacing: 'trailing' } : {}) },
+    {
+      ...base,
+      prediction_type: s.predictionType,
+      ...(c.zero_terminal_snr ? { rescale_betas_zero_snr: true, timestep_spacing: 'trailing' } : {}),
+    },
     { className: s.pipe.scheduler.className },
   );
   const pipe = new StableDiffusionPipeline({ ...s.pipe, scheduler });
@@ -34,12 +38,15 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
   o.log(`wrote the trained pipeline to ${c.output_dir}`);
   if (c.save_single_file) {
     const file = join(c.output_dir, 'model.safetensors');
-    const tensors = new Map<string, k.Tensor>([...Object.entries(s.pipe.unet.ldmStateDict()), ...Object.entries(s.pipe.vae.ldmStateDict())]);
+    const tensors = new Map<string, k.Tensor>([
+      ...Object.entries(s.pipe.unet.ldmStateDict()),
+      ...Object.entries(s.pipe.vae.ldmStateDict()),
+    ]);
     for (const [key, t] of s.pipe.textEncoder.namedParameters()) tensors.set(LDM_TEXT_PREFIX + key, t);
     const metadata = {
       format: 'pt',
       'modelspec.architecture': 'stable-diffusion-v1',
-      'ss_training_comment': 'DreamBooth (Kiln)',
+      ss_training_comment: 'DreamBooth (Kiln)',
       ss_base_model: c.pretrained_model_name_or_path,
       ss_steps: String(o.steps),
       ss_learning_rate: String(c.learning_rate),

@@ -45,14 +45,20 @@ export function resizeBilinear(img: RgbImage, width: number, height: number): Rg
   const mid = new Float32Array(width * h * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < width; x++) {
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let t = 0; t < cx.count[x]; t++) {
         const wt = cx.weights[x * cx.taps + t];
         const s = (y * w + cx.start[x] + t) * 3;
-        r += wt * data[s]; g += wt * data[s + 1]; b += wt * data[s + 2];
+        r += wt * data[s];
+        g += wt * data[s + 1];
+        b += wt * data[s + 2];
       }
       const d = (y * width + x) * 3;
-      mid[d] = r; mid[d + 1] = g; mid[d + 2] = b;
+      mid[d] = r;
+      mid[d + 1] = g;
+      mid[d + 2] = b;
     }
   }
   const cy = coefficients(h, height);

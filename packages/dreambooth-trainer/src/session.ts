@@ -39,9 +39,17 @@ export async function checkOutputDir(c: TrainerConfig): Promise<void> {
 export async function openSession(c: TrainerConfig, log: (line: string) => void): Promise<Session> {
   await checkOutputDir(c);
   const minSide = Math.max(1, Math.ceil(c.resolution / 4));
-  const instances = await loadImageFolder(c.instance_data_dir, { prompt: c.instance_prompt, captionExtension: c.caption_extension, minSide, what: 'instance' });
+  const instances = await loadImageFolder(c.instance_data_dir, {
+    prompt: c.instance_prompt,
+    captionExtension: c.caption_extension,
+    minSide,
+    what: 'instance',
+  });
   const seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const pipe = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, { variant: c.variant ?? undefined, revision: c.revision ?? undefined });
+  const pipe = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
+    variant: c.variant ?? undefined,
+    revision: c.revision ?? undefined,
+  });
   try {
     const tokenizer = c.tokenizer_name === null ? pipe.tokenizer : await CLIPTokenizer.fromPretrained(c.tokenizer_name);
     const p = tokenizer === pipe.tokenizer ? pipe : new StableDiffusionPipeline({ ...pipe, tokenizer, scheduler: pipe.scheduler });
@@ -59,17 +67,32 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
       });
       classes = await loadImageFolder(c.class_data_dir!, { prompt: c.class_prompt!, minSide, limit: c.num_class_images, what: 'class' });
     }
-    const dataset = new DreamBoothDataset(instances, classes, { resolution: c.resolution, centerCrop: c.center_crop, randomFlip: c.random_flip, seed });
+    const dataset = new DreamBoothDataset(instances, classes, {
+      resolution: c.resolution,
+      centerCrop: c.center_crop,
+      randomFlip: c.random_flip,
+      seed,
+    });
     const base = pipe.scheduler.toJSON() as Record<string, unknown>;
-    const predictionType = c.prediction_type ?? ((base.prediction_type as 'epsilon' | 'v_prediction' | undefined) ?? 'epsilon');
+    const predictionType = c.prediction_type ?? (base.prediction_type as 'epsilon' | 'v_prediction' | undefined) ?? 'epsilon';
     if (predictionType !== 'epsilon' && predictionType !== 'v_prediction') {
-      throw new TrainerConfigError(`the base scheduler's prediction_type ${JSON.stringify(predictionType)} cannot be trained; pass --prediction_type epsilon or v_prediction`, { field: 'prediction_type' });
+      throw new TrainerConfigError(
+        `the base scheduler's prediction_type ${JSON.stringify(predictionType)} cannot be trained; pass --prediction_type epsilon or v_prediction`,
+        { field: 'prediction_type' },
+      );
     }
     const { _class_name: _ignored, ...rest } = base;
-    const trainScheduler = DDPMScheduler.fromConfig({ ...rest, prediction_type: predictionType, rescale_betas_zero_snr: c.zero_terminal_snr || rest.rescale_betas_zero_snr === true });
+    const trainScheduler = DDPMScheduler.fromConfig({
+      ...rest,
+      prediction_type: predictionType,
+      rescale_betas_zero_snr: c.zero_terminal_snr || rest.rescale_betas_zero_snr === true,
+    });
     const maxLength = c.tokenizer_max_length ?? tokenizer.modelMaxLength;
     if (maxLength > p.textEncoder.config.max_position_embeddings) {
-      throw new TrainerConfigError(`tokenizer_max_length = ${maxLength} is above the text encoder's max_position_embeddings (${p.textEncoder.config.max_position_embeddings})`, { field: 'tokenizer_max_length', value: maxLength });
+      throw new TrainerConfigError(
+        `tokenizer_max_length = ${maxLength} is above the text encoder's max_position_embeddings (${p.textEncoder.config.max_position_embeddings})`,
+        { field: 'tokenizer_max_length', value: maxLength },
+      );
     }
     await mkdir(c.output_dir, { recursive: true });
     return { config: c, pipe: p, trainScheduler, dataset, seed, predictionType, maxLength };

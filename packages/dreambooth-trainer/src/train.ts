@@ -5,7 +5,15 @@ import { openWeights } from '@kiln/nn/node';
 import type { Module } from '@kiln/nn';
 import type { RunLogger } from '@kiln/tracking';
 import { openRun } from '@kiln/tracking/node';
-import { fingerprintOf, listCheckpoints, loadOptimizer, pruneCheckpoints, readCheckpointState, resolveCheckpoint, saveCheckpoint } from './checkpoint-io.js';
+import {
+  fingerprintOf,
+  listCheckpoints,
+  loadOptimizer,
+  pruneCheckpoints,
+  readCheckpointState,
+  resolveCheckpoint,
+  saveCheckpoint,
+} from './checkpoint-io.js';
 import { compatNotes, parseTrainerConfig } from './config.js';
 import type { TrainerConfig, TrainerConfigInput } from './config.js';
 import type { BatchRows } from './dataset.js';
@@ -109,9 +117,19 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const updatesPerEpoch = Math.ceil(batchesPerEpoch / c.gradient_accumulation_steps);
   const maxSteps = c.max_train_steps ?? c.num_train_epochs * updatesPerEpoch;
   const numEpochs = Math.ceil(maxSteps / updatesPerEpoch);
-  const lrScheduler = getScheduler(c.lr_scheduler, { optimizer, numWarmupSteps: c.lr_warmup_steps, numTrainingSteps: maxSteps, numCycles: c.lr_num_cycles, power: c.lr_power });
+  const lrScheduler = getScheduler(c.lr_scheduler, {
+    optimizer,
+    numWarmupSteps: c.lr_warmup_steps,
+    numTrainingSteps: maxSteps,
+    numCycles: c.lr_num_cycles,
+    power: c.lr_power,
+  });
   const generator = new k.Generator(s.seed);
-  const batching = { train_batch_size: batchSize, gradient_accumulation_steps: c.gradient_accumulation_steps, dataset_length: s.dataset.length };
+  const batching = {
+    train_batch_size: batchSize,
+    gradient_accumulation_steps: c.gradient_accumulation_steps,
+    dataset_length: s.dataset.length,
+  };
   let globalStep = 0;
   let epoch = 0;
   let batchIndex = 0;
@@ -155,7 +173,10 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
       0,
     );
   };
-  const promptsOf = (rows: BatchRows) => [...rows.instance.map((i) => s.dataset.instances[i].prompt), ...rows.klass.map((i) => s.dataset.classes![i].prompt)];
+  const promptsOf = (rows: BatchRows) => [
+    ...rows.instance.map((i) => s.dataset.instances[i].prompt),
+    ...rows.klass.map((i) => s.dataset.classes![i].prompt),
+  ];
   const textOf = (prompts: string[]): k.Tensor => {
     if (c.train_text_encoder) return encodeText(s, prompts);
     return k.cat(
@@ -172,7 +193,9 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     );
   };
 
-  const tracker: RunLogger = openRun(join(c.output_dir, c.logging_dir), { reportTo: c.report_to === 'all' ? ['tensorboard', 'html'] : c.report_to === 'tensorboard' ? ['tensorboard'] : [] });
+  const tracker: RunLogger = openRun(join(c.output_dir, c.logging_dir), {
+    reportTo: c.report_to === 'all' ? ['tensorboard', 'html'] : c.report_to === 'tensorboard' ? ['tensorboard'] : [],
+  });
   tracker.logHparams({ ...c });
   const losses: number[] = [];
   const started = performance.now();
@@ -182,7 +205,14 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${globalStep}`);
     await saveCheckpoint(path, trained, optimizer, lrScheduler, {
-      globalStep, epoch, batchIndex, dataOrder: s.dataset.order(epoch), generator: generator.getState(), dataSeed: s.dataset.options.seed, fingerprint, batching,
+      globalStep,
+      epoch,
+      batchIndex,
+      dataOrder: s.dataset.order(epoch),
+      generator: generator.getState(),
+      dataSeed: s.dataset.options.seed,
+      fingerprint,
+      batching,
     });
     savedAt = globalStep;
     log(`Saved state to ${path}`);
@@ -197,11 +227,21 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
         const rows = batches[batchIndex];
         const withPrior = rows.klass.length > 0;
         const terms = k.tidy(() => {
-          const moments = withPrior ? k.cat([momentsOf(0, rows.instance, epoch), momentsOf(1, rows.klass, epoch)], 0) : momentsOf(0, rows.instance, epoch);
+          const moments = withPrior
+            ? k.cat([momentsOf(0, rows.instance, epoch), momentsOf(1, rows.klass, epoch)], 0)
+            : momentsOf(0, rows.instance, epoch);
           const latents = sampleLatents(moments, generator, scaling);
           const out = dreamBoothLoss({
-            unet, scheduler: s.trainScheduler, latents, encoderHiddenStates: textOf(promptsOf(rows)), generator,
-            predictionType: s.predictionType, offsetNoise: c.offset_noise, snrGamma: c.snr_gamma, withPrior, priorLossWeight: c.prior_loss_weight,
+            unet,
+            scheduler: s.trainScheduler,
+            latents,
+            encoderHiddenStates: textOf(promptsOf(rows)),
+            generator,
+            predictionType: s.predictionType,
+            offsetNoise: c.offset_noise,
+            snrGamma: c.snr_gamma,
+            withPrior,
+            priorLossWeight: c.prior_loss_weight,
           });
           out.loss.div(c.gradient_accumulation_steps).backward();
           return k.stack([out.loss, out.instanceLoss, out.priorLoss ?? k.zeros([])]).detach();
@@ -228,14 +268,30 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
         optimizer.zeroGrad();
         globalStep++;
         const info: StepInfo = {
-          step: globalStep, maxSteps, epoch, loss: sums.loss / sums.n, instanceLoss: sums.inst / sums.n, priorLoss: withPrior ? sums.prior / sums.n : null,
-          lr: lrScheduler.getLastLr()[0], itPerSec: (globalStep - startStep) / ((performance.now() - started) / 1000),
+          step: globalStep,
+          maxSteps,
+          epoch,
+          loss: sums.loss / sums.n,
+          instanceLoss: sums.inst / sums.n,
+          priorLoss: withPrior ? sums.prior / sums.n : null,
+          lr: lrScheduler.getLastLr()[0],
+          itPerSec: (globalStep - startStep) / ((performance.now() - started) / 1000),
         };
         sums = { loss: 0, inst: 0, prior: 0, n: 0 };
         losses.push(info.loss);
         const mem = k.memory();
-        tracker.log(globalStep, { loss: info.loss, instance_loss: info.instanceLoss, ...(info.priorLoss === null ? {} : { prior_loss: info.priorLoss }), lr: info.lr, 'it/s': info.itPerSec, live_mb: mem.liveBytes / 2 ** 20, peak_mb: mem.peakBytes / 2 ** 20 });
-        hooks.progress?.(`step ${globalStep}/${maxSteps} loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)} ${info.itPerSec.toFixed(2)} it/s ETA ${fmtTime((maxSteps - globalStep) / info.itPerSec)}`);
+        tracker.log(globalStep, {
+          loss: info.loss,
+          instance_loss: info.instanceLoss,
+          ...(info.priorLoss === null ? {} : { prior_loss: info.priorLoss }),
+          lr: info.lr,
+          'it/s': info.itPerSec,
+          live_mb: mem.liveBytes / 2 ** 20,
+          peak_mb: mem.peakBytes / 2 ** 20,
+        });
+        hooks.progress?.(
+          `step ${globalStep}/${maxSteps} loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)} ${info.itPerSec.toFixed(2)} it/s ETA ${fmtTime((maxSteps - globalStep) / info.itPerSec)}`,
+        );
         if (globalStep % c.checkpointing_steps === 0) await checkpoint();
         if (c.validation_prompt !== null && globalStep % c.validation_steps === 0) await runValidation(s, globalStep, tracker);
         await hooks.onStep?.(info);
@@ -250,7 +306,10 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
       await saveOutput(s, { steps: globalStep, log });
     } catch (e) {
       if (e instanceof k.KilnError) throw e;
-      throw new OutputError(`${c.output_dir}: the trained model could not be written (${(e as Error).message}); the checkpoints in it are intact, so --resume_from_checkpoint latest can write it again`, { cause: e });
+      throw new OutputError(
+        `${c.output_dir}: the trained model could not be written (${(e as Error).message}); the checkpoints in it are intact, so --resume_from_checkpoint latest can write it again`,
+        { cause: e },
+      );
     }
     if (c.validation_prompt !== null && globalStep % c.validation_steps !== 0) await runValidation(s, globalStep, tracker);
     return { step: globalStep, interrupted: false, losses, outputDir: c.output_dir };

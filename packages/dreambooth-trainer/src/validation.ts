@@ -20,10 +20,18 @@ export async function runValidation(s: Session, step: number, tracker: RunLogger
   const pipe = new StableDiffusionPipeline({ ...s.pipe, scheduler });
   const rgba = [];
   for (let i = 0; i < c.num_validation_images; i++) {
-    const out = await pipe.txt2img({ prompt: c.validation_prompt!, seed: s.seed + i, numInferenceSteps: VALIDATION_STEPS, width: c.resolution, height: c.resolution });
+    const out = await pipe.txt2img({
+      prompt: c.validation_prompt!,
+      seed: s.seed + i,
+      numInferenceSteps: VALIDATION_STEPS,
+      width: c.resolution,
+      height: c.resolution,
+    });
     out.images.dispose();
     rgba.push(out.rgba[0]);
-    await writePng(join(c.output_dir, 'validation', `step-${step}-${i}.png`), out.rgba[0], { parameters: `${c.validation_prompt}\nSteps: ${VALIDATION_STEPS}, Seed: ${s.seed + i}` });
+    await writePng(join(c.output_dir, 'validation', `step-${step}-${i}.png`), out.rgba[0], {
+      parameters: `${c.validation_prompt}\nSteps: ${VALIDATION_STEPS}, Seed: ${s.seed + i}`,
+    });
   }
   tracker.logImages(step, 'validation', rgba);
   s.pipe.unet.train();

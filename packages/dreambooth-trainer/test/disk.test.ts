@@ -27,8 +27,18 @@ describe('a full disk', () => {
     await k.useBackend('wasm');
     const out = join(disk, 'out');
     const err = await trainDreamBooth(
-      { pretrained_model_name_or_path: await tinyModel(), instance_data_dir: writeImages(1), instance_prompt: 'a photo of sks dog', output_dir: out,
-        resolution: 16, train_batch_size: 1, max_train_steps: 2, checkpointing_steps: 1, seed: 0, report_to: 'jsonl' },
+      {
+        pretrained_model_name_or_path: await tinyModel(),
+        instance_data_dir: writeImages(1),
+        instance_prompt: 'a photo of sks dog',
+        output_dir: out,
+        resolution: 16,
+        train_batch_size: 1,
+        max_train_steps: 2,
+        checkpointing_steps: 1,
+        seed: 0,
+        report_to: 'jsonl',
+      },
       { log: () => {} },
     ).catch((e) => e);
     expect(err).toBeInstanceOf(CheckpointError);

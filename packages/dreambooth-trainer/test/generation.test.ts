@@ -13,7 +13,10 @@ beforeAll(async () => {
   model = await tinyModel();
 });
 
-const pixels = (dir: string) => readdirSync(dir).sort().map((f) => Buffer.from(decode(readFileSync(join(dir, f))).data as Uint8Array).toString('hex'));
+const pixels = (dir: string) =>
+  readdirSync(dir)
+    .sort()
+    .map((f) => Buffer.from(decode(readFileSync(join(dir, f))).data as Uint8Array).toString('hex'));
 
 describe('class images', () => {
   it('an interrupted generation resumes where it stopped, with the same images as one run', async () => {
@@ -37,8 +40,20 @@ describe('validation', () => {
   it('writes and logs validation images every validation_steps', async () => {
     const out = tempDir('out');
     await trainDreamBooth(
-      { pretrained_model_name_or_path: model, instance_data_dir: writeImages(1), instance_prompt: 'a photo of sks dog', output_dir: out, resolution: 16, train_batch_size: 1,
-        max_train_steps: 2, seed: 0, validation_prompt: 'sks dog on a beach', validation_steps: 1, num_validation_images: 1, report_to: 'all' },
+      {
+        pretrained_model_name_or_path: model,
+        instance_data_dir: writeImages(1),
+        instance_prompt: 'a photo of sks dog',
+        output_dir: out,
+        resolution: 16,
+        train_batch_size: 1,
+        max_train_steps: 2,
+        seed: 0,
+        validation_prompt: 'sks dog on a beach',
+        validation_steps: 1,
+        num_validation_images: 1,
+        report_to: 'all',
+      },
       { log: () => {} },
     );
     expect(readdirSync(join(out, 'validation')).sort()).toEqual(['step-1-0.png', 'step-2-0.png']);

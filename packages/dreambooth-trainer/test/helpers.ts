@@ -10,12 +10,13 @@ export const tempDir = (name: string) => mkdtempSync(join(tmpdir(), `kiln-db-${n
 /** A smooth RGB test pattern (w×h), different per `seed`. */
 export function pattern(w: number, h: number, seed: number): Uint8Array {
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (y * w + x) * 3;
-    data[i] = (x * 255) / w;
-    data[i + 1] = (y * 255) / h;
-    data[i + 2] = (seed * 67 + x * y) % 256;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      data[i] = (x * 255) / w;
+      data[i + 1] = (y * 255) / h;
+      data[i + 2] = (seed * 67 + x * y) % 256;
+    }
   return data;
 }
 

@@ -30,7 +30,20 @@ describe('decodeImage', () => {
     expect(deep.data[2]).toBeCloseTo(32768 / 65535, 6);
     const alpha = decodeImage(encodePng({ width: 1, height: 1, data: new Uint8Array([255, 0, 0, 0]), channels: 4, depth: 8 }), 'a.png');
     expect(Array.from(alpha.data)).toEqual([1, 0, 0]); // PIL's convert('RGB') drops alpha
-    const pal = decodeImage(encodePng({ width: 2, height: 1, data: new Uint8Array([1, 0]), channels: 1, depth: 8, palette: [[255, 0, 0], [0, 0, 255]] }), 'p.png');
+    const pal = decodeImage(
+      encodePng({
+        width: 2,
+        height: 1,
+        data: new Uint8Array([1, 0]),
+        channels: 1,
+        depth: 8,
+        palette: [
+          [255, 0, 0],
+          [0, 0, 255],
+        ],
+      }),
+      'p.png',
+    );
     expect(Array.from(pal.data)).toEqual([0, 0, 1, 1, 0, 0]);
   });
 
@@ -61,15 +74,29 @@ describe('resizeBilinear', () => {
 });
 
 describe('DreamBoothDataset', () => {
-  const ex = (i: number) => ({ name: `${i}`, prompt: 'p', image: decodeImage(encodePng({ width: 12, height: 9, data: pattern(12, 9, i), channels: 3, depth: 8 }), `${i}`) });
+  const ex = (i: number) => ({
+    name: `${i}`,
+    prompt: 'p',
+    image: decodeImage(encodePng({ width: 12, height: 9, data: pattern(12, 9, i), channels: 3, depth: 8 }), `${i}`),
+  });
   it('has diffusers length, seeded reproducible order, and crops the same pixels for the same (seed, epoch)', () => {
-    const d = new DreamBoothDataset([ex(0), ex(1), ex(2)], [ex(3), ex(4), ex(5), ex(6), ex(7)], { resolution: 8, centerCrop: false, randomFlip: true, seed: 5 });
+    const d = new DreamBoothDataset([ex(0), ex(1), ex(2)], [ex(3), ex(4), ex(5), ex(6), ex(7)], {
+      resolution: 8,
+      centerCrop: false,
+      randomFlip: true,
+      seed: 5,
+    });
     expect(d.length).toBe(5);
     expect(d.order(0).slice().sort()).toEqual([0, 1, 2, 3, 4]);
     expect(d.order(1)).toEqual(new DreamBoothDataset([ex(0)], [ex(1), ex(2), ex(3), ex(4), ex(5)], d.options).order(1));
     const b = d.batches(0, 2);
     expect(b.map((x) => x.instance.length)).toEqual([2, 2, 1]);
-    expect(b[0].instance).toEqual(d.order(0).slice(0, 2).map((i) => i % 3));
+    expect(b[0].instance).toEqual(
+      d
+        .order(0)
+        .slice(0, 2)
+        .map((i) => i % 3),
+    );
     expect(d.pixels(0, 1, 3)).toEqual(d.pixels(0, 1, 3));
     const p = d.pixels(0, 1, 0);
     expect(p.length).toBe(3 * 8 * 8);

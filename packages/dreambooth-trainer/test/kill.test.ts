@@ -14,7 +14,9 @@ const child = fileURLToPath(new URL('./train-child.ts', import.meta.url));
 /** Runs the child trainer and SIGKILLs it as soon as it reports `killAt`; resolves to the last step it reported. */
 function trainAndKill(config: TrainerConfigInput, killAt: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', child, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', child, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let last = 0;
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -40,9 +42,22 @@ describe('a killed run resumes from its last checkpoint', () => {
   it('to bit-identical weights and the same losses as an uninterrupted run', async () => {
     await k.useBackend('wasm');
     const config: TrainerConfigInput = {
-      pretrained_model_name_or_path: await tinyModel(), instance_data_dir: writeImages(3), instance_prompt: 'a photo of sks dog',
-      resolution: 16, train_batch_size: 2, gradient_accumulation_steps: 2, max_train_steps: 6, checkpointing_steps: 2, checkpoints_total_limit: 2,
-      learning_rate: 1e-3, lr_scheduler: 'linear', lr_warmup_steps: 1, seed: 5, random_flip: true, backend: 'wasm', report_to: 'jsonl',
+      pretrained_model_name_or_path: await tinyModel(),
+      instance_data_dir: writeImages(3),
+      instance_prompt: 'a photo of sks dog',
+      resolution: 16,
+      train_batch_size: 2,
+      gradient_accumulation_steps: 2,
+      max_train_steps: 6,
+      checkpointing_steps: 2,
+      checkpoints_total_limit: 2,
+      learning_rate: 1e-3,
+      lr_scheduler: 'linear',
+      lr_warmup_steps: 1,
+      seed: 5,
+      random_flip: true,
+      backend: 'wasm',
+      report_to: 'jsonl',
     };
     const full = tempDir('full');
     const a = await trainDreamBooth({ ...config, output_dir: full }, { log: () => {} });

@@ -10,11 +10,22 @@ beforeAll(async () => {
   await k.useBackend('cpu');
 });
 
-const scheduler = DDPMScheduler.fromConfig({ beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', num_train_timesteps: 1000 });
+const scheduler = DDPMScheduler.fromConfig({
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  num_train_timesteps: 1000,
+});
 const shape = [2, 4, 2, 2];
 const per = 16;
 
-async function expected(latents: Float32Array, pred: Float32Array, predictionType: 'epsilon' | 'v_prediction', gamma: number | null, lambda: number) {
+async function expected(
+  latents: Float32Array,
+  pred: Float32Array,
+  predictionType: 'epsilon' | 'v_prediction',
+  gamma: number | null,
+  lambda: number,
+) {
   const g = new k.Generator(9);
   const noise = (await k.randn(shape, { generator: g }).data()) as Float32Array;
   const t = Array.from((await k.randint(0, 1000, [2], { generator: g }).data()) as Int32Array);
@@ -34,14 +45,27 @@ async function expected(latents: Float32Array, pred: Float32Array, predictionTyp
 }
 
 describe('dreamBoothLoss', () => {
-  for (const [predictionType, gamma] of [['epsilon', null], ['epsilon', 5], ['v_prediction', null], ['v_prediction', 0.5]] as const) {
+  for (const [predictionType, gamma] of [
+    ['epsilon', null],
+    ['epsilon', 5],
+    ['v_prediction', null],
+    ['v_prediction', 0.5],
+  ] as const) {
     it(`${predictionType}, snr_gamma ${gamma}: instance MSE (weighted) + λ × prior MSE`, async () => {
       const latents = k.randn(shape, { seed: 1 });
       const pred = k.randn(shape, { seed: 2 });
       const unet = { forward: () => ({ sample: pred }) } as unknown as UNet2DConditionModel;
       const out = dreamBoothLoss({
-        unet, scheduler, latents, encoderHiddenStates: k.zeros([2, 1, 1]), generator: new k.Generator(9),
-        predictionType, offsetNoise: false, snrGamma: gamma, withPrior: true, priorLossWeight: 0.7,
+        unet,
+        scheduler,
+        latents,
+        encoderHiddenStates: k.zeros([2, 1, 1]),
+        generator: new k.Generator(9),
+        predictionType,
+        offsetNoise: false,
+        snrGamma: gamma,
+        withPrior: true,
+        priorLossWeight: 0.7,
       });
       const want = await expected((await latents.data()) as Float32Array, (await pred.data()) as Float32Array, predictionType, gamma, 0.7);
       expect(await out.instanceLoss.item()).toBeCloseTo(want.instance, 5);

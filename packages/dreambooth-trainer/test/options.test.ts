@@ -17,8 +17,19 @@ describe('kohya extras', () => {
     await k.useBackend('wasm');
     const out = tempDir('out');
     const r = await trainDreamBooth(
-      { pretrained_model_name_or_path: await tinyModel(), instance_data_dir: writeImages(1), instance_prompt: 'a photo of sks dog', output_dir: out,
-        resolution: 16, train_batch_size: 1, max_train_steps: 2, seed: 0, prediction_type: 'v_prediction', zero_terminal_snr: true, report_to: 'jsonl' },
+      {
+        pretrained_model_name_or_path: await tinyModel(),
+        instance_data_dir: writeImages(1),
+        instance_prompt: 'a photo of sks dog',
+        output_dir: out,
+        resolution: 16,
+        train_batch_size: 1,
+        max_train_steps: 2,
+        seed: 0,
+        prediction_type: 'v_prediction',
+        zero_terminal_snr: true,
+        report_to: 'jsonl',
+      },
       { log: () => {} },
     );
     expect(r.losses.every(Number.isFinite)).toBe(true);

@@ -13,10 +13,28 @@ beforeAll(async () => {
   const model = await tinyModel();
   const classDir = tempDir('class');
   base = {
-    pretrained_model_name_or_path: model, instance_data_dir: writeImages(3), instance_prompt: 'a photo of sks dog',
-    with_prior_preservation: true, class_data_dir: classDir, class_prompt: 'a photo of dog', num_class_images: 2, sample_batch_size: 2, class_inference_steps: 2,
-    resolution: 16, train_batch_size: 2, gradient_accumulation_steps: 1, max_train_steps: 6, checkpointing_steps: 2, learning_rate: 1e-3,
-    lr_scheduler: 'cosine', lr_warmup_steps: 2, seed: 3, snr_gamma: 5, offset_noise: true, backend: 'wasm', report_to: 'jsonl',
+    pretrained_model_name_or_path: model,
+    instance_data_dir: writeImages(3),
+    instance_prompt: 'a photo of sks dog',
+    with_prior_preservation: true,
+    class_data_dir: classDir,
+    class_prompt: 'a photo of dog',
+    num_class_images: 2,
+    sample_batch_size: 2,
+    class_inference_steps: 2,
+    resolution: 16,
+    train_batch_size: 2,
+    gradient_accumulation_steps: 1,
+    max_train_steps: 6,
+    checkpointing_steps: 2,
+    learning_rate: 1e-3,
+    lr_scheduler: 'cosine',
+    lr_warmup_steps: 2,
+    seed: 3,
+    snr_gamma: 5,
+    offset_noise: true,
+    backend: 'wasm',
+    report_to: 'jsonl',
   };
 });
 
@@ -41,10 +59,16 @@ describe('trainDreamBooth: interrupted and resumed = uninterrupted', () => {
     const split = tempDir('split');
     const controller = new AbortController();
     const stopAt = Number(process.env.STOP_AT ?? 1 + Math.floor(Math.random() * 4)); // a random step in 1…4
-    const b1 = await trainDreamBooth({ ...base, output_dir: split }, {
-      signal: controller.signal, log: () => {},
-      onStep: ({ step }) => { if (step === stopAt) controller.abort(); },
-    });
+    const b1 = await trainDreamBooth(
+      { ...base, output_dir: split },
+      {
+        signal: controller.signal,
+        log: () => {},
+        onStep: ({ step }) => {
+          if (step === stopAt) controller.abort();
+        },
+      },
+    );
     expect(b1).toMatchObject({ step: stopAt, interrupted: true });
     expect(existsSync(join(split, 'model_index.json'))).toBe(false);
     const b2 = await trainDreamBooth({ ...base, output_dir: split, resume_from_checkpoint: 'latest' }, { log: () => {} });

@@ -3,5 +3,10 @@
 import { trainDreamBooth } from '../src/node.js';
 
 const config = JSON.parse(process.argv[2]) as Parameters<typeof trainDreamBooth>[0];
-await trainDreamBooth(config, { log: () => {}, onStep: ({ step }) => { process.stdout.write(`step ${step}\n`); } });
+await trainDreamBooth(config, {
+  log: () => {},
+  onStep: ({ step }) => {
+    process.stdout.write(`step ${step}\n`);
+  },
+});
 process.stdout.write('done\n');

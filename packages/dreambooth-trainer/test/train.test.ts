@@ -16,8 +16,16 @@ const quiet = { log: () => {} };
 beforeAll(async () => {
   await k.useBackend('wasm');
   base = {
-    pretrained_model_name_or_path: await tinyModel(), instance_data_dir: writeImages(2), instance_prompt: 'a photo of sks dog',
-    resolution: 16, train_batch_size: 1, max_train_steps: 4, checkpointing_steps: 2, seed: 1, backend: 'wasm', report_to: 'jsonl',
+    pretrained_model_name_or_path: await tinyModel(),
+    instance_data_dir: writeImages(2),
+    instance_prompt: 'a photo of sks dog',
+    resolution: 16,
+    train_batch_size: 1,
+    max_train_steps: 4,
+    checkpointing_steps: 2,
+    seed: 1,
+    backend: 'wasm',
+    report_to: 'jsonl',
   };
 });
 
@@ -54,7 +62,9 @@ describe('bad input gets a clear error and nothing is written', () => {
   it('an output folder with files, without --overwrite_output_dir', async () => {
     const out = tempDir('out');
     writeFileSync(join(out, 'keep.txt'), 'mine');
-    await expect(trainDreamBooth({ ...base, output_dir: out }, quiet)).rejects.toThrow(/already has files \(keep\.txt\); pass --overwrite_output_dir/);
+    await expect(trainDreamBooth({ ...base, output_dir: out }, quiet)).rejects.toThrow(
+      /already has files \(keep\.txt\); pass --overwrite_output_dir/,
+    );
     expect(readdirSync(out)).toEqual(['keep.txt']);
   });
 
@@ -63,10 +73,18 @@ describe('bad input gets a clear error and nothing is written', () => {
     await trainDreamBooth({ ...base, output_dir: out, max_train_steps: 2 }, quiet);
     const other = tempDir('other-model');
     await writeTinyDreamBoothModel(other, 9, 16); // text width 16: a different UNet (cross-attention 16)
-    await expect(trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet)).rejects.toThrow(CheckpointError);
-    await expect(trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet)).rejects.toThrow(/checkpoint-2: checkpoint of another model/);
-    await expect(trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: 'latest', train_batch_size: 2 }, quiet)).rejects.toThrow(/saved with train_batch_size = 1, but --train_batch_size is 2 now/);
-    await expect(trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: join(out, 'checkpoint-7') }, quiet)).rejects.toThrow(/checkpoint-7 is not a checkpoint folder/);
+    await expect(
+      trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet),
+    ).rejects.toThrow(CheckpointError);
+    await expect(
+      trainDreamBooth({ ...base, pretrained_model_name_or_path: other, output_dir: out, resume_from_checkpoint: 'latest' }, quiet),
+    ).rejects.toThrow(/checkpoint-2: checkpoint of another model/);
+    await expect(
+      trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: 'latest', train_batch_size: 2 }, quiet),
+    ).rejects.toThrow(/saved with train_batch_size = 1, but --train_batch_size is 2 now/);
+    await expect(trainDreamBooth({ ...base, output_dir: out, resume_from_checkpoint: join(out, 'checkpoint-7') }, quiet)).rejects.toThrow(
+      /checkpoint-7 is not a checkpoint folder/,
+    );
   });
 
   it('grayscale and 16-bit PNGs are converted and trained on', async () => {
@@ -74,7 +92,10 @@ describe('bad input gets a clear error and nothing is written', () => {
     mkdirSync(dir, { recursive: true });
     const gray = new Uint8Array(20 * 20).map((_, i) => i % 256);
     writeFileSync(join(dir, 'g.png'), encodePng({ width: 20, height: 20, data: gray, channels: 1, depth: 8 }));
-    writeFileSync(join(dir, 'd.png'), encodePng({ width: 20, height: 18, data: new Uint16Array(20 * 18 * 3).map((_, i) => i * 97), channels: 3, depth: 16 }));
+    writeFileSync(
+      join(dir, 'd.png'),
+      encodePng({ width: 20, height: 18, data: new Uint16Array(20 * 18 * 3).map((_, i) => i * 97), channels: 3, depth: 16 }),
+    );
     const r = await trainDreamBooth({ ...base, instance_data_dir: dir, output_dir: tempDir('out'), max_train_steps: 1 }, quiet);
     expect(r.losses).toHaveLength(1);
     expect(Number.isFinite(r.losses[0])).toBe(true);
@@ -84,7 +105,10 @@ describe('bad input gets a clear error and nothing is written', () => {
 describe('training', () => {
   it('a diverging run stops with the step and the term, keeping the last good checkpoint', async () => {
     const out = tempDir('out');
-    const err = await trainDreamBooth({ ...base, output_dir: out, learning_rate: 1e30, max_grad_norm: 1e30, max_train_steps: 6, checkpointing_steps: 1 }, quiet).catch((e) => e);
+    const err = await trainDreamBooth(
+      { ...base, output_dir: out, learning_rate: 1e30, max_grad_norm: 1e30, max_train_steps: 6, checkpointing_steps: 1 },
+      quiet,
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(TrainingDivergedError);
     expect(err.message).toMatch(/^step \d+: the instance loss is (NaN|Infinity|-Infinity); .*The last good checkpoint is .*checkpoint-\d+/);
     expect(existsSync(join(out, `checkpoint-${err.step - 1}`))).toBe(true);
@@ -101,7 +125,17 @@ describe('training', () => {
     const model = base.pretrained_model_name_or_path as string;
     const [frozen, trained] = [tempDir('out'), tempDir('out')];
     await trainDreamBooth({ ...base, output_dir: frozen, max_train_steps: 2, learning_rate: 1e-3 }, quiet);
-    await trainDreamBooth({ ...base, output_dir: trained, max_train_steps: 2, learning_rate: 1e-3, train_text_encoder: true, text_encoder_use_attention_mask: true }, quiet);
+    await trainDreamBooth(
+      {
+        ...base,
+        output_dir: trained,
+        max_train_steps: 2,
+        learning_rate: 1e-3,
+        train_text_encoder: true,
+        text_encoder_use_attention_mask: true,
+      },
+      quiet,
+    );
     const w0 = await read(model);
     expect(await read(frozen)).toEqual(w0);
     expect(await read(trained)).not.toEqual(w0);
@@ -111,13 +145,33 @@ describe('training', () => {
     const out = tempDir('out');
     const live: number[] = [];
     const r = await trainDreamBooth(
-      { ...base, output_dir: out, max_train_steps: 5, checkpointing_steps: 1, checkpoints_total_limit: 2, gradient_accumulation_steps: 2, cache_latents: true, center_crop: true, save_single_file: true },
-      { ...quiet, onStep: () => { live.push(k.memory().liveTensors); } },
+      {
+        ...base,
+        output_dir: out,
+        max_train_steps: 5,
+        checkpointing_steps: 1,
+        checkpoints_total_limit: 2,
+        gradient_accumulation_steps: 2,
+        cache_latents: true,
+        center_crop: true,
+        save_single_file: true,
+      },
+      {
+        ...quiet,
+        onStep: () => {
+          live.push(k.memory().liveTensors);
+        },
+      },
     );
     expect(r.step).toBe(5);
     expect(new Set(live.slice(1)).size).toBe(1);
-    expect(readdirSync(out).filter((d) => d.startsWith('checkpoint-')).sort()).toEqual(['checkpoint-4', 'checkpoint-5']);
-    for (const part of ['unet', 'text_encoder', 'vae', 'tokenizer', 'scheduler', 'model_index.json', 'model.safetensors']) expect(existsSync(join(out, part)), part).toBe(true);
+    expect(
+      readdirSync(out)
+        .filter((d) => d.startsWith('checkpoint-'))
+        .sort(),
+    ).toEqual(['checkpoint-4', 'checkpoint-5']);
+    for (const part of ['unet', 'text_encoder', 'vae', 'tokenizer', 'scheduler', 'model_index.json', 'model.safetensors'])
+      expect(existsSync(join(out, part)), part).toBe(true);
     const pipe = await StableDiffusionPipeline.fromPretrained(out); // what `kiln generate` loads
     const { images } = await pipe.txt2img({ prompt: 'a photo of sks dog', numInferenceSteps: 2, seed: 1, width: 16, height: 16 });
     expect(images.shape).toEqual([1, 3, 16, 16]);

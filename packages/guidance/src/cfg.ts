@@ -72,7 +72,8 @@ export class ClassifierFreeGuidance implements Guidance {
   constructor(options: ClassifierFreeGuidanceOptions = {}) {
     const { guidanceScale = 7.5, guidanceRescale = 0 } = options;
     if (!Number.isFinite(guidanceScale)) throw new GuidanceError(`guidanceScale must be a finite number, got ${guidanceScale}`);
-    if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) throw new GuidanceError(`guidanceRescale must be in [0, 1], got ${guidanceRescale}`);
+    if (!(guidanceRescale >= 0 && guidanceRescale <= 1))
+      throw new GuidanceError(`guidanceRescale must be in [0, 1], got ${guidanceRescale}`);
     this.guidanceScale = guidanceScale;
     this.guidanceRescale = guidanceRescale;
   }
@@ -96,7 +97,8 @@ export class ClassifierFreeGuidance implements Guidance {
    */
   conditioning(cond: Tensor, uncond?: Tensor): Tensor {
     if (!this.active) return cond;
-    if (!uncond) throw new GuidanceError(`conditioning: guidance scale ${this.guidanceScale} > 1 needs unconditional (negative prompt) embeddings`);
+    if (!uncond)
+      throw new GuidanceError(`conditioning: guidance scale ${this.guidanceScale} > 1 needs unconditional (negative prompt) embeddings`);
     const [b, ...rest] = cond.shape;
     const [ub, ...urest] = uncond.shape;
     if (rest.join(',') !== urest.join(',') || (ub !== b && ub !== 1)) {
@@ -107,7 +109,8 @@ export class ClassifierFreeGuidance implements Guidance {
 
   combine(modelOutput: Tensor): Tensor {
     if (!this.active) return modelOutput;
-    if (modelOutput.shape[0] % 2 !== 0) throw new GuidanceError(`combine: the guided batch must be even (uncond + cond), got [${modelOutput.shape}]`);
+    if (modelOutput.shape[0] % 2 !== 0)
+      throw new GuidanceError(`combine: the guided batch must be even (uncond + cond), got [${modelOutput.shape}]`);
     return k.tidy(() => {
       const [uncond, cond] = k.chunk(modelOutput, 2, 0);
       const guided = classifierFreeGuidance(uncond.contiguous(), cond.contiguous(), this.guidanceScale);

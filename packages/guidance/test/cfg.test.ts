@@ -53,9 +53,19 @@ describe('classifier-free guidance matches diffusers', () => {
     };
     const ratio = std([2, 2, 5, 0]) / std([4, 2, 9, -8]);
     const got = (await rescaleNoiseCfg(guided, c, 1).data()) as Float32Array;
-    expect(relErr(got, [4, 2, 9, -8].map((x) => x * ratio))).toBeLessThan(1e-6);
+    expect(
+      relErr(
+        got,
+        [4, 2, 9, -8].map((x) => x * ratio),
+      ),
+    ).toBeLessThan(1e-6);
     const half = (await rescaleNoiseCfg(guided, c, 0.5).data()) as Float32Array;
-    expect(relErr(half, [4, 2, 9, -8].map((x) => 0.5 * x * ratio + 0.5 * x))).toBeLessThan(1e-6);
+    expect(
+      relErr(
+        half,
+        [4, 2, 9, -8].map((x) => 0.5 * x * ratio + 0.5 * x),
+      ),
+    ).toBeLessThan(1e-6);
   });
 });
 
@@ -91,14 +101,24 @@ describe('batching: one forward for unconditional and conditional', () => {
     expect(() => new ClassifierFreeGuidance({ guidanceScale: NaN })).toThrow(GuidanceError);
     const cfg = new ClassifierFreeGuidance({ guidanceScale: 7.5 });
     expect(() => cfg.conditioning(k.zeros([2, 77, 8]))).toThrow(/needs unconditional/);
-    expect(() => cfg.conditioning(k.zeros([2, 77, 8]), k.zeros([2, 77, 4]))).toThrow(/uncond \[2,77,4\] does not pair with cond \[2,77,8\]/);
+    expect(() => cfg.conditioning(k.zeros([2, 77, 8]), k.zeros([2, 77, 4]))).toThrow(
+      /uncond \[2,77,4\] does not pair with cond \[2,77,8\]/,
+    );
     expect(() => cfg.combine(k.zeros([3, 4, 2, 2]))).toThrow(/must be even/);
     expect(() => classifierFreeGuidance(k.zeros([1, 2]), k.zeros([2, 2]), 3)).toThrow(k.KilnError);
   });
 });
 
 describe('works with every scheduler', () => {
-  const config = { beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, steps_offset: 1, clip_sample: false, set_alpha_to_one: false, skip_prk_steps: true };
+  const config = {
+    beta_schedule: 'scaled_linear',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    steps_offset: 1,
+    clip_sample: false,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+  };
   // A toy denoiser whose conditional and unconditional predictions differ.
   const model = (x: k.Tensor, _t: number, ctx: k.Tensor) => k.mul(x, ctx.mean([1, 2], true).reshape([-1, 1, 1, 1]));
 

@@ -72,9 +72,15 @@ export function renamedSource(source: TensorSource, rename: (storedName: string)
     if (r === null || r === undefined) continue;
     const to = typeof r === 'string' ? { from, key: r } : { from, key: r.key, shape: r.shape };
     const clash = table.get(to.key);
-    if (clash) throw new SafetensorsError('invalid_header', `both '${clash.from}' and '${from}' are renamed to '${to.key}'`, source.path, from);
+    if (clash)
+      throw new SafetensorsError('invalid_header', `both '${clash.from}' and '${from}' are renamed to '${to.key}'`, source.path, from);
     if (to.shape && to.shape.reduce((a, b) => a * b, 1) !== source.info(from).shape.reduce((a, b) => a * b, 1)) {
-      throw new SafetensorsError('shape_mismatch', `cannot reshape [${source.info(from).shape.join(', ')}] to [${to.shape.join(', ')}] for '${to.key}'`, source.path, from);
+      throw new SafetensorsError(
+        'shape_mismatch',
+        `cannot reshape [${source.info(from).shape.join(', ')}] to [${to.shape.join(', ')}] for '${to.key}'`,
+        source.path,
+        from,
+      );
     }
     table.set(to.key, { from, shape: to.shape });
   }
@@ -118,7 +124,9 @@ export interface LoadWeightsOptions {
 /** Why a stored tensor cannot be read at all (a format dtype Kiln does not load), before reading. */
 function unloadable(dtype: string): string | null {
   if (!(dtype in SAFETENSORS_DTYPE_SIZES)) return null; // a Kiln dtype from a custom source
-  return LOADABLE_DTYPES[dtype as SafetensorsDType] ? null : `dtype ${dtype} cannot be loaded; Kiln loads ${Object.keys(LOADABLE_DTYPES).join(', ')}`;
+  return LOADABLE_DTYPES[dtype as SafetensorsDType]
+    ? null
+    : `dtype ${dtype} cannot be loaded; Kiln loads ${Object.keys(LOADABLE_DTYPES).join(', ')}`;
 }
 
 /**
@@ -168,7 +176,12 @@ export async function loadWeights(module: Module, source: TensorSource, options:
     const value = await src.tensor(key, { dtype: target.dtype, device: target.device });
     try {
       if (value.shape.join() !== target.shape.join()) {
-        throw new SafetensorsError('shape_mismatch', `read shape [${value.shape.join(', ')}], its header said [${target.shape.join(', ')}]`, source.path, key);
+        throw new SafetensorsError(
+          'shape_mismatch',
+          `read shape [${value.shape.join(', ')}], its header said [${target.shape.join(', ')}]`,
+          source.path,
+          key,
+        );
       }
       // assign_ swaps storage: the loaded tensor's buffer becomes the parameter's, no copy.
       const converted = value.dtype === target.dtype ? value : k.noGrad(() => k.cast(value, target.dtype));

@@ -67,7 +67,8 @@ export abstract class Module {
   // Registration ------------------------------------------------------------------------------
 
   #checkName(name: string, kind: string): void {
-    if (!NAME.test(name)) throw new k.ArgumentError(`${this.constructor.name}: ${kind} name '${name}' must be non-empty and contain no '.'`);
+    if (!NAME.test(name))
+      throw new k.ArgumentError(`${this.constructor.name}: ${kind} name '${name}' must be non-empty and contain no '.'`);
     const taken = this.#modules.has(name) || this.#parameters.has(name) || this.#buffers.has(name);
     if (taken) throw new k.ArgumentError(`${this.constructor.name}: '${name}' is already registered`);
   }
@@ -336,10 +337,14 @@ export abstract class Module {
       file: options.file,
       ignoreUnexpected: options.ignoreUnexpected,
     });
-    const loads = [...expected].filter(([key]) => source.has(key)).map(([key, target]) => [key, target, source.get(key) as k.Tensor] as const);
+    const loads = [...expected]
+      .filter(([key]) => source.has(key))
+      .map(([key, target]) => [key, target, source.get(key) as k.Tensor] as const);
     for (const [key, target, value] of loads) {
       if (value.device !== target.device) {
-        throw new k.BackendError(`loadStateDict: '${key}' is on backend ${value.device}, the module is on ${target.device}; move one with toBackend()`);
+        throw new k.BackendError(
+          `loadStateDict: '${key}' is on backend ${value.device}, the module is on ${target.device}; move one with toBackend()`,
+        );
       }
     }
     k.noGrad(() =>

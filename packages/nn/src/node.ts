@@ -19,7 +19,14 @@
  * ```
  * @packageDocumentation
  */
-export { openSafetensors, loadSafetensors, saveSafetensors, parseShardIndex, SafetensorsFile, ShardedSafetensors } from './safetensors/node.js';
+export {
+  openSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  parseShardIndex,
+  SafetensorsFile,
+  ShardedSafetensors,
+} from './safetensors/node.js';
 export type { SafetensorsReader } from './safetensors/node.js';
 export { writeAtomic, writeFileAtomic } from './io/atomic.js';
 export {

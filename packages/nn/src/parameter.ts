@@ -39,4 +39,3 @@ export function parameter(tensor: k.Tensor, options: { requiresGrad?: boolean } 
 export function isParameter(value: unknown): value is Parameter {
   return value instanceof k.Tensor && parameters.has(value);
 }
-

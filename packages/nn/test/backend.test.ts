@@ -16,7 +16,13 @@ describe.skipIf(!hasWasm)('modules on the wasm backend', () => {
     expect(wasm.parameters().every((p) => p.device === 'wasm')).toBe(true);
     const step = async (m: typeof cpu, device: string) => {
       const opt = new AdamW(m.parameters(), { lr: 1e-2 });
-      const x = k.tensor([[1, 2, 3, 4], [0.5, -1, 0, 2]], { device });
+      const x = k.tensor(
+        [
+          [1, 2, 3, 4],
+          [0.5, -1, 0, 2],
+        ],
+        { device },
+      );
       for (let i = 0; i < 3; i++) {
         k.tidy(() => m.forward(x).square().mean().backward());
         opt.step();

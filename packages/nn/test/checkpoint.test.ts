@@ -4,7 +4,10 @@ import { Linear, Module, Sequential, SiLU, checkpoint } from '../src/index.js';
 import { maxAbsDiff, values } from './helpers.js';
 
 class Block extends Module {
-  readonly layers = this.registerModule('layers', new Sequential([new Linear(64, 64), new SiLU(), new Linear(64, 64), new SiLU(), new Linear(64, 64), new SiLU()]));
+  readonly layers = this.registerModule(
+    'layers',
+    new Sequential([new Linear(64, 64), new SiLU(), new Linear(64, 64), new SiLU(), new Linear(64, 64), new SiLU()]),
+  );
   forward(x: k.Tensor): k.Tensor {
     return this.layers.forward(x).add(x);
   }
@@ -46,10 +49,10 @@ describe('checkpoint', () => {
   it('passes gradients to its inputs (finite differences, float64) and to closed-over params', async () => {
     const w = k.keep(k.randn([3, 3], { seed: 4, dtype: 'float64', requiresGrad: true }));
     const fn = (a: k.Tensor, b: k.Tensor) => a.matmul(w).tanh().mul(b);
-    const r = await k.gradcheck((a, b) => checkpoint(fn, a, b, { params: [w] }), [
-      k.randn([2, 3], { seed: 5, dtype: 'float64' }),
-      k.randn([2, 3], { seed: 6, dtype: 'float64' }),
-    ]);
+    const r = await k.gradcheck(
+      (a, b) => checkpoint(fn, a, b, { params: [w] }),
+      [k.randn([2, 3], { seed: 5, dtype: 'float64' }), k.randn([2, 3], { seed: 6, dtype: 'float64' })],
+    );
     expect(r.ok).toBe(true);
 
     // The closed-over weight gets the same gradient as without checkpointing.
@@ -59,7 +62,11 @@ describe('checkpoint', () => {
     k.tidy(() => fn(a, b).sum().backward());
     const want = await values(w.grad!);
     w.grad = null;
-    k.tidy(() => checkpoint(fn, a, b, { params: [w] }).sum().backward());
+    k.tidy(() =>
+      checkpoint(fn, a, b, { params: [w] })
+        .sum()
+        .backward(),
+    );
     expect(maxAbsDiff(await values(w.grad!), want)).toBeLessThan(1e-14);
   });
 

@@ -1,6 +1,19 @@
 import * as k from '@kiln/tensor-core';
 import { describe, expect, it } from 'vitest';
-import { Conv2d, Dropout, Embedding, GELU, GroupNorm, Identity, LayerNorm, Linear, QuickGELU, Sequential, SiLU, kaimingUniform } from '../src/index.js';
+import {
+  Conv2d,
+  Dropout,
+  Embedding,
+  GELU,
+  GroupNorm,
+  Identity,
+  LayerNorm,
+  Linear,
+  QuickGELU,
+  Sequential,
+  SiLU,
+  kaimingUniform,
+} from '../src/index.js';
 import { maxAbsDiff, values } from './helpers.js';
 
 function stats(v: number[]): { min: number; max: number; mean: number; variance: number } {
@@ -67,8 +80,23 @@ describe("PyTorch's default initialisation", () => {
 describe('layer forward passes', () => {
   it('Linear computes x Wᵀ + b', async () => {
     const lin = new Linear(3, 2);
-    lin.loadStateDict({ weight: k.tensor([[1, 2, 3], [0, -1, 1]]), bias: k.tensor([0.5, -0.5]) });
-    expect(await values(lin.forward(k.tensor([[1, 1, 1], [2, 0, 1]])))).toEqual([6.5, -0.5, 5.5, 0.5]);
+    lin.loadStateDict({
+      weight: k.tensor([
+        [1, 2, 3],
+        [0, -1, 1],
+      ]),
+      bias: k.tensor([0.5, -0.5]),
+    });
+    expect(
+      await values(
+        lin.forward(
+          k.tensor([
+            [1, 1, 1],
+            [2, 0, 1],
+          ]),
+        ),
+      ),
+    ).toEqual([6.5, -0.5, 5.5, 0.5]);
     expect(new Linear(3, 2, { bias: false }).forward(k.ones([4, 5, 3])).shape).toEqual([4, 5, 2]);
   });
 
@@ -96,7 +124,14 @@ describe('layer forward passes', () => {
 
   it('Embedding picks rows', async () => {
     const e = new Embedding(4, 2);
-    e.loadStateDict({ weight: k.tensor([[0, 1], [2, 3], [4, 5], [6, 7]]) });
+    e.loadStateDict({
+      weight: k.tensor([
+        [0, 1],
+        [2, 3],
+        [4, 5],
+        [6, 7],
+      ]),
+    });
     expect(await values(e.forward(k.tensor([[3, 0]], { dtype: 'int32' })))).toEqual([6, 7, 0, 1]);
   });
 
@@ -116,8 +151,18 @@ describe('layer forward passes', () => {
     const xs = [-2, -0.5, 0, 0.7, 3];
     const x = k.tensor(xs, { dtype: 'float64' });
     const sig = (v: number) => 1 / (1 + Math.exp(-v));
-    expect(maxAbsDiff(await values(new SiLU().forward(x)), xs.map((v) => v * sig(v)))).toBeLessThan(1e-12);
-    expect(maxAbsDiff(await values(new QuickGELU().forward(x)), xs.map((v) => v * sig(1.702 * v)))).toBeLessThan(1e-12);
+    expect(
+      maxAbsDiff(
+        await values(new SiLU().forward(x)),
+        xs.map((v) => v * sig(v)),
+      ),
+    ).toBeLessThan(1e-12);
+    expect(
+      maxAbsDiff(
+        await values(new QuickGELU().forward(x)),
+        xs.map((v) => v * sig(1.702 * v)),
+      ),
+    ).toBeLessThan(1e-12);
     const tanhGelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
     expect(maxAbsDiff(await values(new GELU({ approximate: 'tanh' }).forward(x)), xs.map(tanhGelu))).toBeLessThan(1e-12);
     // Exact GELU at known points: Φ(1) = 0.8413447460685429.
@@ -129,7 +174,12 @@ describe('layer forward passes', () => {
 describe('gradients through layers (finite differences, float64)', () => {
   it('Sequential of Linear/GELU/LayerNorm', async () => {
     k.manualSeed(9);
-    const net = new Sequential([new Linear(3, 4, { dtype: 'float64' }), new GELU(), new LayerNorm(4, { dtype: 'float64' }), new Linear(4, 2, { dtype: 'float64' })]);
+    const net = new Sequential([
+      new Linear(3, 4, { dtype: 'float64' }),
+      new GELU(),
+      new LayerNorm(4, { dtype: 'float64' }),
+      new Linear(4, 2, { dtype: 'float64' }),
+    ]);
     const r = await k.gradcheck((x) => net.forward(x), [k.randn([2, 3], { seed: 1, dtype: 'float64' })]);
     expect(r.ok).toBe(true);
   });

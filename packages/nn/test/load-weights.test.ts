@@ -123,7 +123,9 @@ describe('loadWeights', () => {
     Object.values(dict).forEach((t) => t.dispose());
     const plainPeak = k.memory().peakBytes - base2;
     plain.dispose();
-    console.log(`tiny model ${bytes} weight bytes: loadWeights peak ${streamedPeak} (${(streamedPeak / bytes).toFixed(3)}×), init + loadStateDict peak ${plainPeak} (${(plainPeak / bytes).toFixed(3)}×)`);
+    console.log(
+      `tiny model ${bytes} weight bytes: loadWeights peak ${streamedPeak} (${(streamedPeak / bytes).toFixed(3)}×), init + loadStateDict peak ${plainPeak} (${(plainPeak / bytes).toFixed(3)}×)`,
+    );
     expect(streamedPeak / bytes).toBeLessThanOrEqual(1.1);
     expect(plainPeak / bytes).toBeGreaterThan(1.9);
   });
@@ -131,7 +133,8 @@ describe('loadWeights', () => {
   it('converts dtypes on the way: an f16 file into a float32 model and an f32 file into a bfloat16 one', async () => {
     const half = new Map<string, k.Tensor>();
     const shapes = skipInit(() => new Tiny());
-    for (const [key, t] of Object.entries(shapes.stateDict())) half.set(key, k.tensor(reference[key], { dtype: 'float16', shape: t.shape }));
+    for (const [key, t] of Object.entries(shapes.stateDict()))
+      half.set(key, k.tensor(reference[key], { dtype: 'float16', shape: t.shape }));
     shapes.dispose();
     const source = parseSafetensors(await serializeSafetensors(half), { source: 'half.safetensors' });
     const m = skipInit(() => new Tiny());
@@ -149,7 +152,13 @@ describe('loadWeights', () => {
   it('checks every key and shape before reading: nothing is loaded, and the error names the file', async () => {
     const f = await openSafetensors(file);
     const reads: string[] = [];
-    const spy: TensorSource = { path: f.path, keys: () => f.keys(), has: (n) => f.has(n), info: (n) => f.info(n), tensor: (n, o) => (reads.push(n), f.tensor(n, o)) };
+    const spy: TensorSource = {
+      path: f.path,
+      keys: () => f.keys(),
+      has: (n) => f.has(n),
+      info: (n) => f.info(n),
+      tensor: (n, o) => (reads.push(n), f.tensor(n, o)),
+    };
     const m = skipInit(() => new Tiny());
     // Mis-shape one key by renaming fc2.weight onto a module key of another shape.
     const wrong = renamedSource(spy, (name) => (name === 'fc1.weight' ? 'fc2.weight' : name === 'fc2.weight' ? 'fc1.weight' : name));
@@ -197,12 +206,16 @@ describe('loadWeights', () => {
     const source = parseSafetensors(await serializeSafetensors(combined), { source: 'single.safetensors' });
 
     const m = skipInit(() => new Tiny());
-    const conv = renamedSource(prefixedSource(source, 'model.text.'), (name) => (name === 'fc1.weight' ? { key: name, shape: [256, 64] } : name));
+    const conv = renamedSource(prefixedSource(source, 'model.text.'), (name) =>
+      name === 'fc1.weight' ? { key: name, shape: [256, 64] } : name,
+    );
     expect(await loadWeights(m, conv)).toEqual({ missingKeys: [], unexpectedKeys: [] });
     expect(await values(m.fc1.weight)).toEqual(reference['fc1.weight']);
     // The same through the prefix option.
     const bad = skipInit(() => new Tiny());
-    await expect(loadWeights(bad, source, { prefix: 'model.text.' })).rejects.toThrow(/size mismatch for fc1\.weight: checkpoint has shape \[256, 64, 1, 1\]/);
+    await expect(loadWeights(bad, source, { prefix: 'model.text.' })).rejects.toThrow(
+      /size mismatch for fc1\.weight: checkpoint has shape \[256, 64, 1, 1\]/,
+    );
   });
 
   it('ignores listed unexpected keys', async () => {

@@ -31,12 +31,24 @@ class Node extends Module {
 
 /** The paths of a UNet attention block and a CLIP layer, with tiny sizes. */
 function tinyUnet(): Node {
-  const attn = (): Node => new Node({ to_q: new Linear(8, 8, { bias: false }), to_k: new Linear(8, 8, { bias: false }), to_v: new Linear(8, 8, { bias: false }), to_out: new Node({ 0: new Linear(8, 8) }) });
-  const block = new Node({ attn1: attn(), attn2: attn(), ff: new Node({ net: new Node({ 0: new Node({ proj: new Linear(8, 16) }), 2: new Linear(8, 8) }) }) });
+  const attn = (): Node =>
+    new Node({
+      to_q: new Linear(8, 8, { bias: false }),
+      to_k: new Linear(8, 8, { bias: false }),
+      to_v: new Linear(8, 8, { bias: false }),
+      to_out: new Node({ 0: new Linear(8, 8) }),
+    });
+  const block = new Node({
+    attn1: attn(),
+    attn2: attn(),
+    ff: new Node({ net: new Node({ 0: new Node({ proj: new Linear(8, 16) }), 2: new Linear(8, 8) }) }),
+  });
   return new Node({
     down_blocks: new Node({
       0: new Node({
-        attentions: new Node({ 0: new Node({ proj_in: new Conv2d(8, 8, 1), transformer_blocks: new Node({ 0: block }), proj_out: new Conv2d(8, 8, 1) }) }),
+        attentions: new Node({
+          0: new Node({ proj_in: new Conv2d(8, 8, 1), transformer_blocks: new Node({ 0: block }), proj_out: new Conv2d(8, 8, 1) }),
+        }),
         resnets: new Node({ 0: new Node({ conv1: new Conv2d(8, 8, 3, { padding: 1 }), time_emb_proj: new Linear(16, 8) }) }),
       }),
     }),
@@ -45,14 +57,27 @@ function tinyUnet(): Node {
 
 function tinyTextEncoder(): Node {
   const attn = new Node({ q_proj: new Linear(8, 8), k_proj: new Linear(8, 8), v_proj: new Linear(8, 8), out_proj: new Linear(8, 8) });
-  return new Node({ text_model: new Node({ encoder: new Node({ layers: new Node({ 0: new Node({ self_attn: attn, mlp: new Node({ fc1: new Linear(8, 16), fc2: new Linear(16, 8) }) }) }) }) }) });
+  return new Node({
+    text_model: new Node({
+      encoder: new Node({
+        layers: new Node({ 0: new Node({ self_attn: attn, mlp: new Node({ fc1: new Linear(8, 16), fc2: new Linear(16, 8) }) }) }),
+      }),
+    }),
+  });
 }
 
 function trained(seed: number): { unet: Node; text_encoder: Node } {
   k.manualSeed(seed);
   const unet = tinyUnet();
   const te = tinyTextEncoder();
-  injectLora(unet, { targets: [(p) => p.includes('attentions') || p.includes('resnets')], rank: 4, alpha: 2, convRank: 2, convAlpha: 1, generator: new k.Generator(seed) });
+  injectLora(unet, {
+    targets: [(p) => p.includes('attentions') || p.includes('resnets')],
+    rank: 4,
+    alpha: 2,
+    convRank: 2,
+    convAlpha: 1,
+    generator: new k.Generator(seed),
+  });
   injectLora(te, { targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj'], rank: 4, generator: new k.Generator(seed + 1) });
   k.noGrad(() => {
     let s = seed * 100;
@@ -68,10 +93,19 @@ describe('LoRA key names', () => {
   it('kohya names join the path with _ and split back by diffusers naming', () => {
     const path = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0';
     expect(kohyaName('unet', path)).toBe('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0');
-    for (const p of [path, 'down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj', 'up_blocks.1.resnets.2.conv_shortcut', 'mid_block.resnets.0.time_emb_proj', 'down_blocks.1.downsamplers.0.conv']) {
+    for (const p of [
+      path,
+      'down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj',
+      'up_blocks.1.resnets.2.conv_shortcut',
+      'mid_block.resnets.0.time_emb_proj',
+      'down_blocks.1.downsamplers.0.conv',
+    ]) {
       expect(parseKohyaName(kohyaName('unet', p))).toEqual({ component: 'unet', path: p });
     }
-    expect(parseKohyaName('lora_te_text_model_encoder_layers_11_self_attn_out_proj')).toEqual({ component: 'text_encoder', path: 'text_model.encoder.layers.11.self_attn.out_proj' });
+    expect(parseKohyaName('lora_te_text_model_encoder_layers_11_self_attn_out_proj')).toEqual({
+      component: 'text_encoder',
+      path: 'text_model.encoder.layers.11.self_attn.out_proj',
+    });
     expect(parseKohyaName('lora_te1_text_model_encoder_layers_0_mlp_fc1')?.component).toBe('text_encoder');
     expect(parseKohyaName('lora_te2_text_model_encoder_layers_0_mlp_fc1')?.component).toBe('text_encoder_2');
     expect(parseKohyaName('something_else')).toBeNull();
@@ -81,7 +115,10 @@ describe('LoRA key names', () => {
 describe('LoRA layouts', () => {
   it('diffusers → kohya → diffusers and kohya → diffusers → kohya are byte-identical', async () => {
     const models = trained(1);
-    for (const [from, to] of [['diffusers', 'kohya'], ['kohya', 'diffusers']] as const) {
+    for (const [from, to] of [
+      ['diffusers', 'kohya'],
+      ['kohya', 'diffusers'],
+    ] as const) {
       const first = loraStateDict(models, { format: from, metadata: { ss_output_name: 'sks' } });
       const parsed = await parseLoraStateDict(first.tensors, first.metadata);
       expect(parsed.format).toBe(from);
@@ -92,7 +129,9 @@ describe('LoRA layouts', () => {
       expect(back.metadata).toMatchObject(first.metadata);
       const extra = Object.keys(back.metadata).filter((key) => !(key in first.metadata));
       expect(extra).toEqual(from === 'diffusers' ? ['ss_network_module', 'ss_network_dim', 'ss_network_alpha'] : []);
-      expect(Buffer.from(await serializeSafetensors(back.tensors)).equals(Buffer.from(await serializeSafetensors(first.tensors)))).toBe(true);
+      expect(Buffer.from(await serializeSafetensors(back.tensors)).equals(Buffer.from(await serializeSafetensors(first.tensors)))).toBe(
+        true,
+      );
     }
   });
 
@@ -120,14 +159,18 @@ describe('LoRA layouts', () => {
 
   it('foldAlpha writes alpha = rank with lora_B scaled, giving the same update', async () => {
     const models = trained(5);
-    const folded = await parseLoraStateDict(...Object.values(loraStateDict(models, { foldAlpha: true })) as [Map<string, k.Tensor>, Record<string, string>]);
+    const folded = await parseLoraStateDict(
+      ...(Object.values(loraStateDict(models, { foldAlpha: true })) as [Map<string, k.Tensor>, Record<string, string>]),
+    );
     expect(folded.modules.size).toBe(loraLayers(models.unet).length + loraLayers(models.text_encoder).length);
     for (const [key, m] of folded.modules) {
       expect(m.alpha, key).toBeNull(); // no lora_adapter_metadata: every alpha equals its rank
       const path = key.slice(key.indexOf('.') + 1);
       const model = key.startsWith('unet.') ? models.unet : models.text_encoder;
       const layer = loraLayers(model).find(([p]) => p === path)![1];
-      const want = k.matmul(layer.loraB.weight.reshape([-1, layer.rank]), layer.loraA.weight.reshape([layer.rank, -1])).mul(layer.alpha / layer.rank);
+      const want = k
+        .matmul(layer.loraB.weight.reshape([-1, layer.rank]), layer.loraA.weight.reshape([layer.rank, -1]))
+        .mul(layer.alpha / layer.rank);
       const got = k.matmul(m.up.reshape([-1, layer.rank]), m.down.reshape([layer.rank, -1]));
       expect(maxAbsDiff(await values(got), await values(want))).toBeLessThan(1e-6);
     }
@@ -176,7 +219,13 @@ describe('LoRA layouts', () => {
     const err = (await bad.catch((e: unknown) => e)) as LoraFormatError;
     expect(err.file).toBe('bad.safetensors');
     expect(err.issues).toHaveLength(3);
-    await expect(parseLoraStateDict({ 'lora_unet_x.lora_down.weight': k.zeros([2, 8]), 'lora_unet_x.lora_up.weight': k.zeros([8, 2]), 'lora_unet_x.alpha': k.zeros([3]) })).rejects.toThrow(/alpha/);
+    await expect(
+      parseLoraStateDict({
+        'lora_unet_x.lora_down.weight': k.zeros([2, 8]),
+        'lora_unet_x.lora_up.weight': k.zeros([8, 2]),
+        'lora_unet_x.alpha': k.zeros([3]),
+      }),
+    ).rejects.toThrow(/alpha/);
   });
 });
 
@@ -192,7 +241,8 @@ describe('LoRA files', () => {
       const file = join(dir, `sks_${format}.safetensors`);
       await saveLoraWeights(file, src, { format, metadata: { ss_output_name: 'sks' } });
       const fresh = trained(3);
-      for (const m of [fresh.unet, fresh.text_encoder]) for (const [path] of loraLayers(m)) m.getSubmodule(path).removeAdapter('lora_default').dispose();
+      for (const m of [fresh.unet, fresh.text_encoder])
+        for (const [path] of loraLayers(m)) m.getSubmodule(path).removeAdapter('lora_default').dispose();
       const adapters = await loadLoraWeights(fresh, file, { name: 'sks' });
       expect(adapters.get('unet')!.layers.size).toBe(loraLayers(src.unet).length);
       expect(maxAbsDiff(await values((block(fresh.unet) as Conv2d).forward(x)), want[0]!)).toBe(0);
@@ -201,7 +251,10 @@ describe('LoRA files', () => {
     }
     // Conversion on disk: kohya → diffusers equals the diffusers file written directly.
     await convertLoraFile(join(dir, 'sks_kohya.safetensors'), join(dir, 'converted.safetensors'), 'diffusers');
-    const [converted, direct] = await Promise.all([loadSafetensors(join(dir, 'converted.safetensors')), loadSafetensors(join(dir, 'sks_diffusers.safetensors'))]);
+    const [converted, direct] = await Promise.all([
+      loadSafetensors(join(dir, 'converted.safetensors')),
+      loadSafetensors(join(dir, 'sks_diffusers.safetensors')),
+    ]);
     expect(Object.keys(converted)).toEqual(Object.keys(direct));
     expect(Buffer.from(await serializeSafetensors(converted)).equals(Buffer.from(await serializeSafetensors(direct)))).toBe(true);
     expect((await readLoraFile(join(dir, 'converted.safetensors'))).metadata.ss_output_name).toBe('sks');
@@ -225,7 +278,9 @@ describe('LoRA files', () => {
     await saveLoraWeights(teFile, { text_encoder: src.text_encoder });
     const other = tinyUnet();
     await expect(loadLoraWeights({ unet: other }, teFile)).rejects.toThrow(/text_encoder, which was not given/);
-    const wide = new Node({ down_blocks: new Node({ 0: new Node({ attentions: new Node({ 0: new Node({ proj_in: new Conv2d(16, 16, 1) }) }) }) }) });
+    const wide = new Node({
+      down_blocks: new Node({ 0: new Node({ attentions: new Node({ 0: new Node({ proj_in: new Conv2d(16, 16, 1) }) }) }) }),
+    });
     await expect(loadLoraWeights(wide, file)).rejects.toThrow(LoraFormatError);
     expect(loraLayers(wide)).toHaveLength(0);
     expect(Object.keys(await loadSafetensors(file)).every((key) => key.startsWith('unet.'))).toBe(true);

@@ -41,7 +41,8 @@ const ALL = ['conv1', 'to_q', 'to_out'];
 /** Gives every lora_B random values (B starts at zero, which would hide most bugs). */
 function randomiseB(model: Module, seed: number): void {
   k.noGrad(() => {
-    for (const [, l] of loraLayers(model)) l.loraB.weight.assign_(k.randn(l.loraB.weight.shape, { seed: seed++, dtype: l.loraB.weight.dtype }).mul(0.3));
+    for (const [, l] of loraLayers(model))
+      l.loraB.weight.assign_(k.randn(l.loraB.weight.shape, { seed: seed++, dtype: l.loraB.weight.dtype }).mul(0.3));
   });
 }
 
@@ -96,7 +97,10 @@ describe('injectLora', () => {
     const model = new Block();
     expect(() => injectLora(model, { targets: ['q'], rank: 1 })).toThrow(k.ArgumentError); // 'q' is not a suffix segment of 'to_q'
     expect([...injectLora(model, { targets: ['to_q', /^conv/], rank: 1, name: 'a' }).layers.keys()]).toEqual(['conv1', 'to_q']);
-    expect([...injectLora(model, { targets: [(_p, l) => l instanceof Linear], rank: 1, name: 'b' }).layers.keys()]).toEqual(['to_q', 'to_out']);
+    expect([...injectLora(model, { targets: [(_p, l) => l instanceof Linear], rank: 1, name: 'b' }).layers.keys()]).toEqual([
+      'to_q',
+      'to_out',
+    ]);
     expect(() => injectLora(model, { targets: ['to_q'], rank: 1, name: 'a' })).toThrow(/already has an adapter named 'a'/);
     expect(loraNames(model)).toEqual(['a', 'b']);
     // A LoRA's own weights are never targets, even for a match-everything predicate.
@@ -116,7 +120,9 @@ describe('LoRA numerics', () => {
     // Linear: the explicit composite.
     const l = lora.layers.get('to_q')!;
     const t = k.randn([5, 4], { seed: 4 });
-    const want = k.linear(t, model.toQ.weight, null).add(k.matmul(k.matmul(t, l.loraA.weight.transpose(0, 1)), l.loraB.weight.transpose(0, 1)).mul(2));
+    const want = k
+      .linear(t, model.toQ.weight, null)
+      .add(k.matmul(k.matmul(t, l.loraA.weight.transpose(0, 1)), l.loraB.weight.transpose(0, 1)).mul(2));
     expect(await relErr(model.toQ.forward(t), want)).toBeLessThan(1e-6);
     const applied = model.forward(x);
     expect(await relErr(applied, base)).toBeGreaterThan(1e-3);
@@ -145,7 +151,14 @@ describe('LoRA numerics', () => {
         const w = (ref.getSubmodule(path) as Linear).weight;
         const a = layer.loraA.weight.reshape([layer.rank, -1]);
         const b = layer.loraB.weight.reshape([-1, layer.rank]);
-        w.assign_(w.add(k.matmul(b, a).mul((layer.alpha / layer.rank) * layer.scale).reshape(w.shape)));
+        w.assign_(
+          w.add(
+            k
+              .matmul(b, a)
+              .mul((layer.alpha / layer.rank) * layer.scale)
+              .reshape(w.shape),
+          ),
+        );
       }
     });
     expect(loraLayers(model, 'style')[0]![1].scaling).toBe(0.25);
@@ -203,10 +216,18 @@ describe('LoRA numerics', () => {
     randomiseB(model, 40);
     const x = k.randn([1, 3, 5, 5], { seed: 8, dtype: 'float64' });
     model.forward(x).sum().backward();
-    const direct = await Promise.all(loraLayers(model).flatMap(([, l]) => l.adapterParameters()).map((p) => values(p.grad!)));
+    const direct = await Promise.all(
+      loraLayers(model)
+        .flatMap(([, l]) => l.adapterParameters())
+        .map((p) => values(p.grad!)),
+    );
     model.zeroGrad();
     checkpoint(model, x).sum().backward();
-    const viaCheckpoint = await Promise.all(loraLayers(model).flatMap(([, l]) => l.adapterParameters()).map((p) => values(p.grad!)));
+    const viaCheckpoint = await Promise.all(
+      loraLayers(model)
+        .flatMap(([, l]) => l.adapterParameters())
+        .map((p) => values(p.grad!)),
+    );
     viaCheckpoint.forEach((g, i) => expect(maxAbsDiff(g, direct[i]!)).toBeLessThan(1e-12));
   });
 

@@ -65,12 +65,18 @@ describe("getScheduler (diffusers' formulas)", () => {
 
   it('scales every param group from its own initial lr and resumes from a saved state', () => {
     const p = [k.zeros([1], { requiresGrad: true }), k.zeros([1], { requiresGrad: true })];
-    const o = new AdamW([{ params: [p[0]], lr: 1 }, { params: [p[1]], lr: 0.5 }]);
+    const o = new AdamW([
+      { params: [p[0]], lr: 1 },
+      { params: [p[1]], lr: 0.5 },
+    ]);
     const s = getScheduler('linear', { optimizer: o, numWarmupSteps: 0, numTrainingSteps: 4 });
     s.step();
     expect(s.getLastLr()).toEqual([0.75, 0.375]);
     const saved = s.stateDict();
-    const o2 = new AdamW([{ params: [p[0]], lr: 123 }, { params: [p[1]], lr: 0.5 }]);
+    const o2 = new AdamW([
+      { params: [p[0]], lr: 123 },
+      { params: [p[1]], lr: 0.5 },
+    ]);
     const s2 = new LambdaLR(o2, (step) => Math.max(0, (4 - step) / 4));
     s2.loadStateDict(saved);
     expect(s2.getLastLr()).toEqual([0.75, 0.375]);

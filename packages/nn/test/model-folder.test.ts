@@ -21,12 +21,17 @@ import { values } from './helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'kiln-nn-folder-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const Config = z.object({ in_features: z.number().int().positive(), out_features: z.number().int().positive(), note: z.string().optional() }).passthrough();
+const Config = z
+  .object({ in_features: z.number().int().positive(), out_features: z.number().int().positive(), note: z.string().optional() })
+  .passthrough();
 type Config = z.output<typeof Config>;
 
 class Proj extends Module {
   readonly proj: Linear;
-  constructor(readonly config: Config, options: { dtype?: k.DType } = {}) {
+  constructor(
+    readonly config: Config,
+    options: { dtype?: k.DType } = {},
+  ) {
     super();
     this.proj = this.registerModule('proj', new Linear(config.in_features, config.out_features, options));
   }
@@ -83,13 +88,16 @@ describe('savePretrained / loadPretrained', () => {
     const index = JSON.parse(readFileSync(join(out, 'diffusion_pytorch_model.safetensors.index.fp16.json'), 'utf8'));
     expect(index).toEqual({
       metadata: { total_size: 288 },
-      weight_map: { 'proj.weight': 'diffusion_pytorch_model.fp16-00001-of-00002.safetensors', 'proj.bias': 'diffusion_pytorch_model.fp16-00002-of-00002.safetensors' },
+      weight_map: {
+        'proj.weight': 'diffusion_pytorch_model.fp16-00001-of-00002.safetensors',
+        'proj.bias': 'diffusion_pytorch_model.fp16-00002-of-00002.safetensors',
+      },
     });
     const { model } = await load(out, { variant: 'fp16' });
     expect(await values(model.proj.bias!)).toEqual(await values(m.proj.bias!));
   });
 
-  it("refuses an index whose weight_map leaves the folder, and a non-JSON index, naming the file", async () => {
+  it('refuses an index whose weight_map leaves the folder, and a non-JSON index, naming the file', async () => {
     const m = new Proj({ in_features: 2, out_features: 2 });
     const outside = join(dir, 'outside.safetensors');
     writeFileSync(outside, readFileSync((await savePretrained(join(dir, 'src'), { config: m.config, weights: m.stateDict() }))[0]));
@@ -124,7 +132,11 @@ describe('savePretrained / loadPretrained', () => {
     expect(err.issues[0]).toMatch(/^out_features: /);
     expect(err.message).toContain(file);
     // A parse function keeps a package's own typed error.
-    await expect(readConfig(file, () => { throw new RangeError('custom'); })).rejects.toThrow('custom');
+    await expect(
+      readConfig(file, () => {
+        throw new RangeError('custom');
+      }),
+    ).rejects.toThrow('custom');
     // Unknown fields are kept (passthrough schema), so saved configs round-trip.
     writeFileSync(file, JSON.stringify({ in_features: 3, out_features: 2, _class_name: 'Proj' }));
     expect(await readConfig(file, Config)).toEqual({ in_features: 3, out_features: 2, _class_name: 'Proj' });
@@ -146,7 +158,10 @@ describe('savePretrained / loadPretrained', () => {
 describe('atomic writes', () => {
   it('leave the old file whole when writing fails, and no temporary files', async () => {
     const folder = join(dir, 'atomic');
-    await savePretrained(folder, { config: { in_features: 1, out_features: 1 }, weights: new Proj({ in_features: 1, out_features: 1 }).stateDict() });
+    await savePretrained(folder, {
+      config: { in_features: 1, out_features: 1 },
+      weights: new Proj({ in_features: 1, out_features: 1 }).stateDict(),
+    });
     const file = join(folder, 'diffusion_pytorch_model.safetensors');
     const before = readFileSync(file);
     const disposed = k.tensor([1]);

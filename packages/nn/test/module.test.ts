@@ -1,6 +1,19 @@
 import * as k from '@kiln/tensor-core';
 import { describe, expect, it } from 'vitest';
-import { AdamW, Conv2d, Dropout, GroupNorm, LayerNorm, Linear, Module, ModuleList, Sequential, SiLU, StateDictError, isParameter } from '../src/index.js';
+import {
+  AdamW,
+  Conv2d,
+  Dropout,
+  GroupNorm,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  Sequential,
+  SiLU,
+  StateDictError,
+  isParameter,
+} from '../src/index.js';
 import { maxAbsDiff, secondBackend, values } from './helpers.js';
 
 class Attention extends Module {
@@ -50,7 +63,12 @@ describe('Module naming', () => {
     expect(keys.length).toBe(1 + 4 * 6);
     // Parameters exclude buffers; namedModules walks pre-order with paths.
     expect(m.namedParameters().map(([n]) => n)).not.toContain('text_model.position_ids');
-    expect(m.namedModules().map(([n]) => n).slice(0, 4)).toEqual(['', 'text_model', 'text_model.encoder', 'text_model.encoder.layers']);
+    expect(
+      m
+        .namedModules()
+        .map(([n]) => n)
+        .slice(0, 4),
+    ).toEqual(['', 'text_model', 'text_model.encoder', 'text_model.encoder.layers']);
     expect(m.namedBuffers().map(([n]) => n)).toEqual(['text_model.position_ids', 'text_model.scratch']);
     expect(m.getSubmodule('text_model.encoder.layers.2.self_attn')).toBeInstanceOf(Attention);
     expect(() => m.getSubmodule('text_model.nope')).toThrow(/nope/);
@@ -137,7 +155,13 @@ describe('loadStateDict', () => {
     const m = new Linear(3, 2);
     const weight = m.weight;
     const opt = new AdamW(m.parameters());
-    const src = k.tensor([[1, 2, 3], [4, 5, 6]], { dtype: 'float64' });
+    const src = k.tensor(
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      { dtype: 'float64' },
+    );
     const result = m.loadStateDict({ weight: src }, { strict: false });
     expect(result).toEqual({ missingKeys: ['bias'], unexpectedKeys: [] });
     expect(m.weight).toBe(weight);
@@ -176,7 +200,12 @@ describe('Module modes and conversion', () => {
     const m = new Sequential([new Linear(3, 3), new Linear(3, 1)]);
     m.at(0).requiresGrad_(false);
     expect(m.numParameters({ trainableOnly: true })).toBe(4);
-    k.tidy(() => m.forward(k.ones([2, 3])).sum().backward());
+    k.tidy(() =>
+      m
+        .forward(k.ones([2, 3]))
+        .sum()
+        .backward(),
+    );
     expect(m.at(0).weight.grad).toBeNull();
     expect(m.at(1).weight.grad).not.toBeNull();
     m.zeroGrad();

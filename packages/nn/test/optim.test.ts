@@ -14,7 +14,7 @@ interface Ref {
   t: Record<'w' | 'b', number[]>;
   adamw: {
     name: string;
-    groups: ({ params: ('w' | 'b')[]; lr?: number; weight_decay?: number })[] | null;
+    groups: { params: ('w' | 'b')[]; lr?: number; weight_decay?: number }[] | null;
     lr: number;
     betas: [number, number];
     eps: number;
@@ -22,7 +22,16 @@ interface Ref {
     float64: Traj;
     float32: Traj;
   }[];
-  sgd: { name: string; lr: number; momentum: number; dampening: number; weight_decay: number; nesterov: boolean; float64: Traj; float32: Traj }[];
+  sgd: {
+    name: string;
+    lr: number;
+    momentum: number;
+    dampening: number;
+    weight_decay: number;
+    nesterov: boolean;
+    float64: Traj;
+    float32: Traj;
+  }[];
 }
 
 const ref = JSON.parse(readFileSync(new URL('./fixtures/optim_reference.json', import.meta.url), 'utf8')) as Ref;
@@ -101,7 +110,10 @@ describe('optimizer state save/restore', () => {
     k.manualSeed(11);
     const make = () => new Sequential([new Linear(4, 8), new SiLU(), new Linear(8, 1)]);
     const model = make();
-    let opt = new AdamW([{ params: model.at(0).parameters(), lr: 3e-2 }, { params: model.at(2).parameters() }], { lr: 1e-2, weightDecay: 0.05 });
+    let opt = new AdamW([{ params: model.at(0).parameters(), lr: 3e-2 }, { params: model.at(2).parameters() }], {
+      lr: 1e-2,
+      weightDecay: 0.05,
+    });
     const x = k.randn([16, 4], { seed: 5 });
     const y = k.randn([16, 1], { seed: 6 });
     for (let s = 0; s < steps; s++) {
@@ -147,7 +159,12 @@ describe('clipGradNorm', () => {
     const a = k.keep(k.zeros([2], { requiresGrad: true }));
     const b = k.keep(k.zeros([2, 2], { requiresGrad: true }));
     a.grad = k.keep(k.tensor([3, 4]));
-    b.grad = k.keep(k.tensor([[0, 12], [0, 0]]));
+    b.grad = k.keep(
+      k.tensor([
+        [0, 12],
+        [0, 0],
+      ]),
+    );
     const norm = clipGradNorm([a, b], 6.5);
     expect(norm.shape).toEqual([]);
     expect(await norm.item()).toBeCloseTo(13, 5);

@@ -3,16 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  Conv2d,
-  GroupNorm,
-  Linear,
-  Module,
-  ModuleList,
-  SafetensorsError,
-  parseSafetensors,
-  serializeSafetensors,
-} from '../src/index.js';
+import { Conv2d, GroupNorm, Linear, Module, ModuleList, SafetensorsError, parseSafetensors, serializeSafetensors } from '../src/index.js';
 import { loadSafetensors, openSafetensors, saveSafetensors } from '../src/node.js';
 import type { SafetensorsErrorCode } from '../src/index.js';
 import { values } from './helpers.js';
@@ -20,7 +11,10 @@ import { values } from './helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'kiln-nn-st-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
-const expected = JSON.parse(readFileSync(fixture('mixed.json'), 'utf8')) as Record<string, { shape: number[]; values: (number | boolean)[] }>;
+const expected = JSON.parse(readFileSync(fixture('mixed.json'), 'utf8')) as Record<
+  string,
+  { shape: number[]; values: (number | boolean)[] }
+>;
 
 /** A file from a header object and raw data, laid out by hand (independent of the writer). */
 function build(header: unknown, data: Uint8Array = new Uint8Array(0), headerOverride?: string): Uint8Array {
@@ -47,7 +41,17 @@ describe('reading a file written by PyTorch', () => {
     try {
       expect(f.metadata).toEqual({ format: 'pt', source: 'make_safetensors_fixture.py' });
       expect(f.keys()).toEqual(Object.keys(expected));
-      const dtypes: Record<string, k.DType> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16', f64: 'float64', i64: 'int32', i32: 'int32', u8: 'int32', mask: 'bool', scalar: 'float32' };
+      const dtypes: Record<string, k.DType> = {
+        f32: 'float32',
+        f16: 'float16',
+        bf16: 'bfloat16',
+        f64: 'float64',
+        i64: 'int32',
+        i32: 'int32',
+        u8: 'int32',
+        mask: 'bool',
+        scalar: 'float32',
+      };
       for (const [name, want] of Object.entries(expected)) {
         const t = await f.tensor(name);
         expect(t.dtype, name).toBe(dtypes[name]);
@@ -140,15 +144,25 @@ describe('sharded checkpoints', () => {
     await saveSafetensors(join(sub, 'model-00002-of-00002.safetensors'), { 'b.weight': k.tensor([3]), 'b.bias': k.tensor([4]) });
     const index = {
       metadata: { total_size: 16 },
-      weight_map: { 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors', 'b.bias': 'model-00002-of-00002.safetensors' },
+      weight_map: {
+        'a.weight': 'model-00001-of-00002.safetensors',
+        'b.weight': 'model-00002-of-00002.safetensors',
+        'b.bias': 'model-00002-of-00002.safetensors',
+      },
     };
     writeFileSync(join(sub, 'model.safetensors.index.json'), JSON.stringify(index));
     const all = await loadSafetensors(join(sub, 'model.safetensors.index.json'));
     expect(Object.keys(all)).toEqual(['a.weight', 'b.weight', 'b.bias']);
     expect(await values(all['b.bias'])).toEqual([4]);
 
-    writeFileSync(join(sub, 'bad.safetensors.index.json'), JSON.stringify({ weight_map: { 'c.weight': 'model-00001-of-00002.safetensors' } }));
-    await expect(loadSafetensors(join(sub, 'bad.safetensors.index.json'))).rejects.toMatchObject({ code: 'missing_tensor', tensor: 'c.weight' });
+    writeFileSync(
+      join(sub, 'bad.safetensors.index.json'),
+      JSON.stringify({ weight_map: { 'c.weight': 'model-00001-of-00002.safetensors' } }),
+    );
+    await expect(loadSafetensors(join(sub, 'bad.safetensors.index.json'))).rejects.toMatchObject({
+      code: 'missing_tensor',
+      tensor: 'c.weight',
+    });
     writeFileSync(join(sub, 'evil.safetensors.index.json'), JSON.stringify({ weight_map: { x: '../x.safetensors' } }));
     await expect(loadSafetensors(join(sub, 'evil.safetensors.index.json'))).rejects.toMatchObject({ code: 'invalid_index' });
   });
@@ -173,8 +187,24 @@ describe('validation', () => {
   it('names the problem, the file and the tensor', async () => {
     const cases: [string, Uint8Array, SafetensorsErrorCode][] = [
       ['too short', new Uint8Array(5), 'truncated'],
-      ['header past end', (() => { const b = build({ a: entry('F32', [2], 0, 8) }, f32(2)); new DataView(b.buffer).setUint32(0, 10_000, true); return b; })(), 'truncated'],
-      ['absurd header length', (() => { const b = new Uint8Array(16); new DataView(b.buffer).setUint32(4, 1, true); return b; })(), 'header_too_large'],
+      [
+        'header past end',
+        (() => {
+          const b = build({ a: entry('F32', [2], 0, 8) }, f32(2));
+          new DataView(b.buffer).setUint32(0, 10_000, true);
+          return b;
+        })(),
+        'truncated',
+      ],
+      [
+        'absurd header length',
+        (() => {
+          const b = new Uint8Array(16);
+          new DataView(b.buffer).setUint32(4, 1, true);
+          return b;
+        })(),
+        'header_too_large',
+      ],
       ['data truncated', build({ a: entry('F32', [2], 0, 8) }, f32(1)), 'truncated'],
       ['trailing bytes', build({ a: entry('F32', [2], 0, 8) }, f32(3)), 'invalid_offsets'],
       ['overlap', build({ a: entry('F32', [2], 0, 8), b: entry('F32', [1], 4, 8) }, f32(3)), 'invalid_offsets'],
@@ -190,7 +220,11 @@ describe('validation', () => {
       ['not an object', build([1, 2]), 'invalid_header'],
       ['bad metadata', build({ __metadata__: { a: 1 } }), 'invalid_header'],
     ];
-    for (const [what, bytes, want] of cases) expect(code(() => parseSafetensors(bytes)), what).toBe(want);
+    for (const [what, bytes, want] of cases)
+      expect(
+        code(() => parseSafetensors(bytes)),
+        what,
+      ).toBe(want);
 
     const path = join(dir, 'broken.safetensors');
     writeFileSync(path, build({ weight: entry('F32', [3], 0, 8) }, f32(2)));
@@ -225,7 +259,13 @@ describe('validation', () => {
 
   it('survives 2000 seeded random mutations with only SafetensorsError (fuzz)', async () => {
     const base = await serializeSafetensors(
-      { w: k.randn([3, 4], { seed: 1 }), h: k.randn([5], { seed: 2 }).half(), b: k.randn([2, 2], { seed: 3 }).to('bfloat16'), i: k.tensor([1, 2], { dtype: 'int32' }), m: k.tensor([true, false]) },
+      {
+        w: k.randn([3, 4], { seed: 1 }),
+        h: k.randn([5], { seed: 2 }).half(),
+        b: k.randn([2, 2], { seed: 3 }).to('bfloat16'),
+        i: k.tensor([1, 2], { dtype: 'int32' }),
+        m: k.tensor([true, false]),
+      },
       { format: 'pt' },
     );
     const headerLen = new DataView(base.buffer, base.byteOffset).getUint32(0, true);
@@ -239,7 +279,23 @@ describe('validation', () => {
     };
     const int = (n: number) => Math.floor(rand() * n);
     const text = new TextDecoder().decode(base.subarray(8, 8 + headerLen));
-    const tokens = ['0', '1', '-1', '1e308', '1.5', '"F16"', '"X"', '[]', '{}', 'null', ',', ']', '"', '99999999999999999999', '"__metadata__"'];
+    const tokens = [
+      '0',
+      '1',
+      '-1',
+      '1e308',
+      '1.5',
+      '"F16"',
+      '"X"',
+      '[]',
+      '{}',
+      'null',
+      ',',
+      ']',
+      '"',
+      '99999999999999999999',
+      '"__metadata__"',
+    ];
     const counts: Record<string, number> = {};
     const start = Date.now();
     for (let iter = 0; iter < 2000; iter++) {
@@ -272,7 +328,7 @@ describe('validation', () => {
       counts[result] = (counts[result] ?? 0) + 1;
       expect(result, `mutation ${iter} (kind ${kind})`).not.toBe('other');
     }
-    console.log("fuzz outcomes", JSON.stringify(counts));
+    console.log('fuzz outcomes', JSON.stringify(counts));
     expect(Date.now() - start).toBeLessThan(60_000);
     expect(Object.keys(counts).length).toBeGreaterThan(4); // many different failure modes were hit
   });

@@ -28,7 +28,9 @@ const truthy = (v: string | undefined) => ['1', 'true', 'yes', 'on'].includes((v
 /** The files of a repo a Stable Diffusion pipeline needs (diffusers' allow patterns for this pipeline). */
 function wanted(files: readonly string[], variant: string | undefined, repo: string): string[] {
   const v = variant ? `\\.${variant}` : '';
-  const weights = new RegExp(`^(text_encoder|unet|vae)/(model|diffusion_pytorch_model)(${v}\\.safetensors|${v}-\\d{5}-of-\\d{5}\\.safetensors|\\.safetensors\\.index${v}\\.json)$`);
+  const weights = new RegExp(
+    `^(text_encoder|unet|vae)/(model|diffusion_pytorch_model)(${v}\\.safetensors|${v}-\\d{5}-of-\\d{5}\\.safetensors|\\.safetensors\\.index${v}\\.json)$`,
+  );
   const pick = files.filter(
     (f) =>
       f === 'model_index.json' ||
@@ -37,14 +39,19 @@ function wanted(files: readonly string[], variant: string | undefined, repo: str
       TOKENIZER_FILES.some((t) => f === `tokenizer/${t}`) ||
       weights.test(f),
   );
-  const missing = ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt'].filter((f) => !pick.includes(f));
+  const missing = ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt'].filter(
+    (f) => !pick.includes(f),
+  );
   for (const part of ['text_encoder', 'unet', 'vae']) {
     if (!pick.includes(`${part}/config.json`)) missing.push(`${part}/config.json`);
     if (!pick.some((f) => f.startsWith(`${part}/`) && f.endsWith('.safetensors'))) {
       missing.push(`${part}/${part === 'text_encoder' ? 'model' : 'diffusion_pytorch_model'}${variant ? `.${variant}` : ''}.safetensors`);
     }
   }
-  if (missing.length) throw new PipelineError(`${repo}: the repository has no ${missing.join(', ')} (a diffusers Stable Diffusion repository with safetensors weights is expected)`);
+  if (missing.length)
+    throw new PipelineError(
+      `${repo}: the repository has no ${missing.join(', ')} (a diffusers Stable Diffusion repository with safetensors weights is expected)`,
+    );
   return pick;
 }
 
@@ -56,7 +63,10 @@ function hubError(repo: string, endpoint: string, e: unknown): never {
       { cause: e },
     );
   }
-  throw new PipelineError(`${repo}: download from ${endpoint} failed (${(e as Error).message}); with the files in the cache, HF_HUB_OFFLINE=1 loads without the network`, { cause: e });
+  throw new PipelineError(
+    `${repo}: download from ${endpoint} failed (${(e as Error).message}); with the files in the cache, HF_HUB_OFFLINE=1 loads without the network`,
+    { cause: e },
+  );
 }
 
 /**
@@ -82,7 +92,9 @@ export async function downloadPipeline(repo: string, options: HubOptions = {}): 
     const commit = COMMIT.test(revision) ? revision : (await readFile(join(storage, 'refs', revision), 'utf8').catch(() => '')).trim();
     const snapshot = join(storage, 'snapshots', commit);
     if (commit && (await isFile(join(snapshot, 'model_index.json')))) return snapshot;
-    throw new PipelineError(`${repo}@${revision}: not in the Hugging Face cache (${storage}) and HF_HUB_OFFLINE is set; download it once online`);
+    throw new PipelineError(
+      `${repo}@${revision}: not in the Hugging Face cache (${storage}) and HF_HUB_OFFLINE is set; download it once online`,
+    );
   }
 
   let commit: string;
@@ -92,7 +104,8 @@ export async function downloadPipeline(repo: string, options: HubOptions = {}): 
     commit = (info as { sha?: string }).sha ?? '';
     if (!COMMIT.test(commit)) throw new PipelineError(`${repo}@${revision}: the Hub at ${endpoint} gave no commit for this revision`);
     files = [];
-    for await (const entry of listFiles({ repo, revision: commit, recursive: true, hubUrl: endpoint, accessToken })) if (entry.type === 'file') files.push(entry.path);
+    for await (const entry of listFiles({ repo, revision: commit, recursive: true, hubUrl: endpoint, accessToken }))
+      if (entry.type === 'file') files.push(entry.path);
   } catch (e) {
     if (e instanceof PipelineError) throw e;
     hubError(repo, endpoint, e);

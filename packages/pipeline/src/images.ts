@@ -19,7 +19,8 @@ function roundHalfEven(x: number): number {
  * ```
  */
 export async function toRgba(images: k.Tensor): Promise<RgbaImage[]> {
-  if (images.ndim !== 4 || images.shape[1] !== 3) throw new PipelineError(`toRgba: images must be [N, 3, H, W], got [${images.shape.join(', ')}]`);
+  if (images.ndim !== 4 || images.shape[1] !== 3)
+    throw new PipelineError(`toRgba: images must be [N, 3, H, W], got [${images.shape.join(', ')}]`);
   const [N, , H, W] = images.shape;
   const f32 = images.dtype === 'float32' ? images : images.to('float32');
   const data = (await f32.data()) as Float32Array;
@@ -47,6 +48,7 @@ export async function toRgba(images: k.Tensor): Promise<RgbaImage[]> {
  * ```
  */
 export function toImageData(image: RgbaImage): ImageData {
-  if (typeof ImageData === 'undefined') throw new PipelineError('toImageData: this runtime has no ImageData (use it in a browser, or write a PNG with writePng in Node)');
+  if (typeof ImageData === 'undefined')
+    throw new PipelineError('toImageData: this runtime has no ImageData (use it in a browser, or write a PNG with writePng in Node)');
   return new ImageData(new Uint8ClampedArray(image.data), image.width, image.height);
 }

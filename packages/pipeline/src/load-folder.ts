@@ -18,7 +18,8 @@ const isDir = async (p: string) => (await stat(p).catch(() => null))?.isDirector
 export async function loadPipelineFolder(source: string, options: PipelineLoadOptions): Promise<StableDiffusionComponents> {
   let dir = source;
   if (!(await isDir(source))) {
-    if (!isHubId(source)) throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); or a .safetensors single-file checkpoint`);
+    if (!isHubId(source))
+      throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); or a .safetensors single-file checkpoint`);
     dir = await downloadPipeline(source, { revision: options.revision, variant: options.variant, onFile: options.onDownload });
   }
   const index = await readConfig(join(dir, 'model_index.json'), ModelIndexSchema);
@@ -27,7 +28,9 @@ export async function loadPipelineFolder(source: string, options: PipelineLoadOp
   try {
     schedulerText = await readFile(schedulerFile, 'utf8');
   } catch (e) {
-    throw new PipelineError(`${schedulerFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    throw new PipelineError(`${schedulerFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
+      cause: e,
+    });
   }
   const schedulerConfig = parseSchedulerConfigJson(schedulerText, schedulerFile);
   const className = typeof schedulerConfig._class_name === 'string' ? schedulerConfig._class_name : index.scheduler[1];
@@ -43,7 +46,9 @@ export async function loadPipelineFolder(source: string, options: PipelineLoadOp
     const vae = await AutoencoderKL.fromPretrained(dir, { ...m, subfolder: 'vae' });
     if (unet.config.cross_attention_dim !== textEncoder.config.hidden_size) {
       loaded.push(vae);
-      throw new PipelineError(`${dir}: unet cross_attention_dim ${unet.config.cross_attention_dim} does not match text_encoder hidden_size ${textEncoder.config.hidden_size}`);
+      throw new PipelineError(
+        `${dir}: unet cross_attention_dim ${unet.config.cross_attention_dim} does not match text_encoder hidden_size ${textEncoder.config.hidden_size}`,
+      );
     }
     return { tokenizer, textEncoder, unet, vae, scheduler };
   } catch (e) {

@@ -155,7 +155,9 @@ export class StableDiffusionPipeline {
         const ids = prompts.map((p) => this.tokenizer.encode(p, { maxLength: this.tokenizer.modelMaxLength }));
         const out = this.textEncoder.forward(ids);
         const embeds =
-          skip === undefined ? out.lastHiddenState : this.textEncoder.textModel.finalLayerNorm.forward(out.hiddenStates[out.hiddenStates.length - (skip + 1)]);
+          skip === undefined
+            ? out.lastHiddenState
+            : this.textEncoder.textModel.finalLayerNorm.forward(out.hiddenStates[out.hiddenStates.length - (skip + 1)]);
         return this.repeatRows(embeds.to(this.dtype), n);
       }),
     );
@@ -188,7 +190,8 @@ export class StableDiffusionPipeline {
     const defaultSize = (this.unet.config.sample_size ?? 64) * scale;
     const width = positiveInt(o.width, 'width', defaultSize);
     const height = positiveInt(o.height, 'height', defaultSize);
-    if (width % scale || height % scale) throw new PipelineError(`txt2img: width and height must be multiples of ${scale} (the VAE's scale factor), got ${width}×${height}`);
+    if (width % scale || height % scale)
+      throw new PipelineError(`txt2img: width and height must be multiples of ${scale} (the VAE's scale factor), got ${width}×${height}`);
     const guidance = new ClassifierFreeGuidance({ guidanceScale: o.guidanceScale ?? 7.5, guidanceRescale: o.guidanceRescale ?? 0 });
     const scheduler = this.schedulerFor(o.scheduler);
     let seed: number | undefined;
@@ -208,7 +211,9 @@ export class StableDiffusionPipeline {
     let latents: k.Tensor;
     try {
       if (o.latents && o.latents.shape.join() !== latentShape.join()) {
-        throw new PipelineError(`txt2img: latents must be [${latentShape.join(', ')}] for ${N} images of ${width}×${height}, got [${o.latents.shape.join(', ')}]`);
+        throw new PipelineError(
+          `txt2img: latents must be [${latentShape.join(', ')}] for ${N} images of ${width}×${height}, got [${o.latents.shape.join(', ')}]`,
+        );
       }
       scheduler.setTimesteps(steps);
       latents = k.tidy(() => {
@@ -258,16 +263,22 @@ export class StableDiffusionPipeline {
   private repeatRows(x: k.Tensor, n: number): k.Tensor {
     if (n === 1) return x;
     const [B, ...rest] = x.shape;
-    return k.expand(x.unsqueeze(1), [B, n, ...rest]).contiguous().reshape([B * n, ...rest]);
+    return k
+      .expand(x.unsqueeze(1), [B, n, ...rest])
+      .contiguous()
+      .reshape([B * n, ...rest]);
   }
 
   /** The conditional and (with guidance) unconditional embeddings, each [B·n, 77, D]. */
   private conditioning(o: Txt2ImgOptions, guided: boolean, n: number): { cond: k.Tensor; uncond?: k.Tensor } {
-    if ((o.prompt === undefined) === (o.promptEmbeds === undefined)) throw new PipelineError('txt2img: give either prompt or promptEmbeds (exactly one)');
-    if (o.negativePrompt !== undefined && o.negativePromptEmbeds !== undefined) throw new PipelineError('txt2img: give negativePrompt or negativePromptEmbeds, not both');
+    if ((o.prompt === undefined) === (o.promptEmbeds === undefined))
+      throw new PipelineError('txt2img: give either prompt or promptEmbeds (exactly one)');
+    if (o.negativePrompt !== undefined && o.negativePromptEmbeds !== undefined)
+      throw new PipelineError('txt2img: give negativePrompt or negativePromptEmbeds, not both');
     const D = this.unet.config.cross_attention_dim;
     const check = (t: k.Tensor, name: string) => {
-      if (t.ndim !== 3 || t.shape[2] !== D) throw new PipelineError(`txt2img: ${name} must be [B, L, ${D}] (the UNet's cross_attention_dim), got [${t.shape.join(', ')}]`);
+      if (t.ndim !== 3 || t.shape[2] !== D)
+        throw new PipelineError(`txt2img: ${name} must be [B, L, ${D}] (the UNet's cross_attention_dim), got [${t.shape.join(', ')}]`);
     };
     let cond: k.Tensor;
     let prompts: string[] | undefined;
@@ -284,8 +295,13 @@ export class StableDiffusionPipeline {
     try {
       if (o.negativePromptEmbeds) {
         check(o.negativePromptEmbeds, 'negativePromptEmbeds');
-        if (o.negativePromptEmbeds.shape.join() !== (o.promptEmbeds ?? o.negativePromptEmbeds).shape.join() || o.negativePromptEmbeds.shape[0] !== B) {
-          throw new PipelineError(`txt2img: negativePromptEmbeds [${o.negativePromptEmbeds.shape.join(', ')}] must have the prompt embeddings' shape [${B}, ${cond.shape.slice(1).join(', ')}]`);
+        if (
+          o.negativePromptEmbeds.shape.join() !== (o.promptEmbeds ?? o.negativePromptEmbeds).shape.join() ||
+          o.negativePromptEmbeds.shape[0] !== B
+        ) {
+          throw new PipelineError(
+            `txt2img: negativePromptEmbeds [${o.negativePromptEmbeds.shape.join(', ')}] must have the prompt embeddings' shape [${B}, ${cond.shape.slice(1).join(', ')}]`,
+          );
         }
         return { cond, uncond: k.tidy(() => this.repeatRows(k.clone(o.negativePromptEmbeds!.to(this.dtype)), n)) };
       }

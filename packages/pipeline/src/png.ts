@@ -46,15 +46,24 @@ function iTXtChunk(keyword: string, text: string): Uint8Array {
  */
 export function encodePng(image: RgbaImage, options: EncodePngOptions = {}): Uint8Array {
   const { width, height, data } = image;
-  if (data.length !== width * height * 4) throw new PipelineError(`encodePng: ${data.length} bytes are not a ${width}×${height} RGBA image`);
+  if (data.length !== width * height * 4)
+    throw new PipelineError(`encodePng: ${data.length} bytes are not a ${width}×${height} RGBA image`);
   const latin: Record<string, string> = {};
   const utf8: [string, string][] = [];
   for (const [key, text] of Object.entries(options.text ?? {})) {
-    if (!/^[\u0020-\u007e\u00a1-\u00ff]{1,79}$/.test(key) || key !== key.trim()) throw new PipelineError(`encodePng: text keyword ${JSON.stringify(key)} must be 1–79 printable Latin-1 characters`);
+    if (!/^[\u0020-\u007e\u00a1-\u00ff]{1,79}$/.test(key) || key !== key.trim())
+      throw new PipelineError(`encodePng: text keyword ${JSON.stringify(key)} must be 1–79 printable Latin-1 characters`);
     if (LATIN1.test(text)) latin[key] = text;
     else utf8.push([key, text]);
   }
-  const png = encode({ width, height, channels: 4, depth: 8, data: new Uint8Array(data.buffer, data.byteOffset, data.length), text: latin });
+  const png = encode({
+    width,
+    height,
+    channels: 4,
+    depth: 8,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    text: latin,
+  });
   if (utf8.length === 0) return png;
   const chunks = utf8.map(([key, text]) => iTXtChunk(key, text));
   const iend = png.length - 12; // IEND is always the last 12 bytes

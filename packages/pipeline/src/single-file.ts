@@ -25,7 +25,8 @@ export interface SingleFileOptions {
 async function readTextEncoder(path: string, config: CLIPTextConfigInput | undefined, dtype: k.DType | undefined): Promise<CLIPTextModel> {
   await using file = await openSafetensors(path);
   let source = prefixedSource(file, LDM_TEXT_ENCODER_PREFIX);
-  if (!source.has('text_model.final_layer_norm.weight') && source.has('final_layer_norm.weight')) source = renamedSource(source, (key) => `text_model.${key}`);
+  if (!source.has('text_model.final_layer_norm.weight') && source.has('final_layer_norm.weight'))
+    source = renamedSource(source, (key) => `text_model.${key}`);
   const model = skipInit(() => new CLIPTextModel(config ?? {}, { dtype }));
   try {
     await loadWeights(model, source, { ignoreUnexpected: ['text_model.embeddings.position_ids'] });
@@ -38,7 +39,10 @@ async function readTextEncoder(path: string, config: CLIPTextConfigInput | undef
 
 /** Reads an SD 1.x single-file checkpoint (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.*`). */
 export async function loadSingleFile(path: string, options: SingleFileOptions): Promise<StableDiffusionComponents> {
-  if (!path.endsWith('.safetensors')) throw new PipelineError(`${path}: single-file checkpoints are read from .safetensors only (a .ckpt is a pickle, which Kiln does not execute)`);
+  if (!path.endsWith('.safetensors'))
+    throw new PipelineError(
+      `${path}: single-file checkpoints are read from .safetensors only (a .ckpt is a pickle, which Kiln does not execute)`,
+    );
   const c = options.configs ?? {};
   const loaded: { dispose(): void }[] = [];
   try {

@@ -70,7 +70,6 @@ export const TINY_VAE_CONFIG: VAEConfigInput = {
   scaling_factor: 0.18215,
 };
 
-
 /**
  * The tiny pipeline on the current backend, weights drawn from `seed`; norm weights and biases are
  * perturbed so they matter.

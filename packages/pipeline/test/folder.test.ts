@@ -24,12 +24,19 @@ describe('StableDiffusionPipeline.fromPretrained (diffusers folder)', () => {
     expect(pipe.vaeScaleFactor).toBe(2);
     expect(pipe.tokenizer.encode('a fox', { padding: false })).toEqual([49406, 320, 3240, 49407]);
     const index = JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8'));
-    expect(index).toMatchObject({ _class_name: 'StableDiffusionPipeline', unet: ['diffusers', 'UNet2DConditionModel'], text_encoder: ['transformers', 'CLIPTextModel'] });
+    expect(index).toMatchObject({
+      _class_name: 'StableDiffusionPipeline',
+      unet: ['diffusers', 'UNet2DConditionModel'],
+      text_encoder: ['transformers', 'CLIPTextModel'],
+    });
 
     const to = copy();
     const cfg = JSON.parse(readFileSync(join(to, 'scheduler', 'scheduler_config.json'), 'utf8'));
     await pipe.savePretrained(to, { variant: 'fp16' });
-    writeFileSync(join(to, 'scheduler', 'scheduler_config.json'), JSON.stringify({ ...cfg, _class_name: 'EulerAncestralDiscreteScheduler' }));
+    writeFileSync(
+      join(to, 'scheduler', 'scheduler_config.json'),
+      JSON.stringify({ ...cfg, _class_name: 'EulerAncestralDiscreteScheduler' }),
+    );
     const half = await StableDiffusionPipeline.fromPretrained(to, { variant: 'fp16', dtype: 'float16' });
     expect(half.scheduler.className).toBe('EulerAncestralDiscreteScheduler');
     expect(half.dtype).toBe('float16');
@@ -59,7 +66,9 @@ describe('StableDiffusionPipeline.fromPretrained (diffusers folder)', () => {
 
     const d = copy();
     writeFileSync(join(d, 'scheduler', 'scheduler_config.json'), JSON.stringify({ _class_name: 'FlowMatchEulerDiscreteScheduler' }));
-    await expect(StableDiffusionPipeline.fromPretrained(d)).rejects.toThrow(/FlowMatchEulerDiscreteScheduler.*not a scheduler Kiln implements/);
+    await expect(StableDiffusionPipeline.fromPretrained(d)).rejects.toThrow(
+      /FlowMatchEulerDiscreteScheduler.*not a scheduler Kiln implements/,
+    );
     await expect(StableDiffusionPipeline.fromPretrained(d)).rejects.toBeInstanceOf(k.KilnError);
   }, 60_000);
 });

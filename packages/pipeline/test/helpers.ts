@@ -29,6 +29,8 @@ export function tinyModelFolder(): Promise<string> {
 export async function relDiff(got: k.Tensor, want: k.Tensor): Promise<number> {
   if (got.shape.join() !== want.shape.join()) return Infinity;
   const b = want.device === got.device ? want : await want.toBackend(got.device);
-  const [diff, scale] = await Promise.all([k.tidy(() => k.sub(got.to('float32'), b.to('float32')).abs().max()), k.tidy(() => b.to('float32').abs().max())].map((t) => t.item()));
+  const [diff, scale] = await Promise.all(
+    [k.tidy(() => k.sub(got.to('float32'), b.to('float32')).abs().max()), k.tidy(() => b.to('float32').abs().max())].map((t) => t.item()),
+  );
   return diff / Math.max(scale, 1e-12);
 }

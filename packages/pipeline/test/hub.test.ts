@@ -19,7 +19,9 @@ const COMMIT = 'a'.repeat(39) + 'b';
 const REPO = 'kiln-test/tiny-sd';
 
 function listFiles(dir: string, base = dir): string[] {
-  return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n), base) : [relative(base, join(dir, n))]));
+  return readdirSync(dir).flatMap((n) =>
+    statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n), base) : [relative(base, join(dir, n))],
+  );
 }
 
 describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
@@ -45,8 +47,22 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
       const id = api?.[1] ?? url.pathname.match(/^\/([^/]+\/[^/]+)\/resolve\//)?.[1];
       if (id !== REPO) return json(404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
       const visible = [...files.keys()].filter((f) => !hidden.has(f));
-      const entry = (path: string) => ({ type: 'file', path, size: files.get(path)!.length, oid: createHash('sha1').update(files.get(path)!).digest('hex'), lastCommit: { id: COMMIT, title: 'tiny', date: '2026-01-01T00:00:00.000Z' } });
-      if (api?.[2] === 'revision') return json(200, { _id: 'x', id: REPO, sha: COMMIT, private: false, lastModified: '2026-01-01T00:00:00.000Z', siblings: visible.map((rfilename) => ({ rfilename })) });
+      const entry = (path: string) => ({
+        type: 'file',
+        path,
+        size: files.get(path)!.length,
+        oid: createHash('sha1').update(files.get(path)!).digest('hex'),
+        lastCommit: { id: COMMIT, title: 'tiny', date: '2026-01-01T00:00:00.000Z' },
+      });
+      if (api?.[2] === 'revision')
+        return json(200, {
+          _id: 'x',
+          id: REPO,
+          sha: COMMIT,
+          private: false,
+          lastModified: '2026-01-01T00:00:00.000Z',
+          siblings: visible.map((rfilename) => ({ rfilename })),
+        });
       if (api?.[2] === 'tree') return json(200, visible.map(entry));
       if (api?.[2] === 'paths-info') {
         let body = '';
@@ -62,7 +78,12 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
       if (range) {
         const start = Number(range[1]);
         const end = range[2] ? Math.min(Number(range[2]), data.length - 1) : data.length - 1;
-        res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${data.length}`, 'Content-Length': end - start + 1, ETag: etag, 'Accept-Ranges': 'bytes' });
+        res.writeHead(206, {
+          'Content-Range': `bytes ${start}-${end}/${data.length}`,
+          'Content-Length': end - start + 1,
+          ETag: etag,
+          'Accept-Ranges': 'bytes',
+        });
         return res.end(data.subarray(start, end + 1));
       }
       res.writeHead(200, { 'Content-Length': data.length, ETag: etag });
@@ -90,7 +111,9 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
   it('downloads into the standard cache layout, then reuses it (and loads offline)', async () => {
     const storage = useHub({ HF_TOKEN: 'hf_test_token' });
     const seen: string[] = [];
-    const pipe = await StableDiffusionPipeline.fromPretrained(REPO, { onDownload: ({ path, cached }) => seen.push(`${path}${cached ? ' (cached)' : ''}`) });
+    const pipe = await StableDiffusionPipeline.fromPretrained(REPO, {
+      onDownload: ({ path, cached }) => seen.push(`${path}${cached ? ' (cached)' : ''}`),
+    });
     expect(seen).toContain('unet/diffusion_pytorch_model.safetensors');
     expect(readFileSync(join(storage, 'refs', 'main'), 'utf8')).toBe(COMMIT);
     const snapshot = join(storage, 'snapshots', COMMIT);
@@ -116,16 +139,24 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
 
   it('offline without the files in the cache, a 404 model id and a missing file each give a clear error', async () => {
     useHub({ HF_HUB_OFFLINE: '1' });
-    await expect(StableDiffusionPipeline.fromPretrained(REPO)).rejects.toThrow(/kiln-test\/tiny-sd@main: not in the Hugging Face cache .* HF_HUB_OFFLINE is set/);
+    await expect(StableDiffusionPipeline.fromPretrained(REPO)).rejects.toThrow(
+      /kiln-test\/tiny-sd@main: not in the Hugging Face cache .* HF_HUB_OFFLINE is set/,
+    );
 
     useHub();
-    await expect(StableDiffusionPipeline.fromPretrained('kiln-test/no-such-model')).rejects.toThrow(/kiln-test\/no-such-model: not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404\).*HF_TOKEN/);
+    await expect(StableDiffusionPipeline.fromPretrained('kiln-test/no-such-model')).rejects.toThrow(
+      /kiln-test\/no-such-model: not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404\).*HF_TOKEN/,
+    );
     await expect(StableDiffusionPipeline.fromPretrained('kiln-test/no-such-model')).rejects.toBeInstanceOf(PipelineError);
 
     const storage = useHub();
     hidden.add('vae/diffusion_pytorch_model.safetensors');
-    await expect(StableDiffusionPipeline.fromPretrained(REPO)).rejects.toThrow(/kiln-test\/tiny-sd: the repository has no vae\/diffusion_pytorch_model\.safetensors/);
-    await expect(StableDiffusionPipeline.fromPretrained(REPO, { variant: 'fp16' })).rejects.toThrow(/no text_encoder\/model\.fp16\.safetensors, unet\/diffusion_pytorch_model\.fp16\.safetensors/);
+    await expect(StableDiffusionPipeline.fromPretrained(REPO)).rejects.toThrow(
+      /kiln-test\/tiny-sd: the repository has no vae\/diffusion_pytorch_model\.safetensors/,
+    );
+    await expect(StableDiffusionPipeline.fromPretrained(REPO, { variant: 'fp16' })).rejects.toThrow(
+      /no text_encoder\/model\.fp16\.safetensors, unet\/diffusion_pytorch_model\.fp16\.safetensors/,
+    );
     expect(existsSync(join(storage, 'blobs'))).toBe(false); // nothing fetched for a repository that cannot load
   }, 60_000);
 });

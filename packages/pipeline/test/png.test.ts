@@ -11,9 +11,26 @@ const image = { width: 3, height: 2, data: new Uint8ClampedArray(Array.from({ le
 
 describe('PNG output', () => {
   it("formats AUTOMATIC1111's parameters text", () => {
-    const p = { prompt: 'a fox', steps: 20, scheduler: 'EulerAncestralDiscreteScheduler', guidanceScale: 7.5, seed: 42, width: 512, height: 512 };
+    const p = {
+      prompt: 'a fox',
+      steps: 20,
+      scheduler: 'EulerAncestralDiscreteScheduler',
+      guidanceScale: 7.5,
+      seed: 42,
+      width: 512,
+      height: 512,
+    };
     expect(formatParameters(p)).toBe('a fox\nSteps: 20, Sampler: Euler a, CFG scale: 7.5, Seed: 42, Size: 512x512');
-    expect(formatParameters({ ...p, negativePrompt: 'blurry, dark', scheduler: 'DPMSolverMultistepScheduler', karras: true, clipSkip: 1, model: 'sd15' })).toBe(
+    expect(
+      formatParameters({
+        ...p,
+        negativePrompt: 'blurry, dark',
+        scheduler: 'DPMSolverMultistepScheduler',
+        karras: true,
+        clipSkip: 1,
+        model: 'sd15',
+      }),
+    ).toBe(
       'a fox\nNegative prompt: blurry, dark\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: sd15, Clip skip: 2',
     );
   });

@@ -36,24 +36,28 @@ describe(`txt2img against diffusers (${backend})`, () => {
     }
   });
 
-  it.each(REFERENCE_CASES)('$name: the image matches diffusers to 1e-4 relative', async (c) => {
-    const promptEmbeds = await on(ref[`${c.name}.prompt_embeds`]);
-    const negativePromptEmbeds = await on(ref[`${c.name}.negative_prompt_embeds`]);
-    const latents = await on(ref[`${c.name}.latents`]);
-    const { images } = await pipe.txt2img({
-      promptEmbeds,
-      negativePromptEmbeds,
-      latents,
-      numInferenceSteps: c.steps,
-      guidanceScale: c.guidanceScale,
-      guidanceRescale: c.guidanceRescale,
-      scheduler: c.scheduler,
-      width: 32,
-      height: 32,
-    });
-    const want = ref[`${c.name}.image`];
-    expect(images.shape).toEqual(want.shape);
-    expect(await relDiff(images, want)).toBeLessThan(TOL);
-    images.dispose();
-  }, 120_000);
+  it.each(REFERENCE_CASES)(
+    '$name: the image matches diffusers to 1e-4 relative',
+    async (c) => {
+      const promptEmbeds = await on(ref[`${c.name}.prompt_embeds`]);
+      const negativePromptEmbeds = await on(ref[`${c.name}.negative_prompt_embeds`]);
+      const latents = await on(ref[`${c.name}.latents`]);
+      const { images } = await pipe.txt2img({
+        promptEmbeds,
+        negativePromptEmbeds,
+        latents,
+        numInferenceSteps: c.steps,
+        guidanceScale: c.guidanceScale,
+        guidanceRescale: c.guidanceRescale,
+        scheduler: c.scheduler,
+        width: 32,
+        height: 32,
+      });
+      const want = ref[`${c.name}.image`];
+      expect(images.shape).toEqual(want.shape);
+      expect(await relDiff(images, want)).toBeLessThan(TOL);
+      images.dispose();
+    },
+    120_000,
+  );
 });

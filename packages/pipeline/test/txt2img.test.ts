@@ -47,7 +47,15 @@ describe('txt2img on the tiny model', () => {
   }, 120_000);
 
   it('returns [N, 3, H, W] in [0, 1] and RGBA bytes for a batch of prompts × images per prompt', async () => {
-    const { images, rgba } = await wasm.txt2img({ ...base, prompt: ['a fox', 'a lighthouse'], negativePrompt: 'blurry', numImagesPerPrompt: 2, seed: 1, width: 48, height: 32 });
+    const { images, rgba } = await wasm.txt2img({
+      ...base,
+      prompt: ['a fox', 'a lighthouse'],
+      negativePrompt: 'blurry',
+      numImagesPerPrompt: 2,
+      seed: 1,
+      width: 48,
+      height: 32,
+    });
     expect(images.shape).toEqual([4, 3, 32, 48]);
     const x = await images.data();
     expect(Math.min(...x)).toBeGreaterThanOrEqual(0);
@@ -63,20 +71,40 @@ describe('txt2img on the tiny model', () => {
   it('runs each step in its own tidy: live tensors stay flat across steps and nothing is left after', async () => {
     const before = k.memory().liveTensors;
     const live: number[] = [];
-    const { images } = await wasm.txt2img({ ...base, numInferenceSteps: 8, scheduler: 'euler', seed: 3, callback: () => void live.push(k.memory().liveTensors) });
+    const { images } = await wasm.txt2img({
+      ...base,
+      numInferenceSteps: 8,
+      scheduler: 'euler',
+      seed: 3,
+      callback: () => void live.push(k.memory().liveTensors),
+    });
     expect(live).toHaveLength(8);
     expect(new Set(live).size).toBe(1);
     images.dispose();
     expect(k.memory().liveTensors).toBe(before);
     // PNDM and DPM-Solver keep a short history of model outputs; after it fills, memory is flat too.
     const hist: number[] = [];
-    (await wasm.txt2img({ ...base, numInferenceSteps: 8, scheduler: 'pndm', seed: 3, callback: () => void hist.push(k.memory().liveTensors) })).images.dispose();
+    (
+      await wasm.txt2img({
+        ...base,
+        numInferenceSteps: 8,
+        scheduler: 'pndm',
+        seed: 3,
+        callback: () => void hist.push(k.memory().liveTensors),
+      })
+    ).images.dispose();
     expect(new Set(hist.slice(4)).size).toBe(1);
   }, 60_000);
 
   it('tells the callback each step and timestep, and swaps schedulers by name', async () => {
     const steps: StepInfo[] = [];
-    const r = await wasm.txt2img({ ...base, numInferenceSteps: 3, scheduler: 'DDIMScheduler', seed: 2, callback: (s) => void steps.push(s) });
+    const r = await wasm.txt2img({
+      ...base,
+      numInferenceSteps: 3,
+      scheduler: 'DDIMScheduler',
+      seed: 2,
+      callback: (s) => void steps.push(s),
+    });
     expect(r.scheduler).toBe('DDIMScheduler');
     expect(steps.map((s) => [s.step, s.numSteps, s.timestep])).toEqual([
       [0, 3, 667],

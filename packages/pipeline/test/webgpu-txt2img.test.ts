@@ -14,7 +14,8 @@ const unavailable: string | null = await k.initBackend('webgpu').then(
   () => null,
   (err: Error) => err.message,
 );
-if (unavailable !== null && (process.env.CI || process.env.KILN_WEBGPU_REQUIRED)) throw new Error(`webgpu backend required but unavailable: ${unavailable}`);
+if (unavailable !== null && (process.env.CI || process.env.KILN_WEBGPU_REQUIRED))
+  throw new Error(`webgpu backend required but unavailable: ${unavailable}`);
 const suite = unavailable === null ? describe : describe.skip;
 
 suite('txt2img on webgpu', () => {

@@ -154,9 +154,7 @@ export function parseSchedulerConfigJson(text: string, file = 'scheduler_config.
   );
   let value: unknown;
   try {
-    value = JSON.parse(marked, (_k, v: unknown) =>
-      typeof v === 'string' && v.startsWith('\u0000') ? Number(v.slice(1)) : v,
-    );
+    value = JSON.parse(marked, (_k, v: unknown) => (typeof v === 'string' && v.startsWith('\u0000') ? Number(v.slice(1)) : v));
   } catch (e) {
     throw new SchedulerConfigError(file, '(root)', [`not valid JSON: ${(e as Error).message}`]);
   }

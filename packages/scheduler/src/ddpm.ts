@@ -62,7 +62,8 @@ export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
 
   constructor(config: DDPMConfig, file = 'scheduler_config') {
     super(config, file);
-    if (!(VARIANCE_TYPES as readonly unknown[]).includes(config.variance_type)) unsupported(file, 'variance_type', config.variance_type, VARIANCE_TYPES);
+    if (!(VARIANCE_TYPES as readonly unknown[]).includes(config.variance_type))
+      unsupported(file, 'variance_type', config.variance_type, VARIANCE_TYPES);
     refuseThresholding(config, file);
   }
 

@@ -60,7 +60,8 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverCon
     if (!algorithms.includes(algorithm)) unsupported(file, 'algorithm_type', algorithm, algorithms);
     if (config.solver_order > 2) unsupported(file, 'solver_order', config.solver_order, [1, 2]);
     if (config.thresholding) unsupported(file, 'thresholding', true, [false]);
-    if (config.variance_type === 'learned' || config.variance_type === 'learned_range') unsupported(file, 'variance_type', config.variance_type, [null]);
+    if (config.variance_type === 'learned' || config.variance_type === 'learned_range')
+      unsupported(file, 'variance_type', config.variance_type, [null]);
     if ((algorithm === 'dpmsolver' || algorithm === 'sde-dpmsolver') && config.final_sigmas_type === 'zero') {
       throw new SchedulerConfigError(file, 'final_sigmas_type', [
         `final_sigmas_type: 'zero' needs a data-prediction algorithm_type ('dpmsolver++' or 'sde-dpmsolver++', got '${algorithm}'); use 'sigma_min'`,
@@ -160,17 +161,13 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverCon
         const e2 = F.exp(F.mul(-2, h));
         const c0 = F.mul(alphaT, F.sub(1, e2));
         let x = k.add(k.mul(sample, F.mul(F.div(sigmaT, sigmaS0), F.exp(-h))), k.mul(m0, c0));
-        x = heun
-          ? k.add(x, k.mul(d1, F.mul(alphaT, F.add(F.div(F.sub(1, e2), F.mul(-2, h)), 1))))
-          : k.add(x, k.mul(d1, F.mul(0.5, c0)));
+        x = heun ? k.add(x, k.mul(d1, F.mul(alphaT, F.add(F.div(F.sub(1, e2), F.mul(-2, h)), 1)))) : k.add(x, k.mul(d1, F.mul(0.5, c0)));
         return k.add(x, k.mul(noise!, F.mul(sigmaT, F.sqrt(F.sub(1, e2)))));
       }
       case 'sde-dpmsolver': {
         const c = F.mul(sigmaT, F.sub(F.exp(h), 1));
         let x = k.sub(k.mul(sample, F.div(alphaT, alphaS0)), k.mul(m0, F.mul(2, c)));
-        x = heun
-          ? k.sub(x, k.mul(d1, F.mul(2, F.mul(sigmaT, F.sub(F.div(F.sub(F.exp(h), 1), h), 1)))))
-          : k.sub(x, k.mul(d1, c));
+        x = heun ? k.sub(x, k.mul(d1, F.mul(2, F.mul(sigmaT, F.sub(F.div(F.sub(F.exp(h), 1), h), 1))))) : k.sub(x, k.mul(d1, c));
         return k.add(x, k.mul(noise!, F.mul(sigmaT, F.sqrt(F.sub(F.exp(F.mul(2, h)), 1)))));
       }
     }

@@ -40,9 +40,11 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
 
   /** Reads any scheduler's config (diffusers' `from_config`), with Euler a's defaults for missing fields. */
   static fromConfig(config: SchedulerConfigLike = {}, file?: string): EulerAncestralDiscreteScheduler {
-    return new EulerAncestralDiscreteScheduler(resolveSchedulerConfig(config, EULER_ANCESTRAL_DEFAULTS, file) as SigmaSchedulerConfig, file);
+    return new EulerAncestralDiscreteScheduler(
+      resolveSchedulerConfig(config, EULER_ANCESTRAL_DEFAULTS, file) as SigmaSchedulerConfig,
+      file,
+    );
   }
-
 
   setTimesteps(numInferenceSteps: number): void {
     const spaced = this.spaceTimesteps(numInferenceSteps, false);
@@ -51,7 +53,6 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
     this.timesteps = spaced.map(F.f);
     this.resetIndex();
   }
-
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): SchedulerOutput {
     const { index, sigma, next } = this.stepSigma(timestep);
@@ -70,5 +71,4 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<SigmaSchedul
     this.stepIndex = index + 1;
     return out;
   }
-
 }

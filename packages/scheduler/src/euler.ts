@@ -58,7 +58,6 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     return new EulerDiscreteScheduler(resolveSchedulerConfig(config, EULER_DEFAULTS, file) as EulerConfig, file);
   }
 
-
   setTimesteps(numInferenceSteps: number): void {
     const spaced = this.spaceTimesteps(numInferenceSteps, false);
     const { sigmas, timesteps } = this.scheduleSigmas(spaced, this.config.use_karras_sigmas);
@@ -66,7 +65,6 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     this.timesteps = timesteps.map(F.f);
     this.resetIndex();
   }
-
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): SchedulerOutput {
     const { index, sigma, next } = this.stepSigma(timestep);
@@ -88,5 +86,4 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     this.stepIndex = index + 1;
     return out;
   }
-
 }

@@ -42,7 +42,7 @@ export function torchLinspaceF32(start: number, end: number, steps: number): Flo
   const fma = (a: number, b: number, c: number): number => f(a + b * c);
   const scalarAt = (i: number): number => (i < half ? fma(s, step, i) : fma(e, -step, steps - i - 1));
   let i = 0;
-  for (; i + 16 <= steps; ) {
+  for (; i + 16 <= steps;) {
     for (let v = 0; v < 2; v++, i += 8) {
       const base = scalarAt(i);
       for (let lane = 0; lane < 8; lane++) out[i + lane] = lane < 5 ? fma(base, lane, step) : f(base + f(lane * step));

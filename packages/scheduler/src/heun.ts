@@ -77,7 +77,9 @@ export class HeunDiscreteScheduler extends SigmaScheduler<HeunConfig> {
     const sigma = predictor ? this.sigmas[index] : this.sigmas[index - 1];
     const sigmaNext = predictor ? this.sigmas[index + 1] : this.sigmas[index];
     const sigmaInput = predictor ? sigma : sigmaNext;
-    const x0 = k.tidy(() => clipOriginal(sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigmaInput, sigmaInput), this.config));
+    const x0 = k.tidy(() =>
+      clipOriginal(sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigmaInput, sigmaInput), this.config),
+    );
     let prev: Tensor;
     if (predictor) {
       const derivative = k.keep(k.tidy(() => k.div(k.sub(sample, x0), sigma)));

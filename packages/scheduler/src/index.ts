@@ -27,7 +27,14 @@ export {
   parseSchedulerConfigJson,
   resolveSchedulerConfig,
 } from './config.js';
-export type { BaseSchedulerConfig, BetaSchedule, PredictionType, SchedulerConfigInput, SchedulerConfigLike, TimestepSpacing } from './config.js';
+export type {
+  BaseSchedulerConfig,
+  BetaSchedule,
+  PredictionType,
+  SchedulerConfigInput,
+  SchedulerConfigLike,
+  TimestepSpacing,
+} from './config.js';
 export { SchedulerBase } from './scheduler.js';
 export type { NoiseScheduler, SchedulerOutput, StepOptions, Timesteps } from './scheduler.js';
 export { SigmaScheduler } from './sigma-scheduler.js';

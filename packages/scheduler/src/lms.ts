@@ -76,7 +76,8 @@ export class LMSDiscreteScheduler extends SigmaScheduler<SigmaSchedulerConfig> {
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): SchedulerOutput {
     const maxOrder = options.order ?? 4;
-    if (!Number.isInteger(maxOrder) || maxOrder < 1) throw new SchedulerError(`LMSDiscreteScheduler.step: order must be a positive integer, got ${maxOrder}`);
+    if (!Number.isInteger(maxOrder) || maxOrder < 1)
+      throw new SchedulerError(`LMSDiscreteScheduler.step: order must be a positive integer, got ${maxOrder}`);
     const { index, sigma } = this.stepSigma(timestep);
     const x0 = k.tidy(() => sigmaPredictOriginal(this.config.prediction_type, sample, modelOutput, sigma, sigma));
     this.derivatives.push(k.keep(k.tidy(() => k.div(k.sub(sample, x0), sigma))));

@@ -38,7 +38,9 @@ export abstract class MultistepScheduler<C extends MultistepConfig> extends Sigm
     this.modelOutputs = Array(config.solver_order).fill(null);
     this.order = config.solver_order;
     const T = config.num_train_timesteps;
-    this.timesteps = npLinspace(0, T - 1, T).map(F.f).reverse();
+    this.timesteps = npLinspace(0, T - 1, T)
+      .map(F.f)
+      .reverse();
   }
 
   override get initNoiseSigma(): number {

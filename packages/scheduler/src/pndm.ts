@@ -58,7 +58,10 @@ export class PNDMScheduler extends SchedulerBase<PNDMConfig> {
     let base: number[]; // ascending
     if (c.timestep_spacing === 'linspace') base = npLinspace(0, T - 1, n).map(F.roundHalfEven);
     else if (c.timestep_spacing === 'leading') base = Array.from({ length: n }, (_, i) => i * Math.floor(T / n) + c.steps_offset);
-    else base = npArange(T, 0, -T / n).map((t) => F.roundHalfEven(t) - 1).reverse();
+    else
+      base = npArange(T, 0, -T / n)
+        .map((t) => F.roundHalfEven(t) - 1)
+        .reverse();
     let plms: number[];
     if (c.skip_prk_steps) {
       this.prkTimesteps = [];

@@ -17,7 +17,7 @@ import * as F from './f32.js';
  * ```
  */
 export function betasForAlphaBar(numDiffusionTimesteps: number, maxBeta = 0.999): Float32Array {
-  const alphaBar = (t: number): number => Math.cos(((t + 0.008) / 1.008) * Math.PI / 2) ** 2;
+  const alphaBar = (t: number): number => Math.cos((((t + 0.008) / 1.008) * Math.PI) / 2) ** 2;
   const betas = new Float32Array(numDiffusionTimesteps);
   for (let i = 0; i < numDiffusionTimesteps; i++) {
     const t1 = i / numDiffusionTimesteps;
@@ -129,7 +129,11 @@ export function spacedTimesteps(
  * when λ is clipped) with the final one dropped, so the schedule never lands on t = 0.
  */
 export function multistepTimesteps(spacing: TimestepSpacing, T: number, last: number, n: number, stepsOffset: number): number[] {
-  if (spacing === 'linspace') return npLinspace(0, last - 1, n + 1).map(F.roundHalfEven).reverse().slice(0, -1);
+  if (spacing === 'linspace')
+    return npLinspace(0, last - 1, n + 1)
+      .map(F.roundHalfEven)
+      .reverse()
+      .slice(0, -1);
   if (spacing === 'leading') {
     const ratio = Math.floor(last / (n + 1));
     return Array.from({ length: n }, (_, i) => (n - i) * ratio + stepsOffset);

@@ -151,18 +151,27 @@ export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedule
   }
 
   /** Per-batch coefficients `table[t]` shaped [B, 1, …] (rank `ndim`) to broadcast against a sample. */
-  protected coefficients(table: Float32Array, timesteps: Timesteps, like: { ndim: number; dtype: Tensor['dtype']; device: string }): Tensor {
+  protected coefficients(
+    table: Float32Array,
+    timesteps: Timesteps,
+    like: { ndim: number; dtype: Tensor['dtype']; device: string },
+  ): Tensor {
     const trailing = Array(Math.max(like.ndim - 1, 0)).fill(1);
     const opts = { dtype: like.dtype, device: like.device };
     if (typeof timesteps === 'number' || Array.isArray(timesteps)) {
       const ts = typeof timesteps === 'number' ? [timesteps] : (timesteps as readonly number[]);
       for (const t of ts) this.alphaAt(t);
-      return k.tensor(Float32Array.from(ts, (t) => table[t]), { ...opts, shape: [ts.length, ...trailing] });
+      return k.tensor(
+        Float32Array.from(ts, (t) => table[t]),
+        { ...opts, shape: [ts.length, ...trailing] },
+      );
     }
     const ids = timesteps as Tensor;
     if (ids.dtype !== 'int32') throw new SchedulerError(`${this.className}: timesteps tensor must be int32, got ${ids.dtype}`);
     // Gathered on the tensor's backend: training loops never read timesteps back.
-    return k.tidy(() => k.indexSelect(k.tensor(table, { ...opts, shape: [table.length] }), 0, ids.reshape([-1])).reshape([-1, ...trailing]));
+    return k.tidy(() =>
+      k.indexSelect(k.tensor(table, { ...opts, shape: [table.length] }), 0, ids.reshape([-1])).reshape([-1, ...trailing]),
+    );
   }
 
   /**

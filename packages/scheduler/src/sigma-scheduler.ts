@@ -93,7 +93,10 @@ export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends Sch
     let sigmas = timesteps.map((t) => interpIndex(t, this.trainSigmas));
     if (karras) {
       // Euler spans the schedule's σ range; DPM-Solver the whole training range (as diffusers).
-      const [hi, lo] = karrasRange === 'schedule' ? [sigmas[0], sigmas[sigmas.length - 1]] : [this.trainSigmas[this.trainSigmas.length - 1], this.trainSigmas[0]];
+      const [hi, lo] =
+        karrasRange === 'schedule'
+          ? [sigmas[0], sigmas[sigmas.length - 1]]
+          : [this.trainSigmas[this.trainSigmas.length - 1], this.trainSigmas[0]];
       const max = this.config.sigma_max ?? hi;
       const min = this.config.sigma_min ?? lo;
       sigmas = karrasSigmas(max, min, timesteps.length);
@@ -117,7 +120,8 @@ export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends Sch
   protected stepSigma(t: number): { index: number; sigma: number; next: number } {
     this.requireTimesteps();
     const index = this.initStepIndex(t);
-    if (index >= this.sigmas.length - 1) throw new SchedulerError(`${this.className}.step: the schedule is finished (call setTimesteps again)`);
+    if (index >= this.sigmas.length - 1)
+      throw new SchedulerError(`${this.className}.step: the schedule is finished (call setTimesteps again)`);
     return { index, sigma: this.sigmas[index], next: this.sigmas[index + 1] };
   }
 
@@ -129,6 +133,9 @@ export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends Sch
     const ts = typeof timesteps === 'number' ? [timesteps] : (timesteps as readonly number[]);
     const idx = ts.map((t) => (this.beginIndex === null ? this.indexForTimestep(t) : (this.stepIndex ?? this.beginIndex)));
     const trailing = Array(Math.max(like.ndim - 1, 0)).fill(1);
-    return k.tensor(Float32Array.from(idx, (i) => this.sigmas[i]), { shape: [ts.length, ...trailing], dtype: like.dtype, device: like.device });
+    return k.tensor(
+      Float32Array.from(idx, (i) => this.sigmas[i]),
+      { shape: [ts.length, ...trailing], dtype: like.dtype, device: like.device },
+    );
   }
 }

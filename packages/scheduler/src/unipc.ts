@@ -93,7 +93,11 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCConfig> {
   setTimesteps(numInferenceSteps: number): void {
     // With Karras sigmas and final_sigmas_type 'sigma_min', UniPC ends at the last Karras σ.
     const karrasEnd = (s: number[]) => (this.config.final_sigmas_type === 'zero' ? 0 : s[s.length - 1]);
-    this.setMultistepTimesteps(numInferenceSteps, this.config.num_train_timesteps, this.config.use_karras_sigmas ? karrasEnd : () => this.finalSigma());
+    this.setMultistepTimesteps(
+      numInferenceSteps,
+      this.config.num_train_timesteps,
+      this.config.use_karras_sigmas ? karrasEnd : () => this.finalSigma(),
+    );
     this.lastSample?.dispose();
     this.lastSample = null;
   }

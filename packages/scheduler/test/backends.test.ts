@@ -5,7 +5,13 @@ import { loadGoldens, relErr } from './golden-helpers.js';
 
 // Schedulers are tensor ops plus float32 scalars computed in JS, so they run unchanged on any
 // backend: the goldens hold on wasm too, and a seeded ancestral run is the same image on cpu and wasm.
-const picks = ['EulerAncestralDiscreteScheduler_v_prediction', 'DPMSolverMultistepScheduler_karras', 'UniPCMultistepScheduler_epsilon', 'DDPMScheduler_default', 'PNDMScheduler_default'];
+const picks = [
+  'EulerAncestralDiscreteScheduler_v_prediction',
+  'DPMSolverMultistepScheduler_karras',
+  'UniPCMultistepScheduler_epsilon',
+  'DDPMScheduler_default',
+  'PNDMScheduler_default',
+];
 const goldens = loadGoldens().filter((g) => picks.includes(`${g.scheduler}_${g.variant}`));
 
 async function run(name: string, config: Record<string, unknown>, seed: number): Promise<Float32Array> {

@@ -35,11 +35,13 @@ export interface Golden {
 export const fixturesDir = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 export function loadGoldens(): Golden[] {
-  return readdirSync(fixturesDir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    // diffusers writes -inf config values as bare -Infinity, which JSON.parse rejects.
-    .map((f) => parseSchedulerConfigJson(readFileSync(fixturesDir + f, 'utf8'), f) as unknown as Golden);
+  return (
+    readdirSync(fixturesDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      // diffusers writes -inf config values as bare -Infinity, which JSON.parse rejects.
+      .map((f) => parseSchedulerConfigJson(readFileSync(fixturesDir + f, 'utf8'), f) as unknown as Golden)
+  );
 }
 
 /** max |a − b| / max |b|: the harness's relative error (0 when both are all zeros). */

@@ -37,7 +37,9 @@ describe.each(goldens.map((g) => [`${g.scheduler}_${g.variant}`, g] as const))('
       // Euler's fractional timesteps are float32; Karras ones may be 1 ulp off (numpy's float32 log).
       expect(Math.abs(t - Math.fround(step.t))).toBeLessThanOrEqual(TOL * Math.abs(step.t));
       const scaled = s.scaleModelInput(sample, t);
-      expect(relErr((await scaled.data()) as Float32Array, step.scaled_model_input), `scaled input, step ${step.i}`).toBeLessThanOrEqual(TOL);
+      expect(relErr((await scaled.data()) as Float32Array, step.scaled_model_input), `scaled input, step ${step.i}`).toBeLessThanOrEqual(
+        TOL,
+      );
       const out = s.step(k.tensor(step.model_output, { shape }), t, sample, {
         varianceNoise: step.noise ? k.tensor(step.noise, { shape }) : undefined,
         eta: g.step_kwargs?.eta,

@@ -124,7 +124,9 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     expect(() => DDIMScheduler.fromConfig({ beta_schedule: 'cosine' }, 'sd15/scheduler/scheduler_config.json')).toThrow(
       /^sd15\/scheduler\/scheduler_config\.json: invalid scheduler config: beta_schedule: .*scaled_linear/,
     );
-    expect(() => DDPMScheduler.fromConfig({ variance_type: 'learned' })).toThrow(/variance_type: "learned" is not supported by Kiln \(supported: "fixed_small"/);
+    expect(() => DDPMScheduler.fromConfig({ variance_type: 'learned' })).toThrow(
+      /variance_type: "learned" is not supported by Kiln \(supported: "fixed_small"/,
+    );
   });
 
   it('refuses what a scheduler cannot do, as diffusers does, by field', () => {
@@ -157,7 +159,9 @@ describe('bad configs and calls raise typed errors naming the field', () => {
     const d = DDPMScheduler.fromConfig(SD15);
     d.setTimesteps(10);
     expect(() => d.setBeginIndex(10)).toThrow(/setBeginIndex: 10 is not an index of the 10 timesteps/);
-    expect(() => d.step(x, d.timesteps[0], x, { varianceNoise: k.zeros([1, 4, 4, 4]) })).toThrow(/varianceNoise has shape \[1,4,4,4\], the sample has \[1,4,8,8\]/);
+    expect(() => d.step(x, d.timesteps[0], x, { varianceNoise: k.zeros([1, 4, 4, 4]) })).toThrow(
+      /varianceNoise has shape \[1,4,4,4\], the sample has \[1,4,8,8\]/,
+    );
   });
 });
 

@@ -8,7 +8,9 @@ function freed(op: string): NonNullable<Tensor['_node']> {
     op,
     inputs: [],
     backward: () => {
-      throw new KilnError(`backward(): the graph through '${op}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+      throw new KilnError(
+        `backward(): the graph through '${op}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`,
+      );
     },
   };
 }

@@ -117,22 +117,31 @@ export interface Backend<S = unknown> {
    * input dtype, contiguous [B, Lq, E], [B, Lk, E], [B, Lk, Ev]. Flash-style: recomputes the
    * probabilities per tile and never holds the Lq×Lk scores; accumulates in f32.
    */
-  attentionBackward?(
-    q: View<S>, k: View<S>, v: View<S>, mask: View<S> | null, causal: boolean, scale: number, gy: View<S>,
-  ): [S, S, S];
+  attentionBackward?(q: View<S>, k: View<S>, v: View<S>, mask: View<S> | null, causal: boolean, scale: number, gy: View<S>): [S, S, S];
   /**
    * Gradients of `layerNorm` given `gy` (x's shape). Returns [dx, dweight | null, dbias | null]:
    * dweight when `weight` is given, dbias when `bias` is given, each with `normSize` elements.
    */
   layerNormBackward?(
-    x: View<S>, weight: View<S> | null, bias: View<S> | null, normSize: number, eps: number, gy: View<S>,
+    x: View<S>,
+    weight: View<S> | null,
+    bias: View<S> | null,
+    normSize: number,
+    eps: number,
+    gy: View<S>,
   ): [S, S | null, S | null];
   /**
    * Gradients of `groupNorm` (with its optional SiLU, recomputed from x, weight and bias) given `gy`.
    * Returns [dx, dweight | null, dbias | null], dweight/dbias with C elements.
    */
   groupNormBackward?(
-    x: View<S>, groups: number, weight: View<S> | null, bias: View<S> | null, eps: number, silu: boolean, gy: View<S>,
+    x: View<S>,
+    groups: number,
+    weight: View<S> | null,
+    bias: View<S> | null,
+    eps: number,
+    silu: boolean,
+    gy: View<S>,
   ): [S, S | null, S | null];
   /** One AdamW step, in place on contiguous param, m and v storages. */
   adamw?(param: S, grad: View<S>, m: S, v: S, size: number, dtype: DType, hp: AdamWHyper): void;

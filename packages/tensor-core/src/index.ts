@@ -100,7 +100,22 @@ export {
   fullLike,
 } from './ops/elementwise.js';
 export { sum, mean, max, min, variance as var } from './ops/reduce.js';
-export { reshape, flatten, permute, transpose, expand, squeeze, unsqueeze, slice, narrow, select, contiguous, split, chunk, sumTo } from './ops/view.js';
+export {
+  reshape,
+  flatten,
+  permute,
+  transpose,
+  expand,
+  squeeze,
+  unsqueeze,
+  slice,
+  narrow,
+  select,
+  contiguous,
+  split,
+  chunk,
+  sumTo,
+} from './ops/view.js';
 export { cat, stack, pad } from './ops/join.js';
 export { matmul, linear } from './ops/matmul.js';
 export { conv2d, convTranspose2d } from './ops/conv.js';

@@ -73,12 +73,7 @@ const INV_2_24 = 2 ** -24;
  * Fills `out` with `out.length` numbers of the draw at `counter` (a block index below 2^53) under
  * `key`. Computed in f64 here; the values are what every backend should produce to f32 precision.
  */
-export function philoxFill(
-  dist: 'uniform' | 'normal',
-  out: Float64Array,
-  key: readonly [number, number],
-  counter: number,
-): Float64Array {
+export function philoxFill(dist: 'uniform' | 'normal', out: Float64Array, key: readonly [number, number], counter: number): Float64Array {
   const block = new Uint32Array(4);
   const n = out.length;
   for (let b = 0; b * 4 < n; b++) {
@@ -104,7 +99,13 @@ export function philoxFill(
  * Fills `out` with integers uniform in [low, low + range) from the draw at `counter`, one Philox
  * lane each (see the header for the mapping; `range` at most 2^32).
  */
-export function philoxIntegers(out: Float64Array, key: readonly [number, number], counter: number, low: number, range: number): Float64Array {
+export function philoxIntegers(
+  out: Float64Array,
+  key: readonly [number, number],
+  counter: number,
+  low: number,
+  range: number,
+): Float64Array {
   const block = new Uint32Array(4);
   const wide = range > 2 ** 24;
   const n = out.length;
@@ -256,7 +257,12 @@ export function manualSeed(seed: number): Generator {
  * fresh stream each call, as before generators existed), else from `generator` or the default
  * one, which advance only when `fn` succeeds.
  */
-export function draw<T>(size: number, seed: number | undefined, generator: Generator | undefined, fn: (key: [number, number], counter: number) => T): T {
+export function draw<T>(
+  size: number,
+  seed: number | undefined,
+  generator: Generator | undefined,
+  fn: (key: [number, number], counter: number) => T,
+): T {
   if (seed !== undefined && generator !== undefined) throw new ArgumentError('random: give either seed or generator, not both');
   if (seed !== undefined) return fn(seedKey(seed), 0);
   if (generator !== undefined && !(generator instanceof Generator)) {

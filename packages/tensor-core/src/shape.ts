@@ -86,7 +86,12 @@ export function convOutputSize(size: number, kernel: number, stride: number, pad
 
 /** Output extent of a transposed convolution along one axis (`outputPadding` adds to one side). */
 export function convTransposeOutputSize(
-  size: number, kernel: number, stride: number, padding: number, dilation: number, outputPadding: number,
+  size: number,
+  kernel: number,
+  stride: number,
+  padding: number,
+  dilation: number,
+  outputPadding: number,
 ): number {
   return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + outputPadding + 1;
 }

@@ -108,11 +108,7 @@ export class Tensor {
     const isBool = this.dtype === 'bool';
     let i = 0;
     const build = (d: number): NestedArray =>
-      d === this.ndim
-        ? isBool
-          ? flat[i++] !== 0
-          : flat[i++]
-        : Array.from({ length: this.shape[d] }, () => build(d + 1));
+      d === this.ndim ? (isBool ? flat[i++] !== 0 : flat[i++]) : Array.from({ length: this.shape[d] }, () => build(d + 1));
     return build(0);
   }
   /** The single element of a one-element tensor. */

@@ -12,7 +12,10 @@ afterAll(() => restore());
 /** softmax(q kᵀ·scale + mask + causal) v from primitive ops: autograd through them is the oracle. */
 function reference(q: k.Tensor, key: k.Tensor, v: k.Tensor, mask: k.Tensor, scale: number): k.Tensor {
   const [L, S] = [q.shape[q.ndim - 2], key.shape[key.ndim - 2]];
-  const causal = k.tensor(Float32Array.from({ length: L * S }, (_, i) => (i % S > Math.floor(i / S) ? -Infinity : 0)), { shape: [L, S] });
+  const causal = k.tensor(
+    Float32Array.from({ length: L * S }, (_, i) => (i % S > Math.floor(i / S) ? -Infinity : 0)),
+    { shape: [L, S] },
+  );
   const s = q.matmul(key.transpose(-1, -2)).mul(scale).add(mask).add(causal);
   return s.softmax(-1).matmul(v);
 }

@@ -30,7 +30,12 @@ describe('fused backward hookup (cpu)', () => {
   it('a mask that requires grad takes the composite and gets its gradient', async () => {
     const cpu = await k.initBackend('cpu');
     const run = async () => {
-      const [q, key, v, m] = [[2, 3, 4], [2, 5, 4], [2, 5, 2], [3, 5]].map((s, i) => k.randn(s, { seed: i + 1 }).requiresGrad_());
+      const [q, key, v, m] = [
+        [2, 3, 4],
+        [2, 5, 4],
+        [2, 5, 2],
+        [3, 5],
+      ].map((s, i) => k.randn(s, { seed: i + 1 }).requiresGrad_());
       k.tidy(() => k.scaledDotProductAttention(q, key, v, { attnMask: m }).square().sum().backward());
       return Promise.all([q, key, v, m].map((t) => t.grad!.data()));
     };

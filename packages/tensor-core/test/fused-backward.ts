@@ -30,28 +30,118 @@ export const FUSED_BACKWARD_CASES: FusedBackwardCase[] = [
   { kernel: 'layerNormBackward', name: 'layerNorm affine', inputs: [n(2, 3, 8), n(8), n(8)], fn: (x, w, b) => k.layerNorm(x, [8], w, b) },
   { kernel: 'layerNormBackward', name: 'layerNorm weight only, odd rows', inputs: [n(5, 7), n(7)], fn: (x, w) => k.layerNorm(x, [7], w) },
   { kernel: 'layerNormBackward', name: 'layerNorm no affine, 2 dims', inputs: [n(3, 5, 6)], fn: (x) => k.layerNorm(x, [5, 6]) },
-  { kernel: 'layerNormBackward', name: 'layerNorm frozen weight', inputs: [n(4, 6), fixed(6), n(6)], fn: (x, w, b) => k.layerNorm(x, [6], w, b, 1e-6) },
-  { kernel: 'layerNormBackward', name: 'layerNorm 257-wide rows', inputs: [n(2, 33, 257), n(257), n(257)], fn: (x, w, b) => k.layerNorm(x, [257], w, b) },
-  { kernel: 'layerNormBackward', name: 'layerNorm of transposed input', inputs: [n(6, 4, 3), n(4), n(4)], fn: (x, w, b) => k.layerNorm(x.transpose(1, 2), [4], w, b) },
-  { kernel: 'layerNormBackward', name: 'layerNorm, gradient broadcast from a row sum (0 strides)', inputs: [n(4, 12), n(12), n(12)], fn: (x, w, b) => k.layerNorm(x, [12], w, b).sum(-1) },
+  {
+    kernel: 'layerNormBackward',
+    name: 'layerNorm frozen weight',
+    inputs: [n(4, 6), fixed(6), n(6)],
+    fn: (x, w, b) => k.layerNorm(x, [6], w, b, 1e-6),
+  },
+  {
+    kernel: 'layerNormBackward',
+    name: 'layerNorm 257-wide rows',
+    inputs: [n(2, 33, 257), n(257), n(257)],
+    fn: (x, w, b) => k.layerNorm(x, [257], w, b),
+  },
+  {
+    kernel: 'layerNormBackward',
+    name: 'layerNorm of transposed input',
+    inputs: [n(6, 4, 3), n(4), n(4)],
+    fn: (x, w, b) => k.layerNorm(x.transpose(1, 2), [4], w, b),
+  },
+  {
+    kernel: 'layerNormBackward',
+    name: 'layerNorm, gradient broadcast from a row sum (0 strides)',
+    inputs: [n(4, 12), n(12), n(12)],
+    fn: (x, w, b) => k.layerNorm(x, [12], w, b).sum(-1),
+  },
   // groupNorm(+SiLU): affine or not, 3-D and 4-D inputs, odd spatial sizes, frozen affine.
-  { kernel: 'groupNormBackward', name: 'groupNorm affine', inputs: [n(2, 4, 3, 3), n(4), n(4)], fn: (x, w, b) => k.groupNorm(x, 2, w, b, 1e-5) },
-  { kernel: 'groupNormBackward', name: 'groupNorm+silu', inputs: [n(2, 6, 2, 3), n(6), n(6)], fn: (x, w, b) => k.groupNormSilu(x, 3, w, b, 1e-6) },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm affine',
+    inputs: [n(2, 4, 3, 3), n(4), n(4)],
+    fn: (x, w, b) => k.groupNorm(x, 2, w, b, 1e-5),
+  },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm+silu',
+    inputs: [n(2, 6, 2, 3), n(6), n(6)],
+    fn: (x, w, b) => k.groupNormSilu(x, 3, w, b, 1e-6),
+  },
   { kernel: 'groupNormBackward', name: 'groupNorm no affine 3-D', inputs: [n(1, 4, 5)], fn: (x) => k.groupNorm(x, 4) },
   { kernel: 'groupNormBackward', name: 'groupNorm+silu no affine', inputs: [n(2, 6, 7, 5)], fn: (x) => k.groupNormSilu(x, 3) },
-  { kernel: 'groupNormBackward', name: 'groupNorm+silu frozen bias', inputs: [n(2, 8, 5, 3), n(8), fixed(8)], fn: (x, w, b) => k.groupNormSilu(x, 4, w, b) },
-  { kernel: 'groupNormBackward', name: 'groupNorm+silu 32 groups, 9x9', inputs: [n(2, 64, 9, 9), n(64), n(64)], fn: (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6) },
-  { kernel: 'groupNormBackward', name: 'groupNorm of permuted input', inputs: [n(2, 5, 3, 4), n(4), n(4)], fn: (x, w, b) => k.groupNorm(x.permute([0, 3, 1, 2]), 2, w, b) },
-  { kernel: 'groupNormBackward', name: 'groupNorm+silu, gradient broadcast from a spatial mean (0 strides)', inputs: [n(2, 6, 4, 5), n(6), n(6)], fn: (x, w, b) => k.groupNormSilu(x, 3, w, b).mean([2, 3]) },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm+silu frozen bias',
+    inputs: [n(2, 8, 5, 3), n(8), fixed(8)],
+    fn: (x, w, b) => k.groupNormSilu(x, 4, w, b),
+  },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm+silu 32 groups, 9x9',
+    inputs: [n(2, 64, 9, 9), n(64), n(64)],
+    fn: (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6),
+  },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm of permuted input',
+    inputs: [n(2, 5, 3, 4), n(4), n(4)],
+    fn: (x, w, b) => k.groupNorm(x.permute([0, 3, 1, 2]), 2, w, b),
+  },
+  {
+    kernel: 'groupNormBackward',
+    name: 'groupNorm+silu, gradient broadcast from a spatial mean (0 strides)',
+    inputs: [n(2, 6, 4, 5), n(6), n(6)],
+    fn: (x, w, b) => k.groupNormSilu(x, 3, w, b).mean([2, 3]),
+  },
   // Attention: plain, causal (square and not), additive and boolean masks, odd and tile-crossing sizes.
-  { kernel: 'attentionBackward', name: 'sdpa', inputs: [n(2, 2, 5, 4), n(2, 2, 6, 4), n(2, 2, 6, 3)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v) },
-  { kernel: 'attentionBackward', name: 'sdpa causal scale', inputs: [n(1, 5, 4), n(1, 5, 4), n(1, 5, 4)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { isCausal: true, scale: 0.3 }) },
-  { kernel: 'attentionBackward', name: 'sdpa causal, fewer queries than keys', inputs: [n(2, 7, 4), n(2, 9, 4), n(2, 9, 5)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { isCausal: true }) },
-  { kernel: 'attentionBackward', name: 'sdpa float mask', inputs: [n(2, 3, 4), n(2, 5, 4), n(2, 5, 2), fixed(3, 5)], fn: (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m }) },
-  { kernel: 'attentionBackward', name: 'sdpa bool mask + causal', inputs: [n(2, 6, 4), n(2, 6, 4), n(2, 6, 3)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { attnMask: k.arange(6).lt(5).reshape([1, 6]).expand([6, 6]), isCausal: true }) },
-  { kernel: 'attentionBackward', name: 'sdpa, gradient broadcast from a sum over features (0 strides)', inputs: [n(2, 6, 4), n(2, 7, 4), n(2, 7, 5)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v).sum(-1) },
-  { kernel: 'attentionBackward', name: 'sdpa odd sizes', inputs: [n(3, 33, 17), n(3, 65, 17), n(3, 65, 9)], fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v) },
-  { kernel: 'attentionBackward', name: 'sdpa 130 tokens, 40 dims, heads transposed', inputs: [n(1, 130, 2, 40), n(1, 130, 2, 40), n(1, 130, 2, 40)], fn: (q, kk, v) => k.scaledDotProductAttention(q.transpose(1, 2), kk.transpose(1, 2), v.transpose(1, 2)) },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa',
+    inputs: [n(2, 2, 5, 4), n(2, 2, 6, 4), n(2, 2, 6, 3)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa causal scale',
+    inputs: [n(1, 5, 4), n(1, 5, 4), n(1, 5, 4)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { isCausal: true, scale: 0.3 }),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa causal, fewer queries than keys',
+    inputs: [n(2, 7, 4), n(2, 9, 4), n(2, 9, 5)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { isCausal: true }),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa float mask',
+    inputs: [n(2, 3, 4), n(2, 5, 4), n(2, 5, 2), fixed(3, 5)],
+    fn: (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m }),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa bool mask + causal',
+    inputs: [n(2, 6, 4), n(2, 6, 4), n(2, 6, 3)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { attnMask: k.arange(6).lt(5).reshape([1, 6]).expand([6, 6]), isCausal: true }),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa, gradient broadcast from a sum over features (0 strides)',
+    inputs: [n(2, 6, 4), n(2, 7, 4), n(2, 7, 5)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v).sum(-1),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa odd sizes',
+    inputs: [n(3, 33, 17), n(3, 65, 17), n(3, 65, 9)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v),
+  },
+  {
+    kernel: 'attentionBackward',
+    name: 'sdpa 130 tokens, 40 dims, heads transposed',
+    inputs: [n(1, 130, 2, 40), n(1, 130, 2, 40), n(1, 130, 2, 40)],
+    fn: (q, kk, v) => k.scaledDotProductAttention(q.transpose(1, 2), kk.transpose(1, 2), v.transpose(1, 2)),
+  },
 ];
 
 export interface FusedBackwardOptions {
@@ -123,7 +213,12 @@ interface Outcome {
  * Forward and input gradients of `c` on `backend` in `dtype`, for the upstream gradient `gy`
  * (made on cpu in f32 and rounded to `dtype`). Inputs are generated on cpu and moved.
  */
-async function gradients(c: FusedBackwardCase, backend: string, dtype: 'float32' | 'float16', compute: 'float32' | 'float16'): Promise<Outcome> {
+async function gradients(
+  c: FusedBackwardCase,
+  backend: string,
+  dtype: 'float32' | 'float16',
+  compute: 'float32' | 'float16',
+): Promise<Outcome> {
   const live = k.memory(backend).liveTensors;
   await k.useBackend('cpu');
   const cpuInputs = k.tidy(() => makeInputs(c, 'float32').map((t) => (k.isFloat(t.dtype) ? t.to(dtype).to(compute) : t)));

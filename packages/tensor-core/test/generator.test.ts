@@ -22,7 +22,9 @@ describe('Generator', () => {
 
   it('its first draw equals { seed } with the same seed', async () => {
     expect(await read(k.randn([7], { generator: new k.Generator(9) }))).toEqual(await read(k.randn([7], { seed: 9 })));
-    expect(await read(k.randint(0, 1000, [7], { generator: new k.Generator(9) }))).toEqual(await read(k.randint(0, 1000, [7], { seed: 9 })));
+    expect(await read(k.randint(0, 1000, [7], { generator: new k.Generator(9) }))).toEqual(
+      await read(k.randint(0, 1000, [7], { seed: 9 })),
+    );
   });
 
   it('advances ceil(n / 4) blocks per draw, whatever the distribution', async () => {
@@ -86,7 +88,9 @@ describe('Generator', () => {
   it('refuses a bad state, seed plus generator, and a non-generator', () => {
     const g = new k.Generator();
     expect(() => g.setState({ algorithm: 'mt19937', seed: 1, offset: 0 } as never)).toThrow(k.ArgumentError);
-    expect(() => g.setState({ algorithm: 'philox4x32-10', seed: 1, offset: -1 })).toThrow(/state.offset must be a non-negative safe integer/);
+    expect(() => g.setState({ algorithm: 'philox4x32-10', seed: 1, offset: -1 })).toThrow(
+      /state.offset must be a non-negative safe integer/,
+    );
     expect(() => g.setState({ algorithm: 'philox4x32-10', seed: 0.5, offset: 0 })).toThrow(/state.seed/);
     expect(() => k.randn([2], { seed: 1, generator: g })).toThrow(/either seed or generator/);
     expect(() => k.randn([2], { generator: { seed: 1 } as never })).toThrow(/must be a k.Generator/);
@@ -119,7 +123,8 @@ describe('Generator: same stream on cpu and wasm', () => {
     cpu.out.forEach((c, i) => {
       const w = wasm.out[i];
       expect(w.length).toBe(c.length);
-      for (let j = 0; j < c.length; j++) expect(Math.abs(w[j] - c[j]), `draw ${i}, element ${j}`).toBeLessThanOrEqual(2e-6 * (1 + Math.abs(c[j])));
+      for (let j = 0; j < c.length; j++)
+        expect(Math.abs(w[j] - c[j]), `draw ${i}, element ${j}`).toBeLessThanOrEqual(2e-6 * (1 + Math.abs(c[j])));
     });
   });
 });

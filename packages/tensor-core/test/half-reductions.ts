@@ -144,8 +144,14 @@ export function halfReductionSuite(backend: string, dtypes: readonly Half[] = ['
         };
         const want = [...expected(0), ...expected(1)];
         const ln = (await k.layerNorm(x, [4096]).to('float32').data()) as Float32Array;
-        const gn = (await k.groupNorm(x.reshape([2, 4, 32, 32]), 1).to('float32').data()) as Float32Array;
-        for (const [name, got] of [['layerNorm', ln], ['groupNorm', gn]] as const) {
+        const gn = (await k
+          .groupNorm(x.reshape([2, 4, 32, 32]), 1)
+          .to('float32')
+          .data()) as Float32Array;
+        for (const [name, got] of [
+          ['layerNorm', ln],
+          ['groupNorm', gn],
+        ] as const) {
           let worst = 0;
           for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) - 4 * ulp * Math.abs(want[i]));
           expect(worst, `${name}: worst error beyond 4 ulp`).toBeLessThanOrEqual(4 * ulp);

@@ -39,7 +39,9 @@ describe('gather / indexSelect / flip match torch', () => {
     const x = k.tensor(r.x, { requiresGrad: true });
     const y = k.gather(x, 1, int32(r.gather_dim1.index));
     expect(await y.toArray()).toEqual(r.gather_dim1.out);
-    y.mul(k.arange(1, 7).reshape([2, 3])).sum().backward();
+    y.mul(k.arange(1, 7).reshape([2, 3]))
+      .sum()
+      .backward();
     expect(await x.grad!.toArray()).toEqual(r.gather_dim1.grad);
     expect(await k.gather(x, 0, int32(r.gather_dim0.index)).toArray()).toEqual(r.gather_dim0.out);
   });
@@ -74,7 +76,8 @@ describe('gather / indexSelect / flip match torch', () => {
       const want: number[] = [];
       for (let a = 0; a < A; a++) {
         for (let b = 0; b < B; b++) {
-          for (let c = 0; c < C; c++) want.push(at(dims.includes(0) ? A - 1 - a : a, dims.includes(1) ? B - 1 - b : b, dims.includes(2) ? C - 1 - c : c));
+          for (let c = 0; c < C; c++)
+            want.push(at(dims.includes(0) ? A - 1 - a : a, dims.includes(1) ? B - 1 - b : b, dims.includes(2) ? C - 1 - c : c));
         }
       }
       expect(Array.from(await k.flip(x, dims).data()), `dims ${dims.join(',')}`).toEqual(want);
@@ -98,17 +101,21 @@ describe('isnan / isfinite / isinf', () => {
 });
 
 describe('interpolate nearest matches torch', () => {
-  it.each(ref.interpolate_nearest.map((c) => [`${c.in.join('x')} → ${c.size ? `size ${c.size.join('x')}` : `scale ${JSON.stringify(c.scaleFactor)}`}`, c] as const))(
-    '%s',
-    async (_name, c) => {
-      const [h, w] = c.in;
-      const x = k.arange(h * w).reshape([1, 1, h, w]).to('float32');
-      const options = c.size ? { size: c.size } : { scaleFactor: c.scaleFactor as number | [number, number] };
-      const y = k.interpolate(x, options);
-      expect(y.shape).toEqual([1, 1, c.out.length, c.out[0].length]);
-      expect((await y.toArray()) as number[][][][]).toEqual([[c.out]]);
-    },
-  );
+  it.each(
+    ref.interpolate_nearest.map(
+      (c) => [`${c.in.join('x')} → ${c.size ? `size ${c.size.join('x')}` : `scale ${JSON.stringify(c.scaleFactor)}`}`, c] as const,
+    ),
+  )('%s', async (_name, c) => {
+    const [h, w] = c.in;
+    const x = k
+      .arange(h * w)
+      .reshape([1, 1, h, w])
+      .to('float32');
+    const options = c.size ? { size: c.size } : { scaleFactor: c.scaleFactor as number | [number, number] };
+    const y = k.interpolate(x, options);
+    expect(y.shape).toEqual([1, 1, c.out.length, c.out[0].length]);
+    expect((await y.toArray()) as number[][][][]).toEqual([[c.out]]);
+  });
 
   it(`source indices for every size pair up to ${ref.nearest_sweep.maxIn} → ${ref.nearest_sweep.maxOut}, float32 rounding included`, async () => {
     const { maxIn, maxOut, differs } = ref.nearest_sweep;

@@ -13,7 +13,10 @@ describe('Philox 4x32-10', () => {
     const f = 0xffffffff;
     expect(hex(k.philox4x32(f, f, f, f, f, f))).toEqual(['408f276d', '41c83b0e', 'a20bc7c6', '6d5451fd']);
     expect(hex(k.philox4x32(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0))).toEqual([
-      'd16cfe09', '94fdcceb', '5001e420', '24126ea1',
+      'd16cfe09',
+      '94fdcceb',
+      '5001e420',
+      '24126ea1',
     ]);
   });
 

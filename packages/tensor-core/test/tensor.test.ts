@@ -7,10 +7,16 @@ beforeAll(async () => {
 
 describe('creation and reads', () => {
   it('infers shapes from nested arrays and reads back nested and flat', async () => {
-    const t = k.tensor([[1, 2, 3], [4, 5, 6]]);
+    const t = k.tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(t.shape).toEqual([2, 3]);
     expect(t.dtype).toBe('float32');
-    expect(await t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(await t.toArray()).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(Array.from(await t.data())).toEqual([1, 2, 3, 4, 5, 6]);
     expect(await k.tensor(7).item()).toBe(7);
   });
@@ -79,9 +85,18 @@ describe('views share storage without copies', () => {
     const u = x.unsqueeze(0).squeeze(0);
     expect(k.memory().liveBytes).toBe(before);
     expect(t.isContiguous()).toBe(false);
-    expect(await t.toArray()).toEqual([[0, 4, 8], [1, 5, 9], [2, 6, 10], [3, 7, 11]]);
-    expect(await s.toArray()).toEqual([[1, 3], [5, 7], [9, 11]]);
-    expect((await e.toArray() as number[][])[4]).toEqual([0, 1, 2, 3]);
+    expect(await t.toArray()).toEqual([
+      [0, 4, 8],
+      [1, 5, 9],
+      [2, 6, 10],
+      [3, 7, 11],
+    ]);
+    expect(await s.toArray()).toEqual([
+      [1, 3],
+      [5, 7],
+      [9, 11],
+    ]);
+    expect(((await e.toArray()) as number[][])[4]).toEqual([0, 1, 2, 3]);
     expect(u.shape).toEqual([3, 4]);
     // A reshape that strides cannot express copies.
     expect(await t.reshape([12]).toArray()).toEqual([0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]);
@@ -95,8 +110,18 @@ describe('views share storage without copies', () => {
   it('select, split and chunk', async () => {
     const x = k.arange(6).reshape([2, 3]);
     expect(await x.select(0, -1).toArray()).toEqual([3, 4, 5]);
-    expect((await Promise.all(x.split(2, 1).map((t) => t.toArray())))).toEqual([[[0, 1], [3, 4]], [[2], [5]]]);
-    expect(x.chunk(3, 1).map((t) => t.shape)).toEqual([[2, 1], [2, 1], [2, 1]]);
+    expect(await Promise.all(x.split(2, 1).map((t) => t.toArray()))).toEqual([
+      [
+        [0, 1],
+        [3, 4],
+      ],
+      [[2], [5]],
+    ]);
+    expect(x.chunk(3, 1).map((t) => t.shape)).toEqual([
+      [2, 1],
+      [2, 1],
+      [2, 1],
+    ]);
   });
 });
 
@@ -126,7 +151,10 @@ describe('errors name shapes and misuse', () => {
     const x = k.arange(4);
     const v = x.reshape([2, 2]);
     x.dispose();
-    expect(await v.toArray()).toEqual([[0, 1], [2, 3]]);
+    expect(await v.toArray()).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
   });
   it('backward errors', () => {
     expect(() => k.ones([2]).sum().backward()).toThrow(/does not require grad/);
@@ -206,7 +234,10 @@ describe('memory', () => {
     const view = p.reshape([2, 2]);
     const hp = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
     k.adamwUpdate(p, k.ones([4]), k.zeros([4]), k.zeros([4]), hp);
-    expect(await view.toArray()).toEqual([[1, 1], [1, 1]]);
+    expect(await view.toArray()).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
     expect(Array.from(await p.data()).map((v) => v.toFixed(4))).toEqual(['0.9000', '0.9000', '0.9000', '0.9000']);
   });
 

@@ -16,7 +16,12 @@ async function steps(shareViews: boolean): Promise<{ p: Float32Array; m: Float32
   const view = shareViews ? p.slice(0, 0, 10) : null;
   const mView = shareViews ? m.reshape([7, 143]) : null;
   for (let s = 1; s <= 3; s++) k.adamwUpdate(p, g, m, v, hp(s));
-  const out = { p: (await p.data()) as Float32Array, m: (await m.data()) as Float32Array, v: (await v.data()) as Float32Array, view: view && ((await view.data()) as Float32Array) };
+  const out = {
+    p: (await p.data()) as Float32Array,
+    m: (await m.data()) as Float32Array,
+    v: (await v.data()) as Float32Array,
+    view: view && ((await view.data()) as Float32Array),
+  };
   [p, g, m, v, view, mView].forEach((t) => t?.dispose());
   return out;
 }
@@ -45,7 +50,8 @@ describe('wasm adamw with shared storage', () => {
     });
     expect(calls).toBe(3);
     for (const key of ['p', 'm', 'v'] as const) {
-      for (let i = 0; i < ref[key].length; i++) expect(Math.abs(got[key][i] - ref[key][i]), `${key}[${i}]`).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(ref[key][i]));
+      for (let i = 0; i < ref[key].length; i++)
+        expect(Math.abs(got[key][i] - ref[key][i]), `${key}[${i}]`).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(ref[key][i]));
     }
     // The view taken before the steps still holds the initial parameters.
     await k.useBackend('wasm');

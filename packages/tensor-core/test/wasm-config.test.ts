@@ -72,7 +72,11 @@ describe('wasm backend configurations', () => {
         // Fused backward kernels (threads by batch or by query block, partial sums), against the cpu reference.
         const go = view([3, 70, 8], 9);
         const shared: V = { ...view([70, 90], 10), shape: [3, 70, 90], strides: [0, 90, 1] };
-        for (const [mask, causal] of [[null, false], [null, true], [shared, false]] as const) {
+        for (const [mask, causal] of [
+          [null, false],
+          [null, true],
+          [shared, false],
+        ] as const) {
           const got = be.attentionBackward(q, kk, v, mask, causal, 0.25, go);
           const ref = cpu.attentionBackward(q, kk, v, mask, causal, 0.25, go);
           got.forEach((g, i) => expect(maxRelErr(g, ref[i]), `attention grad ${i}`).toBeLessThan(1e-4));

@@ -25,21 +25,121 @@ interface Case {
   task?: string;
 }
 
-const sdpa = (opts: k.AttentionOptions = {}) => (q: Tensor, kk: Tensor, v: Tensor) => k.scaledDotProductAttention(q, kk, v, opts);
+const sdpa =
+  (opts: k.AttentionOptions = {}) =>
+  (q: Tensor, kk: Tensor, v: Tensor) =>
+    k.scaledDotProductAttention(q, kk, v, opts);
 
 const CASES: Case[] = [
-  { name: 'attention 8 heads × 200 queries × 64 dims (threads by batch, 4 query blocks)', kernel: 'attentionBackward', shapes: [[1, 8, 200, 64], [1, 8, 200, 64], [1, 8, 200, 64]], task: 'task_attention_bwd', fn: sdpa() },
-  { name: 'attention 1 head, 300 queries, 280 keys (threads split query blocks)', kernel: 'attentionBackward', shapes: [[1, 300, 40], [1, 280, 40], [1, 280, 24]], task: 'task_attention_bwd', fn: sdpa() },
-  { name: 'attention 3 heads, causal, 130 queries, 150 keys', kernel: 'attentionBackward', shapes: [[3, 130, 20], [3, 150, 20], [3, 150, 33]], task: 'task_attention_bwd', fn: sdpa({ isCausal: true }) },
-  { name: 'attention with a mask shared by every head, 129 × 131', kernel: 'attentionBackward', shapes: [[2, 3, 129, 16], [2, 3, 131, 16], [2, 3, 131, 16], [129, 131]], frozen: [3], task: 'task_attention_bwd', fn: (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m }) },
-  { name: 'attention with a per-head boolean mask and causal', kernel: 'attentionBackward', shapes: [[2, 70, 8], [2, 70, 8], [2, 70, 8]], task: 'task_attention_bwd', fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { attnMask: k.rand([2, 70, 70], { seed: 5 }).gt(0.3), isCausal: true }) },
-  { name: 'attention with a large head dimension (E > kc) and scale', kernel: 'attentionBackward', shapes: [[2, 40, 300], [2, 50, 300], [2, 50, 7]], task: 'task_attention_bwd', fn: sdpa({ scale: 0.02 }) },
-  { name: 'layerNorm 768-wide rows, affine', kernel: 'layerNormBackward', shapes: [[2, 77, 768], [768], [768]], task: 'task_layernorm_bwd', fn: (x, w, b) => k.layerNorm(x, [768], w, b) },
-  { name: 'layerNorm 321-wide rows, weight only', kernel: 'layerNormBackward', shapes: [[37, 321], [321]], fn: (x, w) => k.layerNorm(x, [321], w) },
-  { name: 'layerNorm over 2 dims, no affine', kernel: 'layerNormBackward', shapes: [[5, 16, 24]], task: 'task_layernorm_bwd', fn: (x) => k.layerNorm(x, [16, 24]) },
-  { name: 'groupNorm+SiLU [2, 64, 32, 32], 32 groups', kernel: 'groupNormBackward', shapes: [[2, 64, 32, 32], [64], [64]], task: 'task_groupnorm_bwd', fn: (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6) },
-  { name: 'groupNorm 7×9 spatial, 4 groups, frozen weight', kernel: 'groupNormBackward', shapes: [[3, 12, 7, 9], [12], [12]], frozen: [1], fn: (x, w, b) => k.groupNorm(x, 4, w, b) },
-  { name: 'groupNorm 6×6 spatial, 2 groups, bias only', kernel: 'groupNormBackward', shapes: [[2, 8, 6, 6]], task: 'task_groupnorm_bwd', fn: (x) => k.groupNorm(x, 2, null, k.linspace(-1, 1, 8)) },
+  {
+    name: 'attention 8 heads × 200 queries × 64 dims (threads by batch, 4 query blocks)',
+    kernel: 'attentionBackward',
+    shapes: [
+      [1, 8, 200, 64],
+      [1, 8, 200, 64],
+      [1, 8, 200, 64],
+    ],
+    task: 'task_attention_bwd',
+    fn: sdpa(),
+  },
+  {
+    name: 'attention 1 head, 300 queries, 280 keys (threads split query blocks)',
+    kernel: 'attentionBackward',
+    shapes: [
+      [1, 300, 40],
+      [1, 280, 40],
+      [1, 280, 24],
+    ],
+    task: 'task_attention_bwd',
+    fn: sdpa(),
+  },
+  {
+    name: 'attention 3 heads, causal, 130 queries, 150 keys',
+    kernel: 'attentionBackward',
+    shapes: [
+      [3, 130, 20],
+      [3, 150, 20],
+      [3, 150, 33],
+    ],
+    task: 'task_attention_bwd',
+    fn: sdpa({ isCausal: true }),
+  },
+  {
+    name: 'attention with a mask shared by every head, 129 × 131',
+    kernel: 'attentionBackward',
+    shapes: [
+      [2, 3, 129, 16],
+      [2, 3, 131, 16],
+      [2, 3, 131, 16],
+      [129, 131],
+    ],
+    frozen: [3],
+    task: 'task_attention_bwd',
+    fn: (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m }),
+  },
+  {
+    name: 'attention with a per-head boolean mask and causal',
+    kernel: 'attentionBackward',
+    shapes: [
+      [2, 70, 8],
+      [2, 70, 8],
+      [2, 70, 8],
+    ],
+    task: 'task_attention_bwd',
+    fn: (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { attnMask: k.rand([2, 70, 70], { seed: 5 }).gt(0.3), isCausal: true }),
+  },
+  {
+    name: 'attention with a large head dimension (E > kc) and scale',
+    kernel: 'attentionBackward',
+    shapes: [
+      [2, 40, 300],
+      [2, 50, 300],
+      [2, 50, 7],
+    ],
+    task: 'task_attention_bwd',
+    fn: sdpa({ scale: 0.02 }),
+  },
+  {
+    name: 'layerNorm 768-wide rows, affine',
+    kernel: 'layerNormBackward',
+    shapes: [[2, 77, 768], [768], [768]],
+    task: 'task_layernorm_bwd',
+    fn: (x, w, b) => k.layerNorm(x, [768], w, b),
+  },
+  {
+    name: 'layerNorm 321-wide rows, weight only',
+    kernel: 'layerNormBackward',
+    shapes: [[37, 321], [321]],
+    fn: (x, w) => k.layerNorm(x, [321], w),
+  },
+  {
+    name: 'layerNorm over 2 dims, no affine',
+    kernel: 'layerNormBackward',
+    shapes: [[5, 16, 24]],
+    task: 'task_layernorm_bwd',
+    fn: (x) => k.layerNorm(x, [16, 24]),
+  },
+  {
+    name: 'groupNorm+SiLU [2, 64, 32, 32], 32 groups',
+    kernel: 'groupNormBackward',
+    shapes: [[2, 64, 32, 32], [64], [64]],
+    task: 'task_groupnorm_bwd',
+    fn: (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6),
+  },
+  {
+    name: 'groupNorm 7×9 spatial, 4 groups, frozen weight',
+    kernel: 'groupNormBackward',
+    shapes: [[3, 12, 7, 9], [12], [12]],
+    frozen: [1],
+    fn: (x, w, b) => k.groupNorm(x, 4, w, b),
+  },
+  {
+    name: 'groupNorm 6×6 spatial, 2 groups, bias only',
+    kernel: 'groupNormBackward',
+    shapes: [[2, 8, 6, 6]],
+    task: 'task_groupnorm_bwd',
+    fn: (x) => k.groupNorm(x, 2, null, k.linspace(-1, 1, 8)),
+  },
   { name: 'groupNorm+SiLU 3-D input, no affine', kernel: 'groupNormBackward', shapes: [[2, 8, 50]], fn: (x) => k.groupNormSilu(x, 2) },
 ];
 

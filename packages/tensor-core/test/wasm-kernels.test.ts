@@ -48,7 +48,11 @@ describe('wasm kernels at block-crossing sizes', () => {
   });
 
   it('batched matmul with transposed and broadcast operands', async () => {
-    const [a, e] = await both(() => r([3, 70, 45], 3).transpose(1, 2).matmul(r([1, 70, 33], 4).expand([3, 70, 33])));
+    const [a, e] = await both(() =>
+      r([3, 70, 45], 3)
+        .transpose(1, 2)
+        .matmul(r([1, 70, 33], 4).expand([3, 70, 33])),
+    );
     expectClose(a, e, 1e-4);
     const [c, d] = await both(() => r([5, 9, 17], 5).matmul(r([17, 6], 6).t().t()));
     expectClose(c, d, 1e-4);
@@ -71,7 +75,10 @@ describe('wasm kernels at block-crossing sizes', () => {
           const x = r([2, 12, 17, 19], 11).requiresGrad_(true);
           const w = r([10, 12, 3, 3], 12).requiresGrad_(true);
           const out = k.conv2d(x, w, null, opts);
-          out.mul(r(out.shape as number[], 13)).sum().backward();
+          out
+            .mul(r(out.shape as number[], 13))
+            .sum()
+            .backward();
           return k.keep(which === 0 ? x.grad! : w.grad!);
         });
         expectClose(g, ge, 2e-4);
@@ -80,7 +87,11 @@ describe('wasm kernels at block-crossing sizes', () => {
   });
 
   it('conv2d 3x3 through Winograd F(4x4,3x3): padding 0/1/2, ragged tiles, both gradients', async () => {
-    for (const [padding, H, W] of [[1, 13, 10], [0, 11, 9], [2, 6, 7]] as const) {
+    for (const [padding, H, W] of [
+      [1, 13, 10],
+      [0, 11, 9],
+      [2, 6, 7],
+    ] as const) {
       const opts = { padding };
       const xs = [2, 10, H, W]; // 10 channels: the 4-wide weight transforms end on a partial group
       const wsh = [24, 10, 3, 3];
@@ -91,7 +102,10 @@ describe('wasm kernels at block-crossing sizes', () => {
           const x = r(xs, 40).requiresGrad_(true);
           const w = r(wsh, 41).requiresGrad_(true);
           const out = k.conv2d(x, w, null, opts);
-          out.mul(r(out.shape as number[], 42)).sum().backward();
+          out
+            .mul(r(out.shape as number[], 42))
+            .sum()
+            .backward();
           return k.keep(which === 0 ? x.grad! : w.grad!);
         });
         expectClose(g, ge, 3e-4);
@@ -109,7 +123,10 @@ describe('wasm kernels at block-crossing sizes', () => {
         const x = r(xs, 90).requiresGrad_(true);
         const w = r(wsh, 91).requiresGrad_(true);
         const out = k.conv2d(x, w);
-        out.mul(r(out.shape as number[], 93)).sum().backward();
+        out
+          .mul(r(out.shape as number[], 93))
+          .sum()
+          .backward();
         return k.keep(which === 0 ? x.grad! : w.grad!);
       });
       expectClose(g, ge, 2e-4);
@@ -119,9 +136,13 @@ describe('wasm kernels at block-crossing sizes', () => {
   it('attention over several query blocks, with mask and causal', async () => {
     const [a, e] = await both(() => k.scaledDotProductAttention(r([2, 3, 150, 16], 14), r([2, 3, 70, 16], 15), r([2, 3, 70, 24], 16)));
     expectClose(a, e, 1e-4);
-    const [c, d] = await both(() => k.scaledDotProductAttention(r([1, 2, 130, 8], 17), r([1, 2, 130, 8], 18), r([1, 2, 130, 8], 19), { isCausal: true }));
+    const [c, d] = await both(() =>
+      k.scaledDotProductAttention(r([1, 2, 130, 8], 17), r([1, 2, 130, 8], 18), r([1, 2, 130, 8], 19), { isCausal: true }),
+    );
     expectClose(c, d, 1e-4);
-    const [m, n] = await both(() => k.scaledDotProductAttention(r([2, 66, 8], 20), r([2, 33, 8], 21), r([2, 33, 5], 22), { attnMask: r([66, 33], 23) }));
+    const [m, n] = await both(() =>
+      k.scaledDotProductAttention(r([2, 66, 8], 20), r([2, 33, 8], 21), r([2, 33, 5], 22), { attnMask: r([66, 33], 23) }),
+    );
     expectClose(m, n, 1e-4);
   });
 
@@ -146,9 +167,19 @@ describe('wasm kernels at block-crossing sizes', () => {
 
   it('large elementwise add/sub/mul/div: same shape, scalar, per-row and swapped broadcasts', async () => {
     const shape = [4, 260, 1032]; // > 2^20 elements, rows a multiple of 4
-    const [a, e] = await both(() => r(shape, 50).mul(r(shape, 51)).sub(r(shape, 52).div(r(shape, 53).abs().add(1))));
+    const [a, e] = await both(() =>
+      r(shape, 50)
+        .mul(r(shape, 51))
+        .sub(r(shape, 52).div(r(shape, 53).abs().add(1))),
+    );
     expectClose(a, e, 1e-5);
-    const [b, f] = await both(() => r(shape, 54).mul(0.125).add(3).sub(r([4, 260, 1], 55)).div(r([4, 260, 1], 56).abs().add(1)));
+    const [b, f] = await both(() =>
+      r(shape, 54)
+        .mul(0.125)
+        .add(3)
+        .sub(r([4, 260, 1], 55))
+        .div(r([4, 260, 1], 56).abs().add(1)),
+    );
     expectClose(b, f, 1e-5);
     const [c, g] = await both(() => k.add(r([1032], 57), r(shape, 58)).mul(k.sub(2, r(shape, 59))));
     expectClose(c, g, 1e-5);
@@ -157,7 +188,15 @@ describe('wasm kernels at block-crossing sizes', () => {
   it('large transcendental unaries (exp, sigmoid, silu, tanh, gelu erf/tanh) with a ragged tail', async () => {
     const shape = [3, 7001]; // > 2^14 elements, n % 4 != 0
     const x = () => r(shape, 60).mul(4);
-    for (const f of [(t: Tensor) => t.exp(), (t: Tensor) => t.sigmoid(), (t: Tensor) => t.silu(), (t: Tensor) => t.tanh(), (t: Tensor) => t.gelu(), (t: Tensor) => t.gelu({ approximate: 'tanh' }), (t: Tensor) => t.mul(0.3).erf()]) {
+    for (const f of [
+      (t: Tensor) => t.exp(),
+      (t: Tensor) => t.sigmoid(),
+      (t: Tensor) => t.silu(),
+      (t: Tensor) => t.tanh(),
+      (t: Tensor) => t.gelu(),
+      (t: Tensor) => t.gelu({ approximate: 'tanh' }),
+      (t: Tensor) => t.mul(0.3).erf(),
+    ]) {
       const [a, e] = await both(() => f(x()));
       expectClose(a, e, 2e-6);
     }
@@ -202,8 +241,8 @@ describe('wasm kernels at block-crossing sizes', () => {
 
   it('a small UNet-like training step (conv, groupNorm+SiLU, attention, GEGLU, MSE, AdamW) matches cpu', async () => {
     const run = async () => {
-      const params = [r([16, 8, 3, 3], 100), r([16], 101), r([16], 102), r([16, 16, 1, 1], 103), r([64, 16], 104), r([16, 32], 105)].map((t, i) =>
-        (i === 1 ? t.abs().add(0.5) : t.mul(0.2)).requiresGrad_(true),
+      const params = [r([16, 8, 3, 3], 100), r([16], 101), r([16], 102), r([16, 16, 1, 1], 103), r([64, 16], 104), r([16, 32], 105)].map(
+        (t, i) => (i === 1 ? t.abs().add(0.5) : t.mul(0.2)).requiresGrad_(true),
       );
       const [w1, gamma, beta, w2, wff, wout] = params;
       const x = r([2, 8, 16, 16], 106);
@@ -224,8 +263,14 @@ describe('wasm kernels at block-crossing sizes', () => {
       });
       const m = params.map((p) => k.zerosLike(p));
       const v = params.map((p) => k.zerosLike(p));
-      params.forEach((p, i) => k.adamwUpdate(p, p.grad!, m[i], v[i], { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1 }));
-      const out = [(await loss.data()) as Float32Array, ...(await Promise.all(params.map(async (p) => (await p.grad!.data()) as Float32Array))), ...(await Promise.all(params.map(async (p) => (await p.data()) as Float32Array)))];
+      params.forEach((p, i) =>
+        k.adamwUpdate(p, p.grad!, m[i], v[i], { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1 }),
+      );
+      const out = [
+        (await loss.data()) as Float32Array,
+        ...(await Promise.all(params.map(async (p) => (await p.grad!.data()) as Float32Array))),
+        ...(await Promise.all(params.map(async (p) => (await p.data()) as Float32Array))),
+      ];
       [loss, x, target, ...params, ...params.map((p) => p.grad!), ...m, ...v].forEach((t) => t.dispose());
       return out;
     };

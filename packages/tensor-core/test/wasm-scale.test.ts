@@ -36,9 +36,18 @@ describe.skipIf(!enabled)('wasm backend beyond 4 GiB of live tensors', () => {
       y.dispose();
     }
     const s = big[0].add(big[count - 1]);
-    expect(Array.from((await s.slice(0, rows - 1, rows).slice(1, cols - 2, cols).data()) as Float32Array)).toEqual([count + 1, count + 1]);
+    expect(
+      Array.from(
+        (await s
+          .slice(0, rows - 1, rows)
+          .slice(1, cols - 2, cols)
+          .data()) as Float32Array,
+      ),
+    ).toEqual([count + 1, count + 1]);
     s.dispose();
-    console.log(`wasm scale test: ${(live / 1e9).toFixed(2)} GB live in ${count} tensors; wasm memory ${(Number(k.memory().wasmScratchBytes ?? 0) / 1e9).toFixed(2)} GB`);
+    console.log(
+      `wasm scale test: ${(live / 1e9).toFixed(2)} GB live in ${count} tensors; wasm memory ${(Number(k.memory().wasmScratchBytes ?? 0) / 1e9).toFixed(2)} GB`,
+    );
     big.forEach((t) => t.dispose());
     w.dispose();
   }, 600_000);

@@ -27,10 +27,17 @@ function inputs(device: string, shapes: readonly (readonly number[])[], dtype: H
 }
 
 /** Gradients of Σ(op(xs) · g) on cpu (f32 autograd, the op layer's composite), for the given inputs. */
-async function cpuGrads(shapes: readonly (readonly number[])[], gShape: readonly number[], op: (...xs: Tensor[]) => Tensor): Promise<Float32Array[]> {
+async function cpuGrads(
+  shapes: readonly (readonly number[])[],
+  gShape: readonly number[],
+  op: (...xs: Tensor[]) => Tensor,
+): Promise<Float32Array[]> {
   const xs = inputs('cpu', shapes, 'float32', true);
   const g = k.randn([...gShape], { seed: 99, device: 'cpu' });
-  op(...xs).mul(g).sum().backward();
+  op(...xs)
+    .mul(g)
+    .sum()
+    .backward();
   return Promise.all(xs.map(async (x) => Float32Array.from(await x.grad!.data())));
 }
 
@@ -85,7 +92,15 @@ suite('webgpu fused gradients', () => {
         const [q, kk, v, m] = inputs('webgpu', shapes, dtype);
         const g = k.randn([B, Lq, c.ev], { seed: 99, device: 'webgpu' }).to(dtype);
         const mask = m ? k.contiguous(k.expand(m, [B, Lq, Lk])) : null;
-        const [dq, dk, dv] = k.getBackend().attentionBackward!(q._view(), kk._view(), v._view(), mask?._view() ?? null, c.causal ?? false, scale, g._view());
+        const [dq, dk, dv] = k.getBackend().attentionBackward!(
+          q._view(),
+          kk._view(),
+          v._view(),
+          mask?._view() ?? null,
+          c.causal ?? false,
+          scale,
+          g._view(),
+        );
         const got = [await read(dtype, [B, Lq, E], dq), await read(dtype, [B, Lk, E], dk), await read(dtype, [B, Lk, c.ev], dv)];
         const t = tol(dtype);
         ['dq', 'dk', 'dv'].forEach((name, i) => expectClose(got[i], want[i], t.atol, t.rtol, name));
@@ -95,7 +110,11 @@ suite('webgpu fused gradients', () => {
 
   it('attentionBackward: one key-row pass per gradient when dk and dv together would pass the binding limit', async () => {
     const [B, Lq, Lk, E, Ev] = [2, 9, 11, 8, 4];
-    const shapes = [[B, Lq, E], [B, Lk, E], [B, Lk, Ev]];
+    const shapes = [
+      [B, Lq, E],
+      [B, Lk, E],
+      [B, Lk, Ev],
+    ];
     const want = await cpuGrads(shapes, [B, Lq, Ev], (q, kk, v) => k.scaledDotProductAttention(q, kk, v, { isCausal: true }));
     const [q, kk, v] = inputs('webgpu', shapes, 'float32');
     const g = k.randn([B, Lq, Ev], { seed: 99, device: 'webgpu' });
@@ -112,7 +131,11 @@ suite('webgpu fused gradients', () => {
     }
     // The query-row kernel and two key-row passes, no split copies.
     expect((k.memory().gpuDispatches as number) - before).toBe(3);
-    const got = [await read('float32', [B, Lq, E], res[0]), await read('float32', [B, Lk, E], res[1]), await read('float32', [B, Lk, Ev], res[2])];
+    const got = [
+      await read('float32', [B, Lq, E], res[0]),
+      await read('float32', [B, Lk, E], res[1]),
+      await read('float32', [B, Lk, Ev], res[2]),
+    ];
     ['dq', 'dk', 'dv'].forEach((name, i) => expectClose(got[i], want[i], 2e-4, 2e-4, name));
   });
 
@@ -130,7 +153,13 @@ suite('webgpu fused gradients', () => {
     expect(Array.from(got[0].slice(2 * E, 3 * E))).toEqual(new Array(E).fill(0));
     // Reference: the same attention with query row 2 removed, on cpu.
     const keep = [0, 1, 3, 4];
-    const sub = async (t: Tensor) => k.cat(keep.map((r) => t.slice(1, r, r + 1)), 1).toBackend('cpu');
+    const sub = async (t: Tensor) =>
+      k
+        .cat(
+          keep.map((r) => t.slice(1, r, r + 1)),
+          1,
+        )
+        .toBackend('cpu');
     const [qc, gc] = [await sub(q), await sub(g)];
     const [kc, vc] = [await kk.toBackend('cpu'), await v.toBackend('cpu')];
     [qc, kc, vc].forEach((t) => t.requiresGrad_(true));
@@ -149,7 +178,14 @@ suite('webgpu fused gradients', () => {
     q.dispose();
   });
 
-  const normCases: { name: string; x: number[]; op: 'layer' | 'group'; affine: 'wb' | 'w' | 'b' | 'none'; silu?: boolean; groups?: number }[] = [
+  const normCases: {
+    name: string;
+    x: number[];
+    op: 'layer' | 'group';
+    affine: 'wb' | 'w' | 'b' | 'none';
+    silu?: boolean;
+    groups?: number;
+  }[] = [
     { name: 'layerNorm rows wider than a workgroup, weight and bias', x: [5, 300], op: 'layer', affine: 'wb' },
     { name: 'layerNorm over 2 trailing dims, no affine', x: [3, 4, 2, 10], op: 'layer', affine: 'none' },
     { name: 'layerNorm, bias only, more rows than one chunk', x: [130, 6], op: 'layer', affine: 'b' },
@@ -201,7 +237,10 @@ suite('webgpu fused gradients', () => {
     const [dx, dw] = k.getBackend().layerNormBackward!(x._view(), w._view(), null, 6, 1e-5, g._view());
     const xc = (await x.toBackend('cpu')).contiguous().requiresGrad_(true);
     const wc = (await w.toBackend('cpu')).requiresGrad_(true);
-    k.layerNorm(xc, [6], wc).mul(await g.toBackend('cpu')).sum().backward();
+    k.layerNorm(xc, [6], wc)
+      .mul(await g.toBackend('cpu'))
+      .sum()
+      .backward();
     expectClose(await read('float32', [20, 6], dx), await xc.grad!.data(), 2e-5, 2e-5, 'dx');
     expectClose(await read('float32', [6], dw!), await wc.grad!.data(), 2e-5, 2e-5, 'dweight');
   });

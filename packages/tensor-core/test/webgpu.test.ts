@@ -35,7 +35,7 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, r
   let at = -1;
   for (let i = 0; i < a.length; i++) {
     const err = Math.abs(a[i] - b[i]) - rtol * Math.abs(b[i]);
-    if (err > worst || (Number.isNaN(a[i]) !== Number.isNaN(b[i]))) {
+    if (err > worst || Number.isNaN(a[i]) !== Number.isNaN(b[i])) {
       worst = Number.isNaN(err) ? Infinity : err;
       at = i;
     }
@@ -75,7 +75,9 @@ suite('webgpu backend', () => {
     expect(Array.from(await big.sum().data())).toEqual([2 ** 30 + 1 - 2 ** 29 - 3 + 7]);
     expect(Array.from(await big.max().data())).toEqual([2 ** 30 + 1]);
     const ones = k.full([70000], 2 ** 20, { dtype: 'int32' });
-    expect(Array.from(await ones.sum().data())).toEqual([70000 * 2 ** 20 - 2 ** 32 * Math.floor((70000 * 2 ** 20) / 2 ** 32)].map((v) => v | 0));
+    expect(Array.from(await ones.sum().data())).toEqual(
+      [70000 * 2 ** 20 - 2 ** 32 * Math.floor((70000 * 2 ** 20) / 2 ** 32)].map((v) => v | 0),
+    );
     expect(await k.tensor([1, -1, 0]).gt(0).toArray()).toEqual([true, false, false]);
     expect(await k.tensor([true, false, true]).logicalNot().toArray()).toEqual([false, true, false]);
     expect(Array.from(await k.tensor([1.7, -2.7, 3]).to('int32').data())).toEqual([1, -2, 3]);
@@ -88,15 +90,36 @@ suite('webgpu backend', () => {
     expect(Array.from(await b.data())).toEqual([1, 1.015625, 3.140625]);
     // Odd offsets and strides into packed halves.
     for (const dt of ['float16', 'bfloat16'] as const) {
-      const r = await both([[5, 7]], (a) => a.slice(1, 1, 7, 2).t().exp().add(a.select(0, 2).slice(0, 1, 6)), dt);
+      const r = await both(
+        [[5, 7]],
+        (a) =>
+          a
+            .slice(1, 1, 7, 2)
+            .t()
+            .exp()
+            .add(a.select(0, 2).slice(0, 1, 6)),
+        dt,
+      );
       expectClose(r.gpu, r.cpu, 1e-2, 1e-2);
     }
   });
 
   it('bfloat16 kernels: matmul, conv, norms, softmax, reductions', async () => {
     const cases: [number[][], (...x: Tensor[]) => Tensor][] = [
-      [[[3, 9, 17], [17, 5]], (a, b) => a.matmul(b)],
-      [[[1, 3, 6, 6], [4, 3, 3, 3]], (x, w) => k.conv2d(x, w, null, { padding: 1 })],
+      [
+        [
+          [3, 9, 17],
+          [17, 5],
+        ],
+        (a, b) => a.matmul(b),
+      ],
+      [
+        [
+          [1, 3, 6, 6],
+          [4, 3, 3, 3],
+        ],
+        (x, w) => k.conv2d(x, w, null, { padding: 1 }),
+      ],
       [[[2, 4, 3, 3]], (x) => k.groupNormSilu(x, 2)],
       [[[3, 10]], (x) => k.layerNorm(x, [10]).softmax(-1)],
       [[[4, 33]], (x) => x.sum(1)],
@@ -108,16 +131,47 @@ suite('webgpu backend', () => {
   });
 
   it('matmul across tiles, with transposed and broadcast operands, and split-K', async () => {
-    let r = await both([[3, 70, 130], [130, 90]], (a, b) => a.matmul(b));
+    let r = await both(
+      [
+        [3, 70, 130],
+        [130, 90],
+      ],
+      (a, b) => a.matmul(b),
+    );
     expect(r.shape).toEqual([3, 70, 90]);
     expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
-    r = await both([[130, 70], [90, 130]], (a, b) => a.t().matmul(b.t()));
+    r = await both(
+      [
+        [130, 70],
+        [90, 130],
+      ],
+      (a, b) => a.t().matmul(b.t()),
+    );
     expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
-    r = await both([[2, 68, 100], [96, 132]], (a, b) => a.slice(2, 4, 100).matmul(b)); // vec4 loads, offset 4
+    r = await both(
+      [
+        [2, 68, 100],
+        [96, 132],
+      ],
+      (a, b) => a.slice(2, 4, 100).matmul(b),
+    ); // vec4 loads, offset 4
     expectClose(r.gpu, r.cpu, 2e-4, 1e-4);
-    r = await both([[2, 2100], [2100, 5]], (a, b) => a.matmul(b)); // small output, long K: split-K
+    r = await both(
+      [
+        [2, 2100],
+        [2100, 5],
+      ],
+      (a, b) => a.matmul(b),
+    ); // small output, long K: split-K
     expectClose(r.gpu, r.cpu, 1e-3, 1e-4);
-    r = await both([[2, 2100], [2100, 5]], (a, b) => a.matmul(b), 'float16');
+    r = await both(
+      [
+        [2, 2100],
+        [2100, 5],
+      ],
+      (a, b) => a.matmul(b),
+      'float16',
+    );
     expectClose(r.gpu, r.cpu, 0.3, 2e-2);
   });
 
@@ -147,10 +201,23 @@ suite('webgpu backend', () => {
   });
 
   it('fused attention over several key tiles and query blocks, with mask and causal', async () => {
-    let r = await both([[2, 70, 40], [2, 100, 40], [2, 100, 24]], (q, kk, v) => k.scaledDotProductAttention(q, kk, v));
+    let r = await both(
+      [
+        [2, 70, 40],
+        [2, 100, 40],
+        [2, 100, 24],
+      ],
+      (q, kk, v) => k.scaledDotProductAttention(q, kk, v),
+    );
     expectClose(r.gpu, r.cpu, 1e-4);
-    r = await both([[1, 80, 16], [1, 80, 16], [1, 80, 16], [80, 80]], (q, kk, v, m) =>
-      k.scaledDotProductAttention(q, kk, v, { attnMask: m, isCausal: true }),
+    r = await both(
+      [
+        [1, 80, 16],
+        [1, 80, 16],
+        [1, 80, 16],
+        [80, 80],
+      ],
+      (q, kk, v, m) => k.scaledDotProductAttention(q, kk, v, { attnMask: m, isCausal: true }),
     );
     expectClose(r.gpu, r.cpu, 1e-4);
   });
@@ -190,7 +257,11 @@ suite('webgpu backend', () => {
         const got = await be.download({ storage: s, dtype, shape: [want.length], strides: [1], offset: 0 });
         be.free(s);
         const vals = Array.from(got as Uint16Array, (b) => (dtype === 'float16' ? k.f16BitsToF32(b) : k.bf16BitsToF32(b)));
-        vals.forEach((v, i) => expect(Math.abs(v - want[i]), `${dtype} sum over ${shape}: ${v} vs ${want[i]}`).toBeLessThanOrEqual(want[i] * (dtype === 'float16' ? 2 ** -10 : 2 ** -7)));
+        vals.forEach((v, i) =>
+          expect(Math.abs(v - want[i]), `${dtype} sum over ${shape}: ${v} vs ${want[i]}`).toBeLessThanOrEqual(
+            want[i] * (dtype === 'float16' ? 2 ** -10 : 2 ** -7),
+          ),
+        );
       }
       x.dispose();
     }
@@ -202,7 +273,9 @@ suite('webgpu backend', () => {
     for (const device of ['cpu', 'webgpu']) {
       const w = k.randn([9, 5], { seed: 4, device, requiresGrad: true });
       const y = k.embedding(k.tensor(ids, { dtype: 'int32', device }), w);
-      y.mul(k.randn(y.shape, { seed: 5, device })).sum().backward();
+      y.mul(k.randn(y.shape, { seed: 5, device }))
+        .sum()
+        .backward();
       res.push([Float32Array.from(await y.data()), Float32Array.from(await w.grad!.data())]);
     }
     expectClose(res[1][0], res[0][0], 1e-6);

@@ -75,7 +75,9 @@ export function parseJsonl(text: string, source: string): { records: JsonlRecord
       value = JSON.parse(line);
     } catch (err) {
       if (last) {
-        warnings.push(`${source}:${i + 1}: the last line is incomplete (${line.length} bytes, the run was probably killed mid-write); read up to the last whole record`);
+        warnings.push(
+          `${source}:${i + 1}: the last line is incomplete (${line.length} bytes, the run was probably killed mid-write); read up to the last whole record`,
+        );
         break;
       }
       throw new TrackingError(`${source}:${i + 1}: not a JSON record (${(err as Error).message})`);

@@ -26,7 +26,7 @@ export const REPORT_FILE = 'report.html';
 /** Writes all of `data` at the file's position (writeSync may write less than asked). */
 function writeAll(fd: number, data: string | Uint8Array): void {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /** An append-only file written line by line as records come, fsync'd at flush. */
@@ -144,7 +144,8 @@ export type ReportTo = 'tensorboard' | 'html';
  */
 export function openRun(dir: string, options: RunLoggerOptions & { reportTo?: readonly ReportTo[] } = {}): RunLogger {
   const reportTo = new Set(options.reportTo ?? ['tensorboard', 'html']);
-  for (const r of reportTo) if (r !== 'tensorboard' && r !== 'html') throw new TrackingError(`openRun: unknown reportTo '${r}' (expected 'tensorboard' or 'html')`);
+  for (const r of reportTo)
+    if (r !== 'tensorboard' && r !== 'html') throw new TrackingError(`openRun: unknown reportTo '${r}' (expected 'tensorboard' or 'html')`);
   mkdirSync(dir, { recursive: true });
   const sinks: Sink[] = [new JsonlFileSink(dir)];
   if (reportTo.has('tensorboard')) sinks.push(new TensorBoardFileSink(dir, options.clock?.()));

@@ -23,6 +23,12 @@ export function toLoggedImage(img: ImageInput, where: string): LoggedImage {
   if (![1, 3, 4].includes(channels) || data.length !== width * height * channels) {
     throw new TrackingError(`${where}: ${data.length} bytes do not make a ${width}×${height} image with 1, 3 or 4 channels`);
   }
-  const png = encode({ width, height, channels, depth: 8, data: data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length) });
+  const png = encode({
+    width,
+    height,
+    channels,
+    depth: 8,
+    data: data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length),
+  });
   return { width, height, channels, png, ...(img.caption !== undefined ? { caption: img.caption } : {}) };
 }

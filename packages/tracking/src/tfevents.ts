@@ -49,7 +49,7 @@ export function fileVersionEvent(wall: number): Uint8Array {
 function hparamValue(v: unknown): { build: ValueBuilder; type: number } {
   if (typeof v === 'number') return { build: (w) => w.double(2, v), type: HPARAM_FLOAT64 };
   if (typeof v === 'boolean') return { build: (w) => w.uint(4, v ? 1 : 0), type: HPARAM_BOOL };
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? 'null';
+  const s = typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null');
   return { build: (w) => w.string(3, s, true), type: HPARAM_STRING };
 }
 
@@ -73,7 +73,11 @@ function hparamsEvents(r: HparamsRecord, step: number): Uint8Array[] {
   return [
     summaryEvent(r.wall, 0, [(v) => v.string(1, '_hparams_/experiment').message(9, experiment)]),
     summaryEvent(r.wall, 0, [(v) => v.string(1, '_hparams_/session_start_info').message(9, start)]),
-    summaryEvent(r.wall, step, metricNames.map((m) => (v: ProtoWriter) => v.string(1, m).float(2, r.metrics[m]))),
+    summaryEvent(
+      r.wall,
+      step,
+      metricNames.map((m) => (v: ProtoWriter) => v.string(1, m).float(2, r.metrics[m])),
+    ),
     summaryEvent(r.wall, 0, [(v) => v.string(1, '_hparams_/session_end_info').message(9, end)]),
   ];
 }
@@ -94,19 +98,43 @@ export function encodeEvents(r: LogRecord, lastStep = 0): Uint8Array[] {
     case 'run':
       return [];
     case 'scalars':
-      return [summaryEvent(r.wall, r.step, Object.entries(r.values).map(([tag, x]) => (v: ProtoWriter) => v.string(1, tag).float(2, x)))];
+      return [
+        summaryEvent(
+          r.wall,
+          r.step,
+          Object.entries(r.values).map(
+            ([tag, x]) =>
+              (v: ProtoWriter) =>
+                v.string(1, tag).float(2, x),
+          ),
+        ),
+      ];
     case 'images':
       return [
-        summaryEvent(r.wall, r.step, r.images.map((img, i) => (v: ProtoWriter) =>
-          v.string(1, r.images.length === 1 ? r.tag : `${r.tag}/${i}`)
-            .message(4, (m) => m.uint(1, img.height).uint(2, img.width).uint(3, img.channels).bytes(4, img.png)))),
+        summaryEvent(
+          r.wall,
+          r.step,
+          r.images.map(
+            (img, i) => (v: ProtoWriter) =>
+              v
+                .string(1, r.images.length === 1 ? r.tag : `${r.tag}/${i}`)
+                .message(4, (m) => m.uint(1, img.height).uint(2, img.width).uint(3, img.channels).bytes(4, img.png)),
+          ),
+        ),
       ];
     case 'text':
       return [
         summaryEvent(r.wall, r.step, [
-          (v) => v.string(1, r.tag)
-            .message(9, pluginMetadata('text', new Uint8Array(0), DATA_CLASS_TENSOR))
-            .message(8, (t) => t.uint(1, DT_STRING).message(2, () => {}).string(8, r.text, true)),
+          (v) =>
+            v
+              .string(1, r.tag)
+              .message(9, pluginMetadata('text', new Uint8Array(0), DATA_CLASS_TENSOR))
+              .message(8, (t) =>
+                t
+                  .uint(1, DT_STRING)
+                  .message(2, () => {})
+                  .string(8, r.text, true),
+              ),
         ]),
       ];
     case 'hparams':

@@ -71,11 +71,17 @@ describe('run folders', () => {
     expect(() => readRun(join(dir, 'nope'))).toThrow(/does not exist/);
     expect(() => readRun(dir)).toThrow(/has no metrics\.jsonl/);
     await expect(writeReport([dir])).rejects.toThrow(TrackingError);
-    writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"scalars","step":1,"wall":1,"values":{}}\nnot json\n{"kind":"scalars","step":2,"wall":2,"values":{}}\n');
+    writeFileSync(
+      join(dir, 'metrics.jsonl'),
+      '{"kind":"scalars","step":1,"wall":1,"values":{}}\nnot json\n{"kind":"scalars","step":2,"wall":2,"values":{}}\n',
+    );
     expect(() => readRun(dir)).toThrow(/metrics\.jsonl:2: not a JSON record/);
     writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"scalars","step":-1,"wall":1,"values":{}}\n');
     expect(() => readRun(dir)).toThrow(/metrics\.jsonl:1: step/);
-    writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"images","step":1,"wall":1,"tag":"v","images":[{"width":1,"height":1,"channels":3,"file":"../../etc/passwd"}]}\n');
+    writeFileSync(
+      join(dir, 'metrics.jsonl'),
+      '{"kind":"images","step":1,"wall":1,"tag":"v","images":[{"width":1,"height":1,"channels":3,"file":"../../etc/passwd"}]}\n',
+    );
     expect(() => readRun(dir)).toThrow(/leaves the run folder/);
     const log = new RunLogger([new MemorySink()]);
     expect(() => log.log(1.5, { loss: 1 })).toThrow(/step 1.5 must be a non-negative integer/);

@@ -39,10 +39,15 @@ describe('TensorBoard event files', () => {
     const file = readdirSync(dir).find((f) => f.startsWith('events.out.tfevents.'))!;
     const events = decodeEvents(new Uint8Array(readFileSync(join(dir, file))));
     expect(events[0].file_version).toBe('brain.Event:2');
-    const values = events.slice(1).flatMap((e) => e.summary.value.map((v: Record<string, any>) => ({ step: e.step ?? 0, wall: e.wall_time, ...v })));
+    const values = events
+      .slice(1)
+      .flatMap((e) => e.summary.value.map((v: Record<string, any>) => ({ step: e.step ?? 0, wall: e.wall_time, ...v })));
     const byTag = (tag: string) => values.filter((v) => v.tag === tag);
 
-    expect(byTag('loss').map((v) => [v.step, v.simple_value])).toEqual([[1, 0.5], [2, NaN]]);
+    expect(byTag('loss').map((v) => [v.step, v.simple_value])).toEqual([
+      [1, 0.5],
+      [2, NaN],
+    ]);
     expect(byTag('lr')[0].simple_value).toBeCloseTo(1e-4, 10);
     expect(byTag('__proto__')[0].simple_value).toBe(3);
     expect(byTag('loss')[0].wall).toBe(1_700_000_001.5); // the sink and the run record took the first two ticks
@@ -58,9 +63,15 @@ describe('TensorBoard event files', () => {
     expect(text.tensor.dtype).toBe(7);
     expect(utf8.decode(text.tensor.string_val[0])).toBe('a photo of sks dog — ünïcode');
 
-    const plugin = (tag: string) => HParamsPluginData.toObject(HParamsPluginData.decode(byTag(tag)[0].metadata.plugin_data.content), { oneofs: true, defaults: false });
+    const plugin = (tag: string) =>
+      HParamsPluginData.toObject(HParamsPluginData.decode(byTag(tag)[0].metadata.plugin_data.content), { oneofs: true, defaults: false });
     const exp = plugin('_hparams_/experiment').experiment;
-    expect(exp.hparam_infos.map((h: Record<string, unknown>) => [h.name, h.type])).toEqual([['learning_rate', 3], ['train_text_encoder', 2], ['scheduler', 1], ['nested', 1]]);
+    expect(exp.hparam_infos.map((h: Record<string, unknown>) => [h.name, h.type])).toEqual([
+      ['learning_rate', 3],
+      ['train_text_encoder', 2],
+      ['scheduler', 1],
+      ['nested', 1],
+    ]);
     expect(exp.metric_infos[0].name.tag).toBe('final_loss');
     const start = plugin('_hparams_/session_start_info').session_start_info.hparams;
     expect(start.learning_rate.number_value).toBe(5e-6);

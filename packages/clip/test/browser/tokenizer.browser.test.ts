@@ -19,6 +19,8 @@ describe('CLIPTokenizer in the browser', () => {
   });
 
   it('reports a vocabulary URL that does not exist as a TokenizerError naming it', async () => {
-    await expect(CLIPTokenizer.fromOpenAI({ url: '/no/such/bpe.txt.gz' })).rejects.toThrow(/no\/such\/bpe\.txt\.gz.*cannot be fetched \(HTTP 404/);
+    await expect(CLIPTokenizer.fromOpenAI({ url: '/no/such/bpe.txt.gz' })).rejects.toThrow(
+      /no\/such\/bpe\.txt\.gz.*cannot be fetched \(HTTP 404/,
+    );
   });
 });

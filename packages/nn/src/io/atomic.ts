@@ -9,7 +9,7 @@ const CHUNK = 1 << 30;
 
 /** Writes all of `bytes` at `position`, in chunks. */
 export async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const { bytesWritten } = await fh.write(bytes, done, Math.min(CHUNK, bytes.length - done), position + done);
     done += bytesWritten;
   }

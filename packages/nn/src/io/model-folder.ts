@@ -81,7 +81,10 @@ export function modelRoot(dir: string, subfolder?: string): string {
 export async function findWeightsFile(dir: string, location: WeightsLocation = {}): Promise<string> {
   const root = modelRoot(dir, location.subfolder);
   const names = location.weightsName === undefined ? [WEIGHTS_NAMES.diffusers, WEIGHTS_NAMES.transformers] : [location.weightsName].flat();
-  const candidates = names.flatMap((n) => [variantFileName(`${n}.safetensors`, location.variant), variantFileName(`${n}.safetensors.index.json`, location.variant)]);
+  const candidates = names.flatMap((n) => [
+    variantFileName(`${n}.safetensors`, location.variant),
+    variantFileName(`${n}.safetensors.index.json`, location.variant),
+  ]);
   for (const c of candidates) if (await isFile(join(root, c))) return join(root, c);
   throw new SafetensorsError('not_found', `no weights file in this folder; looked for ${candidates.join(', ')}`, root);
 }
@@ -128,7 +131,11 @@ export async function readConfig<C>(file: string, parse: ConfigParser<C>): Promi
   }
   if (typeof parse === 'function') return parse(raw, file);
   const r = parse.safeParse(raw);
-  if (!r.success) throw new ConfigError(file, r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`));
+  if (!r.success)
+    throw new ConfigError(
+      file,
+      r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
+    );
   return r.data;
 }
 
@@ -233,7 +240,10 @@ export async function savePretrained(dir: string, options: SavePretrainedOptions
     const weightMap = nullRecord<string>();
     const pad = (n: number) => String(n).padStart(5, '0');
     for (let i = 0; i < shards.length; i++) {
-      const name = variantFileName(`${base}.safetensors`, options.variant).replace(/\.safetensors$/, `-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`);
+      const name = variantFileName(`${base}.safetensors`, options.variant).replace(
+        /\.safetensors$/,
+        `-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`,
+      );
       await saveSafetensors(join(dir, name), new Map(shards[i]), metadata);
       for (const [key] of shards[i]) weightMap[key] = name;
       written.push(join(dir, name));

@@ -24,7 +24,8 @@ export class GroupNorm extends Module {
     options: FactoryOptions & { eps?: number; affine?: boolean } = {},
   ) {
     super();
-    if (numChannels % numGroups !== 0) throw new k.ArgumentError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
+    if (numChannels % numGroups !== 0)
+      throw new k.ArgumentError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     this.eps = options.eps ?? 1e-5;
     const affine = options.affine ?? true;
     this.weight = affine ? this.registerParameter('weight', k.ones([numChannels], options)) : null;

@@ -60,7 +60,10 @@ export function detectLoraFormat(keys: readonly string[]): LoraFormat {
 const scalarOf = async (t: k.Tensor): Promise<number> => (t.numel() === 1 ? t.item() : Number.NaN);
 
 /** Per-component alphas from newer diffusers' `lora_adapter_metadata` header entry. */
-function metadataAlpha(metadata: Readonly<Record<string, string>>, file: string): (component: LoraComponent, path: string) => number | null {
+function metadataAlpha(
+  metadata: Readonly<Record<string, string>>,
+  file: string,
+): (component: LoraComponent, path: string) => number | null {
   const raw = metadata[LORA_ADAPTER_METADATA_KEY];
   if (raw === undefined) return () => null;
   let parsed: unknown;
@@ -69,7 +72,8 @@ function metadataAlpha(metadata: Readonly<Record<string, string>>, file: string)
   } catch {
     throw new LoraFormatError(file, [`header field ${LORA_ADAPTER_METADATA_KEY} is not JSON`]);
   }
-  if (parsed === null || typeof parsed !== 'object') throw new LoraFormatError(file, [`header field ${LORA_ADAPTER_METADATA_KEY} is not an object`]);
+  if (parsed === null || typeof parsed !== 'object')
+    throw new LoraFormatError(file, [`header field ${LORA_ADAPTER_METADATA_KEY} is not an object`]);
   const config = new Map(Object.entries(parsed as Record<string, unknown>));
   return (component, path) => {
     const pattern = config.get(`${component}.alpha_pattern`);
@@ -141,12 +145,15 @@ export async function parseLoraStateDict(
   const modules = new Map<string, LoraModuleWeights>();
   for (const [key, s] of parts) {
     if (!s.down || !s.up) {
-      issues.push(`'${key}' has ${s.down ? 'lora_down/lora_A' : s.up ? 'lora_up/lora_B' : 'only an alpha'} but no ${s.down ? 'lora_up/lora_B' : 'lora_down/lora_A'}`);
+      issues.push(
+        `'${key}' has ${s.down ? 'lora_down/lora_A' : s.up ? 'lora_up/lora_B' : 'only an alpha'} but no ${s.down ? 'lora_up/lora_B' : 'lora_down/lora_A'}`,
+      );
       continue;
     }
     const rank = s.down.shape[0];
     const conv = s.down.shape.length === 4;
-    const upOk = s.up.shape.length === s.down.shape.length && s.up.shape[1] === rank && (!conv || (s.up.shape[2] === 1 && s.up.shape[3] === 1));
+    const upOk =
+      s.up.shape.length === s.down.shape.length && s.up.shape[1] === rank && (!conv || (s.up.shape[2] === 1 && s.up.shape[3] === 1));
     if (!(s.down.shape.length === 2 || conv) || !upOk) {
       issues.push(`'${key}': down [${s.down.shape.join(', ')}] and up [${s.up.shape.join(', ')}] are not a rank-${rank} pair`);
       continue;
@@ -196,7 +203,8 @@ export function serializeLoraWeights(
   if (options.foldAlpha) lora = foldAlpha(lora);
   const tensors = new Map<string, k.Tensor>();
   const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(lora.metadata)) if (key !== LORA_ADAPTER_METADATA_KEY && key !== 'format') metadata[key] = value;
+  for (const [key, value] of Object.entries(lora.metadata))
+    if (key !== LORA_ADAPTER_METADATA_KEY && key !== 'format') metadata[key] = value;
   const entries = [...lora.modules];
   if (format === 'kohya') {
     for (const [key, m] of entries) {
@@ -227,11 +235,19 @@ export function serializeLoraWeights(
       const alpha = mostCommon(mine.map(([, m]) => m.alpha ?? m.down.shape[0]!));
       config[`${component}.r`] = r;
       config[`${component}.lora_alpha`] = alpha;
-      config[`${component}.rank_pattern`] = Object.fromEntries(mine.filter(([, m]) => m.down.shape[0] !== r).map(([s, m]) => [s.path, m.down.shape[0]]));
-      config[`${component}.alpha_pattern`] = Object.fromEntries(mine.filter(([, m]) => (m.alpha ?? m.down.shape[0]) !== alpha).map(([s, m]) => [s.path, m.alpha ?? m.down.shape[0]]));
+      config[`${component}.rank_pattern`] = Object.fromEntries(
+        mine.filter(([, m]) => m.down.shape[0] !== r).map(([s, m]) => [s.path, m.down.shape[0]]),
+      );
+      config[`${component}.alpha_pattern`] = Object.fromEntries(
+        mine.filter(([, m]) => (m.alpha ?? m.down.shape[0]) !== alpha).map(([s, m]) => [s.path, m.alpha ?? m.down.shape[0]]),
+      );
       config[`${component}.target_modules`] = mine.map(([s]) => s.path);
     }
-    metadata[LORA_ADAPTER_METADATA_KEY] = JSON.stringify(Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1))), null, 2);
+    metadata[LORA_ADAPTER_METADATA_KEY] = JSON.stringify(
+      Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1))),
+      null,
+      2,
+    );
   }
   return { tensors, metadata };
 }

@@ -60,17 +60,23 @@ export function injectLora(model: Module, options: InjectLoraOptions): LoraAdapt
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new k.ArgumentError(`injectLora: adapter name '${name}' must be letters, digits, '_' or '-'`);
   const selected = adaptableLayers(model).filter(([path, layer]) => matchesTarget(path, layer, options.targets));
   if (selected.length === 0) {
-    throw new k.ArgumentError(`injectLora: no Linear or Conv2d of ${model.constructor.name} matches the targets [${options.targets.map(String).join(', ')}]`);
+    throw new k.ArgumentError(
+      `injectLora: no Linear or Conv2d of ${model.constructor.name} matches the targets [${options.targets.map(String).join(', ')}]`,
+    );
   }
   for (const [path, layer] of selected) {
-    if (layer.namedAdapters().some(([slot]) => slot === loraSlot(name))) throw new k.ArgumentError(`injectLora: '${path}' already has an adapter named '${name}'`);
+    if (layer.namedAdapters().some(([slot]) => slot === loraSlot(name)))
+      throw new k.ArgumentError(`injectLora: '${path}' already has an adapter named '${name}'`);
   }
   const generator = options.generator ?? new k.Generator(0);
   const layers = new Map<string, LoraLayer>();
   for (const [path, layer] of selected) {
     const wide = layer.weight.shape.length === 4 && (layer.weight.shape[2] !== 1 || layer.weight.shape[3] !== 1);
     const rank = options.rankPattern?.[path] ?? (wide ? (options.convRank ?? options.rank) : options.rank) ?? 4;
-    const alpha = options.alphaPattern?.[path] ?? (wide ? (options.convAlpha ?? (options.convRank !== undefined ? options.convRank : options.alpha)) : options.alpha) ?? rank;
+    const alpha =
+      options.alphaPattern?.[path] ??
+      (wide ? (options.convAlpha ?? (options.convRank !== undefined ? options.convRank : options.alpha)) : options.alpha) ??
+      rank;
     const lora = new LoraLayer(layer, { ...options, rank, alpha, generator });
     lora.training = layer.training;
     layers.set(path, layer.addAdapter(loraSlot(name), lora));
@@ -86,7 +92,8 @@ export function injectLora(model: Module, options: InjectLoraOptions): LoraAdapt
 function allLoraLayers(model: Module): [string, string, LoraLayer][] {
   const out: [string, string, LoraLayer][] = [];
   for (const [path, m] of model.namedModules()) {
-    for (const [slot, adapter] of m.namedAdapters()) if (adapter instanceof LoraLayer) out.push([path, slot.slice('lora_'.length), adapter]);
+    for (const [slot, adapter] of m.namedAdapters())
+      if (adapter instanceof LoraLayer) out.push([path, slot.slice('lora_'.length), adapter]);
   }
   return out;
 }
@@ -119,7 +126,8 @@ export function loraNames(model: Module): string[] {
 
 function layersOf(model: Module, name: string | undefined, what: string): LoraLayer[] {
   const layers = loraLayers(model, name).map(([, l]) => l);
-  if (layers.length === 0) throw new k.ArgumentError(`${what}: ${model.constructor.name} has no LoRA adapter${name === undefined ? '' : ` named '${name}'`}`);
+  if (layers.length === 0)
+    throw new k.ArgumentError(`${what}: ${model.constructor.name} has no LoRA adapter${name === undefined ? '' : ` named '${name}'`}`);
   return layers;
 }
 

@@ -19,13 +19,46 @@ export const KOHYA_PREFIXES: Readonly<Record<LoraComponent, string>> = {
  * everything with '_', so these are what a name is split back into (longest first).
  */
 const MULTI_TOKEN_SEGMENTS = [
-  'down_blocks', 'up_blocks', 'mid_block', 'transformer_blocks', 'proj_in', 'proj_out',
-  'to_q', 'to_k', 'to_v', 'to_out', 'add_k_proj', 'add_v_proj', 'add_q_proj', 'to_add_out',
-  'conv_shortcut', 'time_emb_proj', 'conv_in', 'conv_out', 'conv_norm_out', 'time_embedding',
-  'linear_1', 'linear_2', 'class_embedding', 'add_embedding', 'encoder_hid_proj',
-  'text_model', 'self_attn', 'q_proj', 'k_proj', 'v_proj', 'out_proj', 'text_projection',
-  'final_layer_norm', 'layer_norm1', 'layer_norm2', 'token_embedding', 'position_embedding',
-].map((s) => s.split('_')).sort((a, b) => b.length - a.length);
+  'down_blocks',
+  'up_blocks',
+  'mid_block',
+  'transformer_blocks',
+  'proj_in',
+  'proj_out',
+  'to_q',
+  'to_k',
+  'to_v',
+  'to_out',
+  'add_k_proj',
+  'add_v_proj',
+  'add_q_proj',
+  'to_add_out',
+  'conv_shortcut',
+  'time_emb_proj',
+  'conv_in',
+  'conv_out',
+  'conv_norm_out',
+  'time_embedding',
+  'linear_1',
+  'linear_2',
+  'class_embedding',
+  'add_embedding',
+  'encoder_hid_proj',
+  'text_model',
+  'self_attn',
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'out_proj',
+  'text_projection',
+  'final_layer_norm',
+  'layer_norm1',
+  'layer_norm2',
+  'token_embedding',
+  'position_embedding',
+]
+  .map((s) => s.split('_'))
+  .sort((a, b) => b.length - a.length);
 
 /**
  * kohya's name of a module: prefix + path with '.' → '_'.
@@ -67,7 +100,7 @@ export function parseKohyaName(
   if (!hit) return null;
   const tokens = name.slice(hit[0].length).split('_');
   const segments: string[] = [];
-  for (let i = 0; i < tokens.length; ) {
+  for (let i = 0; i < tokens.length;) {
     const word = MULTI_TOKEN_SEGMENTS.find((w) => w.every((t, j) => tokens[i + j] === t));
     const n = word ? word.length : 1;
     segments.push(tokens.slice(i, i + n).join('_'));

@@ -95,7 +95,8 @@ export class LoraLayer extends Module implements ModuleAdapter {
     let aShape: number[];
     let bShape: number[];
     if (base instanceof Conv2d) {
-      if ((base.options.groups ?? 1) !== 1) throw new k.ArgumentError(`LoraLayer: grouped convolutions (groups ${base.options.groups}) are not supported`);
+      if ((base.options.groups ?? 1) !== 1)
+        throw new k.ArgumentError(`LoraLayer: grouped convolutions (groups ${base.options.groups}) are not supported`);
       aShape = [rank, base.inChannels, weight.shape[2], weight.shape[3]];
       bShape = [base.outChannels, rank, 1, 1];
     } else if (base instanceof Linear) {
@@ -110,7 +111,13 @@ export class LoraLayer extends Module implements ModuleAdapter {
     const g = this.#generator;
     const a = k.noGrad(() =>
       k.tidy(() => {
-        const draw = options.init === 'gaussian' ? k.randn(aShape, { device, generator: g }).mul(1 / rank) : k.rand(aShape, { device, generator: g }).mul(2 * bound).sub(bound);
+        const draw =
+          options.init === 'gaussian'
+            ? k.randn(aShape, { device, generator: g }).mul(1 / rank)
+            : k
+                .rand(aShape, { device, generator: g })
+                .mul(2 * bound)
+                .sub(bound);
         return k.cast(draw, dtype);
       }),
     );
@@ -180,7 +187,13 @@ export class LoraLayer extends Module implements ModuleAdapter {
         const dtype = target.dtype === 'float64' ? 'float64' : 'float32';
         const a = k.cast(this.loraA.weight, dtype).reshape([this.rank, -1]);
         const b = k.cast(this.loraB.weight, dtype).reshape([-1, this.rank]);
-        return k.cast(k.matmul(b, a).mul(this.scaling).reshape([...target.shape]), target.dtype);
+        return k.cast(
+          k
+            .matmul(b, a)
+            .mul(this.scaling)
+            .reshape([...target.shape]),
+          target.dtype,
+        );
       }),
     );
   }

@@ -16,7 +16,9 @@ import { adaptableLayers } from './targets.js';
 export type LoraModels = Module | Partial<Record<LoraComponent, Module>>;
 
 const componentsOf = (models: LoraModels): [LoraComponent, Module][] =>
-  models instanceof Module ? [['unet', models]] : LORA_COMPONENTS.flatMap((c) => (models[c] ? [[c, models[c]] as [LoraComponent, Module]] : []));
+  models instanceof Module
+    ? [['unet', models]]
+    : LORA_COMPONENTS.flatMap((c) => (models[c] ? [[c, models[c]] as [LoraComponent, Module]] : []));
 
 /**
  * kohya name → component and module path for every adaptable layer of `models`, so kohya files
@@ -46,7 +48,8 @@ export function kohyaNameMap(models: LoraModels): Map<string, { component: LoraC
 export function extractLoraWeights(models: LoraModels, name = 'default', metadata: Readonly<Record<string, string>> = {}): LoraWeights {
   const modules = new Map<string, LoraModuleWeights>();
   for (const [component, model] of componentsOf(models)) {
-    for (const [path, l] of loraLayers(model, name)) modules.set(`${component}.${path}`, { down: l.loraA.weight, up: l.loraB.weight, alpha: l.alpha });
+    for (const [path, l] of loraLayers(model, name))
+      modules.set(`${component}.${path}`, { down: l.loraA.weight, up: l.loraB.weight, alpha: l.alpha });
   }
   if (modules.size === 0) throw new k.ArgumentError(`extractLoraWeights: no LoRA adapter named '${name}' in the given models`);
   return { format: 'diffusers', modules, metadata };
@@ -65,7 +68,9 @@ export function loraStateDict(
   models: LoraModels,
   options: { format?: LoraFormat; name?: string; metadata?: Readonly<Record<string, string>>; foldAlpha?: boolean } = {},
 ): { tensors: Map<string, k.Tensor>; metadata: Record<string, string> } {
-  return serializeLoraWeights(extractLoraWeights(models, options.name, options.metadata), options.format ?? 'diffusers', { foldAlpha: options.foldAlpha });
+  return serializeLoraWeights(extractLoraWeights(models, options.name, options.metadata), options.format ?? 'diffusers', {
+    foldAlpha: options.foldAlpha,
+  });
 }
 
 /** Options of {@link applyLoraWeights}. */
@@ -125,7 +130,9 @@ export function applyLoraWeights(models: LoraModels, lora: LoraWeights, options:
     const want = expectedShapes(layer, m.down.shape[0]!);
     const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
     if (!same(m.down.shape, want.down) || !same(m.up.shape, want.up)) {
-      issues.push(`'${key}': down [${m.down.shape.join(', ')}] / up [${m.up.shape.join(', ')}], the layer needs [${want.down.join(', ')}] / [${want.up.join(', ')}]`);
+      issues.push(
+        `'${key}': down [${m.down.shape.join(', ')}] / up [${m.up.shape.join(', ')}], the layer needs [${want.down.join(', ')}] / [${want.up.join(', ')}]`,
+      );
       continue;
     }
     if (m.down.device !== layer.weight.device || m.up.device !== layer.weight.device) {

@@ -22,7 +22,10 @@ export async function readLoraFile(path: string, options: { models?: LoraModels 
   try {
     const tensors = new Map<string, k.Tensor>();
     for (const name of reader.keys()) tensors.set(name, await reader.tensor(name));
-    return await parseLoraStateDict(tensors, reader.metadata, { file: path, known: options.models ? kohyaNameMap(options.models) : undefined });
+    return await parseLoraStateDict(tensors, reader.metadata, {
+      file: path,
+      known: options.models ? kohyaNameMap(options.models) : undefined,
+    });
   } finally {
     await reader.close();
   }
@@ -64,7 +67,11 @@ function isLoraWeights(value: unknown): value is LoraWeights {
  * await loadLoraWeights({ unet }, 'style.safetensors', { name: 'style', scale: 0.5 });
  * ```
  */
-export async function loadLoraWeights(models: LoraModels, path: string, options: ApplyLoraOptions = {}): Promise<Map<LoraComponent, LoraAdapter>> {
+export async function loadLoraWeights(
+  models: LoraModels,
+  path: string,
+  options: ApplyLoraOptions = {},
+): Promise<Map<LoraComponent, LoraAdapter>> {
   const lora = await readLoraFile(path, { models });
   return applyLoraWeights(models, lora, { file: path, ...options });
 }

@@ -35,7 +35,8 @@ export class LambdaLR {
   ) {
     for (const g of optimizer.paramGroups) {
       if (lastEpoch === -1) g.initialLr ??= g.lr;
-      else if (g.initialLr === undefined) throw new OptimizerError('LambdaLR: resuming (lastEpoch ≠ -1) needs initialLr in every param group');
+      else if (g.initialLr === undefined)
+        throw new OptimizerError('LambdaLR: resuming (lastEpoch ≠ -1) needs initialLr in every param group');
     }
     this.baseLrs = optimizer.paramGroups.map((g) => g.initialLr!);
     this.lastEpoch = lastEpoch;
@@ -98,7 +99,9 @@ export class LambdaLR {
    */
   loadStateDict(state: LRSchedulerState): void {
     if (state.baseLrs.length !== this.optimizer.paramGroups.length) {
-      throw new OptimizerError(`LambdaLR.loadStateDict: ${state.baseLrs.length} base lrs for ${this.optimizer.paramGroups.length} param groups`);
+      throw new OptimizerError(
+        `LambdaLR.loadStateDict: ${state.baseLrs.length} base lrs for ${this.optimizer.paramGroups.length} param groups`,
+      );
     }
     this.lastEpoch = state.lastEpoch;
     this.baseLrs = [...state.baseLrs];
@@ -108,13 +111,7 @@ export class LambdaLR {
 
 /** diffusers' schedule names (`diffusers.optimization.SchedulerType`). */
 export type SchedulerName =
-  | 'linear'
-  | 'cosine'
-  | 'cosine_with_restarts'
-  | 'polynomial'
-  | 'constant'
-  | 'constant_with_warmup'
-  | 'piecewise_constant';
+  'linear' | 'cosine' | 'cosine_with_restarts' | 'polynomial' | 'constant' | 'constant_with_warmup' | 'piecewise_constant';
 
 /** Arguments of {@link getScheduler}, diffusers' `get_scheduler` keywords camel-cased. */
 export interface GetSchedulerOptions {
@@ -180,7 +177,9 @@ export function getScheduler(name: SchedulerName, options: GetSchedulerOptions):
       });
     }
     default:
-      throw new OptimizerError(`unknown scheduler '${String(name)}'; expected one of linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, piecewise_constant`);
+      throw new OptimizerError(
+        `unknown scheduler '${String(name)}'; expected one of linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, piecewise_constant`,
+      );
   }
 }
 

@@ -133,13 +133,17 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState = Para
    */
   loadStateDict(dict: OptimizerStateDict<H>): void {
     if (dict.paramGroups.length !== this.paramGroups.length) {
-      throw new OptimizerError(`loadStateDict: the state has ${dict.paramGroups.length} param groups, the optimizer ${this.paramGroups.length}`);
+      throw new OptimizerError(
+        `loadStateDict: the state has ${dict.paramGroups.length} param groups, the optimizer ${this.paramGroups.length}`,
+      );
     }
     const byIndex = new Map<number, k.Tensor>();
     dict.paramGroups.forEach((saved, gi) => {
       const group = this.paramGroups[gi];
       if (saved.params.length !== group.params.length) {
-        throw new OptimizerError(`loadStateDict: param group ${gi} has ${saved.params.length} parameters in the state, ${group.params.length} in the optimizer`);
+        throw new OptimizerError(
+          `loadStateDict: param group ${gi} has ${saved.params.length} parameters in the state, ${group.params.length} in the optimizer`,
+        );
       }
       saved.params.forEach((id, j) => byIndex.set(id, group.params[j]));
     });
@@ -148,7 +152,9 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState = Para
       if (!p) throw new OptimizerError(`loadStateDict: state for parameter ${id}, which no param group lists`);
       for (const [name, v] of Object.entries(s)) {
         if (v instanceof k.Tensor && v.shape.join() !== p.shape.join()) {
-          throw new OptimizerError(`loadStateDict: state '${name}' of parameter ${id} has shape [${v.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
+          throw new OptimizerError(
+            `loadStateDict: state '${name}' of parameter ${id} has shape [${v.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`,
+          );
         }
       }
     }

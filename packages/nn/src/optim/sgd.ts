@@ -39,7 +39,8 @@ export class SGD extends Optimizer<SGDHyper, SGDState> {
     if (!(g.lr >= 0)) throw new OptimizerError(`SGD: invalid learning rate ${g.lr}`);
     if (!(g.momentum >= 0)) throw new OptimizerError(`SGD: invalid momentum ${g.momentum}`);
     if (!(g.weightDecay >= 0)) throw new OptimizerError(`SGD: invalid weight decay ${g.weightDecay}`);
-    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new OptimizerError('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
+    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0))
+      throw new OptimizerError('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
   }
 
   step(): void {

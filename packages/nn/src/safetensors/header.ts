@@ -99,10 +99,13 @@ export interface SafetensorsHeader {
 export const MAX_HEADER_BYTES = 100_000_000;
 
 const entrySchema = z.object({
-    dtype: z.string(),
-    shape: z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)),
-    data_offsets: z.tuple([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]),
-  });
+  dtype: z.string(),
+  shape: z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)),
+  data_offsets: z.tuple([
+    z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  ]),
+});
 
 /**
  * A string → string map as a null-prototype record. Built by hand rather than with `z.record`,
@@ -114,7 +117,12 @@ export function stringMap(value: unknown, what: string, file?: string): Record<s
   }
   const out = Object.create(null) as Record<string, string>;
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== 'string') throw new SafetensorsError('invalid_header', `${what} must map strings to strings: ${key}: expected string, got ${v === null ? 'null' : typeof v}`, file);
+    if (typeof v !== 'string')
+      throw new SafetensorsError(
+        'invalid_header',
+        `${what} must map strings to strings: ${key}: expected string, got ${v === null ? 'null' : typeof v}`,
+        file,
+      );
     out[key] = v;
   }
   return out;
@@ -129,12 +137,14 @@ function describe(error: z.ZodError): string {
  * checks it against the file and {@link MAX_HEADER_BYTES}.
  */
 export function readHeaderLength(prefix: Uint8Array, fileSize: number, file?: string): number {
-  if (fileSize < 8 || prefix.length < 8) throw new SafetensorsError('truncated', `file is ${fileSize} bytes, too short for the 8-byte header length`, file);
+  if (fileSize < 8 || prefix.length < 8)
+    throw new SafetensorsError('truncated', `file is ${fileSize} bytes, too short for the 8-byte header length`, file);
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
-  if (n > MAX_HEADER_BYTES) throw new SafetensorsError('header_too_large', `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`, file);
+  if (n > MAX_HEADER_BYTES)
+    throw new SafetensorsError('header_too_large', `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`, file);
   if (8 + n > fileSize) throw new SafetensorsError('truncated', `header length ${n} runs past the end of the ${fileSize}-byte file`, file);
   if (n < 2) throw new SafetensorsError('invalid_header', `header length ${n} is too short for a JSON object`, file);
   return n;
@@ -152,9 +162,12 @@ export function parseHeader(json: Uint8Array, fileSize: number, file?: string): 
   try {
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (err) {
-    throw new SafetensorsError('invalid_header', `header is not valid UTF-8 JSON: ${(err as Error).message}`, file, undefined, { cause: err });
+    throw new SafetensorsError('invalid_header', `header is not valid UTF-8 JSON: ${(err as Error).message}`, file, undefined, {
+      cause: err,
+    });
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError('invalid_header', 'header is not a JSON object', file);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new SafetensorsError('invalid_header', 'header is not a JSON object', file);
 
   // JSON.parse makes every key an own property (even `__proto__`), and entries go into a Map.
   let metadata: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -168,17 +181,29 @@ export function parseHeader(json: Uint8Array, fileSize: number, file?: string): 
     if (!e.success) throw new SafetensorsError('invalid_header', `bad header entry: ${describe(e.error)}`, file, name);
     const { dtype, shape, data_offsets: offsets } = e.data;
     if (!(dtype in SAFETENSORS_DTYPE_SIZES)) {
-      throw new SafetensorsError('unknown_dtype', `unknown dtype '${dtype}'; expected one of ${Object.keys(SAFETENSORS_DTYPE_SIZES).join(', ')}`, file, name);
+      throw new SafetensorsError(
+        'unknown_dtype',
+        `unknown dtype '${dtype}'; expected one of ${Object.keys(SAFETENSORS_DTYPE_SIZES).join(', ')}`,
+        file,
+        name,
+      );
     }
     const size = SAFETENSORS_DTYPE_SIZES[dtype as SafetensorsDType];
     let bytes = size;
     for (const d of shape) {
       bytes *= d;
-      if (!Number.isSafeInteger(bytes)) throw new SafetensorsError('shape_mismatch', `shape [${shape.join(', ')}] is too large`, file, name);
+      if (!Number.isSafeInteger(bytes))
+        throw new SafetensorsError('shape_mismatch', `shape [${shape.join(', ')}] is too large`, file, name);
     }
-    if (offsets[1] < offsets[0]) throw new SafetensorsError('invalid_offsets', `data_offsets [${offsets.join(', ')}] end before they begin`, file, name);
+    if (offsets[1] < offsets[0])
+      throw new SafetensorsError('invalid_offsets', `data_offsets [${offsets.join(', ')}] end before they begin`, file, name);
     if (offsets[1] - offsets[0] !== bytes) {
-      throw new SafetensorsError('shape_mismatch', `${dtype} [${shape.join(', ')}] needs ${bytes} bytes, data_offsets [${offsets.join(', ')}] span ${offsets[1] - offsets[0]}`, file, name);
+      throw new SafetensorsError(
+        'shape_mismatch',
+        `${dtype} [${shape.join(', ')}] needs ${bytes} bytes, data_offsets [${offsets.join(', ')}] span ${offsets[1] - offsets[0]}`,
+        file,
+        name,
+      );
     }
     entries.push({ name, dtype: dtype as SafetensorsDType, shape, dataOffsets: [offsets[0], offsets[1]] });
   }
@@ -196,7 +221,8 @@ export function parseHeader(json: Uint8Array, fileSize: number, file?: string): 
   const dataBytes = fileSize - dataStart;
   if (cursor !== dataBytes) {
     const last = sorted[sorted.length - 1]?.name;
-    if (cursor > dataBytes) throw new SafetensorsError('truncated', `tensors need ${cursor} data bytes, the file has ${dataBytes}`, file, last);
+    if (cursor > dataBytes)
+      throw new SafetensorsError('truncated', `tensors need ${cursor} data bytes, the file has ${dataBytes}`, file, last);
     throw new SafetensorsError('invalid_offsets', `tensors cover ${cursor} data bytes, the file has ${dataBytes} (trailing bytes)`, file);
   }
   return { tensors: new Map(entries.map((t) => [t.name, t])), metadata, dataStart };
@@ -217,7 +243,8 @@ export function buildHeader(
   const infos: TensorInfo[] = [];
   let offset = 0;
   for (const t of tensors) {
-    if (t.name === '__metadata__') throw new SafetensorsError('invalid_header', "'__metadata__' cannot be a tensor name", undefined, t.name);
+    if (t.name === '__metadata__')
+      throw new SafetensorsError('invalid_header', "'__metadata__' cannot be a tensor name", undefined, t.name);
     const bytes = t.shape.reduce((a, b) => a * b, SAFETENSORS_DTYPE_SIZES[t.dtype]);
     const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: [...t.shape], dataOffsets: [offset, offset + bytes] };
     infos.push(info);

@@ -25,7 +25,13 @@ async function readExactly(fh: FileHandle, out: Uint8Array, position: number, fi
   while (done < out.length) {
     const len = Math.min(CHUNK, out.length - done);
     const { bytesRead } = await fh.read(out, done, len, position + done);
-    if (bytesRead === 0) throw new SafetensorsError('truncated', `file ended after ${position + done} bytes while reading ${out.length} bytes at ${position}`, file, tensor);
+    if (bytesRead === 0)
+      throw new SafetensorsError(
+        'truncated',
+        `file ended after ${position + done} bytes while reading ${out.length} bytes at ${position}`,
+        file,
+        tensor,
+      );
     done += bytesRead;
   }
 }
@@ -155,13 +161,25 @@ export function parseShardIndex(text: string, indexPath: string): Map<string, st
     throw new SafetensorsError('invalid_index', `index is not valid JSON: ${(err as Error).message}`, indexPath, undefined, { cause: err });
   }
   const map = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as { weight_map?: unknown }).weight_map : undefined;
-  if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new SafetensorsError('invalid_index', 'weight_map: expected an object mapping tensor names to shard files', indexPath);
+  if (map === null || typeof map !== 'object' || Array.isArray(map))
+    throw new SafetensorsError('invalid_index', 'weight_map: expected an object mapping tensor names to shard files', indexPath);
   const out = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string') throw new SafetensorsError('invalid_index', `weight_map.${name}: expected a shard file name, got ${shard === null ? 'null' : typeof shard}`, indexPath, name);
+    if (typeof shard !== 'string')
+      throw new SafetensorsError(
+        'invalid_index',
+        `weight_map.${name}: expected a shard file name, got ${shard === null ? 'null' : typeof shard}`,
+        indexPath,
+        name,
+      );
     // Shards live next to the index; a path that climbs out of that folder is refused.
     if (shard === '' || isAbsolute(shard) || /[\\/]/.test(shard) || shard === '..' || shard === '.') {
-      throw new SafetensorsError('invalid_index', `weight_map.${name}: shard '${shard}' is not a file name inside the index's folder`, indexPath, name);
+      throw new SafetensorsError(
+        'invalid_index',
+        `weight_map.${name}: shard '${shard}' is not a file name inside the index's folder`,
+        indexPath,
+        name,
+      );
     }
     out.set(name, shard);
   }
@@ -202,7 +220,8 @@ export class ShardedSafetensors implements SafetensorsReader {
       const weightMap = new Map<string, SafetensorsFile>();
       for (const [name, s] of index) {
         const shard = opened.get(s)!;
-        if (!shard.has(name)) throw new SafetensorsError('missing_tensor', `the index maps it to ${s}, which does not contain it`, indexPath, name);
+        if (!shard.has(name))
+          throw new SafetensorsError('missing_tensor', `the index maps it to ${s}, which does not contain it`, indexPath, name);
         weightMap.set(name, shard);
       }
       return new ShardedSafetensors(indexPath, weightMap, [...opened.values()]);

@@ -35,7 +35,12 @@ function view<T>(bytes: Uint8Array, size: number, make: (buf: ArrayBufferLike, o
 export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadTensorOptions = {}, file?: string): k.Tensor {
   const natural = LOADABLE_DTYPES[info.dtype];
   if (!natural) {
-    throw new SafetensorsError('unsupported_dtype', `dtype ${info.dtype} cannot be loaded; Kiln loads ${Object.keys(LOADABLE_DTYPES).join(', ')}`, file, info.name);
+    throw new SafetensorsError(
+      'unsupported_dtype',
+      `dtype ${info.dtype} cannot be loaded; Kiln loads ${Object.keys(LOADABLE_DTYPES).join(', ')}`,
+      file,
+      info.name,
+    );
   }
   // Checked before decoding: a bad requested dtype must not leave a decoded tensor behind.
   if (options.dtype !== undefined) k.assertDType(options.dtype, `loading '${info.name}' as dtype`);
@@ -45,10 +50,16 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadT
   let t: k.Tensor;
   switch (info.dtype) {
     case 'F32':
-      t = k.tensor(view(bytes, 4, (b, o, n) => new Float32Array(b, o, n)), { dtype: 'float32', shape, device });
+      t = k.tensor(
+        view(bytes, 4, (b, o, n) => new Float32Array(b, o, n)),
+        { dtype: 'float32', shape, device },
+      );
       break;
     case 'F64':
-      t = k.tensor(view(bytes, 8, (b, o, n) => new Float64Array(b, o, n)), { dtype: 'float64', shape, device });
+      t = k.tensor(
+        view(bytes, 8, (b, o, n) => new Float64Array(b, o, n)),
+        { dtype: 'float64', shape, device },
+      );
       break;
     case 'F16':
     case 'BF16': {
@@ -62,7 +73,10 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadT
       break;
     }
     case 'I32':
-      t = k.tensor(view(bytes, 4, (b, o, n) => new Int32Array(b, o, n)), { dtype: 'int32', shape, device });
+      t = k.tensor(
+        view(bytes, 4, (b, o, n) => new Int32Array(b, o, n)),
+        { dtype: 'int32', shape, device },
+      );
       break;
     case 'I64': {
       const words = view(bytes, 8, (b, o, n) => new Int32Array(b, o, n * 2));
@@ -79,7 +93,12 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, options: LoadT
         // Fits in int32 exactly when the high word is the sign extension of the low one.
         if (hi !== lo >> 31) {
           const value = BigInt(hi) * 2n ** 32n + BigInt(lo >>> 0);
-          throw new SafetensorsError('value_out_of_range', `I64 value ${value} at index ${i} does not fit in int32 (load it with { dtype: 'float64' })`, file, info.name);
+          throw new SafetensorsError(
+            'value_out_of_range',
+            `I64 value ${value} at index ${i} does not fit in int32 (load it with { dtype: 'float64' })`,
+            file,
+            info.name,
+          );
         }
         values[i] = lo;
       }

@@ -41,14 +41,19 @@ export function planSafetensors(
   tensors: TensorMap,
   metadata?: Readonly<Record<string, string>>,
 ): { prefix: Uint8Array; infos: (TensorInfo & { tensor: k.Tensor })[]; dataBytes: number } {
-  const entries: [string, k.Tensor][] = tensors instanceof Map ? [...(tensors as ReadonlyMap<string, k.Tensor>).entries()] : Object.entries(tensors as Readonly<Record<string, k.Tensor>>);
+  const entries: [string, k.Tensor][] =
+    tensors instanceof Map
+      ? [...(tensors as ReadonlyMap<string, k.Tensor>).entries()]
+      : Object.entries(tensors as Readonly<Record<string, k.Tensor>>);
   for (const [name, t] of entries) {
     if (!(t instanceof k.Tensor)) throw new SafetensorsError('invalid_header', 'value is not a tensor', undefined, name);
     if (t.isDisposed) throw new SafetensorsError('invalid_header', 'tensor was disposed', undefined, name);
   }
   const list = entries
     .map(([name, t]) => ({ name, dtype: SAVE_DTYPES[t.dtype] as SafetensorsDType, shape: t.shape, tensor: t }))
-    .sort((a, b) => SAFETENSORS_DTYPE_SIZES[b.dtype] - SAFETENSORS_DTYPE_SIZES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort(
+      (a, b) => SAFETENSORS_DTYPE_SIZES[b.dtype] - SAFETENSORS_DTYPE_SIZES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
   const { prefix, infos, dataBytes } = buildHeader(list, metadata);
   return { prefix, infos: infos.map((info, i) => ({ ...info, tensor: list[i].tensor })), dataBytes };
 }

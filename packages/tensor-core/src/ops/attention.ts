@@ -49,14 +49,18 @@ const BACKWARD_BLOCK_SCORES = 2 ** 22;
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) {
-    throw new ShapeError(`scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)} and v ${fmt(v.shape)} must have the same rank >= 2`);
+    throw new ShapeError(
+      `scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)} and v ${fmt(v.shape)} must have the same rank >= 2`,
+    );
   }
   const batch = q.shape.slice(0, -2);
   const [L, E] = q.shape.slice(-2);
   const [S, Ek] = k.shape.slice(-2);
   const [Sv, Ev] = v.shape.slice(-2);
   if (!sameShape(k.shape.slice(0, -2), batch) || !sameShape(v.shape.slice(0, -2), batch) || Ek !== E || Sv !== S) {
-    throw new ShapeError(`scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit ([..., L, E], [..., S, E], [..., S, Ev])`);
+    throw new ShapeError(
+      `scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit ([..., L, E], [..., S, E], [..., S, Ev])`,
+    );
   }
   const be = backendOf('scaledDotProductAttention', q, k, v);
   const dtype = promoteTypes(promoteTypes(q.dtype, k.dtype), v.dtype);
@@ -111,12 +115,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
       const { q3, k3, v3, m3 } = flat();
       const g3 = contiguous(reshape(g, [B, L, Ev]))._view();
       const [dq, dk, dv] = be.attentionBackward(q3, k3, v3, m3, causal, scale, g3);
-      return [
-        make(be, dq, dtype, cq.shape),
-        make(be, dk, dtype, ck.shape),
-        make(be, dv, dtype, cv.shape),
-        ...(mask ? [null] : []),
-      ];
+      return [make(be, dq, dtype, cq.shape), make(be, dk, dtype, ck.shape), make(be, dv, dtype, cv.shape), ...(mask ? [null] : [])];
     }
     // A mask that needs its own gradient takes the whole score matrix in one block.
     const rows = mask?.requiresGrad ? L : Math.max(1, Math.floor(BACKWARD_BLOCK_SCORES / Math.max(1, B * S)));

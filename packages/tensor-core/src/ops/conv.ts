@@ -30,7 +30,11 @@ export interface ConvTranspose2dOptions {
 const pair = (v: Pair | undefined, dflt: number): [number, number] =>
   v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
 
-function params(op: string, w: Tensor, o: { stride?: Pair; padding?: Pair | 'valid' | 'same'; dilation?: Pair; groups?: number }): Conv2dParams {
+function params(
+  op: string,
+  w: Tensor,
+  o: { stride?: Pair; padding?: Pair | 'valid' | 'same'; dilation?: Pair; groups?: number },
+): Conv2dParams {
   const stride = pair(o.stride, 1);
   const dilation = pair(o.dilation, 1);
   let padding: [number, number];
@@ -43,8 +47,13 @@ function params(op: string, w: Tensor, o: { stride?: Pair; padding?: Pair | 'val
     padding = [ph / 2, pw / 2];
   } else padding = pair(o.padding, 0);
   const groups = o.groups ?? 1;
-  for (const [name, v, min] of [['stride', stride, 1], ['dilation', dilation, 1], ['padding', padding, 0]] as const) {
-    if (v.some((x) => !Number.isInteger(x) || x < min)) throw new ArgumentError(`${op}: ${name} [${v.join(', ')}] must be integers >= ${min}`);
+  for (const [name, v, min] of [
+    ['stride', stride, 1],
+    ['dilation', dilation, 1],
+    ['padding', padding, 0],
+  ] as const) {
+    if (v.some((x) => !Number.isInteger(x) || x < min))
+      throw new ArgumentError(`${op}: ${name} [${v.join(', ')}] must be integers >= ${min}`);
   }
   if (!Number.isInteger(groups) || groups < 1) throw new ArgumentError(`${op}: groups must be a positive integer, got ${groups}`);
   return { stride, padding, dilation, groups };
@@ -107,15 +116,23 @@ function addChannelBias(y: Tensor, bias: Tensor | null | undefined, op: string):
  */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
   if (x.ndim !== 4 || weight.ndim !== 4) {
-    throw new ShapeError(`conv2d: input ${fmt(x.shape)} and weight ${fmt(weight.shape)} must both be 4-D ([N, C, H, W] and [O, C/groups, kh, kw])`);
+    throw new ShapeError(
+      `conv2d: input ${fmt(x.shape)} and weight ${fmt(weight.shape)} must both be 4-D ([N, C, H, W] and [O, C/groups, kh, kw])`,
+    );
   }
   const p = params('conv2d', weight, options);
   const [, C] = x.shape;
   const [O, Cg, kh, kw] = weight.shape;
   if (C !== Cg * p.groups || O % p.groups !== 0) {
-    throw new ShapeError(`conv2d: input ${fmt(x.shape)} with groups=${p.groups} needs weight [O, ${C / p.groups}, kh, kw] with O divisible by ${p.groups}, got ${fmt(weight.shape)}`);
+    throw new ShapeError(
+      `conv2d: input ${fmt(x.shape)} with groups=${p.groups} needs weight [O, ${C / p.groups}, kh, kw] with O divisible by ${p.groups}, got ${fmt(weight.shape)}`,
+    );
   }
-  if (conv2dOutputShape(x.shape, weight.shape, p).slice(2).some((d) => d < 1)) {
+  if (
+    conv2dOutputShape(x.shape, weight.shape, p)
+      .slice(2)
+      .some((d) => d < 1)
+  ) {
     throw new ShapeError(`conv2d: kernel ${kh}×${kw} (dilation ${p.dilation.join('×')}) is larger than padded input ${fmt(x.shape)}`);
   }
   const dtype = promoteTypes(x.dtype, weight.dtype);
@@ -151,4 +168,3 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
   const y = convInputGrad(cast(x, dtype), cast(weight, dtype), [N, Og * p.groups, Ho, Wo], p);
   return addChannelBias(y, bias, 'convTranspose2d');
 }
-

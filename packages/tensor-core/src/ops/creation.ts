@@ -47,7 +47,9 @@ export function allocating<T>(op: string, b: Backend, shape: readonly number[], 
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
     const n = numel(shape);
-    throw new BackendError(`${op}: backend '${b.name}' cannot hold shape ${fmt(shape)} (${n} elements of ${dtype}): ${err.message}`, { cause: err });
+    throw new BackendError(`${op}: backend '${b.name}' cannot hold shape ${fmt(shape)} (${n} elements of ${dtype}): ${err.message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -87,7 +89,8 @@ function inferShape(data: NestedData, path = 'data'): number[] {
   const inner = inferShape(data[0] as NestedData, `${path}[0]`);
   for (let i = 1; i < data.length; i++) {
     const s = inferShape(data[i] as NestedData, `${path}[${i}]`);
-    if (fmt(s) !== fmt(inner)) throw new ShapeError(`tensor: ragged nested array: ${path}[${i}] has shape ${fmt(s)}, ${path}[0] has ${fmt(inner)}`);
+    if (fmt(s) !== fmt(inner))
+      throw new ShapeError(`tensor: ragged nested array: ${path}[${i}] has shape ${fmt(s)}, ${path}[0] has ${fmt(inner)}`);
   }
   return [data.length, ...inner];
 }
@@ -135,7 +138,15 @@ export function tensor(
     throw new ShapeError(`tensor: ${flat.length} values do not fill shape ${fmt(shape)} (${numel(shape)} elements)`);
   }
   const b = target(options);
-  return finish(make(b, allocating('tensor', b, shape, dtype, () => b.upload(dtype, encode(dtype, flat))), dtype, shape), options);
+  return finish(
+    make(
+      b,
+      allocating('tensor', b, shape, dtype, () => b.upload(dtype, encode(dtype, flat))),
+      dtype,
+      shape,
+    ),
+    options,
+  );
 }
 
 /**
@@ -150,7 +161,15 @@ export function full(shape: readonly number[], value: number, options: CreateOpt
   checkShape('full', shape);
   const dtype = options.dtype !== undefined ? assertDType(options.dtype, 'full: dtype') : typeof value === 'boolean' ? 'bool' : 'float32';
   const b = target(options);
-  return finish(make(b, allocating('full', b, shape, dtype, () => b.fill(dtype, numel(shape), value)), dtype, shape), options);
+  return finish(
+    make(
+      b,
+      allocating('full', b, shape, dtype, () => b.fill(dtype, numel(shape), value)),
+      dtype,
+      shape,
+    ),
+    options,
+  );
 }
 
 export const zeros = (shape: readonly number[], options: CreateOptions = {}): Tensor => full(shape, 0, options);
@@ -163,7 +182,11 @@ export const onesLike = (x: Tensor, options: CreateOptions = {}): Tensor => full
 /** `[start, start + step, …)` below `end`, like `torch.arange`; float32 unless all arguments are integers. */
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
-  for (const [name, v] of [['start', start], ['end', end], ['step', step]] as const) {
+  for (const [name, v] of [
+    ['start', start],
+    ['end', end],
+    ['step', step],
+  ] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new ArgumentError(`arange: ${name} must be a finite number, got ${String(v)}`);
   }
   if (step === 0) throw new ArgumentError('arange: step must not be 0');
@@ -192,7 +215,9 @@ function random(op: string, dist: 'uniform' | 'normal', shape: readonly number[]
   const n = numel(shape);
   const storage = draw(n, options.seed, options.generator, (key, counter) =>
     allocating(op, b, shape, dtype, () =>
-      b.random ? b.random(dist, dtype, n, key, counter) : b.upload(dtype, encode(dtype, philoxFill(dist, new Float64Array(n), key, counter))),
+      b.random
+        ? b.random(dist, dtype, n, key, counter)
+        : b.upload(dtype, encode(dtype, philoxFill(dist, new Float64Array(n), key, counter))),
     ),
   );
   return finish(make(b, storage, dtype, shape), options);

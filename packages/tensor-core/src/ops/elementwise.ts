@@ -59,8 +59,7 @@ export const cos = (x: Tensor): Tensor => unary('cos', x, (g, x) => neg(mul(g, s
 export const tanh = (x: Tensor): Tensor => unary('tanh', x, (g, _x, y) => mul(g, sub(1, square(y))));
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, (g, _x, y) => mul(g, mul(y, sub(1, y))));
 export const relu = (x: Tensor): Tensor => unary('relu', x, (g, x) => mul(g, cast(gt(x, 0), g.dtype)), false);
-export const erf = (x: Tensor): Tensor =>
-  unary('erf', x, (g, x) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))));
+export const erf = (x: Tensor): Tensor => unary('erf', x, (g, x) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))));
 
 /** x · sigmoid(x). */
 export const silu = (x: Tensor): Tensor =>
@@ -165,10 +164,7 @@ export function mul(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
 
 export function div(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (typeof a !== 'object') return div(lift(a, b as Tensor), b);
-  return binary('div', a, b, (g, a, b, y) => [
-    a.requiresGrad ? div(g, b) : null,
-    b.requiresGrad ? neg(div(mul(g, y), b)) : null,
-  ]);
+  return binary('div', a, b, (g, a, b, y) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, y), b)) : null]);
 }
 
 export function pow(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
@@ -229,10 +225,7 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
   const y = make(backend, backend.where(expandView(c, shape), expandView(ca, shape), expandView(cb, shape), dtype), dtype, shape);
   return record(y, 'where', [ca, cb], (g) => {
     const zero = scalarTensor(backend, 0, g.dtype);
-    return [
-      ca.requiresGrad ? sumTo(where(c, g, zero), ca.shape) : null,
-      cb.requiresGrad ? sumTo(where(c, zero, g), cb.shape) : null,
-    ];
+    return [ca.requiresGrad ? sumTo(where(c, g, zero), ca.shape) : null, cb.requiresGrad ? sumTo(where(c, zero, g), cb.shape) : null];
   });
 }
 

@@ -25,7 +25,14 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   const b = backendOf('embedding', ids, weight);
   const [R, D] = weight.shape;
   const flatIds = reshape(ids, [-1]);
-  const rows = make(b, checkedRows('embedding', `ids hold an id outside [0, ${R}) for weight ${fmt(weight.shape)}`, () => b.gatherRows(weight._view(), flatIds._view())), weight.dtype, [flatIds.shape[0], D]);
+  const rows = make(
+    b,
+    checkedRows('embedding', `ids hold an id outside [0, ${R}) for weight ${fmt(weight.shape)}`, () =>
+      b.gatherRows(weight._view(), flatIds._view()),
+    ),
+    weight.dtype,
+    [flatIds.shape[0], D],
+  );
   const y = reshape(rows, [...ids.shape, D]);
   return record(y, 'embedding', [weight], (g) => {
     const g2 = reshape(g, [-1, D]);

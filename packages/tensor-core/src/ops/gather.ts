@@ -106,7 +106,10 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
       let off = mul(ids, strides[d]);
       is.forEach((s, i) => {
         if (i === d || s === 1) return;
-        const pos = reshape(mul(arange(0, s, 1, { device: x.device, dtype: 'int32' }), strides[i]), is.map((_, j) => (j === i ? s : 1)));
+        const pos = reshape(
+          mul(arange(0, s, 1, { device: x.device, dtype: 'int32' }), strides[i]),
+          is.map((_, j) => (j === i ? s : 1)),
+        );
         off = add(off, pos);
       });
       const inside = where(ge(ids, 0), lt(ids, size), false);
@@ -161,7 +164,10 @@ function flipUntracked(x: Tensor, ds: readonly number[]): Tensor {
     const s = outer[i];
     let pos = arange(0, s, 1, { device, dtype: 'int32' });
     if (ds.includes(i)) pos = sub(s - 1, pos);
-    const term = reshape(mul(pos, ostrides[i]), outer.map((_, j) => (j === i ? s : 1)));
+    const term = reshape(
+      mul(pos, ostrides[i]),
+      outer.map((_, j) => (j === i ? s : 1)),
+    );
     idx = idx ? add(idx, term) : term;
   }
   const table = reshape(contiguous(x), [numel(outer), rowSize]);

@@ -66,11 +66,15 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   } else if (options.scaleFactor !== undefined) {
     factors = pair(options.scaleFactor);
     if (factors.length !== 2 || factors.some((f) => typeof f !== 'number' || !Number.isFinite(f) || f <= 0)) {
-      throw new ArgumentError(`interpolate: scaleFactor must be a positive number or [h, w] of them, got ${JSON.stringify(options.scaleFactor)}`);
+      throw new ArgumentError(
+        `interpolate: scaleFactor must be a positive number or [h, w] of them, got ${JSON.stringify(options.scaleFactor)}`,
+      );
     }
     out = [Math.floor(H * factors[0]), Math.floor(W * factors[1])];
     if (out.some((s) => !Number.isSafeInteger(s) || s < 1)) {
-      throw new ArgumentError(`interpolate: scaleFactor ${JSON.stringify(options.scaleFactor)} gives output size [${out.join(', ')}] from [${H}, ${W}]`);
+      throw new ArgumentError(
+        `interpolate: scaleFactor ${JSON.stringify(options.scaleFactor)} gives output size [${out.join(', ')}] from [${H}, ${W}]`,
+      );
     }
   } else throw new ArgumentError('interpolate: give size or scaleFactor');
   const hIdx = nearestSourceIndex(H, out[0], factors?.[0]);

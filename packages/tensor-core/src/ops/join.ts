@@ -88,5 +88,7 @@ export function pad(x: Tensor, padding: readonly number[], value = 0): Tensor {
   const strides = contiguousStrides(shape);
   const offset = before.reduce((s, p, i) => s + p * strides[i], 0);
   b.copyInto({ storage: out._view().storage, dtype: x.dtype, shape: x.shape, strides, offset }, x._view());
-  return record(out, 'pad', [x], (g) => [before.reduce((t, p, d) => (p || shape[d] !== x.shape[d] ? slice(t, d, p, p + x.shape[d]) : t), g)]);
+  return record(out, 'pad', [x], (g) => [
+    before.reduce((t, p, d) => (p || shape[d] !== x.shape[d] ? slice(t, d, p, p + x.shape[d]) : t), g),
+  ]);
 }

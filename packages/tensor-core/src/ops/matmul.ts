@@ -74,7 +74,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new ShapeError(`linear: weight must be 2-D [out, in], got ${fmt(weight.shape)}`);
   if (x.shape[x.ndim - 1] !== weight.shape[1]) {
-    throw new ShapeError(`linear: input ${fmt(x.shape)} has ${x.shape[x.ndim - 1]} features, weight ${fmt(weight.shape)} expects ${weight.shape[1]}`);
+    throw new ShapeError(
+      `linear: input ${fmt(x.shape)} has ${x.shape[x.ndim - 1]} features, weight ${fmt(weight.shape)} expects ${weight.shape[1]}`,
+    );
   }
   const lead = x.shape.slice(0, -1);
   const y = matmul(reshape(x, [-1, weight.shape[1]]), transpose(weight, 0, 1));

@@ -132,13 +132,23 @@ export function groupNorm(
   const silu_ = options.silu ?? false;
   const be = x._backend();
   const [w, b] = [weight ?? null, bias ?? null];
-  return normalize('groupNorm', x, [N, numGroups, -1], affineShape, w, b, eps, {
-    forward: () => be.groupNorm?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_),
-    backward: (g) =>
-      sameDType(x, g, w, b)
-        ? be.groupNormBackward?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_, g._view())
-        : undefined,
-  }, silu_);
+  return normalize(
+    'groupNorm',
+    x,
+    [N, numGroups, -1],
+    affineShape,
+    w,
+    b,
+    eps,
+    {
+      forward: () => be.groupNorm?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_),
+      backward: (g) =>
+        sameDType(x, g, w, b)
+          ? be.groupNormBackward?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_, g._view())
+          : undefined,
+    },
+    silu_,
+  );
 }
 
 /** `silu(groupNorm(...))` as one fused op. */
@@ -154,13 +164,7 @@ export function groupNormSilu(x: Tensor, numGroups: number, weight?: Tensor | nu
  * k.layerNorm(x, [768], gamma, beta, 1e-5);
  * ```
  */
-export function layerNorm(
-  x: Tensor,
-  normalizedShape: readonly number[],
-  weight?: Tensor | null,
-  bias?: Tensor | null,
-  eps = 1e-5,
-): Tensor {
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const k = normalizedShape.length;
   if (k === 0 || k > x.ndim || x.shape.slice(x.ndim - k).some((d, i) => d !== normalizedShape[i])) {
     throw new ShapeError(`layerNorm: normalizedShape ${fmt(normalizedShape)} does not match the trailing dims of input ${fmt(x.shape)}`);
@@ -171,9 +175,19 @@ export function layerNorm(
   const affineShape = [...x.shape.slice(0, x.ndim - k).map(() => 1), ...normalizedShape];
   const be = x._backend();
   const [w, b] = [weight ?? null, bias ?? null];
-  return normalize('layerNorm', x, [-1, size], affineShape, w, b, eps, {
-    forward: () => be.layerNorm?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps),
-    backward: (g) =>
-      sameDType(x, g, w, b) ? be.layerNormBackward?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps, g._view()) : undefined,
-  }, false);
+  return normalize(
+    'layerNorm',
+    x,
+    [-1, size],
+    affineShape,
+    w,
+    b,
+    eps,
+    {
+      forward: () => be.layerNorm?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps),
+      backward: (g) =>
+        sameDType(x, g, w, b) ? be.layerNormBackward?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps, g._view()) : undefined,
+    },
+    false,
+  );
 }

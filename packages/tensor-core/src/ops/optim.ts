@@ -18,7 +18,9 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h
   const b = backendOf('adamwUpdate', param, grad, m, v);
   for (const t of [grad, m, v]) {
     if (t.shape.join() !== param.shape.join() || t.dtype !== param.dtype) {
-      throw new KilnError(`adamwUpdate: ${t.dtype} [${t.shape.join(', ')}] does not match param ${param.dtype} [${param.shape.join(', ')}]`);
+      throw new KilnError(
+        `adamwUpdate: ${t.dtype} [${t.shape.join(', ')}] does not match param ${param.dtype} [${param.shape.join(', ')}]`,
+      );
     }
   }
   // The fused kernel writes in place: only into storage that no other tensor (a view, a state-dict

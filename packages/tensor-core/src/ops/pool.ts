@@ -15,7 +15,8 @@ import { make } from './dispatch.js';
  */
 export function avgPool2d(x: Tensor, kernelSize: number, stride = kernelSize): Tensor {
   if (x.ndim !== 4) throw new ShapeError(`avgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
-  if (!Number.isInteger(kernelSize) || kernelSize < 1) throw new ArgumentError(`avgPool2d: kernelSize must be a positive integer, got ${kernelSize}`);
+  if (!Number.isInteger(kernelSize) || kernelSize < 1)
+    throw new ArgumentError(`avgPool2d: kernelSize must be a positive integer, got ${kernelSize}`);
   const C = x.shape[1];
   const b = x._backend();
   const w = make(b, b.fill(x.dtype, C * kernelSize * kernelSize, 1 / (kernelSize * kernelSize)), x.dtype, [C, 1, kernelSize, kernelSize]);

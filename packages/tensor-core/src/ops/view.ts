@@ -52,7 +52,8 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - x.ndim;
   if (lead < 0) throw new ShapeError(`expand: cannot expand shape ${fmt(x.shape)} to fewer dims ${fmt(shape)}`);
   shape.forEach((d, i) => {
-    if (d === -1 && i < lead) throw new ShapeError(`expand: size -1 at dim ${i} of ${fmt(shape)} is a new leading dim, which has no size to keep`);
+    if (d === -1 && i < lead)
+      throw new ShapeError(`expand: size -1 at dim ${i} of ${fmt(shape)} is a new leading dim, which has no size to keep`);
     if (d !== -1 && (!Number.isSafeInteger(d) || d < 0)) {
       throw new ShapeError(`expand: size ${d} at dim ${i} of ${fmt(shape)} must be a non-negative integer (or -1 to keep the dim)`);
     }
@@ -151,10 +152,17 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
 }
 
 export function squeeze(x: Tensor, dim?: number): Tensor {
-  if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (dim === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const d = normDim(dim, x.ndim, 'squeeze');
   if (x.shape[d] !== 1) return x;
-  return reshape(x, x.shape.filter((_, i) => i !== d));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== d),
+  );
 }
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {
@@ -196,7 +204,13 @@ function sliceBackward(g: Tensor, shape: readonly number[], dim: number, start: 
   const b = g._backend();
   const out = make(b, b.fill(g.dtype, numel(shape), 0), g.dtype, shape);
   const strides = contiguousStrides(shape);
-  const dst = { storage: out._view().storage, dtype: g.dtype, shape: g.shape, strides: strides.map((s, i) => (i === dim ? s * step : s)), offset: start * strides[dim] };
+  const dst = {
+    storage: out._view().storage,
+    dtype: g.dtype,
+    shape: g.shape,
+    strides: strides.map((s, i) => (i === dim ? s * step : s)),
+    offset: start * strides[dim],
+  };
   b.copyInto(dst, g._view());
   return record(out, 'sliceBackward', [g], (gg) => [slice(gg, dim, start, start + g.shape[dim] * step, step)]);
 }
@@ -266,7 +280,8 @@ export function split(x: Tensor, splitSize: number | readonly number[], dim = 0)
   } else {
     sizes = [...splitSize];
     sizes.forEach((v, i) => {
-      if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`split: size ${v} at position ${i} of [${sizes.join(', ')}] must be a non-negative integer`);
+      if (!Number.isSafeInteger(v) || v < 0)
+        throw new ArgumentError(`split: size ${v} at position ${i} of [${sizes.join(', ')}] must be a non-negative integer`);
     });
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total !== n) throw new ShapeError(`split: sizes [${sizes.join(', ')}] sum to ${total}, but dim ${d} of ${fmt(x.shape)} is ${n}`);

@@ -15,7 +15,12 @@ describe('wasm backend in the browser', () => {
     console.log(`wasm in the browser: crossOriginIsolated=${isolated}, threads=${threads}`);
     if (isolated) expect(threads).toBe(Math.max(1, navigator.hardwareConcurrency));
     else expect(threads).toBe(1);
-    const y = k.tensor([[1, 2], [3, 4]]).matmul(k.tensor([[5], [6]]));
+    const y = k
+      .tensor([
+        [1, 2],
+        [3, 4],
+      ])
+      .matmul(k.tensor([[5], [6]]));
     expect(Array.from(await y.data())).toEqual([17, 39]);
     await k.useBackend('cpu');
   });

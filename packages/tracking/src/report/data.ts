@@ -29,7 +29,16 @@ function push(series: ReportRun['series'], key: string, step: number, v: number 
 
 /** Collects a run's records into series, image grids, texts and tables. */
 export function reportRun(run: RunData): ReportRun {
-  const out: ReportRun = { name: run.name, environment: {}, config: {}, metrics: {}, warnings: [...(run.warnings ?? [])], series: {}, images: [], texts: [] };
+  const out: ReportRun = {
+    name: run.name,
+    environment: {},
+    config: {},
+    metrics: {},
+    warnings: [...(run.warnings ?? [])],
+    series: {},
+    images: [],
+    texts: [],
+  };
   let prev: { step: number; wall: number } | undefined;
   for (const r of run.records as LogRecord[]) {
     switch (r.kind) {
@@ -38,14 +47,20 @@ export function reportRun(run: RunData): ReportRun {
         break;
       case 'scalars':
         for (const [k, v] of Object.entries(r.values)) push(out.series, k, r.step, finite(v));
-        if (!('it/s' in r.values) && prev && r.step > prev.step && r.wall > prev.wall) push(out.series, 'it/s', r.step, (r.step - prev.step) / (r.wall - prev.wall));
+        if (!('it/s' in r.values) && prev && r.step > prev.step && r.wall > prev.wall)
+          push(out.series, 'it/s', r.step, (r.step - prev.step) / (r.wall - prev.wall));
         prev = { step: r.step, wall: r.wall };
         break;
       case 'images':
         out.images.push({
           tag: r.tag,
           step: r.step,
-          images: r.images.map((im) => ({ src: `data:image/png;base64,${base64(im.png)}`, width: im.width, height: im.height, ...(im.caption !== undefined ? { caption: im.caption } : {}) })),
+          images: r.images.map((im) => ({
+            src: `data:image/png;base64,${base64(im.png)}`,
+            width: im.width,
+            height: im.height,
+            ...(im.caption !== undefined ? { caption: im.caption } : {}),
+          })),
         });
         break;
       case 'text':

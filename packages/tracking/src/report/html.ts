@@ -16,7 +16,11 @@ tr.diff td { background: #fff3bf; } .grid img { image-rendering: pixelated; bord
 const escapeHtml = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** Embeds JSON in a `<script>` without letting any string close the element. */
-const scriptJson = (v: unknown): string => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+const scriptJson = (v: unknown): string =>
+  JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 
 /** A script's source cannot contain `</script`; a backslash keeps it the same string in JavaScript. */
 const inlineScript = (js: string): string => js.replace(/<\/script/gi, '<\\/script');

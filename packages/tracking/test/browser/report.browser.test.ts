@@ -27,7 +27,12 @@ describe('the run report in Chromium', () => {
     const log = new RunLogger([memory], { name: 'sks dog', environment: { backend: 'wasm', userAgent: navigator.userAgent } });
     for (let s = 1; s <= 60; s++) {
       log.log(s, { loss: 1 / Math.sqrt(s) + 0.05 * Math.sin(s), lr: s < 10 ? s * 1e-5 : 1e-4, memory_bytes: 1e8 + s * 1e5 });
-      if (s % 20 === 0) log.logImages(s, 'validation', [0, 1, 2].map((i) => ({ width: 16, height: 16, data: gradient(16, 16, s + 80 * i), caption: `seed ${i}` })));
+      if (s % 20 === 0)
+        log.logImages(
+          s,
+          'validation',
+          [0, 1, 2].map((i) => ({ width: 16, height: 16, data: gradient(16, 16, s + 80 * i), caption: `seed ${i}` })),
+        );
     }
     log.logHparams({ learning_rate: 1e-4, with_prior_preservation: true }, { loss: 0.2 });
     await log.close();

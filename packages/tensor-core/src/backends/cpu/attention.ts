@@ -15,7 +15,13 @@ export interface AttentionDims {
 
 /** softmax(q kᵀ·scale + mask + causal) v → [B, Lq, Ev]; a fully masked row gives 0. */
 export function attentionForward(
-  q: Float64Array, k: Float64Array, v: Float64Array, mask: Float64Array | null, d: AttentionDims, causal: boolean, scale: number,
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  mask: Float64Array | null,
+  d: AttentionDims,
+  causal: boolean,
+  scale: number,
 ): Float64Array {
   const { B, Lq, Lk, E, Ev } = d;
   const out = new Float64Array(B * Lq * Ev);
@@ -43,8 +49,14 @@ export function attentionForward(
 
 /** [dq, dk, dv] of softmax(q kᵀ·scale + mask + causal) v, recomputing each query row's probabilities. */
 export function attentionBackward(
-  q: Float64Array, k: Float64Array, v: Float64Array, mask: Float64Array | null, gy: Float64Array,
-  d: AttentionDims, causal: boolean, scale: number,
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  mask: Float64Array | null,
+  gy: Float64Array,
+  d: AttentionDims,
+  causal: boolean,
+  scale: number,
 ): [Float64Array, Float64Array, Float64Array] {
   const { B, Lq, Lk, E, Ev } = d;
   const dq = new Float64Array(B * Lq * E);

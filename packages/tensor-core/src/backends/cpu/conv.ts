@@ -6,11 +6,7 @@ import type { ConvDims as Dims } from '../../shape.js';
  * Layouts: x [N, C, H, W], w [O, C/g, kh, kw], y [N, O, Ho, Wo].
  */
 
-function forEachTap(
-  d: Dims,
-  p: Conv2dParams,
-  fn: (xi: number, wi: number, yi: number) => void,
-): void {
+function forEachTap(d: Dims, p: Conv2dParams, fn: (xi: number, wi: number, yi: number) => void): void {
   const { N, C, H, W, O, kh, kw, Ho, Wo } = d;
   const g = p.groups;
   const cg = C / g;
@@ -41,7 +37,6 @@ function forEachTap(
       }
     }
 }
-
 
 export function conv2dForward(x: Float64Array, w: Float64Array, d: Dims, p: Conv2dParams): Float64Array {
   const y = new Float64Array(d.N * d.O * d.Ho * d.Wo);

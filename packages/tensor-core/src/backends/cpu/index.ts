@@ -182,7 +182,12 @@ export class CpuBackend implements Backend<TypedArray> {
   }
 
   layerNormBackward(
-    x: CpuView, weight: CpuView | null, bias: CpuView | null, normSize: number, eps: number, gy: CpuView,
+    x: CpuView,
+    weight: CpuView | null,
+    bias: CpuView | null,
+    normSize: number,
+    eps: number,
+    gy: CpuView,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     const rows = numel(x.shape) / normSize;
     const w = weight && load(weight);
@@ -191,7 +196,13 @@ export class CpuBackend implements Backend<TypedArray> {
   }
 
   groupNormBackward(
-    x: CpuView, groups: number, weight: CpuView | null, bias: CpuView | null, eps: number, silu: boolean, gy: CpuView,
+    x: CpuView,
+    groups: number,
+    weight: CpuView | null,
+    bias: CpuView | null,
+    eps: number,
+    silu: boolean,
+    gy: CpuView,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     const g = groupGeometry(x.shape, groups);
     const w = weight && load(weight);
@@ -205,7 +216,13 @@ export class CpuBackend implements Backend<TypedArray> {
   }
 
   attentionBackward(
-    q: CpuView, k: CpuView, v: CpuView, mask: CpuView | null, causal: boolean, scale: number, gy: CpuView,
+    q: CpuView,
+    k: CpuView,
+    v: CpuView,
+    mask: CpuView | null,
+    causal: boolean,
+    scale: number,
+    gy: CpuView,
   ): [TypedArray, TypedArray, TypedArray] {
     const dims = attentionDims(q, k, v);
     const grads = attentionBackward(load(q), load(k), load(v), mask && load(mask), load(gy), dims, causal, scale);

@@ -19,8 +19,14 @@ function moments(x: Float64Array, base: number, size: number, eps: number): { me
 
 /** y = act(xhat · w[c] + b[c]) in place of x, act the identity or SiLU. */
 export function normForward(
-  x: Float64Array, w: Float64Array | null, bias: Float64Array | null,
-  groups: number, size: number, channelOf: ChannelOf, eps: number, silu: boolean,
+  x: Float64Array,
+  w: Float64Array | null,
+  bias: Float64Array | null,
+  groups: number,
+  size: number,
+  channelOf: ChannelOf,
+  eps: number,
+  silu: boolean,
 ): Float64Array {
   for (let g = 0; g < groups; g++) {
     const base = g * size;
@@ -41,9 +47,16 @@ export function normForward(
  * Returns [dx, dweight, dbias] (dweight/dbias summed over every group, `channels` long).
  */
 export function normBackward(
-  x: Float64Array, w: Float64Array | null, bias: Float64Array | null, gy: Float64Array,
-  groups: number, size: number, channels: number, channelOf: ChannelOf,
-  eps: number, silu: boolean,
+  x: Float64Array,
+  w: Float64Array | null,
+  bias: Float64Array | null,
+  gy: Float64Array,
+  groups: number,
+  size: number,
+  channels: number,
+  channelOf: ChannelOf,
+  eps: number,
+  silu: boolean,
 ): [Float64Array, Float64Array, Float64Array] {
   const dx = new Float64Array(x.length);
   const dw = new Float64Array(channels);

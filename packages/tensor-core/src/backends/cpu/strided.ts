@@ -16,7 +16,7 @@ export function offsets(shape: readonly number[], strides: readonly number[], of
   const last = rank - 1;
   const lastSize = shape[last];
   const lastStride = strides[last];
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     for (let j = 0; j < lastSize; j++) out[i++] = off + j * lastStride;
     // Odometer over the leading dims.
     let d = last - 1;

@@ -5,7 +5,15 @@ import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 
 /** One AdamW step in place on f32 storages p, m, v of `size` elements. */
-export function adamwStep(scratch: Scratch, p: Float32Array, grad: WView, mm: Float32Array, vv: Float32Array, size: number, hp: AdamWHyper): void {
+export function adamwStep(
+  scratch: Scratch,
+  p: Float32Array,
+  grad: WView,
+  mm: Float32Array,
+  vv: Float32Array,
+  size: number,
+  hp: AdamWHyper,
+): void {
   const g = contig(grad);
   const b1 = hp.beta1;
   const b2 = hp.beta2;
@@ -28,9 +36,19 @@ export function adamwStep(scratch: Scratch, p: Float32Array, grad: WView, mm: Fl
       return q;
     });
     const d = new Array<number>(13);
-    d[ADAMW.p] = ptr[0]; d[ADAMW.g] = ptr[1]; d[ADAMW.m] = ptr[2]; d[ADAMW.v] = ptr[3]; d[ADAMW.n] = n;
-    d[ADAMW.decay] = bitsOf(decay); d[ADAMW.b1] = bitsOf(b1); d[ADAMW.c1] = bitsOf(c1); d[ADAMW.b2] = bitsOf(b2); d[ADAMW.c2] = bitsOf(c2);
-    d[ADAMW.stepSize] = bitsOf(stepSize); d[ADAMW.invBc2] = bitsOf(invBc2); d[ADAMW.eps] = bitsOf(eps);
+    d[ADAMW.p] = ptr[0];
+    d[ADAMW.g] = ptr[1];
+    d[ADAMW.m] = ptr[2];
+    d[ADAMW.v] = ptr[3];
+    d[ADAMW.n] = n;
+    d[ADAMW.decay] = bitsOf(decay);
+    d[ADAMW.b1] = bitsOf(b1);
+    d[ADAMW.c1] = bitsOf(c1);
+    d[ADAMW.b2] = bitsOf(b2);
+    d[ADAMW.c2] = bitsOf(c2);
+    d[ADAMW.stepSize] = bitsOf(stepSize);
+    d[ADAMW.invBc2] = bitsOf(invBc2);
+    d[ADAMW.eps] = bitsOf(eps);
     e.run('task_adamw', e.desc(d));
     const f = e.f32;
     p.set(f.subarray(ptr[0] / 4, ptr[0] / 4 + n), c0);

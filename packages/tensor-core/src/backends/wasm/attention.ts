@@ -40,7 +40,15 @@ function stageMask(scratch: Scratch, mask: WView | null): { ptr: number; bs: num
 }
 
 /** Flash-style attention forward: per (batch, 64-query block) S = q kᵀ, softmax, S v. f32 views. */
-export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number): Float32Array {
+export function attentionForward(
+  scratch: Scratch,
+  q: WView,
+  k: WView,
+  v: WView,
+  mask: WView | null,
+  causal: boolean,
+  scale: number,
+): Float32Array {
   const [B, Lq, E] = q.shape;
   const Lk = k.shape[1];
   const Ev = v.shape[2];
@@ -59,9 +67,24 @@ export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView,
   const ws = scratch.workspaces(BQ * ldS * 4 + pk + packedBBytes(e.config, Lk, Ev));
   const f = new Array<number>(18);
   const A = ATTN;
-  f[A.Q] = qs; f[A.K] = kt; f[A.V] = vs; f[A.O] = o; f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk;
-  f[A.E] = E; f[A.Ev] = Ev; f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride;
-  f[A.bq] = BQ; f[A.ldS] = ldS; f[A.pkBytes] = pk;
+  f[A.Q] = qs;
+  f[A.K] = kt;
+  f[A.V] = vs;
+  f[A.O] = o;
+  f[A.mask] = ms.ptr;
+  f[A.maskBs] = ms.bs;
+  f[A.B] = B;
+  f[A.Lq] = Lq;
+  f[A.Lk] = Lk;
+  f[A.E] = E;
+  f[A.Ev] = Ev;
+  f[A.causal] = causal ? 1 : 0;
+  f[A.scale] = bitsOf(scale);
+  f[A.ws] = ws.ws;
+  f[A.wsStride] = ws.stride;
+  f[A.bq] = BQ;
+  f[A.ldS] = ldS;
+  f[A.pkBytes] = pk;
   e.run('task_attention', e.desc(f));
   return scratch.copyOut(o, out);
 }
@@ -73,7 +96,14 @@ export function attentionForward(scratch: Scratch, q: WView, k: WView, v: WView,
  * accumulates dK and dV transposed; they are transposed back here.
  */
 export function attentionBackward(
-  scratch: Scratch, q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number, gy: WView,
+  scratch: Scratch,
+  q: WView,
+  k: WView,
+  v: WView,
+  mask: WView | null,
+  causal: boolean,
+  scale: number,
+  gy: WView,
 ): [Float32Array, Float32Array, Float32Array] {
   const [B, Lq, E] = q.shape;
   const Lk = k.shape[1];
@@ -106,14 +136,34 @@ export function attentionBackward(
   const ws = scratch.workspaces(2 * BQ * ldS * 4 + pk + pv + packedBBytes(cfg, Lk, E));
   const f = new Array<number>(25);
   const A = ATTN_BWD;
-  f[A.Q] = qs; f[A.K] = ks; f[A.Kt] = kt; f[A.Vt] = vt; f[A.dO] = gs; f[A.dQ] = gq; f[A.dK] = gk; f[A.dV] = gv;
-  f[A.mask] = ms.ptr; f[A.maskBs] = ms.bs; f[A.B] = B; f[A.Lq] = Lq; f[A.Lk] = Lk; f[A.E] = E; f[A.Ev] = Ev;
-  f[A.causal] = causal ? 1 : 0; f[A.scale] = bitsOf(scale); f[A.ws] = ws.ws; f[A.wsStride] = ws.stride; f[A.bq] = BQ; f[A.ldS] = ldS;
-  f[A.pkBytes] = pk; f[A.pvBytes] = pv;
+  f[A.Q] = qs;
+  f[A.K] = ks;
+  f[A.Kt] = kt;
+  f[A.Vt] = vt;
+  f[A.dO] = gs;
+  f[A.dQ] = gq;
+  f[A.dK] = gk;
+  f[A.dV] = gv;
+  f[A.mask] = ms.ptr;
+  f[A.maskBs] = ms.bs;
+  f[A.B] = B;
+  f[A.Lq] = Lq;
+  f[A.Lk] = Lk;
+  f[A.E] = E;
+  f[A.Ev] = Ev;
+  f[A.causal] = causal ? 1 : 0;
+  f[A.scale] = bitsOf(scale);
+  f[A.ws] = ws.ws;
+  f[A.wsStride] = ws.stride;
+  f[A.bq] = BQ;
+  f[A.ldS] = ldS;
+  f[A.pkBytes] = pk;
+  f[A.pvBytes] = pv;
   if (byBatch) {
     e.f32.fill(0, gk / 4, gk / 4 + kLen);
     e.f32.fill(0, gv / 4, gv / 4 + vLen);
-    f[A.mode] = 0; f[A.b0] = 0;
+    f[A.mode] = 0;
+    f[A.b0] = 0;
     e.run('task_attention_bwd', e.desc(f));
     for (let b = 0; b < B; b++) {
       transposeOut(e.f32, gk / 4 + b * Lk * E, 1, E, Lk, dk, b * Lk * E);
@@ -123,7 +173,8 @@ export function attentionBackward(
     for (let b = 0; b < B; b++) {
       e.f32.fill(0, gk / 4, gk / 4 + kLen);
       e.f32.fill(0, gv / 4, gv / 4 + vLen);
-      f[A.mode] = 1; f[A.b0] = b;
+      f[A.mode] = 1;
+      f[A.b0] = b;
       e.run('task_attention_bwd', e.desc(f));
       transposeOut(e.f32, gk / 4, T, E, Lk, dk, b * Lk * E);
       transposeOut(e.f32, gv / 4, T, Ev, Lk, dv, b * Lk * Ev);

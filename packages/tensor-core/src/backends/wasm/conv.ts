@@ -17,9 +17,11 @@ export class Convolutions {
     private readonly winograd: boolean,
   ) {}
 
-
   /** The im2col paths' loop: each image, in chunks of `g.rows` output rows (`Pc` output pixels). */
-  private forEachRowChunk(g: { N: number; Ho: number; Wo: number; rows: number }, fn: (n: number, oh0: number, oh1: number, Pc: number) => void): void {
+  private forEachRowChunk(
+    g: { N: number; Ho: number; Wo: number; rows: number },
+    fn: (n: number, oh0: number, oh1: number, Pc: number) => void,
+  ): void {
     for (let n = 0; n < g.N; n++)
       for (let oh0 = 0; oh0 < g.Ho; oh0 += g.rows) {
         const oh1 = Math.min(g.Ho, oh0 + g.rows);
@@ -39,15 +41,36 @@ export class Convolutions {
   private im2colDesc(x: number, g: ConvGeom, p: Conv2dParams, oh0: number, oh1: number, col: number): number {
     const f = new Array<number>(16);
     const I = IM2COL;
-    f[I.x] = x; f[I.C] = g.C; f[I.H] = g.H; f[I.W] = g.W; f[I.kh] = g.kh; f[I.kw] = g.kw;
-    f[I.sh] = p.stride[0]; f[I.sw] = p.stride[1]; f[I.ph] = p.padding[0]; f[I.pw] = p.padding[1];
-    f[I.dh] = p.dilation[0]; f[I.dw] = p.dilation[1]; f[I.Wo] = g.Wo; f[I.oh0] = oh0; f[I.oh1] = oh1; f[I.col] = col;
+    f[I.x] = x;
+    f[I.C] = g.C;
+    f[I.H] = g.H;
+    f[I.W] = g.W;
+    f[I.kh] = g.kh;
+    f[I.kw] = g.kw;
+    f[I.sh] = p.stride[0];
+    f[I.sw] = p.stride[1];
+    f[I.ph] = p.padding[0];
+    f[I.pw] = p.padding[1];
+    f[I.dh] = p.dilation[0];
+    f[I.dw] = p.dilation[1];
+    f[I.Wo] = g.Wo;
+    f[I.oh0] = oh0;
+    f[I.oh1] = oh1;
+    f[I.col] = col;
     return this.s.engine.desc(f);
   }
 
   /** 1×1, stride 1, no padding: the image itself is the GEMM operand (no im2col). */
   private pointwise(wShape: readonly number[], p: Conv2dParams): boolean {
-    return p.groups === 1 && wShape[2] === 1 && wShape[3] === 1 && p.stride[0] === 1 && p.stride[1] === 1 && p.padding[0] === 0 && p.padding[1] === 0;
+    return (
+      p.groups === 1 &&
+      wShape[2] === 1 &&
+      wShape[3] === 1 &&
+      p.stride[0] === 1 &&
+      p.stride[1] === 1 &&
+      p.padding[0] === 0 &&
+      p.padding[1] === 0
+    );
   }
 
   // ---- Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions ----
@@ -71,7 +94,20 @@ export class Convolutions {
   }
 
   /** y[N, Cout, Ho, Wo] = conv(src[N, Cin, H, W], U) where U = G g Gᵀ is already in scratch as [36][Cout][Cin]. */
-  private winoConv(src: number, N: number, Cin: number, H: number, W: number, ph: number, pw: number, U: number, Cout: number, Ho: number, Wo: number, y: number): void {
+  private winoConv(
+    src: number,
+    N: number,
+    Cin: number,
+    H: number,
+    W: number,
+    ph: number,
+    pw: number,
+    U: number,
+    Cout: number,
+    Ho: number,
+    Wo: number,
+    y: number,
+  ): void {
     const e = this.s.engine;
     const tilesH = Math.ceil(Ho / 4);
     const tilesW = Math.ceil(Wo / 4);
@@ -79,7 +115,25 @@ export class Convolutions {
     const V = e.alloc(36 * Cin * T * 4);
     const M = e.alloc(36 * Cout * T * 4);
     this.winoTile('task_wino_in', { src, N, C: Cin, H, W, ph, pw, tilesH, tilesW, dst: V, sXi: Cin * T, sC: T, sT: 1 });
-    this.s.gemm({ A: U, rsA: Cin, csA: 1, bsA: Cout * Cin, B: V, rsB: T, csB: 1, bsB: Cin * T, C: M, ldc: T, bsC: Cout * T, M: Cout, N: T, K: Cin, batch: 36, acc: false, ws: this.s.workspaces() });
+    this.s.gemm({
+      A: U,
+      rsA: Cin,
+      csA: 1,
+      bsA: Cout * Cin,
+      B: V,
+      rsB: T,
+      csB: 1,
+      bsB: Cin * T,
+      C: M,
+      ldc: T,
+      bsC: Cout * T,
+      M: Cout,
+      N: T,
+      K: Cin,
+      batch: 36,
+      acc: false,
+      ws: this.s.workspaces(),
+    });
     this.winoTile('task_wino_out', { src: M, sXi: Cout * T, sC: T, sT: 1, N, C: Cout, H: Ho, W: Wo, tilesH, tilesW, dst: y });
   }
 
@@ -93,12 +147,43 @@ export class Convolutions {
     const ws_ = this.s.stageContig(w);
     const y = e.alloc(out.length * 4);
     if (this.pointwise(w.shape, p)) {
-      this.s.gemm({ A: ws_, rsA: g.C, csA: 1, bsA: 0, B: xs, rsB: g.P, csB: 1, bsB: g.C * g.P, C: y, ldc: g.P, bsC: g.O * g.P, M: g.O, N: g.P, K: g.C, batch: g.N, acc: false, ws: this.s.workspaces() });
+      this.s.gemm({
+        A: ws_,
+        rsA: g.C,
+        csA: 1,
+        bsA: 0,
+        B: xs,
+        rsB: g.P,
+        csB: 1,
+        bsB: g.C * g.P,
+        C: y,
+        ldc: g.P,
+        bsC: g.O * g.P,
+        M: g.O,
+        N: g.P,
+        K: g.C,
+        batch: g.N,
+        acc: false,
+        ws: this.s.workspaces(),
+      });
       return this.s.copyOut(y, out);
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.Ho / 4) * Math.ceil(g.Wo / 4))) {
       const U = e.alloc(36 * g.O * g.C * 4);
-      this.winoMat('task_wino_w', { src: ws_, sA: g.C * 9, sB: 9, sI: 3, sJ: 1, nA: g.O, nB: g.C, dst: U, dA: g.C, dB: 1, dI: 6 * g.O * g.C, dJ: g.O * g.C });
+      this.winoMat('task_wino_w', {
+        src: ws_,
+        sA: g.C * 9,
+        sB: 9,
+        sI: 3,
+        sJ: 1,
+        nA: g.O,
+        nB: g.C,
+        dst: U,
+        dA: g.C,
+        dB: 1,
+        dI: 6 * g.O * g.C,
+        dJ: g.O * g.C,
+      });
       this.winoConv(xs, g.N, g.C, g.H, g.W, p.padding[0], p.padding[1], U, g.O, g.Ho, g.Wo, y);
       return this.s.copyOut(y, out);
     }
@@ -106,7 +191,25 @@ export class Convolutions {
     const ws = this.s.workspaces();
     this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
       e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
-      this.s.gemm({ A: ws_, rsA: g.CKK, csA: 1, bsA: 0, B: col, rsB: Pc, csB: 1, bsB: 0, C: y + (n * g.O * g.P + oh0 * g.Wo) * 4, ldc: g.P, bsC: 0, M: g.O, N: Pc, K: g.CKK, batch: 1, acc: false, ws });
+      this.s.gemm({
+        A: ws_,
+        rsA: g.CKK,
+        csA: 1,
+        bsA: 0,
+        B: col,
+        rsB: Pc,
+        csB: 1,
+        bsB: 0,
+        C: y + (n * g.O * g.P + oh0 * g.Wo) * 4,
+        ldc: g.P,
+        bsC: 0,
+        M: g.O,
+        N: Pc,
+        K: g.CKK,
+        batch: 1,
+        acc: false,
+        ws,
+      });
     });
     return this.s.copyOut(y, out);
   }
@@ -121,13 +224,44 @@ export class Convolutions {
     const ws_ = this.s.stageContig(w);
     const gx = e.alloc(out.length * 4);
     if (this.pointwise(w.shape, p)) {
-      this.s.gemm({ A: ws_, rsA: 1, csA: g.C, bsA: 0, B: gys, rsB: g.P, csB: 1, bsB: g.O * g.P, C: gx, ldc: g.P, bsC: g.C * g.P, M: g.C, N: g.P, K: g.O, batch: g.N, acc: false, ws: this.s.workspaces() });
+      this.s.gemm({
+        A: ws_,
+        rsA: 1,
+        csA: g.C,
+        bsA: 0,
+        B: gys,
+        rsB: g.P,
+        csB: 1,
+        bsB: g.O * g.P,
+        C: gx,
+        ldc: g.P,
+        bsC: g.C * g.P,
+        M: g.C,
+        N: g.P,
+        K: g.O,
+        batch: g.N,
+        acc: false,
+        ws: this.s.workspaces(),
+      });
       return this.s.copyOut(gx, out);
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.H / 4) * Math.ceil(g.W / 4))) {
       // The input gradient is the forward conv of gy with w flipped and transposed, padding 2 - p.
       const U = e.alloc(36 * g.O * g.C * 4);
-      this.winoMat('task_wino_w', { src: ws_ + 8 * 4, sA: 9, sB: g.C * 9, sI: -3, sJ: -1, nA: g.C, nB: g.O, dst: U, dA: g.O, dB: 1, dI: 6 * g.C * g.O, dJ: g.C * g.O });
+      this.winoMat('task_wino_w', {
+        src: ws_ + 8 * 4,
+        sA: 9,
+        sB: g.C * 9,
+        sI: -3,
+        sJ: -1,
+        nA: g.C,
+        nB: g.O,
+        dst: U,
+        dA: g.O,
+        dB: 1,
+        dI: 6 * g.C * g.O,
+        dJ: g.C * g.O,
+      });
       this.winoConv(gys, g.N, g.O, g.Ho, g.Wo, 2 - p.padding[0], 2 - p.padding[1], U, g.C, g.H, g.W, gx);
       return this.s.copyOut(gx, out);
     }
@@ -136,7 +270,25 @@ export class Convolutions {
     const ws = this.s.workspaces();
     this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
       // dcol[CKK, Pc] = wᵀ[CKK, O] · gy[n][O, chunk]
-      this.s.gemm({ A: ws_, rsA: 1, csA: g.CKK, bsA: 0, B: gys + (n * g.O * g.P + oh0 * g.Wo) * 4, rsB: g.P, csB: 1, bsB: 0, C: col, ldc: Pc, bsC: 0, M: g.CKK, N: Pc, K: g.O, batch: 1, acc: false, ws });
+      this.s.gemm({
+        A: ws_,
+        rsA: 1,
+        csA: g.CKK,
+        bsA: 0,
+        B: gys + (n * g.O * g.P + oh0 * g.Wo) * 4,
+        rsB: g.P,
+        csB: 1,
+        bsB: 0,
+        C: col,
+        ldc: Pc,
+        bsC: 0,
+        M: g.CKK,
+        N: Pc,
+        K: g.O,
+        batch: 1,
+        acc: false,
+        ws,
+      });
       e.run('task_col2im', this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
     });
     return this.s.copyOut(gx, out);
@@ -156,7 +308,25 @@ export class Convolutions {
     const T = g.N * tilesH * tilesW;
     if (this.pointwise(weightShape, p)) {
       // gw[O, C] = Σ_n gy[n][O, P] · x[n]ᵀ[P, C] (C batch stride 0: accumulate over images)
-      this.s.gemm({ A: gys, rsA: g.P, csA: 1, bsA: g.O * g.P, B: xs, rsB: 1, csB: g.P, bsB: g.C * g.P, C: gw, ldc: g.C, bsC: 0, M: g.O, N: g.C, K: g.P, batch: g.N, acc: false, ws: this.s.workspaces() });
+      this.s.gemm({
+        A: gys,
+        rsA: g.P,
+        csA: 1,
+        bsA: g.O * g.P,
+        B: xs,
+        rsB: 1,
+        csB: g.P,
+        bsB: g.C * g.P,
+        C: gw,
+        ldc: g.C,
+        bsC: 0,
+        M: g.O,
+        N: g.C,
+        K: g.P,
+        batch: g.N,
+        acc: false,
+        ws: this.s.workspaces(),
+      });
       return this.s.copyOut(gw, out);
     }
     if (this.winoOk(g.C, g.O, weightShape, p, T)) {
@@ -164,10 +334,69 @@ export class Convolutions {
       const Vt = e.alloc(36 * T * g.C * 4);
       const Wd = e.alloc(36 * g.O * T * 4);
       const Z = e.alloc(36 * g.O * g.C * 4);
-      this.winoTile('task_wino_in', { src: xs, N: g.N, C: g.C, H: g.H, W: g.W, ph: p.padding[0], pw: p.padding[1], tilesH, tilesW, dst: Vt, sXi: T * g.C, sC: 1, sT: g.C });
-      this.winoTile('task_wino_dy', { src: gys, N: g.N, C: g.O, H: g.Ho, W: g.Wo, ph: 0, pw: 0, tilesH, tilesW, dst: Wd, sXi: g.O * T, sC: T, sT: 1 });
-      this.s.gemm({ A: Wd, rsA: T, csA: 1, bsA: g.O * T, B: Vt, rsB: g.C, csB: 1, bsB: T * g.C, C: Z, ldc: g.C, bsC: g.O * g.C, M: g.O, N: g.C, K: T, batch: 36, acc: false, ws: this.s.workspaces() });
-      this.winoMat('task_wino_winv', { src: Z, sA: g.C, sB: 1, sI: 6 * g.O * g.C, sJ: g.O * g.C, nA: g.O, nB: g.C, dst: gw, dA: g.C * 9, dB: 9, dI: 3, dJ: 1 });
+      this.winoTile('task_wino_in', {
+        src: xs,
+        N: g.N,
+        C: g.C,
+        H: g.H,
+        W: g.W,
+        ph: p.padding[0],
+        pw: p.padding[1],
+        tilesH,
+        tilesW,
+        dst: Vt,
+        sXi: T * g.C,
+        sC: 1,
+        sT: g.C,
+      });
+      this.winoTile('task_wino_dy', {
+        src: gys,
+        N: g.N,
+        C: g.O,
+        H: g.Ho,
+        W: g.Wo,
+        ph: 0,
+        pw: 0,
+        tilesH,
+        tilesW,
+        dst: Wd,
+        sXi: g.O * T,
+        sC: T,
+        sT: 1,
+      });
+      this.s.gemm({
+        A: Wd,
+        rsA: T,
+        csA: 1,
+        bsA: g.O * T,
+        B: Vt,
+        rsB: g.C,
+        csB: 1,
+        bsB: T * g.C,
+        C: Z,
+        ldc: g.C,
+        bsC: g.O * g.C,
+        M: g.O,
+        N: g.C,
+        K: T,
+        batch: 36,
+        acc: false,
+        ws: this.s.workspaces(),
+      });
+      this.winoMat('task_wino_winv', {
+        src: Z,
+        sA: g.C,
+        sB: 1,
+        sI: 6 * g.O * g.C,
+        sJ: g.O * g.C,
+        nA: g.O,
+        nB: g.C,
+        dst: gw,
+        dA: g.C * 9,
+        dB: 9,
+        dI: 3,
+        dJ: 1,
+      });
       return this.s.copyOut(gw, out);
     }
     e.f32.fill(0, gw / 4, gw / 4 + out.length);
@@ -176,7 +405,25 @@ export class Convolutions {
     this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
       e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
       // gw[O, CKK] += gy[n][O, chunk] · colᵀ[chunk, CKK]
-      this.s.gemm({ A: gys + (n * g.O * g.P + oh0 * g.Wo) * 4, rsA: g.P, csA: 1, bsA: 0, B: col, rsB: 1, csB: Pc, bsB: 0, C: gw, ldc: g.CKK, bsC: 0, M: g.O, N: g.CKK, K: Pc, batch: 1, acc: true, ws });
+      this.s.gemm({
+        A: gys + (n * g.O * g.P + oh0 * g.Wo) * 4,
+        rsA: g.P,
+        csA: 1,
+        bsA: 0,
+        B: col,
+        rsB: 1,
+        csB: Pc,
+        bsB: 0,
+        C: gw,
+        ldc: g.CKK,
+        bsC: 0,
+        M: g.O,
+        N: g.CKK,
+        K: Pc,
+        batch: 1,
+        acc: true,
+        ws,
+      });
     });
     return this.s.copyOut(gw, out);
   }

@@ -16,7 +16,14 @@ type WView = CpuView;
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** Calls `row(aOff, bOff, outOff, len)` for every last-dim row of the shape, strides given per operand. */
-function forRows(shape: readonly number[], sa: readonly number[], oa: number, sb: readonly number[], ob: number, row: (a: number, b: number, o: number, len: number) => void): void {
+function forRows(
+  shape: readonly number[],
+  sa: readonly number[],
+  oa: number,
+  sb: readonly number[],
+  ob: number,
+  row: (a: number, b: number, o: number, len: number) => void,
+): void {
   const rank = shape.length;
   if (rank === 0) {
     row(oa, ob, 0, 1);
@@ -45,7 +52,26 @@ function forRows(shape: readonly number[], sa: readonly number[], oa: number, sb
   }
 }
 
-const UNARY_OK = new Set<UnaryOp>(['copy', 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'square', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu', 'geluTanh', 'erf']);
+const UNARY_OK = new Set<UnaryOp>([
+  'copy',
+  'neg',
+  'abs',
+  'exp',
+  'log',
+  'sqrt',
+  'rsqrt',
+  'reciprocal',
+  'square',
+  'sin',
+  'cos',
+  'tanh',
+  'sigmoid',
+  'relu',
+  'silu',
+  'gelu',
+  'geluTanh',
+  'erf',
+]);
 
 function unaryRow(op: UnaryOp, out: Float32Array, o: number, len: number, s: Float32Array, i: number, ls: number): void {
   const end = o + len;
@@ -136,7 +162,18 @@ export function fastUnary(op: UnaryOp, x: WView, outDtype: DType): TypedArray | 
 
 const BINARY_OK = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow']);
 
-function binaryRow(op: BinaryOp, out: Float32Array, o: number, len: number, A: Float32Array, ia: number, la: number, B: Float32Array, ib: number, lb: number): void {
+function binaryRow(
+  op: BinaryOp,
+  out: Float32Array,
+  o: number,
+  len: number,
+  A: Float32Array,
+  ia: number,
+  la: number,
+  B: Float32Array,
+  ib: number,
+  lb: number,
+): void {
   const end = o + len;
   if (la === 1 && lb === 1) {
     const d = ib - o;

@@ -95,7 +95,8 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!fastCopyInto(dst, src)) this.cpu.copyInto(dst, src);
   }
   gatherRows(table: WView, index: WView): TypedArray {
-    if (table.dtype !== 'float32' || index.dtype !== 'int32' || !isContiguous(table.shape, table.strides)) return this.cpu.gatherRows(table, index);
+    if (table.dtype !== 'float32' || index.dtype !== 'int32' || !isContiguous(table.shape, table.strides))
+      return this.cpu.gatherRows(table, index);
     // Row copies straight from the table (the reference kernel widens the whole table to f64).
     const [R, C] = table.shape;
     const ids = contigI32(index);
@@ -141,7 +142,25 @@ export class WasmBackend implements Backend<TypedArray> {
       const sb = scratch.stage(sub(b));
       const c = e.alloc(nb * M * N * 4);
       const ws = scratch.workspaces();
-      scratch.gemm({ A: sa.ptr, rsA: sa.strides[1], csA: sa.strides[2], bsA: nb > 1 ? sa.strides[0] : 0, B: sb.ptr, rsB: sb.strides[1], csB: sb.strides[2], bsB: nb > 1 ? sb.strides[0] : 0, C: c, ldc: N, bsC: M * N, M, N, K, batch: nb, acc: false, ws });
+      scratch.gemm({
+        A: sa.ptr,
+        rsA: sa.strides[1],
+        csA: sa.strides[2],
+        bsA: nb > 1 ? sa.strides[0] : 0,
+        B: sb.ptr,
+        rsB: sb.strides[1],
+        csB: sb.strides[2],
+        bsB: nb > 1 ? sb.strides[0] : 0,
+        C: c,
+        ldc: N,
+        bsC: M * N,
+        M,
+        N,
+        K,
+        batch: nb,
+        acc: false,
+        ws,
+      });
       out.set(e.f32.subarray(c / 4, c / 4 + nb * M * N), b0 * M * N);
     }
     return out;
@@ -152,10 +171,14 @@ export class WasmBackend implements Backend<TypedArray> {
     return isF32(x, w) && p.groups === 1 ? this.conv.conv2d(x, w, p) : this.cpu.conv2d(x, w, p);
   }
   conv2dInputGrad(gy: WView, w: WView, inputShape: readonly number[], p: Conv2dParams): TypedArray {
-    return isF32(gy, w) && p.groups === 1 ? this.conv.conv2dInputGrad(gy, w, inputShape, p) : this.cpu.conv2dInputGrad(gy, w, inputShape, p);
+    return isF32(gy, w) && p.groups === 1
+      ? this.conv.conv2dInputGrad(gy, w, inputShape, p)
+      : this.cpu.conv2dInputGrad(gy, w, inputShape, p);
   }
   conv2dWeightGrad(x: WView, gy: WView, weightShape: readonly number[], p: Conv2dParams): TypedArray {
-    return isF32(x, gy) && p.groups === 1 ? this.conv.conv2dWeightGrad(x, gy, weightShape, p) : this.cpu.conv2dWeightGrad(x, gy, weightShape, p);
+    return isF32(x, gy) && p.groups === 1
+      ? this.conv.conv2dWeightGrad(x, gy, weightShape, p)
+      : this.cpu.conv2dWeightGrad(x, gy, weightShape, p);
   }
 
   // ---- fused kernels ----
@@ -164,12 +187,22 @@ export class WasmBackend implements Backend<TypedArray> {
     return attentionForward(this.scratch, q, k, v, mask, causal, scale);
   }
   attentionBackward(
-    q: WView, k: WView, v: WView, mask: WView | null, causal: boolean, scale: number, gy: WView,
+    q: WView,
+    k: WView,
+    v: WView,
+    mask: WView | null,
+    causal: boolean,
+    scale: number,
+    gy: WView,
   ): [TypedArray, TypedArray, TypedArray] {
     if (isF32(q, k, v, mask, gy)) return attentionBackward(this.scratch, q, k, v, mask, causal, scale, gy);
     // Half types: widen to f32, run the f32 kernel (f32 accumulation), round once.
     const [a, b, c, m, g] = [q, k, v, mask, gy].map((x) => x && this.widen(x));
-    return attentionBackward(this.scratch, a!, b!, c!, m, causal, scale, g!).map((r) => this.narrow(r, q.dtype)) as [TypedArray, TypedArray, TypedArray];
+    return attentionBackward(this.scratch, a!, b!, c!, m, causal, scale, g!).map((r) => this.narrow(r, q.dtype)) as [
+      TypedArray,
+      TypedArray,
+      TypedArray,
+    ];
   }
   softmax(x: WView, log: boolean): TypedArray {
     return isF32(x) && !log ? softmaxRows(this.scratch, x) : this.cpu.softmax(x, log);
@@ -183,7 +216,12 @@ export class WasmBackend implements Backend<TypedArray> {
     return groupNormForward(this.scratch, x, groups, weight, bias, eps, silu);
   }
   layerNormBackward(
-    x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number, gy: WView,
+    x: WView,
+    weight: WView | null,
+    bias: WView | null,
+    normSize: number,
+    eps: number,
+    gy: WView,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     if (!simdNormOk(this.scratch, numel(x.shape), normSize)) return this.cpu.layerNormBackward(x, weight, bias, normSize, eps, gy);
     const w = weight && this.widen(weight);
@@ -191,7 +229,13 @@ export class WasmBackend implements Backend<TypedArray> {
     return [this.narrow(dx, x.dtype), dw && this.narrow(dw, weight!.dtype), db && this.narrow(db, bias!.dtype)];
   }
   groupNormBackward(
-    x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean, gy: WView,
+    x: WView,
+    groups: number,
+    weight: WView | null,
+    bias: WView | null,
+    eps: number,
+    silu: boolean,
+    gy: WView,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     const [N, C] = x.shape;
     const spatial = numel(x.shape) / Math.max(1, N * C);

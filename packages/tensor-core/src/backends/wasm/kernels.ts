@@ -34,7 +34,22 @@ export { BIN, UN, UNARY_CODES } from './kernels/elementwise.js';
 export { WIN_MAT, WIN_TILE } from './kernels/winograd.js';
 
 /** Every task a worker may be asked to run, by index (the order is the dispatch protocol). */
-export const TASKS = ['task_gemm', 'task_im2col', 'task_col2im', 'task_attention', 'task_softmax', 'task_groupnorm', 'task_layernorm', 'task_adamw', 'task_binary', 'task_unary', 'task_attention_bwd', 'task_groupnorm_bwd', 'task_layernorm_bwd', ...WINOGRAD_TASKS] as const;
+export const TASKS = [
+  'task_gemm',
+  'task_im2col',
+  'task_col2im',
+  'task_attention',
+  'task_softmax',
+  'task_groupnorm',
+  'task_layernorm',
+  'task_adamw',
+  'task_binary',
+  'task_unary',
+  'task_attention_bwd',
+  'task_groupnorm_bwd',
+  'task_layernorm_bwd',
+  ...WINOGRAD_TASKS,
+] as const;
 export type TaskName = (typeof TASKS)[number];
 
 /** Assembles the module for one configuration. */

@@ -23,7 +23,11 @@ const CHUNK_FLOATS = 1 << 19;
  * whatever the caller staged since its `reset()`.
  */
 function streamUnits(
-  scratch: Scratch, srcs: Float32Array[], outBuffer: boolean, units: number, len: number,
+  scratch: Scratch,
+  srcs: Float32Array[],
+  outBuffer: boolean,
+  units: number,
+  len: number,
   kernel: (ptrs: number[], first: number, count: number) => void,
 ): Float32Array {
   const e = scratch.engine;
@@ -51,7 +55,14 @@ export function simdNormOk(scratch: Scratch, total: number, rowLen: number): boo
 }
 
 /** layerNorm over the trailing `normSize` elements of an f32 view. */
-export function layerNormForward(scratch: Scratch, x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number): Float32Array {
+export function layerNormForward(
+  scratch: Scratch,
+  x: WView,
+  weight: WView | null,
+  bias: WView | null,
+  normSize: number,
+  eps: number,
+): Float32Array {
   const total = numel(x.shape);
   if (simdNormOk(scratch, total, normSize)) {
     const e = scratch.engine;
@@ -59,9 +70,13 @@ export function layerNormForward(scratch: Scratch, x: WView, weight: WView | nul
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
     const d = new Array<number>(6);
-    d[LNORM.size] = normSize; d[LNORM.w] = ws; d[LNORM.b] = bs; d[LNORM.eps] = bitsOf(eps);
+    d[LNORM.size] = normSize;
+    d[LNORM.w] = ws;
+    d[LNORM.b] = bs;
+    d[LNORM.eps] = bitsOf(eps);
     return streamUnits(scratch, [contig(x)], false, total / normSize, normSize, ([xs], _first, count) => {
-      d[LNORM.x] = xs; d[LNORM.rows] = count;
+      d[LNORM.x] = xs;
+      d[LNORM.rows] = count;
       e.run('task_layernorm', e.desc(d));
     });
   }
@@ -86,7 +101,15 @@ export function layerNormForward(scratch: Scratch, x: WView, weight: WView | nul
 }
 
 /** groupNorm (+SiLU) of an f32 view [N, C, *]. */
-export function groupNormForward(scratch: Scratch, x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean): Float32Array {
+export function groupNormForward(
+  scratch: Scratch,
+  x: WView,
+  groups: number,
+  weight: WView | null,
+  bias: WView | null,
+  eps: number,
+  silu: boolean,
+): Float32Array {
   const spatialSize = numel(x.shape.slice(2));
   const total = numel(x.shape);
   const [N, C] = x.shape;
@@ -97,10 +120,17 @@ export function groupNormForward(scratch: Scratch, x: WView, groups: number, wei
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
     const d = new Array<number>(10);
-    d[GNORM.C] = C; d[GNORM.spatial] = spatialSize; d[GNORM.groups] = groups;
-    d[GNORM.w] = ws; d[GNORM.b] = bs; d[GNORM.eps] = bitsOf(eps); d[GNORM.silu] = silu ? 1 : 0;
+    d[GNORM.C] = C;
+    d[GNORM.spatial] = spatialSize;
+    d[GNORM.groups] = groups;
+    d[GNORM.w] = ws;
+    d[GNORM.b] = bs;
+    d[GNORM.eps] = bitsOf(eps);
+    d[GNORM.silu] = silu ? 1 : 0;
     return streamUnits(scratch, [contig(x)], false, N * groups, unitLen, ([xs], first, count) => {
-      d[GNORM.x] = xs; d[GNORM.units] = count; d[GNORM.first] = first;
+      d[GNORM.x] = xs;
+      d[GNORM.units] = count;
+      d[GNORM.first] = first;
       e.run('task_groupnorm', e.desc(d));
     });
   }
@@ -163,23 +193,44 @@ function stageBackward(scratch: Scratch, weight: WView | null, bias: WView | nul
 }
 
 /** dweight/dbias summed from `rows` partial rows of `len` (where the op has a weight or a bias). */
-function sums(scratch: Scratch, weight: WView | null, bias: WView | null, dwp: number, dbp: number, rows: number, len: number): [Float32Array | null, Float32Array | null] {
+function sums(
+  scratch: Scratch,
+  weight: WView | null,
+  bias: WView | null,
+  dwp: number,
+  dbp: number,
+  rows: number,
+  len: number,
+): [Float32Array | null, Float32Array | null] {
   const f = scratch.engine.f32;
   return [weight ? sumRows(f, dwp / 4, rows, len) : null, bias ? sumRows(f, dbp / 4, rows, len) : null];
 }
 
 /** layerNorm gradients of f32 views: [dx, dweight | null, dbias | null]. */
 export function layerNormBackward(
-  scratch: Scratch, x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number, gy: WView,
+  scratch: Scratch,
+  x: WView,
+  weight: WView | null,
+  bias: WView | null,
+  normSize: number,
+  eps: number,
+  gy: WView,
 ): [Float32Array, Float32Array | null, Float32Array | null] {
   const e = scratch.engine;
   const T = e.threads;
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, T * normSize);
   const d = new Array<number>(9);
   const D = LNORM_BWD;
-  d[D.size] = normSize; d[D.w] = ws; d[D.eps] = bitsOf(eps); d[D.dwp] = dwp; d[D.dbp] = dbp;
+  d[D.size] = normSize;
+  d[D.w] = ws;
+  d[D.eps] = bitsOf(eps);
+  d[D.dwp] = dwp;
+  d[D.dbp] = dbp;
   const dx = streamUnits(scratch, [contig(x), contig(gy)], true, numel(x.shape) / normSize, normSize, ([xs, gs, dxs], _first, count) => {
-    d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dxs; d[D.rows] = count;
+    d[D.x] = xs;
+    d[D.gy] = gs;
+    d[D.dx] = dxs;
+    d[D.rows] = count;
     e.run('task_layernorm_bwd', e.desc(d));
   });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, T, normSize)];
@@ -187,7 +238,14 @@ export function layerNormBackward(
 
 /** groupNorm(+SiLU) gradients of f32 views [N, C, *]: [dx, dweight | null, dbias | null]. */
 export function groupNormBackward(
-  scratch: Scratch, x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean, gy: WView,
+  scratch: Scratch,
+  x: WView,
+  groups: number,
+  weight: WView | null,
+  bias: WView | null,
+  eps: number,
+  silu: boolean,
+  gy: WView,
 ): [Float32Array, Float32Array | null, Float32Array | null] {
   const e = scratch.engine;
   const [N, C] = x.shape;
@@ -195,10 +253,21 @@ export function groupNormBackward(
   const { ws, bs, dwp, dbp } = stageBackward(scratch, weight, bias, N * C);
   const d = new Array<number>(14);
   const D = GNORM_BWD;
-  d[D.C] = C; d[D.spatial] = spatial; d[D.groups] = groups;
-  d[D.w] = ws; d[D.b] = bs; d[D.eps] = bitsOf(eps); d[D.silu] = silu ? 1 : 0; d[D.dwp] = dwp; d[D.dbp] = dbp;
+  d[D.C] = C;
+  d[D.spatial] = spatial;
+  d[D.groups] = groups;
+  d[D.w] = ws;
+  d[D.b] = bs;
+  d[D.eps] = bitsOf(eps);
+  d[D.silu] = silu ? 1 : 0;
+  d[D.dwp] = dwp;
+  d[D.dbp] = dbp;
   const dx = streamUnits(scratch, [contig(x), contig(gy)], true, N * groups, (C / groups) * spatial, ([xs, gs, dxs], first, count) => {
-    d[D.x] = xs; d[D.gy] = gs; d[D.dx] = dxs; d[D.units] = count; d[D.first] = first;
+    d[D.x] = xs;
+    d[D.gy] = gs;
+    d[D.dx] = dxs;
+    d[D.units] = count;
+    d[D.first] = first;
     e.run('task_groupnorm_bwd', e.desc(d));
   });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, N, C)];

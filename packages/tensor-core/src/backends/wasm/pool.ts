@@ -93,7 +93,9 @@ interface WorkerLike {
 }
 
 async function defaultThreads(): Promise<number> {
-  const env = isNode ? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_WASM_THREADS : undefined;
+  const env = isNode
+    ? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_WASM_THREADS
+    : undefined;
   if (env && Number(env) >= 1) return Math.floor(Number(env));
   if (isNode) {
     // Node 20 has no `navigator`; ask the os module.
@@ -149,7 +151,9 @@ export class Engine {
         }
       }
     }
-    const canShare = typeof SharedArrayBuffer !== 'undefined' && (isNode || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
+    const canShare =
+      typeof SharedArrayBuffer !== 'undefined' &&
+      (isNode || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
     let threads = Math.max(1, Math.floor(options.threads ?? (await defaultThreads())));
     if (!canShare) threads = 1;
     const config: KernelConfig = { ...DEFAULT_CONFIG, ...options.kernel, relaxed };
@@ -172,10 +176,12 @@ export class Engine {
         // execArgv: [] so the parent's flags (--input-type=module, loaders) don't turn the CommonJS body into ESM.
         const w = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory: this.memory, t: i + 1, tasks } });
         w.unref();
-        ready.push(new Promise((resolve, reject) => {
-          w.once('message', () => resolve());
-          w.once('error', reject);
-        }));
+        ready.push(
+          new Promise((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+          }),
+        );
         w.on('exit', (code: number) => {
           if (this.workers.length) this.broken ??= `wasm backend: worker thread ${i + 1} exited (code ${code})`;
         });
@@ -185,13 +191,15 @@ export class Engine {
       const url = URL.createObjectURL(new Blob([BROWSER_WORKER], { type: 'text/javascript' }));
       for (let i = 0; i < count; i++) {
         const w = new Worker(url);
-        ready.push(new Promise((resolve, reject) => {
-          w.onmessage = () => resolve();
-          w.onerror = (e) => {
-            this.broken ??= `wasm backend: worker thread ${i + 1} failed: ${String(e.message)}`;
-            reject(new Error(String(e.message)));
-          };
-        }));
+        ready.push(
+          new Promise((resolve, reject) => {
+            w.onmessage = () => resolve();
+            w.onerror = (e) => {
+              this.broken ??= `wasm backend: worker thread ${i + 1} failed: ${String(e.message)}`;
+              reject(new Error(String(e.message)));
+            };
+          }),
+        );
         w.postMessage({ module, memory: this.memory, t: i + 1, tasks });
         this.workers.push(w);
       }
@@ -224,7 +232,10 @@ export class Engine {
   alloc(bytes: number): number {
     const p = this.top;
     this.top = p + Math.ceil(bytes / 64) * 64;
-    if (this.top > this.maxScratch + SCRATCH_BASE) throw new RangeError(`wasm backend: one kernel needs ${this.top} bytes of scratch, over the 2 GiB limit of its working memory (tensors themselves are not limited)`);
+    if (this.top > this.maxScratch + SCRATCH_BASE)
+      throw new RangeError(
+        `wasm backend: one kernel needs ${this.top} bytes of scratch, over the 2 GiB limit of its working memory (tensors themselves are not limited)`,
+      );
     const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
     if (need > 0) this.memory.grow(need);
     if (this.top > this.peakScratch) this.peakScratch = this.top;

@@ -28,12 +28,18 @@ export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DTy
     const pa = e.alloc(len * 4);
     e.f32.set(src.subarray(c0, c0 + len), pa / 4);
     const d = new Array<number>(3);
-    d[UN.op] = code; d[UN.a] = pa; d[UN.n] = len;
+    d[UN.op] = code;
+    d[UN.a] = pa;
+    d[UN.n] = len;
     e.run('task_unary', e.desc(d));
     out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }
   if (main < n) {
-    const tail = fastUnary(op, { storage: src, dtype: 'float32', shape: [n - main], strides: [1], offset: main }, 'float32') as Float32Array;
+    const tail = fastUnary(
+      op,
+      { storage: src, dtype: 'float32', shape: [n - main], strides: [1], offset: main },
+      'float32',
+    ) as Float32Array;
     out.set(tail, main);
   }
   return out;
@@ -49,7 +55,8 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
   const r = a.shape.length;
   if (n < 1 << 20 || n % 4 !== 0 || !isContiguous(a.shape, a.strides)) {
     // A broadcast left operand of a commutative op: swap.
-    if ((code === 0 || code === 2) && n >= 1 << 20 && n % 4 === 0 && isContiguous(b.shape, b.strides) && !isContiguous(a.shape, a.strides)) return simdBinary(scratch, op, b, a, outDtype);
+    if ((code === 0 || code === 2) && n >= 1 << 20 && n % 4 === 0 && isContiguous(b.shape, b.strides) && !isContiguous(a.shape, a.strides))
+      return simdBinary(scratch, op, b, a, outDtype);
     return null;
   }
   let mode: number;
@@ -80,7 +87,12 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
       e.f32.set(B.subarray(b.offset + c0 / D, b.offset + (c0 + len) / D), pb / 4);
     }
     const d = new Array<number>(6);
-    d[BIN.op] = code; d[BIN.a] = pa; d[BIN.b] = pb; d[BIN.n] = len; d[BIN.mode] = mode; d[BIN.D] = D;
+    d[BIN.op] = code;
+    d[BIN.a] = pa;
+    d[BIN.b] = pb;
+    d[BIN.n] = len;
+    d[BIN.mode] = mode;
+    d[BIN.D] = D;
     e.run('task_binary', e.desc(d));
     out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }

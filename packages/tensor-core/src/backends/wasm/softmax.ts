@@ -24,7 +24,10 @@ export function softmaxRows(scratch: Scratch, x: WView): Float32Array {
     if (ld === D) f.set(src.subarray(r0 * D, (r0 + nr) * D), s / 4);
     else for (let r = 0; r < nr; r++) f.set(src.subarray((r0 + r) * D, (r0 + r + 1) * D), s / 4 + r * ld);
     const d = new Array<number>(4);
-    d[SOFTMAX.S] = s; d[SOFTMAX.rows] = nr; d[SOFTMAX.n] = D; d[SOFTMAX.ld] = ld;
+    d[SOFTMAX.S] = s;
+    d[SOFTMAX.rows] = nr;
+    d[SOFTMAX.n] = D;
+    d[SOFTMAX.ld] = ld;
     e.run('task_softmax', e.desc(d));
     const g = e.f32;
     if (ld === D) out.set(g.subarray(s / 4, s / 4 + nr * D), r0 * D);

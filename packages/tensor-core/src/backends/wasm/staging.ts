@@ -54,10 +54,21 @@ export interface Workspaces {
 
 /** One GEMM call: A [M, K], B [K, N], C [M, N] at byte addresses, element strides, `batch` matrices. */
 export interface GemmSpec {
-  A: number; rsA: number; csA: number; bsA: number;
-  B: number; rsB: number; csB: number; bsB: number;
-  C: number; ldc: number; bsC: number;
-  M: number; N: number; K: number; batch: number;
+  A: number;
+  rsA: number;
+  csA: number;
+  bsA: number;
+  B: number;
+  rsB: number;
+  csB: number;
+  bsB: number;
+  C: number;
+  ldc: number;
+  bsC: number;
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
   /** C += A·B instead of C = A·B. */
   acc: boolean;
   ws: Workspaces;
@@ -110,11 +121,24 @@ export class Scratch {
   gemm(s: GemmSpec): void {
     const f = new Array<number>(18);
     const G = GEMM;
-    f[G.A] = s.A; f[G.rsA] = s.rsA; f[G.csA] = s.csA; f[G.bsA] = s.bsA;
-    f[G.B] = s.B; f[G.rsB] = s.rsB; f[G.csB] = s.csB; f[G.bsB] = s.bsB;
-    f[G.C] = s.C; f[G.ldc] = s.ldc; f[G.bsC] = s.bsC;
-    f[G.M] = s.M; f[G.N] = s.N; f[G.K] = s.K; f[G.batch] = s.batch; f[G.acc] = s.acc ? 1 : 0;
-    f[G.ws] = s.ws.ws; f[G.wsStride] = s.ws.stride;
+    f[G.A] = s.A;
+    f[G.rsA] = s.rsA;
+    f[G.csA] = s.csA;
+    f[G.bsA] = s.bsA;
+    f[G.B] = s.B;
+    f[G.rsB] = s.rsB;
+    f[G.csB] = s.csB;
+    f[G.bsB] = s.bsB;
+    f[G.C] = s.C;
+    f[G.ldc] = s.ldc;
+    f[G.bsC] = s.bsC;
+    f[G.M] = s.M;
+    f[G.N] = s.N;
+    f[G.K] = s.K;
+    f[G.batch] = s.batch;
+    f[G.acc] = s.acc ? 1 : 0;
+    f[G.ws] = s.ws.ws;
+    f[G.wsStride] = s.ws.stride;
     this.engine.run('task_gemm', this.engine.desc(f));
   }
 

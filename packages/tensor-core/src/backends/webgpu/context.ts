@@ -155,12 +155,20 @@ export class GpuContext {
     if (gx === 0 || gy === 0 || gz === 0) return;
     const accesses = 'r' + k.bindings.map((b) => (b.access === 'read' ? 'r' : 'w')).join('');
     const key = `${k.name}|${k.bindings.map((b) => `${b.name}:${b.dtype}:${b.access}${b.vec4 ? '4' : ''}`).join(',')}|${k.meta.signature}`;
-    const { pipeline, layout } = this.pipelines.get(key, accesses, () =>
-      header(this.caps, k.bindings.map((b) => ({ name: b.name, dtype: b.dtype, access: b.access, vec4: b.vec4 })), k.meta.wgsl) + k.code(),
+    const { pipeline, layout } = this.pipelines.get(
+      key,
+      accesses,
+      () =>
+        header(
+          this.caps,
+          k.bindings.map((b) => ({ name: b.name, dtype: b.dtype, access: b.access, vec4: b.vec4 })),
+          k.meta.wgsl,
+        ) + k.code(),
     );
     const data = k.meta.data;
     const words = roundUp(Math.max(data.length, 4), this.limits.metaAlign);
-    if (words > META_WORDS) throw new BackendError(`webgpu: kernel ${k.name} has ${words} metadata words, more than the arena's ${META_WORDS}`);
+    if (words > META_WORDS)
+      throw new BackendError(`webgpu: kernel ${k.name} has ${words} metadata words, more than the arena's ${META_WORDS}`);
     if (this.metaUsed + words > META_WORDS) this.flush();
     const at = this.metaUsed;
     for (let i = 0; i < data.length; i++) this.meta[at + i] = data[i];

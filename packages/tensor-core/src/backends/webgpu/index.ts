@@ -65,7 +65,9 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     adapterInfo: { vendor?: string; architecture?: string; device?: string; description?: string },
     private keepAlive: unknown,
   ) {
-    this.adapterName = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description || adapterInfo.device].filter(Boolean).join(' ') || 'unknown adapter';
+    this.adapterName =
+      [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description || adapterInfo.device].filter(Boolean).join(' ') ||
+      'unknown adapter';
     this.ctx = new GpuContext(device, this.adapterName);
   }
 
@@ -232,7 +234,14 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     return layerNorm(this.ctx, x, weight, bias, normSize, eps);
   }
 
-  layerNormBackward(x: GV, weight: GV | null, bias: GV | null, normSize: number, eps: number, gy: GV): [GpuStorage, GpuStorage | null, GpuStorage | null] {
+  layerNormBackward(
+    x: GV,
+    weight: GV | null,
+    bias: GV | null,
+    normSize: number,
+    eps: number,
+    gy: GV,
+  ): [GpuStorage, GpuStorage | null, GpuStorage | null] {
     this.ctx.check();
     return layerNormBackward(this.ctx, x, weight, bias, normSize, eps, gy);
   }
@@ -243,7 +252,13 @@ export class WebGPUBackend implements Backend<GpuStorage> {
   }
 
   groupNormBackward(
-    x: GV, groups: number, weight: GV | null, bias: GV | null, eps: number, silu: boolean, gy: GV,
+    x: GV,
+    groups: number,
+    weight: GV | null,
+    bias: GV | null,
+    eps: number,
+    silu: boolean,
+    gy: GV,
   ): [GpuStorage, GpuStorage | null, GpuStorage | null] {
     this.ctx.check();
     return groupNormBackward(this.ctx, x, groups, weight, bias, eps, silu, gy);

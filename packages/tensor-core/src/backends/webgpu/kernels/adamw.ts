@@ -7,7 +7,16 @@ import { Meta } from '../meta.js';
 import type { GpuStorage } from '../pool.js';
 import { linearMain } from '../wgsl.js';
 
-export function adamw(ctx: GpuContext, param: GpuStorage, grad: View<GpuStorage>, m: GpuStorage, v: GpuStorage, size: number, dtype: DType, hp: AdamWHyper): void {
+export function adamw(
+  ctx: GpuContext,
+  param: GpuStorage,
+  grad: View<GpuStorage>,
+  m: GpuStorage,
+  v: GpuStorage,
+  size: number,
+  dtype: DType,
+  hp: AdamWHyper,
+): void {
   const meta = new Meta()
     .u32('size', size)
     .f32('decay', 1 - hp.lr * hp.weightDecay)

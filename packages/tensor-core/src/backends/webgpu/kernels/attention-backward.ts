@@ -52,7 +52,16 @@ function scoreWgsl(mask: boolean): string {
 `;
 }
 
-export function attentionBackward(ctx: GpuContext, q: GV, k: GV, v: GV, mask: GV | null, causal: boolean, scale: number, gy: GV): [GpuStorage, GpuStorage, GpuStorage] {
+export function attentionBackward(
+  ctx: GpuContext,
+  q: GV,
+  k: GV,
+  v: GV,
+  mask: GV | null,
+  causal: boolean,
+  scale: number,
+  gy: GV,
+): [GpuStorage, GpuStorage, GpuStorage] {
   const [B, Lq, E] = q.shape;
   const Lk = k.shape[1];
   const Ev = v.shape[2];

@@ -17,13 +17,26 @@ const TQ = 64;
 export const workgroupBudget = (ctx: GpuContext): number => Math.min(ctx.limits.maxWorkgroupStorage, 16384) - 1024;
 
 /** Reads element `i` of a head-dim array as f32, whether it holds vec4s (W = 4) or scalars. */
-export const component = (W: number) => (arr: string, i: string): string => (W === 4 ? `${arr}[${i} / 4u][${i} % 4u]` : `${arr}[${i}]`);
+export const component =
+  (W: number) =>
+  (arr: string, i: string): string =>
+    W === 4 ? `${arr}[${i} / 4u][${i} % 4u]` : `${arr}[${i}]`;
 
 /**
  * WGSL that stages rows [r0, r0 + tile) of batch `b` of binding `src` ([B, rows, dim]) into the
  * workgroup array `dst`, `wg` invocations cooperating, with zeros past the last row.
  */
-export function stageRows(W: number, dst: string, src: string, r0: string, tile: string, rows: string, dim: string, wg: string, scale = ''): string {
+export function stageRows(
+  W: number,
+  dst: string,
+  src: string,
+  r0: string,
+  tile: string,
+  rows: string,
+  dim: string,
+  wg: string,
+  scale = '',
+): string {
   return `for (var t = li; t < ${tile} * ${dim}; t = t + ${wg}) {
       let rr = ${r0} + t / ${dim};
       var val = 0.0;

@@ -38,7 +38,10 @@ fn tapX(oh: u32, ow: u32, i: u32, j: u32) -> vec2<i32> {
 type ConvKind = 'conv' | 'dgrad' | 'wgrad';
 
 /** Per kind: the GEMM's dims over the geometry, its tile modes, and its load functions. */
-const KINDS: Record<ConvKind, { dims: (g: ConvGeometry) => [number, number, number]; outSize: (g: ConvGeometry) => number; aTile: ATile; bTile: BTile; loads: string }> = {
+const KINDS: Record<
+  ConvKind,
+  { dims: (g: ConvGeometry) => [number, number, number]; outSize: (g: ConvGeometry) => number; aTile: ATile; bTile: BTile; loads: string }
+> = {
   // out[o, (n, oh, ow)] = Σ_(c, i, j) w[o, c, i, j] · x[n, c, tap]
   conv: {
     dims: (g) => [g.O / g.p.groups, g.N * g.Ho * g.Wo, (g.C / g.p.groups) * g.kh * g.kw],
@@ -124,7 +127,13 @@ fn outIndex(z: u32, m: u32, col: u32) -> u32 {
 function convGemm(ctx: GpuContext, kind: ConvKind, g: ConvGeometry, ops: { x: GV | null; w: GV | null; gy: GV | null }): GpuStorage {
   const { p } = g;
   const meta = new Meta().u32s({ C: g.C, H: g.H, W: g.W, O: g.O, Ho: g.Ho, Wo: g.Wo, CG: g.C / p.groups, OG: g.O / p.groups });
-  meta.i32('SH', p.stride[0]).i32('SW', p.stride[1]).i32('PH', p.padding[0]).i32('PW', p.padding[1]).i32('DH', p.dilation[0]).i32('DW', p.dilation[1]);
+  meta
+    .i32('SH', p.stride[0])
+    .i32('SW', p.stride[1])
+    .i32('PH', p.padding[0])
+    .i32('PW', p.padding[1])
+    .i32('DH', p.dilation[0])
+    .i32('DW', p.dilation[1]);
   const strides = (prefix: string, v: GV | null, dims: string) => {
     meta.u32(`${prefix}Off`, v?.offset ?? 0);
     [...dims].forEach((d, i) => meta.u32(`${prefix}S${d}`, v?.strides[i] ?? 0));

@@ -97,7 +97,10 @@ function elementwise(ctx: GpuContext, e: Elementwise): void {
   if (n === 0) return;
   const views = [...e.inputs.map((i) => i.view), e.out];
   const names = [...e.inputs.map((i) => i.name), 'out'];
-  const c = coalesce(e.out.shape, views.map((v) => v.strides));
+  const c = coalesce(
+    e.out.shape,
+    views.map((v) => v.strides),
+  );
   const meta = new Meta().u32('n', n);
   views.forEach((v, i) => meta.view(names[i], v.offset, c.shape, c.strides[i]));
   e.scalars?.(meta);
@@ -109,7 +112,8 @@ function elementwise(ctx: GpuContext, e: Elementwise): void {
     name: `ew:${e.tag}:${e.int ? 'i' : 'f'}`,
     bindings,
     meta,
-    code: () => MATH + linearMain(WG, `  if (gid >= md_n()) { return; }\n${loads}\n  ${e.int ? 'sti_' : 'st_'}out(idx_out(gid), ${e.expr});`),
+    code: () =>
+      MATH + linearMain(WG, `  if (gid >= md_n()) { return; }\n${loads}\n  ${e.int ? 'sti_' : 'st_'}out(idx_out(gid), ${e.expr});`),
     groups: ctx.linear(n),
   });
 }

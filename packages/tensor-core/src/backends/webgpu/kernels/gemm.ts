@@ -49,7 +49,8 @@ function splitCount(ctx: GpuContext, s: GemmSpec): { splits: number; kchunk: num
   const tiles = Math.ceil(s.M / 64) * Math.ceil(s.N / 64) * s.batch;
   const below = ctx.tuning.splitKBelowTiles;
   let splits = 1;
-  if (tiles < below && s.K >= 512) splits = Math.max(1, Math.min(Math.floor((2 * below) / tiles), Math.ceil(s.K / 256), Math.floor(65535 / s.batch)));
+  if (tiles < below && s.K >= 512)
+    splits = Math.max(1, Math.min(Math.floor((2 * below) / tiles), Math.ceil(s.K / 256), Math.floor(65535 / s.batch)));
   let kchunk = roundUp(Math.ceil(s.K / splits), 16);
   splits = Math.ceil(s.K / kchunk);
   if (splits === 1) kchunk = s.K;
@@ -115,7 +116,9 @@ function gemmMain(R: number, aTile: ATile, bTile: BTile, split: boolean): string
   for (let i = 0; i < R; i++) {
     const body: string[] = [];
     for (let v = 0; v < V; v++)
-      body.push(`for (var j = 0u; j < 4u; j = j + 1u) { let n = n0 + tx * ${R}u + ${v * 4}u + j; if (n < N) { let v = c${i}_${v}[j]; ${stOne} } }`);
+      body.push(
+        `for (var j = 0u; j < 4u; j = j + 1u) { let n = n0 + tx * ${R}u + ${v * 4}u + j; if (n < N) { let v = c${i}_${v}[j]; ${stOne} } }`,
+      );
     stores.push(`{ let m = m0 + ty * ${R}u + ${i}u; if (m < M) { ${body.join(' ')} } }`);
   }
   return `const TM = 64u;
@@ -157,7 +160,9 @@ export function gemm(ctx: GpuContext, s: GemmSpec): GpuStorage {
   const part = split ? ctx.alloc('float32', splits * s.outSize) : null;
   const meta = s.meta.u32s({ M: s.M, N: s.N, K: s.K, splits, kchunk, outSize: s.outSize });
   const R = ctx.tuning.gemmRegs;
-  const target: Bound = part ? { name: 'part', storage: part, dtype: 'float32', access: 'write' } : { name: 'out', storage: out, dtype: s.outDtype, access: 'write' };
+  const target: Bound = part
+    ? { name: 'part', storage: part, dtype: 'float32', access: 'write' }
+    : { name: 'out', storage: out, dtype: s.outDtype, access: 'write' };
   ctx.run({
     name: `gemm${R}:${s.tag}:${s.aTile}${s.bTile}`,
     bindings: [...s.inputs, target],

@@ -64,7 +64,15 @@ function dxBindings(x: GV, affineOperands: Bound[], gy: GV, dx: GpuStorage, side
   ];
 }
 
-export function layerNormBackward(ctx: GpuContext, x: GV, weight: GV | null, bias: GV | null, normSize: number, eps: number, gy: GV): Grads {
+export function layerNormBackward(
+  ctx: GpuContext,
+  x: GV,
+  weight: GV | null,
+  bias: GV | null,
+  normSize: number,
+  eps: number,
+  gy: GV,
+): Grads {
   const S = normSize;
   const n = numel(x.shape);
   const rows = S === 0 ? 0 : n / S;
@@ -111,7 +119,12 @@ export function layerNormBackward(ctx: GpuContext, x: GV, weight: GV | null, bia
   const meta = new Meta().u32s({ rows, S, P, chunk: ROWS_PER_PART }).strided('x', x).strided('gy', gy);
   ctx.run({
     name: 'lnBwd:affine',
-    bindings: [readBinding('x', x), readBinding('gy', gy), { name: 'st', storage: stats, dtype: 'float32', access: 'read' }, { name: 'parts', storage: parts, dtype: 'float32', access: 'write' }],
+    bindings: [
+      readBinding('x', x),
+      readBinding('gy', gy),
+      { name: 'st', storage: stats, dtype: 'float32', access: 'read' },
+      { name: 'parts', storage: parts, dtype: 'float32', access: 'write' },
+    ],
     meta,
     code: () =>
       linearMain(
@@ -138,7 +151,16 @@ export function layerNormBackward(ctx: GpuContext, x: GV, weight: GV | null, bia
   return [dx, dw, db];
 }
 
-export function groupNormBackward(ctx: GpuContext, x: GV, groups: number, weight: GV | null, bias: GV | null, eps: number, silu: boolean, gy: GV): Grads {
+export function groupNormBackward(
+  ctx: GpuContext,
+  x: GV,
+  groups: number,
+  weight: GV | null,
+  bias: GV | null,
+  eps: number,
+  silu: boolean,
+  gy: GV,
+): Grads {
   const [N, C] = x.shape;
   const spatial = numel(x.shape.slice(2));
   const cg = C / groups;
@@ -149,7 +171,11 @@ export function groupNormBackward(ctx: GpuContext, x: GV, groups: number, weight
   // there are no pixels).
   const parts = n > 0 ? ctx.alloc('float32', 2 * N * C) : fill(ctx, 'float32', 2 * N * C, 0);
   if (n > 0) {
-    const meta = new Meta().u32s({ rows, S: cg * spatial, spatial, cg, groups, C, NC: N * C }).f32('eps', eps).strided('x', x).strided('gy', gy);
+    const meta = new Meta()
+      .u32s({ rows, S: cg * spatial, spatial, cg, groups, C, NC: N * C })
+      .f32('eps', eps)
+      .strided('x', x)
+      .strided('gy', gy);
     const extra = affine(meta, weight, bias);
     const wc = weight ? 'ld_w(idx_w(c))' : '1.0';
     const bc = bias ? 'ld_b(idx_b(c))' : '0.0';

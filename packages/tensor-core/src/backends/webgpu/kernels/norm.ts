@@ -68,7 +68,11 @@ function rowKernel(ctx: GpuContext, name: string, x: GV, meta: Meta, extra: Boun
   meta.strided('x', x);
   ctx.run({
     name: `row:${name}`,
-    bindings: [{ name: 'x', storage: x.storage, dtype: x.dtype, access: 'read' }, ...extra, { name: 'out', storage: out, dtype: x.dtype, access: 'write' }],
+    bindings: [
+      { name: 'x', storage: x.storage, dtype: x.dtype, access: 'read' },
+      ...extra,
+      { name: 'out', storage: out, dtype: x.dtype, access: 'write' },
+    ],
     meta,
     code: () => WG_REDUCE + rowMain(body),
     groups: grid(rows, ctx.limits.maxGroups),
@@ -80,7 +84,14 @@ export function softmax(ctx: GpuContext, x: GV, log: boolean): GpuStorage {
   const D = x.shape.length ? x.shape[x.shape.length - 1] : 1;
   const rows = D === 0 ? 0 : numel(x.shape) / D;
   const meta = new Meta().u32s({ rows, D });
-  return rowKernel(ctx, `softmax:${log}`, x, meta, [], rows, `
+  return rowKernel(
+    ctx,
+    `softmax:${log}`,
+    x,
+    meta,
+    [],
+    rows,
+    `
   let D = md_D();
   let base = row * D;
   var m = ninf_f();
@@ -92,7 +103,8 @@ export function softmax(ctx: GpuContext, x: GV, log: boolean): GpuStorage {
   for (var c = li; c < D; c = c + RW) {
     let v = ld_x(idx_x(base + c));
     st_out(base + c, ${log ? 'v - m - log(s)' : 'exp(v - m) / s'});
-  }`);
+  }`,
+  );
 }
 
 /**
@@ -111,7 +123,14 @@ export function layerNorm(ctx: GpuContext, x: GV, weight: GV | null, bias: GV | 
   const rows = normSize === 0 ? 0 : numel(x.shape) / normSize;
   const meta = new Meta().u32('rows', rows).u32('S', normSize).f32('eps', eps);
   const extra = affine(meta, weight, bias);
-  return rowKernel(ctx, `layerNorm:${!!weight}${!!bias}`, x, meta, extra, rows, `
+  return rowKernel(
+    ctx,
+    `layerNorm:${!!weight}${!!bias}`,
+    x,
+    meta,
+    extra,
+    rows,
+    `
   let S = md_S();
   let base = row * S;
   ${ROW_STATS}
@@ -120,16 +139,32 @@ export function layerNorm(ctx: GpuContext, x: GV, weight: GV | null, bias: GV | 
     ${weight ? 'y = y * ld_w(idx_w(i));' : ''}
     ${bias ? 'y = y + ld_b(idx_b(i));' : ''}
     st_out(base + i, y);
-  }`);
+  }`,
+  );
 }
 
-export function groupNorm(ctx: GpuContext, x: GV, groups: number, weight: GV | null, bias: GV | null, eps: number, silu: boolean): GpuStorage {
+export function groupNorm(
+  ctx: GpuContext,
+  x: GV,
+  groups: number,
+  weight: GV | null,
+  bias: GV | null,
+  eps: number,
+  silu: boolean,
+): GpuStorage {
   const [N, C] = x.shape;
   const spatial = numel(x.shape.slice(2));
   const cg = C / groups;
   const meta = new Meta().u32s({ rows: N * groups, S: cg * spatial, spatial, cg, groups }).f32('eps', eps);
   const extra = affine(meta, weight, bias);
-  return rowKernel(ctx, `groupNorm:${!!weight}${!!bias}${silu}`, x, meta, extra, N * groups, `
+  return rowKernel(
+    ctx,
+    `groupNorm:${!!weight}${!!bias}${silu}`,
+    x,
+    meta,
+    extra,
+    N * groups,
+    `
   let S = md_S();
   let spatial = md_spatial();
   let g = row % md_groups();
@@ -142,5 +177,6 @@ export function groupNorm(ctx: GpuContext, x: GV, groups: number, weight: GV | n
     ${bias ? 'y = y + ld_b(idx_b(c));' : ''}
     ${silu ? 'y = y / (1.0 + exp(-y));' : ''}
     st_out(base + i, y);
-  }`);
+  }`,
+  );
 }

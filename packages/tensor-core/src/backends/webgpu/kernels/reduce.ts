@@ -50,7 +50,8 @@ function reducePass(ctx: GpuContext, op: ReduceOp, x: GV, axes: readonly number[
     .view('k', x.offset, k.shape, k.strides[0])
     .view('r', 0, r.shape, r.strides[0]);
   const T = int ? 'i32' : 'f32';
-  const init = op === 'sum' ? `${T}(0)` : int ? (op === 'max' ? 'i32(-2147483647 - 1)' : 'i32(2147483647)') : op === 'max' ? 'ninf_f()' : 'pinf_f()';
+  const init =
+    op === 'sum' ? `${T}(0)` : int ? (op === 'max' ? 'i32(-2147483647 - 1)' : 'i32(2147483647)') : op === 'max' ? 'ninf_f()' : 'pinf_f()';
   const comb = op === 'sum' ? 'a + b' : op === 'max' ? 'max(a, b)' : 'min(a, b)';
   const nanFix = !int && op !== 'sum';
   const ld = int ? 'ldi_x' : 'ld_x';

@@ -38,8 +38,7 @@ function indexedRows(ctx: GpuContext, name: string, src: GV, index: GV, out: Gpu
     code: () =>
       `fn src_at(j: u32, c: u32) -> u32 { return md_sOff() + j * md_sSr() + c * md_sSc(); }
 fn id_at(j: u32) -> i32 { return ldi_ix(md_ixOff() + j * md_ixS()); }
-` +
-      linearMain(WG, `  if (gid >= md_n()) { return; }\n  let n = gid / md_cols(); let c = gid % md_cols();\n  let r = id_at(n);\n${body}`),
+` + linearMain(WG, `  if (gid >= md_n()) { return; }\n  let n = gid / md_cols(); let c = gid % md_cols();\n  let r = id_at(n);\n${body}`),
     groups: ctx.linear(Nn * C),
   });
 }
@@ -48,9 +47,17 @@ fn id_at(j: u32) -> i32 { return ldi_ix(md_ixOff() + j * md_ixS()); }
 export function gatherRows(ctx: GpuContext, table: GV, index: GV): GpuStorage {
   const out = ctx.alloc(table.dtype, index.shape[0] * table.shape[1]);
   const int = isIntish(table.dtype);
-  indexedRows(ctx, 'gather', table, index, out, table.shape[0], `
+  indexedRows(
+    ctx,
+    'gather',
+    table,
+    index,
+    out,
+    table.shape[0],
+    `
   if (r < 0 || u32(r) >= md_rows()) { ${int ? 'sti_out(gid, 0)' : 'st_out(gid, 0.0)'}; return; }
-  ${int ? 'sti_out(gid, ldi_s' : 'st_out(gid, ld_s'}(src_at(u32(r), c)));`);
+  ${int ? 'sti_out(gid, ldi_s' : 'st_out(gid, ld_s'}(src_at(u32(r), c)));`,
+  );
   return out;
 }
 
@@ -59,13 +66,21 @@ export function scatterAddRows(ctx: GpuContext, src: GV, index: GV, rows: number
   const out = fill(ctx, src.dtype, rows * src.shape[1], 0);
   // One invocation per (first occurrence of a row id, column): it sums every source row with
   // that id in order, so no two invocations write the same element and no atomics are needed.
-  indexedRows(ctx, 'scatter', src, index, out, rows, `
+  indexedRows(
+    ctx,
+    'scatter',
+    src,
+    index,
+    out,
+    rows,
+    `
   if (r < 0 || u32(r) >= md_rows()) { return; }
   for (var j = 0u; j < n; j = j + 1u) { if (id_at(j) == r) { return; } }
   var acc = 0.0;
   for (var j = n; j < md_ids(); j = j + 1u) {
     if (id_at(j) == r) { acc = acc + ld_s(src_at(j, c)); }
   }
-  st_out(u32(r) * md_cols() + c, acc);`);
+  st_out(u32(r) * md_cols() + c, acc);`,
+  );
   return out;
 }
