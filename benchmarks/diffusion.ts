@@ -7,7 +7,7 @@
  *   unet_sd15_train_step_ckpt    the same with checkpointing, plus an AdamW step
  *   vae_encode/decode_256/512    SD 1.5's VAE, batch 1, no gradients
  *
- * Each case runs in a fresh process (Kiln and PyTorch alike), so peaks are its own: Kiln reports
+ * Cases with more than one run get one warm-up run first. Each case runs in a fresh process (Kiln and PyTorch alike), so peaks are its own: Kiln reports
  * `k.memory().peakBytes` (backend storage) above the bytes live after setup (the weights and
  * inputs), PyTorch its RSS high-water mark above the RSS after setup. Results: results/diffusion.json.
  *
@@ -95,7 +95,7 @@ async function child(name: string, threads: number, reps: number): Promise<void>
   k.registerWasmBackend({ threads });
   await k.useBackend('wasm');
   const run = CASES[name].setup();
-  await run(); // warm-up (also compiles kernels)
+  if (reps > 1) await run(); // warm-up (also compiles kernels); single-run SD-size cases skip it
   const base = k.memory().liveBytes;
   k.resetPeakMemory();
   const runs: number[] = [];
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     let torch: { median_ms: number; rss_peak_bytes: number; rss_base_bytes: number; torch: string } | null = null;
     let torchNote: string | undefined;
     try {
-      const py = execFileSync('/usr/bin/python3', [join(here, 'torch_diffusion.py'), '--threads', String(threads), '--reps', String(reps), name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const py = execFileSync('/usr/bin/python3', [join(here, 'torch_diffusion.py'), '--threads', String(threads), '--reps', String(reps), '--warmup', reps > 1 ? '1' : '0', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       torch = JSON.parse(py.trim().split('\n').at(-1)!);
     } catch (e) {
       torchNote = `PyTorch side unavailable: ${String((e as { stderr?: string }).stderr ?? e).trim().split('\n').at(-1)}`;
