@@ -10,7 +10,7 @@ import type { BlockOptions } from './unet-2d-blocks.js';
 
 /** What {@link UNet2DConditionModel.forward} returns (diffusers' `UNet2DConditionOutput`). */
 export interface UNet2DConditionOutput {
-  /** [N, out_channels, H, W]: the predicted noise (or v / sample, per the scheduler's prediction type). */
+  /** `[N, out_channels, H, W]`: the predicted noise (or v / sample, per the scheduler's prediction type). */
   sample: k.Tensor;
 }
 
