@@ -118,15 +118,36 @@ async function main(): Promise<void> {
   const out: Record<string, unknown>[] = [];
   for (const name of names) {
     const reps = Number(opt('reps') ?? CASES[name].reps);
-    const node = [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--threads', String(threads), '--reps', String(reps)];
-    const kiln = JSON.parse(execFileSync(process.execPath, node, { encoding: 'utf8', maxBuffer: 1 << 20 }).trim().split('\n').at(-1)!) as { runs: number[]; peak_bytes: number; base_bytes: number };
+    const node = [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      '--child',
+      name,
+      '--threads',
+      String(threads),
+      '--reps',
+      String(reps),
+    ];
+    const kiln = JSON.parse(
+      execFileSync(process.execPath, node, { encoding: 'utf8', maxBuffer: 1 << 20 })
+        .trim()
+        .split('\n')
+        .at(-1)!,
+    ) as { runs: number[]; peak_bytes: number; base_bytes: number };
     let torch: { median_ms: number; rss_peak_bytes: number; rss_base_bytes: number; torch: string } | null = null;
     let torchNote: string | undefined;
     try {
-      const py = execFileSync('/usr/bin/python3', [join(here, 'torch_diffusion.py'), '--threads', String(threads), '--reps', String(reps), '--warmup', reps > 1 ? '1' : '0', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const py = execFileSync(
+        '/usr/bin/python3',
+        [join(here, 'torch_diffusion.py'), '--threads', String(threads), '--reps', String(reps), '--warmup', reps > 1 ? '1' : '0', name],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       torch = JSON.parse(py.trim().split('\n').at(-1)!);
     } catch (e) {
-      torchNote = `PyTorch side unavailable: ${String((e as { stderr?: string }).stderr ?? e).trim().split('\n').at(-1)}`;
+      torchNote = `PyTorch side unavailable: ${String((e as { stderr?: string }).stderr ?? e)
+        .trim()
+        .split('\n')
+        .at(-1)}`;
     }
     const ms = median(kiln.runs);
     const row = {
@@ -143,14 +164,19 @@ async function main(): Promise<void> {
       torch_version: torch?.torch ?? null,
       ...(torchNote ? { note: torchNote } : {}),
     };
-    console.error(`${name}: kiln ${ms.toFixed(0)} ms, peak ${(kiln.peak_bytes / 2 ** 20).toFixed(0)} MiB` + (torch ? `; torch ${torch.median_ms.toFixed(0)} ms (ratio ${row.ratio_vs_torch!.toFixed(2)})` : ` (${torchNote})`));
+    console.error(
+      `${name}: kiln ${ms.toFixed(0)} ms, peak ${(kiln.peak_bytes / 2 ** 20).toFixed(0)} MiB` +
+        (torch ? `; torch ${torch.median_ms.toFixed(0)} ms (ratio ${row.ratio_vs_torch!.toFixed(2)})` : ` (${torchNote})`),
+    );
     out.push(row);
   }
   mkdirSync(join(here, 'results'), { recursive: true });
   const file = join(here, 'results', 'diffusion.json');
   let previous: Record<string, unknown>[] = [];
   try {
-    previous = (JSON.parse(readFileSync(file, 'utf8')) as { results: Record<string, unknown>[] }).results.filter((r) => !names.includes(r.case as string));
+    previous = (JSON.parse(readFileSync(file, 'utf8')) as { results: Record<string, unknown>[] }).results.filter(
+      (r) => !names.includes(r.case as string),
+    );
   } catch {
     // first run
   }

@@ -91,7 +91,8 @@ export const UNetConfigSchema = z
     c.block_out_channels.forEach((ch, i) => {
       const h = perBlock(heads, i);
       if (ch % h !== 0) issue('attention_head_dim', `${h} heads do not divide block_out_channels[${i}] = ${ch}`);
-      if (ch % c.norm_num_groups !== 0) issue('norm_num_groups', `${c.norm_num_groups} groups do not divide block_out_channels[${i}] = ${ch}`);
+      if (ch % c.norm_num_groups !== 0)
+        issue('norm_num_groups', `${c.norm_num_groups} groups do not divide block_out_channels[${i}] = ${ch}`);
     });
   });
 
@@ -117,6 +118,10 @@ export function perBlock(v: number | readonly number[], i: number): number {
  */
 export function parseUNetConfig(raw: unknown, file = 'UNet2DConditionModel config'): UNetConfig {
   const r = UNetConfigSchema.safeParse(raw);
-  if (!r.success) throw new UNetConfigError(file, r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  if (!r.success)
+    throw new UNetConfigError(
+      file,
+      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
   return r.data;
 }

@@ -50,7 +50,8 @@ export function ldmUNetKey(key: string, config: UNetConfig): string | null {
     const at = `input_blocks.${downStart(i) + j}`;
     return m[2] === 'resnets' ? `${at}.0.${resnetRest(m[4])}` : `${at}.1.${m[4]}`;
   }
-  if ((m = /^down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)$/.exec(key))) return `input_blocks.${downStart(Number(m[1])) + layers(Number(m[1]))}.0.op.${m[2]}`;
+  if ((m = /^down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)$/.exec(key)))
+    return `input_blocks.${downStart(Number(m[1])) + layers(Number(m[1]))}.0.op.${m[2]}`;
   if ((m = /^mid_block\.resnets\.(\d+)\.(.+)$/.exec(key))) return `middle_block.${2 * Number(m[1])}.${resnetRest(m[2])}`;
   if ((m = /^mid_block\.attentions\.(\d+)\.(.+)$/.exec(key))) return `middle_block.${2 * Number(m[1]) + 1}.${m[2]}`;
   if ((m = /^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/.exec(key))) {

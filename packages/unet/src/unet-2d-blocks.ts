@@ -44,7 +44,15 @@ function resnets(o: BlockOptions, inChannels: (i: number) => number, out: number
   return new ModuleList(
     Array.from(
       { length: layers },
-      (_, i) => new ResnetBlock2D(inChannels(i), { ...f, outChannels: out, tembChannels: o.tembChannels, groups: o.groups, eps: o.eps, outputScaleFactor: o.outputScaleFactor }),
+      (_, i) =>
+        new ResnetBlock2D(inChannels(i), {
+          ...f,
+          outChannels: out,
+          tembChannels: o.tembChannels,
+          groups: o.groups,
+          eps: o.eps,
+          outputScaleFactor: o.outputScaleFactor,
+        }),
     ),
   );
 }
@@ -64,7 +72,10 @@ export class DownBlock2D extends UNetBlock {
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(inChannels: number, out: number, addDownsample: boolean, padding: number, o: BlockOptions) {
     super();
-    this.resnets = this.registerModule('resnets', resnets(o, (i) => (i === 0 ? inChannels : out), out));
+    this.resnets = this.registerModule(
+      'resnets',
+      resnets(o, (i) => (i === 0 ? inChannels : out), out),
+    );
     const attn = transformers(o, out, o.layers);
     this.attentions = attn && this.registerModule('attentions', attn);
     const down = addDownsample ? new ModuleList([new Downsample2D(out, { dtype: o.dtype, device: o.device, padding })]) : null;
@@ -93,7 +104,10 @@ export class UNetMidBlock2DCrossAttn extends UNetBlock {
   constructor(channels: number, o: BlockOptions) {
     super();
     this.attentions = this.registerModule('attentions', transformers(o, channels, o.layers)!);
-    this.resnets = this.registerModule('resnets', resnets(o, () => channels, channels, o.layers + 1));
+    this.resnets = this.registerModule(
+      'resnets',
+      resnets(o, () => channels, channels, o.layers + 1),
+    );
   }
 
   forward(h: k.Tensor, temb: k.Tensor, context: k.Tensor): k.Tensor {
@@ -116,7 +130,10 @@ export class UpBlock2D extends UNetBlock {
     super();
     const n = o.layers;
     const skip = (i: number) => (i === n - 1 ? inChannels : out);
-    this.resnets = this.registerModule('resnets', resnets(o, (i) => (i === 0 ? prevOut : out) + skip(i), out));
+    this.resnets = this.registerModule(
+      'resnets',
+      resnets(o, (i) => (i === 0 ? prevOut : out) + skip(i), out),
+    );
     const attn = transformers(o, out, n);
     this.attentions = attn && this.registerModule('attentions', attn);
     const up = addUpsample ? new ModuleList([new Upsample2D(out, { dtype: o.dtype, device: o.device })]) : null;

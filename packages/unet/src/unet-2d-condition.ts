@@ -96,7 +96,10 @@ export class UNet2DConditionModel extends Module {
       return new DownBlock2D(i === 0 ? ch[0] : ch[i - 1], ch[i], i < n - 1, c.downsample_padding, o);
     });
     this.downBlocks = this.registerModule('down_blocks', new ModuleList(down));
-    this.midBlock = this.registerModule('mid_block', new UNetMidBlock2DCrossAttn(ch[n - 1], block(n - 1, 1, true, c.mid_block_scale_factor)));
+    this.midBlock = this.registerModule(
+      'mid_block',
+      new UNetMidBlock2DCrossAttn(ch[n - 1], block(n - 1, 1, true, c.mid_block_scale_factor)),
+    );
 
     const up = c.up_block_types.map((type, i) => {
       const r = n - 1 - i; // the down block this up block mirrors

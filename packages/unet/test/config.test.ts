@@ -8,7 +8,10 @@ const json = (name: string) => JSON.parse(readFileSync(`${fixture('.')}${name}`,
 
 describe('UNet config', () => {
   it("SD 1.5's config builds diffusers' exact keys and shapes (859,520,964 parameters)", () => {
-    const want = json('sd15_unet_shapes.json') as { count: { params: number; state_dict_tensors: number }; shapes: Record<string, number[]> };
+    const want = json('sd15_unet_shapes.json') as {
+      count: { params: number; state_dict_tensors: number };
+      shapes: Record<string, number[]>;
+    };
     const unet = skipInit(() => new UNet2DConditionModel(json('sd15_unet.json')));
     expect(unet.numParameters()).toBe(859_520_964);
     expect(want.count.params).toBe(859_520_964);
@@ -42,9 +45,15 @@ describe('UNet config', () => {
 
   it('names mistyped and inconsistent fields', () => {
     expect(() => parseUNetConfig({ block_out_channels: [320, '640'] })).toThrow(/block_out_channels\.1/);
-    expect(() => parseUNetConfig({ block_out_channels: [32, 64], norm_num_groups: 8 })).toThrow(/down_block_types: has 4 entries, block_out_channels has 2/);
-    expect(() => parseUNetConfig({ attention_head_dim: 7 })).toThrow(/attention_head_dim: 7 heads do not divide block_out_channels\[0\] = 320/);
-    expect(() => parseUNetConfig({ down_block_types: ['CrossAttnDownBlock2D', 'SimpleCrossAttnDownBlock2D', 'DownBlock2D', 'DownBlock2D'] })).toThrow(/down_block_types\.1/);
+    expect(() => parseUNetConfig({ block_out_channels: [32, 64], norm_num_groups: 8 })).toThrow(
+      /down_block_types: has 4 entries, block_out_channels has 2/,
+    );
+    expect(() => parseUNetConfig({ attention_head_dim: 7 })).toThrow(
+      /attention_head_dim: 7 heads do not divide block_out_channels\[0\] = 320/,
+    );
+    expect(() =>
+      parseUNetConfig({ down_block_types: ['CrossAttnDownBlock2D', 'SimpleCrossAttnDownBlock2D', 'DownBlock2D', 'DownBlock2D'] }),
+    ).toThrow(/down_block_types\.1/);
   });
 
   it("reads SD 1.x's attention_head_dim as the number of heads", () => {

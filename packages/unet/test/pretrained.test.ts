@@ -50,7 +50,7 @@ describe('UNet2DConditionModel.fromPretrained / savePretrained', () => {
   });
 
   it('loads fp16 variants and converts dtype on load', async () => {
-    const half = (await UNet2DConditionModel.fromPretrained(DIR, { dtype: 'float16' }));
+    const half = await UNet2DConditionModel.fromPretrained(DIR, { dtype: 'float16' });
     expect(half.convIn.weight.dtype).toBe('float16');
     const out = join(tmp, 'fp16');
     await half.savePretrained(out, { variant: 'fp16' });
@@ -120,7 +120,9 @@ describe('UNet2DConditionModel', () => {
   it('gives the same gradients with gradient checkpointing (wasm)', async () => {
     const io = await loadIO(DIR);
     await k.initBackend('wasm');
-    const [sample, t, ctx, R] = await Promise.all(['input.sample', 'input.timestep', 'input.encoder_hidden_states', 'grad_seed.sample'].map((n) => io[n].toBackend('wasm')));
+    const [sample, t, ctx, R] = await Promise.all(
+      ['input.sample', 'input.timestep', 'input.encoder_hidden_states', 'grad_seed.sample'].map((n) => io[n].toBackend('wasm')),
+    );
     const grads = async (checkpointing: boolean) => {
       await k.useBackend('cpu');
       const loaded = await UNet2DConditionModel.fromPretrained(DIR);
@@ -129,7 +131,12 @@ describe('UNet2DConditionModel', () => {
       const x = sample.detach().requiresGrad_(true);
       k.tidy(() => unet.forward(x, t, ctx).sample.backward(R));
       const p = Object.fromEntries(unet.namedParameters());
-      return [x.grad!, p['down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight'].grad!, p['time_embedding.linear_1.weight'].grad!, p['up_blocks.0.resnets.0.conv1.weight'].grad!];
+      return [
+        x.grad!,
+        p['down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight'].grad!,
+        p['time_embedding.linear_1.weight'].grad!,
+        p['up_blocks.0.resnets.0.conv1.weight'].grad!,
+      ];
     };
     const [plain, ckpt] = [await grads(false), await grads(true)];
     for (let i = 0; i < plain.length; i++) expect(await relDiff(ckpt[i], plain[i])).toBeLessThan(1e-5); // accumulation order differs

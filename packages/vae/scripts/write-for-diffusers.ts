@@ -41,7 +41,10 @@ k.noGrad(() => {
   res['output.decoded'] = vae.decode(io['input.latent'], { trace }).sample;
   res['output.sample'] = vae.forward(io['input.image']).sample;
 });
-for (const [o, input] of [['decoded', 'latent'], ['latent_mean', 'image']] as const) {
+for (const [o, input] of [
+  ['decoded', 'latent'],
+  ['latent_mean', 'image'],
+] as const) {
   for (const p of vae.parameters()) p.grad = null; // the previous gradients are kept in res
   const x = io[`input.${input}`].detach().requiresGrad_(true);
   const y = o === 'decoded' ? vae.decode(x).sample : vae.encode(x).latentDist.mean;

@@ -35,7 +35,10 @@ export class VAEAttention extends Module {
 
   forward(x: k.Tensor): k.Tensor {
     const [N, C, H, W] = x.shape;
-    const tokens = this.groupNorm.forward(x).reshape([N, C, H * W]).transpose(1, 2);
+    const tokens = this.groupNorm
+      .forward(x)
+      .reshape([N, C, H * W])
+      .transpose(1, 2);
     const heads = (t: k.Tensor) => t.unsqueeze(1); // [N, 1, HW, C]: a single head
     const q = heads(this.toQ.forward(tokens));
     const key = heads(this.toK.forward(tokens));

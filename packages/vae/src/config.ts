@@ -22,8 +22,14 @@ export const VAEConfigSchema = z
   .object({
     in_channels: posInt().default(3),
     out_channels: posInt().default(3),
-    down_block_types: z.array(z.literal('DownEncoderBlock2D')).min(1).default(['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D']),
-    up_block_types: z.array(z.literal('UpDecoderBlock2D')).min(1).default(['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D']),
+    down_block_types: z
+      .array(z.literal('DownEncoderBlock2D'))
+      .min(1)
+      .default(['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D']),
+    up_block_types: z
+      .array(z.literal('UpDecoderBlock2D'))
+      .min(1)
+      .default(['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D']),
     block_out_channels: z.array(posInt()).min(1).default([128, 256, 512, 512]),
     layers_per_block: posInt().default(2),
     act_fn: only('silu'),
@@ -46,7 +52,8 @@ export const VAEConfigSchema = z
     if (c.down_block_types.length !== n) issue('down_block_types', `has ${c.down_block_types.length} entries, block_out_channels has ${n}`);
     if (c.up_block_types.length !== n) issue('up_block_types', `has ${c.up_block_types.length} entries, block_out_channels has ${n}`);
     c.block_out_channels.forEach((ch, i) => {
-      if (ch % c.norm_num_groups !== 0) issue('norm_num_groups', `${c.norm_num_groups} groups do not divide block_out_channels[${i}] = ${ch}`);
+      if (ch % c.norm_num_groups !== 0)
+        issue('norm_num_groups', `${c.norm_num_groups} groups do not divide block_out_channels[${i}] = ${ch}`);
     });
   });
 
@@ -66,6 +73,10 @@ export type VAEConfigInput = z.input<typeof VAEConfigSchema>;
  */
 export function parseVAEConfig(raw: unknown, file = 'AutoencoderKL config'): VAEConfig {
   const r = VAEConfigSchema.safeParse(raw);
-  if (!r.success) throw new VAEConfigError(file, r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  if (!r.success)
+    throw new VAEConfigError(
+      file,
+      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
   return r.data;
 }

@@ -42,7 +42,8 @@ export class DiagonalGaussianDistribution {
    */
   sample(generator?: SampleGenerator): k.Tensor {
     const o = { dtype: this.mean.dtype, device: this.mean.device };
-    const eps = typeof generator === 'number' ? k.randn(this.mean.shape, { ...o, seed: generator }) : k.randn(this.mean.shape, { ...o, generator });
+    const eps =
+      typeof generator === 'number' ? k.randn(this.mean.shape, { ...o, seed: generator }) : k.randn(this.mean.shape, { ...o, generator });
     return this.mean.add(this.std.mul(eps));
   }
 

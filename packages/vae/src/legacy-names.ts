@@ -12,5 +12,8 @@ const OLD_ATTENTION: Readonly<Record<string, string>> = { query: 'to_q', key: 't
  * ```
  */
 export function convertLegacyVAEKey(key: string): string {
-  return key.replace(/^((?:encoder|decoder)\.mid_block\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$/, (_, p: string, old: string, w: string) => `${p}.${OLD_ATTENTION[old]}.${w}`);
+  return key.replace(
+    /^((?:encoder|decoder)\.mid_block\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$/,
+    (_, p: string, old: string, w: string) => `${p}.${OLD_ATTENTION[old]}.${w}`,
+  );
 }

@@ -9,7 +9,11 @@ import type { VAEConfig } from './config.js';
 import { convertLegacyVAEKey } from './legacy-names.js';
 
 /** Reads config and weights of a diffusers VAE folder into a model built (uninitialised) by `build`. */
-export async function readVAEFolder(dir: string, options: VAEPretrainedOptions, build: (c: VAEConfig) => AutoencoderKL): Promise<AutoencoderKL> {
+export async function readVAEFolder(
+  dir: string,
+  options: VAEPretrainedOptions,
+  build: (c: VAEConfig) => AutoencoderKL,
+): Promise<AutoencoderKL> {
   const config = await readConfig(join(modelRoot(dir, options.subfolder), 'config.json'), parseVAEConfig);
   await using weights = await openWeights(dir, { subfolder: options.subfolder, variant: options.variant });
   const model = skipInit(() => build(config));

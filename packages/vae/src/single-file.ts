@@ -32,11 +32,15 @@ export function ldmVAEKey(key: string, shape: readonly number[], config: VAEConf
   if ((m = /^(encoder|decoder)\.(conv_in|conv_out)\.(.+)$/.exec(key))) return { key };
   if ((m = /^(encoder|decoder)\.conv_norm_out\.(.+)$/.exec(key))) return { key: `${m[1]}.norm_out.${m[2]}` };
   if ((m = /^(quant_conv|post_quant_conv)\./.exec(key))) return { key };
-  if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key))) return { key: `encoder.down.${m[1]}.block.${m[2]}.${resnet(m[3])}` };
+  if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key)))
+    return { key: `encoder.down.${m[1]}.block.${m[2]}.${resnet(m[3])}` };
   if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/.exec(key))) return { key: `encoder.down.${m[1]}.downsample.${m[2]}` };
-  if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key))) return { key: `decoder.up.${n - 1 - Number(m[1])}.block.${m[2]}.${resnet(m[3])}` };
-  if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/.exec(key))) return { key: `decoder.up.${n - 1 - Number(m[1])}.upsample.${m[2]}` };
-  if ((m = /^(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)$/.exec(key))) return { key: `${m[1]}.mid.block_${Number(m[2]) + 1}.${resnet(m[3])}` };
+  if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key)))
+    return { key: `decoder.up.${n - 1 - Number(m[1])}.block.${m[2]}.${resnet(m[3])}` };
+  if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/.exec(key)))
+    return { key: `decoder.up.${n - 1 - Number(m[1])}.upsample.${m[2]}` };
+  if ((m = /^(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)$/.exec(key)))
+    return { key: `${m[1]}.mid.block_${Number(m[2]) + 1}.${resnet(m[3])}` };
   if ((m = /^(encoder|decoder)\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.(weight|bias)$/.exec(key))) {
     const ldm = `${m[1]}.mid.attn_1.${ATTENTION[m[2]]}.${m[3]}`;
     return m[2] !== 'group_norm' && m[3] === 'weight' ? { key: ldm, shape: [...shape, 1, 1] } : { key: ldm };

@@ -22,7 +22,10 @@ function step(fn: () => k.Tensor): k.Tensor {
 
 function resnetList(inChannels: number, out: number, layers: number, groups: number, o: FactoryOptions): ModuleList<ResnetBlock2D> {
   return new ModuleList(
-    Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inChannels : out, { ...o, outChannels: out, tembChannels: null, groups, eps: EPS })),
+    Array.from(
+      { length: layers },
+      (_, i) => new ResnetBlock2D(i === 0 ? inChannels : out, { ...o, outChannels: out, tembChannels: null, groups, eps: EPS }),
+    ),
   );
 }
 
@@ -128,7 +131,9 @@ export class Decoder extends Module {
     const g = c.norm_num_groups;
     this.convIn = this.registerModule('conv_in', new Conv2d(c.latent_channels, rev[0], 3, { ...o, padding: 1 }));
     this.midBlock = this.registerModule('mid_block', new UNetMidBlock2D(rev[0], g, c.mid_block_add_attention, o));
-    const up = rev.map((out, i) => new UpDecoderBlock2D(i === 0 ? rev[0] : rev[i - 1], out, c.layers_per_block + 1, g, i < rev.length - 1, o));
+    const up = rev.map(
+      (out, i) => new UpDecoderBlock2D(i === 0 ? rev[0] : rev[i - 1], out, c.layers_per_block + 1, g, i < rev.length - 1, o),
+    );
     this.upBlocks = this.registerModule('up_blocks', new ModuleList(up));
     this.convNormOut = this.registerModule('conv_norm_out', new GroupNorm(g, rev[rev.length - 1], { ...o, eps: EPS }));
     this.convOut = this.registerModule('conv_out', new Conv2d(rev[rev.length - 1], c.out_channels, 3, { ...o, padding: 1 }));

@@ -29,8 +29,12 @@ describe('AutoencoderKL config', () => {
     expect(() => parseVAEConfig({ act_fn: 'gelu' })).toThrow(VAEConfigError);
     expect(() => parseVAEConfig({ act_fn: 'gelu' })).toThrow(ConfigError);
     expect(() => parseVAEConfig({ act_fn: 'gelu' })).toThrow(/act_fn: is not implemented by Kiln/);
-    expect(() => parseVAEConfig({ down_block_types: ['DownEncoderBlock2D', 'AttnDownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'] })).toThrow(/down_block_types\.1/);
-    expect(() => parseVAEConfig({ block_out_channels: [128, 256], norm_num_groups: 32 })).toThrow(/up_block_types: has 4 entries, block_out_channels has 2/);
+    expect(() =>
+      parseVAEConfig({ down_block_types: ['DownEncoderBlock2D', 'AttnDownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'] }),
+    ).toThrow(/down_block_types\.1/);
+    expect(() => parseVAEConfig({ block_out_channels: [128, 256], norm_num_groups: 32 })).toThrow(
+      /up_block_types: has 4 entries, block_out_channels has 2/,
+    );
     expect(() => parseVAEConfig({ latent_channels: 0 })).toThrow(/latent_channels/);
   });
 
@@ -45,7 +49,9 @@ describe('AutoencoderKL config', () => {
     expect(convertLegacyVAEKey('decoder.mid_block.attentions.0.key.bias')).toBe('decoder.mid_block.attentions.0.to_k.bias');
     expect(convertLegacyVAEKey('decoder.mid_block.attentions.0.value.weight')).toBe('decoder.mid_block.attentions.0.to_v.weight');
     expect(convertLegacyVAEKey('decoder.mid_block.attentions.0.proj_attn.weight')).toBe('decoder.mid_block.attentions.0.to_out.0.weight');
-    expect(convertLegacyVAEKey('decoder.mid_block.attentions.0.group_norm.weight')).toBe('decoder.mid_block.attentions.0.group_norm.weight');
+    expect(convertLegacyVAEKey('decoder.mid_block.attentions.0.group_norm.weight')).toBe(
+      'decoder.mid_block.attentions.0.group_norm.weight',
+    );
     expect(convertLegacyVAEKey('decoder.up_blocks.0.resnets.0.conv1.weight')).toBe('decoder.up_blocks.0.resnets.0.conv1.weight');
   });
 });

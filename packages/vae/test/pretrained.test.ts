@@ -41,10 +41,12 @@ describe('AutoencoderKL.fromPretrained / savePretrained', () => {
     expect(back.config).toEqual(vae.config);
   });
 
-  it("loads the old attention names (query/key/value/proj_attn) as diffusers converts them", async () => {
+  it('loads the old attention names (query/key/value/proj_attn) as diffusers converts them', async () => {
     const old: Record<string, string> = { to_q: 'query', to_k: 'key', to_v: 'value', 'to_out.0': 'proj_attn' };
     const dir = await folder('legacy', (w) =>
-      Object.fromEntries(Object.entries(w).map(([key, t]) => [key.replace(/\.(to_q|to_k|to_v|to_out\.0)\./, (_, n: string) => `.${old[n]}.`), t])),
+      Object.fromEntries(
+        Object.entries(w).map(([key, t]) => [key.replace(/\.(to_q|to_k|to_v|to_out\.0)\./, (_, n: string) => `.${old[n]}.`), t]),
+      ),
     );
     const keys = Object.keys(await loadSafetensors(join(dir, 'diffusion_pytorch_model.safetensors')));
     expect(keys).toContain('decoder.mid_block.attentions.0.proj_attn.weight');

@@ -34,7 +34,8 @@ describe('VAE single-file (LDM) checkpoints', () => {
       ['decoder.up_blocks.3.resnets.0.conv_shortcut.bias', [128], 'decoder.up.0.block.0.nin_shortcut.bias'],
       ['post_quant_conv.weight', [4, 4, 1, 1], 'post_quant_conv.weight'],
     ];
-    for (const [diffusers, shape, key, ldmShape] of cases) expect(ldmVAEKey(diffusers, shape, c)).toEqual(ldmShape ? { key, shape: ldmShape } : { key });
+    for (const [diffusers, shape, key, ldmShape] of cases)
+      expect(ldmVAEKey(diffusers, shape, c)).toEqual(ldmShape ? { key, shape: ldmShape } : { key });
     const sd = skipInit(() => new AutoencoderKL(c)).stateDict();
     expect(new Set(Object.entries(sd).map(([key, t]) => ldmVAEKey(key, t.shape, c)?.key)).size).toBe(248);
   });

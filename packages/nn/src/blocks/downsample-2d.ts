@@ -21,7 +21,10 @@ export class Downsample2D extends Module {
     super();
     this.padding = options.padding ?? 1;
     const f: FactoryOptions = { dtype: options.dtype, device: options.device };
-    this.conv = this.registerModule('conv', new Conv2d(channels, options.outChannels ?? channels, 3, { ...f, stride: 2, padding: this.padding }));
+    this.conv = this.registerModule(
+      'conv',
+      new Conv2d(channels, options.outChannels ?? channels, 3, { ...f, stride: 2, padding: this.padding }),
+    );
   }
 
   forward(x: k.Tensor): k.Tensor {
