@@ -4,7 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
-import { AdamW, LORA_ADAPTER_METADATA_KEY, LORA_TARGETS, injectLora, skipInit, loraLayers, loraStateDict, mergeLora, serializeSafetensors, unmergeLora } from '@kiln/nn';
+import {
+  AdamW,
+  LORA_ADAPTER_METADATA_KEY,
+  LORA_TARGETS,
+  injectLora,
+  skipInit,
+  loraLayers,
+  loraStateDict,
+  mergeLora,
+  serializeSafetensors,
+  unmergeLora,
+} from '@kiln/nn';
 import { loadLoraWeights, loadSafetensors, saveLoraWeights } from '@kiln/nn/node';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,7 +34,13 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 interface DiffusersView {
   keys: Record<string, number[]>;
   network_alphas: Record<string, number>;
-  lora_config: { r: number; lora_alpha: number; rank_pattern: Record<string, number>; alpha_pattern: Record<string, number>; target_modules: string[] };
+  lora_config: {
+    r: number;
+    lora_alpha: number;
+    rank_pattern: Record<string, number>;
+    alpha_pattern: Record<string, number>;
+    target_modules: string[];
+  };
 }
 
 const inputs = (): [k.Tensor, number, k.Tensor] => [k.randn([1, 4, 8, 8], { seed: 1 }), 500, k.randn([1, 5, 32], { seed: 2 })];
@@ -59,20 +76,43 @@ describe('LoRA on UNet2DConditionModel', () => {
     expect(loraLayers(plain)).toHaveLength(loraLayers(unet).length);
     const [x, t, ctx] = inputs();
     const want = k.noGrad(() => unet.forward(x, t, ctx).sample);
-    expect(await relDiff(k.noGrad(() => plain.forward(x, t, ctx).sample), want)).toBe(0);
+    expect(
+      await relDiff(
+        k.noGrad(() => plain.forward(x, t, ctx).sample),
+        want,
+      ),
+    ).toBe(0);
     // The same adapter through the diffusers layout.
     await saveLoraWeights(join(dir, 'pytorch_lora_weights.safetensors'), { unet });
     k.manualSeed(0);
     const viaDiffusers = new UNet2DConditionModel(config);
     await loadLoraWeights({ unet: viaDiffusers }, join(dir, 'pytorch_lora_weights.safetensors'));
-    expect(await relDiff(k.noGrad(() => viaDiffusers.forward(x, t, ctx).sample), want)).toBe(0);
+    expect(
+      await relDiff(
+        k.noGrad(() => viaDiffusers.forward(x, t, ctx).sample),
+        want,
+      ),
+    ).toBe(0);
     const file2 = Object.keys(await loadSafetensors(join(dir, 'pytorch_lora_weights.safetensors')));
     expect(file2).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight');
   });
 
   it("diffusers' attention targets: to_q, to_k, to_v, to_out.0 of every attention", () => {
     k.manualSeed(0);
-    const unet = new UNet2DConditionModel(JSON.parse(JSON.stringify({ block_out_channels: [32, 64], layers_per_block: 1, cross_attention_dim: 32, attention_head_dim: 8, norm_num_groups: 8, down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'], sample_size: 16 })));
+    const unet = new UNet2DConditionModel(
+      JSON.parse(
+        JSON.stringify({
+          block_out_channels: [32, 64],
+          layers_per_block: 1,
+          cross_attention_dim: 32,
+          attention_head_dim: 8,
+          norm_num_groups: 8,
+          down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
+          up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+          sample_size: 16,
+        }),
+      ),
+    );
     const paths = [...injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4 }).layers.keys()];
     expect(paths).toHaveLength(4 * 2 * 4); // 4 transformers (down 1, mid 1, up 2) × attn1/attn2 × 4
     expect(paths.every((p) => /\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$/.test(p))).toBe(true);
@@ -108,7 +148,11 @@ describe('LoRA on UNet2DConditionModel', () => {
     expect(losses[2]).toBeLessThan(losses[0]!);
     // Base weights untouched by training.
     const after = unet.stateDict();
-    const same = await Promise.all(Object.keys(base).map(async (key) => Buffer.from(await serializeSafetensors({ a: after[key]! })).equals(Buffer.from(await serializeSafetensors({ a: base[key]! })))));
+    const same = await Promise.all(
+      Object.keys(base).map(async (key) =>
+        Buffer.from(await serializeSafetensors({ a: after[key]! })).equals(Buffer.from(await serializeSafetensors({ a: base[key]! }))),
+      ),
+    );
     expect(same.every(Boolean)).toBe(true);
     unet.eval();
     const applied = k.noGrad(() => unet.forward(x, t, ctx).sample);
@@ -116,6 +160,11 @@ describe('LoRA on UNet2DConditionModel', () => {
     const merged = k.noGrad(() => unet.forward(x, t, ctx).sample);
     expect(await relDiff(merged, applied)).toBeLessThan(1e-6);
     unmergeLora(unet);
-    expect(await relDiff(k.noGrad(() => unet.forward(x, t, ctx).sample), applied)).toBeLessThan(1e-6);
+    expect(
+      await relDiff(
+        k.noGrad(() => unet.forward(x, t, ctx).sample),
+        applied,
+      ),
+    ).toBeLessThan(1e-6);
   });
 });
