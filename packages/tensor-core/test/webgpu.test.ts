@@ -69,6 +69,20 @@ suite('webgpu backend', () => {
     expectClose(got as Float32Array, want, 2e-6, 2e-6);
   });
 
+  it('sin and cos stay accurate for large arguments (SD timestep embeddings reach ~1000 rad)', async () => {
+    // Exact inputs on both devices (webgpu's randn is only f32-close, which ×1000 would show).
+    const xs = Float32Array.from({ length: 4096 }, (_, i) => (i - 2048) * 0.4873 + Math.sin(i) * 0.01);
+    const run = async (device: string) => {
+      const x = k.tensor(xs, { device });
+      const y = k.cat([x.sin(), x.cos()], 0);
+      const out = Float32Array.from(await y.data());
+      x.dispose();
+      y.dispose();
+      return out;
+    };
+    expectClose(await run('webgpu'), await run('cpu'), 2e-6, 0);
+  });
+
   it('int32 math is exact beyond 2^24 and bool round-trips', async () => {
     const big = k.tensor([2 ** 30 + 1, -(2 ** 29) - 3, 7], { dtype: 'int32' });
     expect(Array.from(await big.add(k.tensor([1, 1, 1], { dtype: 'int32' })).data())).toEqual([2 ** 30 + 2, -(2 ** 29) - 2, 8]);

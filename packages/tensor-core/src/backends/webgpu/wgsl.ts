@@ -96,6 +96,21 @@ fn bf2f(b: u32) -> f32 { return bitcast<f32>(b << 16u); }
 `;
 
 export const MATH = /* wgsl */ `
+fn sincos_f(x: f32) -> vec2<f32> {
+  // Drivers' sin/cos are not accurate enough (SwiftShader: ~2e-4 near ±pi and for SD's ~1000-rad
+  // timestep arguments), so: Cody-Waite reduction by pi/2 (1.5703125 has 8 bits, so q * it is
+  // exact) and Taylor polynomials on [-pi/4, pi/4] (truncation < 3e-8), then the quadrant.
+  let q = round(x * 0.6366197723675814);
+  let r = (x - q * 1.5703125) - q * 4.8382679489661923e-4;
+  let r2 = r * r;
+  let s = r + r * r2 * (-0.16666666666666666 + r2 * (0.008333333333333333 + r2 * (-1.984126984126984e-4 + r2 * 2.7557319223985893e-6)));
+  let c = 1.0 + r2 * (-0.5 + r2 * (0.041666666666666664 + r2 * (-0.001388888888888889 + r2 * (2.48015873015873e-5 - r2 * 2.755731922398589e-7))));
+  let n = i32(q) & 3;
+  if (n == 1) { return vec2<f32>(c, -s); }
+  if (n == 2) { return vec2<f32>(-s, -c); }
+  if (n == 3) { return vec2<f32>(-c, s); }
+  return vec2<f32>(s, c);
+}
 fn erf_f(x: f32) -> f32 {
   // Abramowitz & Stegun 7.1.26 refined: max abs error ~1.2e-7 (Numerical Recipes erfc Chebyshev).
   let z = abs(x);
