@@ -103,7 +103,7 @@ export function renamedSource(source: TensorSource, rename: (storedName: string)
       const t = await source.tensor(e.from, options);
       if (!e.shape) return t;
       const view = k.noGrad(() => t.reshape(e.shape!));
-      t.dispose(); // the view keeps the storage
+      if (view !== t) t.dispose(); // the view keeps the storage; a same-shape reshape is `t` itself
       return view;
     },
   };

@@ -218,6 +218,13 @@ describe('loadWeights', () => {
     );
   });
 
+  it('renames with a "reshape" to the shape the tensor already has', async () => {
+    const m = skipInit(() => new Tiny());
+    const same = renamedSource(await openSafetensors(file), (name) => (name === 'fc1.weight' ? { key: name, shape: [256, 64] } : name));
+    expect(await loadWeights(m, same)).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(await values(m.fc1.weight)).toEqual(reference['fc1.weight']);
+  });
+
   it('ignores listed unexpected keys', async () => {
     const extra = new Map<string, k.Tensor>([['legacy.position_ids', k.arange(4, undefined, undefined, { dtype: 'int32' })]]);
     const m0 = skipInit(() => new Tiny());
