@@ -16,7 +16,10 @@
 export { PipelineError } from './errors.js';
 export { StableDiffusionPipeline } from './pipeline.js';
 export type { StableDiffusionComponents, PipelineLoadOptions, EncodePromptOptions } from './pipeline.js';
+export type { LoadLoraOptions, LoraAdapterInfo } from './lora.js';
 export type { Txt2ImgOptions, Txt2ImgResult, StepInfo, RgbaImage } from './txt2img-options.js';
+export { GenerationOptionsSchema } from './generation-options.js';
+export type { GenerationOptions } from './generation-options.js';
 export { toRgba, toImageData } from './images.js';
 export { encodePng } from './png.js';
 export type { EncodePngOptions } from './png.js';

@@ -5,8 +5,11 @@ import { schedulerFromConfig } from '@kiln/scheduler';
 import type { SchedulerBase } from '@kiln/scheduler';
 import type { UNet2DConditionModel } from '@kiln/unet';
 import type { AutoencoderKL } from '@kiln/vae';
+import type { LoraWeights } from '@kiln/nn';
 import { PipelineError } from './errors.js';
 import { toRgba } from './images.js';
+import { attachLora, fuse, listAdapters, setAdapterScale, unfuse, unload } from './lora.js';
+import type { LoadLoraOptions, LoraAdapterInfo, LoraHost } from './lora.js';
 import type { SingleFileOptions } from './single-file.js';
 import type { Txt2ImgOptions, Txt2ImgResult } from './txt2img-options.js';
 
@@ -126,6 +129,101 @@ export class StableDiffusionPipeline {
   async savePretrained(dir: string, options: { variant?: string } = {}): Promise<void> {
     const { savePipelineFolder } = await import('./save-folder.js');
     await savePipelineFolder(dir, this, options);
+  }
+
+  /**
+   * Loads a LoRA file into the UNet and text encoder as one adapter, as diffusers'
+   * `load_lora_weights`: the diffusers/PEFT layout (`pytorch_lora_weights.safetensors`, `unet.`/
+   * `text_encoder.` prefixes, `lora_A`/`lora_B`) or kohya/A1111's (`lora_unet_…`/`lora_te_…`,
+   * `lora_down`/`lora_up`/`alpha`), detected from the keys. `source` is a file, a folder holding
+   * `pytorch_lora_weights.safetensors` (or `weightName`), or {@link LoraWeights} already in memory
+   * (the only form in a browser). Call again to stack adapters; each applies at its `scale`.
+   * Everything is checked before anything is attached. Resolves to the adapter's name.
+   *
+   * @example
+   * ```ts
+   * await pipe.loadLoraWeights('sks-dog/pytorch_lora_weights.safetensors');
+   * await pipe.loadLoraWeights('watercolor_kohya.safetensors', { adapterName: 'style', scale: 0.6 });
+   * const { images } = await pipe.txt2img({ prompt: 'a watercolor of sks dog', seed: 1 });
+   * ```
+   */
+  async loadLoraWeights(source: string | LoraWeights, options: LoadLoraOptions = {}): Promise<string> {
+    const host = this.loraHost;
+    if (typeof source !== 'string') return attachLora(host, source, 'LoRA weights', options);
+    const { readPipelineLora } = await import('./lora-file.js');
+    const { file, lora, release } = await readPipelineLora(source, host, options.weightName);
+    try {
+      return attachLora(host, lora, file, options);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * The loaded LoRA adapters, in load order (diffusers' `get_list_adapters` with their scales).
+   *
+   * @example
+   * ```ts
+   * pipe.loraAdapters(); // [{ name: 'default_0', scale: 1, components: ['unet', 'text_encoder'], fused: false }]
+   * ```
+   */
+  loraAdapters(): LoraAdapterInfo[] {
+    return listAdapters(this.loraHost);
+  }
+
+  /**
+   * Changes a loaded adapter's multiplier (diffusers' `set_adapters` weight); 0 turns it off.
+   *
+   * @example
+   * ```ts
+   * pipe.setLoraScale('style', 0.3);
+   * ```
+   */
+  setLoraScale(adapterName: string, scale: number): void {
+    setAdapterScale(this.loraHost, adapterName, scale);
+  }
+
+  /**
+   * Folds adapter `adapterName` (or every adapter) into the base weights at its scale (diffusers'
+   * `fuse_lora`): the same images, without the adapters' extra matmuls per step.
+   *
+   * @example
+   * ```ts
+   * await pipe.loadLoraWeights('sks.safetensors', { scale: 0.8 });
+   * pipe.fuseLora();
+   * ```
+   */
+  fuseLora(adapterName?: string): void {
+    fuse(this.loraHost, adapterName);
+  }
+
+  /**
+   * Takes fused adapters out of the base weights again (diffusers' `unfuse_lora`).
+   *
+   * @example
+   * ```ts
+   * pipe.unfuseLora();
+   * ```
+   */
+  unfuseLora(adapterName?: string): void {
+    unfuse(this.loraHost, adapterName);
+  }
+
+  /**
+   * Removes adapter `adapterName` (or every adapter) and frees its weights; fused ones are
+   * unfused first, so the base model is back (diffusers' `unload_lora_weights` / `delete_adapters`).
+   *
+   * @example
+   * ```ts
+   * pipe.unloadLoraWeights();
+   * ```
+   */
+  unloadLoraWeights(adapterName?: string): void {
+    unload(this.loraHost, adapterName);
+  }
+
+  private get loraHost(): LoraHost {
+    return { unet: this.unet, text_encoder: this.textEncoder };
   }
 
   /** 2^(VAE blocks − 1): pixels per latent (8 for SD). */
