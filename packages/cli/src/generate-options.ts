@@ -1,32 +1,18 @@
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import { GenerationOptionsSchema } from '@kiln/pipeline';
+import type { GenerationOptions } from '@kiln/pipeline';
+import type { z } from 'zod';
 import { UsageError } from './usage-error.js';
-
-// Numbers arrive as strings from the command line and as numbers from JSON; both go through one schema.
-const numeric = <T extends z.ZodType>(inner: T) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), inner);
-const int = (min: number, max: number) => numeric(z.number().int().min(min).max(max));
 
 /**
  * One generation: the fields of a `--batch` line, and the command line's generation flags
- * (`--negative-prompt` is `negativePrompt`, …). Unknown fields are errors.
+ * (`--negative-prompt` is `negativePrompt`, …). Unknown fields are errors. The schema lives in
+ * `@kiln/pipeline`, so `@kiln/jobs` validates `generate` payloads with the same one.
  */
-export const JobSchema = z.strictObject({
-  prompt: z.string(),
-  negativePrompt: z.string().default(''),
-  steps: int(1, 1000).default(30),
-  guidanceScale: numeric(z.number().min(0).max(100)).default(7.5),
-  /** The first image's seed; image i uses seed + i. Random when absent. */
-  seed: int(0, 2 ** 32 - 1).optional(),
-  /** A scheduler name (`euler_a`, `dpm++_2m`, `ddim`, a diffusers class name); the model's own when absent. */
-  scheduler: z.string().min(1).optional(),
-  width: numeric(z.number().int().min(8).max(4096)).optional(),
-  height: numeric(z.number().int().min(8).max(4096)).optional(),
-  numImages: int(1, 64).default(1),
-});
+export const JobSchema = GenerationOptionsSchema;
 
 /** A validated job. */
-export type Job = z.output<typeof JobSchema>;
+export type Job = GenerationOptions;
 
 /** The flags of `kiln generate`, each with its job field (if any), value name and default as `--help` shows them. */
 const FLAGS = {
@@ -48,6 +34,12 @@ const FLAGS = {
   out: { field: null, arg: 'DIR', help: 'where images and results.jsonl go', def: 'outputs' },
   batch: { field: null, arg: 'FILE', help: 'prompts.jsonl: one JSON object per line with the fields below', def: undefined },
   backend: { field: null, arg: 'NAME', help: 'wasm, cpu or webgpu', def: 'wasm' },
+  lora: {
+    field: null,
+    arg: 'FILE[:SCALE]',
+    help: 'a LoRA (.safetensors, diffusers or kohya layout, or a folder with pytorch_lora_weights.safetensors) at SCALE; repeat to stack',
+    def: 'none; SCALE 1',
+  },
 } as const;
 
 type Flag = keyof typeof FLAGS;
@@ -73,6 +65,26 @@ export interface GenerateArgs {
   batch?: string;
   /** The generation fields given on the command line (defaults for batch lines). */
   fields: Record<string, string>;
+  /** `--lora` files with their scales, in the order given. */
+  loras: LoraSpec[];
+}
+
+/** One `--lora FILE[:SCALE]`. */
+export interface LoraSpec {
+  file: string;
+  scale: number;
+}
+
+/**
+ * Splits `FILE[:SCALE]`: a trailing `:number` is the scale (default 1), so paths with colons
+ * elsewhere (`C:\loras\x.safetensors`) stay whole.
+ */
+export function parseLoraSpec(spec: string): LoraSpec {
+  const m = /^(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)$/i.exec(spec);
+  const scale = m ? Number(m[2]) : 1;
+  if (!Number.isFinite(scale)) throw new UsageError(`--lora ${spec}: the scale is not a finite number`);
+  if (spec === '') throw new UsageError('--lora needs a file: --lora FILE[:SCALE]');
+  return { file: m ? m[1]! : spec, scale };
 }
 
 /** Turns zod's issues into one line per field. */
@@ -87,14 +99,15 @@ export function describeIssues(error: z.ZodError, prefix = ''): string {
 
 /** Parses `kiln generate`'s flags; unknown flags and missing required ones are a UsageError. */
 export function parseGenerateArgs(args: readonly string[]): GenerateArgs {
-  const options = Object.fromEntries(Object.keys(FLAGS).map((name) => [name, { type: 'string' as const }]));
-  let values: Record<string, string | boolean | undefined>;
+  const options = Object.fromEntries(Object.keys(FLAGS).map((name) => [name, { type: 'string' as const, multiple: name === 'lora' }]));
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${GENERATE_USAGE}`);
   }
-  const v = values as Partial<Record<Flag, string>>;
+  const { lora = [], ...rest } = values as Partial<Record<Flag, string>> & { lora?: string[] };
+  const v: Partial<Record<Flag, string>> = rest;
   if (!v.model) throw new UsageError(`--model is required\n\n${GENERATE_USAGE}`);
   if (v.prompt === undefined && v.batch === undefined) throw new UsageError(`give --prompt or --batch\n\n${GENERATE_USAGE}`);
   if (v.prompt !== undefined && v.batch !== undefined)
@@ -104,7 +117,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs {
     const value = v[name as Flag];
     if (f.field && value !== undefined) fields[f.field] = value;
   }
-  return { model: v.model, out: v.out ?? 'outputs', backend: v.backend ?? 'wasm', batch: v.batch, fields };
+  return { model: v.model, out: v.out ?? 'outputs', backend: v.backend ?? 'wasm', batch: v.batch, fields, loras: lora.map(parseLoraSpec) };
 }
 
 /** A job from command-line fields and (in batch mode) one line's fields on top; a ZodError on bad values. */

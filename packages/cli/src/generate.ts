@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import { StableDiffusionPipeline, formatParameters } from '@kiln/pipeline';
 import { writePng } from '@kiln/pipeline/node';
@@ -49,7 +49,10 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
   if (!check.ok) throw new UsageError(`${describeIssues(check.error).replace(/^(\w+)/gm, (f) => flagOf(f))}\n\n${GENERATE_USAGE}`);
   if (!k.listBackends().includes(a.backend)) throw new UsageError(`--backend ${a.backend}: not one of ${k.listBackends().join(', ')}`);
 
-  const hash = (text: string) => createHash('sha256').update(`${a.model}\n${text}`).digest('hex');
+  for (const { file } of a.loras) if (!(await exists(file))) throw new UsageError(`--lora ${file}: no such file or folder`);
+  // The LoRAs are part of what an input means: a rerun with other ones does not skip it.
+  const loraKey = a.loras.map((l) => `\n--lora ${resolve(l.file)}:${l.scale}`).join('');
+  const hash = (text: string) => createHash('sha256').update(`${a.model}${loraKey}\n${text}`).digest('hex');
   let inputs: Input[];
   if (a.batch) {
     let text: string;
@@ -97,6 +100,7 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
           onDownload: ({ path, index, count, cached }) =>
             io.err(`kiln generate: ${cached ? 'in the cache' : 'downloading'} ${path} (${index + 1}/${count})`),
         });
+        for (const { file, scale } of a.loras) await pipe.loadLoraWeights(file, { scale });
       }
       const stem = a.batch ? `${String(input.line).padStart(5, '0')}-${input.hash.slice(0, 8)}` : input.hash.slice(0, 8);
       try {
