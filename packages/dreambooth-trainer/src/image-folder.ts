@@ -61,7 +61,8 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promi
     let prompt = o.prompt;
     if (o.captionExtension) {
       const caption = await readFile(join(dir, f.slice(0, f.length - extname(f).length) + o.captionExtension), 'utf8').catch(() => null);
-      if (caption !== null && caption.trim()) prompt = caption.trim();
+      // An empty caption file is an empty prompt (unconditional), as kohya and diffusers' imagefolder read it.
+      if (caption !== null) prompt = caption.trim();
     }
     out.push({ name: path, image, prompt });
   }

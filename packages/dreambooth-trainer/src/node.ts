@@ -21,3 +21,7 @@ export type { ClassImageOptions } from './class-images.js';
 export { listCheckpoints, resolveCheckpoint, fingerprintOf } from './checkpoint-io.js';
 export type { TrainerState } from './checkpoint-io.js';
 export { LDM_TEXT_PREFIX } from './output.js';
+export { trainVae, VaeTrainerConfigSchema } from './train-vae.js';
+export type { VaeTrainerConfig, VaeTrainerConfigInput, VaeTrainResult } from './train-vae.js';
+export { trainTextToImage, parseTextToImageConfig, TextToImageConfigSchema } from './text-to-image.js';
+export type { TextToImageConfigInput } from './text-to-image.js';

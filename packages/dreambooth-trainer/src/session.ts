@@ -21,7 +21,9 @@ export interface Session {
 }
 
 /** Refuses to write into an output_dir that has files, unless overwriting or resuming is asked for. */
-export async function checkOutputDir(c: TrainerConfig): Promise<void> {
+export async function checkOutputDir(
+  c: Pick<TrainerConfig, 'output_dir' | 'overwrite_output_dir' | 'resume_from_checkpoint'>,
+): Promise<void> {
   const entries = await readdir(c.output_dir).catch(() => [] as string[]);
   if (entries.length > 0 && !c.overwrite_output_dir && c.resume_from_checkpoint === null) {
     throw new TrainerConfigError(

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
-import { AdamW, clipGradNorm, getScheduler, loadWeights } from '@kiln/nn';
-import { openWeights } from '@kiln/nn/node';
+import { AdamW, clipGradNorm, getScheduler } from '@kiln/nn';
 import type { Module } from '@kiln/nn';
 import type { RunLogger } from '@kiln/tracking';
 import { openRun } from '@kiln/tracking/node';
@@ -23,6 +22,7 @@ import { saveOutput } from './output.js';
 import { encodeText, openSession } from './session.js';
 import type { Session } from './session.js';
 import { runValidation } from './validation.js';
+import { loadTrainedWeights } from './weights.js';
 
 /** What `onStep` receives after each optimizer step. */
 export interface StepInfo {
@@ -88,7 +88,11 @@ function sampleLatents(moments: k.Tensor, generator: k.Generator, scaling: numbe
  * ```
  */
 export async function trainDreamBooth(input: TrainerConfigInput | TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const c = parseTrainerConfig(input);
+  return runTrainer(parseTrainerConfig(input), hooks);
+}
+
+/** Runs a validated config (DreamBooth, or text-to-image with `instance_prompt` as the caption fallback). */
+export async function runTrainer(c: TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   for (const note of compatNotes(c)) log(note);
   await k.useBackend(c.backend);
@@ -318,15 +322,5 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     optimizer.dispose();
     for (const t of cached) t.dispose();
     await tracker.close();
-  }
-}
-
-/** Loads a checkpoint's weights into a trained model (names and shapes checked by loadWeights). */
-async function loadTrainedWeights(m: Module, dir: string): Promise<void> {
-  const source = await openWeights(dir);
-  try {
-    await loadWeights(m, source);
-  } finally {
-    await source.close();
   }
 }
