@@ -4,22 +4,9 @@ import { join } from 'node:path';
 import { decode } from 'fast-png';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
-import { LORA_TARGETS, injectLora, loraLayers } from '@kiln/nn';
-import { saveLoraWeights } from '@kiln/nn/node';
-import { main } from '@kiln/cli';
+import { kiln } from './helpers.js';
 import { StableDiffusionPipeline } from '@kiln/pipeline';
-import { writeTinyModel } from '@kiln/pipeline/testing';
-
-async function kiln(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(
-    argv,
-    (s) => (out += s),
-    (s) => (err += `${s}\n`),
-  );
-  return { code, out, err };
-}
+import { writeTinyLora, writeTinyModel } from '@kiln/pipeline/testing';
 
 const temp = () => mkdtempSync(join(tmpdir(), 'kiln-generate-lora-'));
 const results = (dir: string) =>
@@ -40,18 +27,8 @@ describe('kiln generate --lora', () => {
     model = join(dir, 'tiny-sd');
     await k.useBackend('cpu');
     await writeTinyModel(model);
-    // A trained-looking adapter on the UNet and text encoder, saved in kohya's layout.
-    const pipe = await StableDiffusionPipeline.fromPretrained(model);
-    const g = new k.Generator(3);
-    injectLora(pipe.unet, { targets: LORA_TARGETS.unetAttention, rank: 4, alpha: 8, generator: g });
-    injectLora(pipe.textEncoder, { targets: LORA_TARGETS.textEncoderAttention, rank: 4, alpha: 8, generator: g });
-    k.noGrad(() => {
-      for (const m of [pipe.unet, pipe.textEncoder])
-        for (const [, l] of loraLayers(m)) l.loraB.weight.assign_(k.randn(l.loraB.weight.shape, { generator: g }).mul(0.2));
-    });
     lora = join(dir, 'sks.safetensors');
-    await saveLoraWeights(lora, { unet: pipe.unet, text_encoder: pipe.textEncoder }, { format: 'kohya' });
-    pipe.dispose();
+    await writeTinyLora(lora, { format: 'kohya' });
     args = (out, ...extra) => [
       'generate',
       '--model',

@@ -6,19 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { decode } from 'fast-png';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
-import { main } from '@kiln/cli';
+import { kiln } from './helpers.js';
 import { writeTinyModel } from '@kiln/pipeline/testing';
-
-async function kiln(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(
-    argv,
-    (s) => (out += s),
-    (s) => (err += `${s}\n`),
-  );
-  return { code, out, err };
-}
 
 const temp = () => mkdtempSync(join(tmpdir(), 'kiln-generate-'));
 const results = (dir: string) =>

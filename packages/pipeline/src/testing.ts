@@ -16,6 +16,8 @@
  */
 import * as k from '@kiln/tensor-core';
 import { CLIPTextModel, CLIPTokenizer } from '@kiln/clip';
+import { LORA_TARGETS, injectLora, loraLayers, skipInit } from '@kiln/nn';
+import type { LoraFormat } from '@kiln/nn';
 import { schedulerFromConfig } from '@kiln/scheduler';
 import { UNet2DConditionModel } from '@kiln/unet';
 import type { UNetConfigInput } from '@kiln/unet';
@@ -109,5 +111,50 @@ export async function writeTinyModel(dir: string, seed = 1234): Promise<void> {
     await pipe.savePretrained(dir);
   } finally {
     pipe.dispose();
+  }
+}
+
+/** Options of {@link writeTinyLora}. */
+export interface TinyLoraOptions {
+  /** Seed of the adapter's draws (default 3). */
+  seed?: number;
+  /** Standard deviation of lora_B (default 0.2; a fresh adapter's B is zero and changes nothing). */
+  std?: number;
+  /** File layout (default diffusers). */
+  format?: LoraFormat;
+  /** Adapt the text encoder's attention too (default true). */
+  textEncoder?: boolean;
+}
+
+/**
+ * Writes a LoRA file for the tiny pipeline: rank 4, alpha 8 on the UNet's attention projections
+ * (and the text encoder's), with lora_B drawn so that it visibly changes images. Node only.
+ *
+ * @example
+ * ```ts
+ * await writeTinyLora('/tmp/sks.safetensors', { format: 'kohya' });
+ * await pipe.loadLoraWeights('/tmp/sks.safetensors', { scale: 0.5 });
+ * ```
+ */
+export async function writeTinyLora(path: string, options: TinyLoraOptions = {}): Promise<void> {
+  const { saveLoraWeights } = await import('@kiln/nn/node');
+  const g = new k.Generator(options.seed ?? 3);
+  // Only the layers' shapes matter: the base weights are placeholders, never drawn.
+  const models = skipInit(() => ({
+    unet: new UNet2DConditionModel(TINY_UNET_CONFIG),
+    ...((options.textEncoder ?? true) ? { text_encoder: new CLIPTextModel(TINY_TEXT_CONFIG) } : {}),
+  }));
+  try {
+    injectLora(models.unet, { targets: LORA_TARGETS.unetAttention, rank: 4, alpha: 8, generator: g });
+    if (models.text_encoder)
+      injectLora(models.text_encoder, { targets: LORA_TARGETS.textEncoderAttention, rank: 4, alpha: 8, generator: g });
+    k.noGrad(() => {
+      for (const m of Object.values(models))
+        for (const [, l] of loraLayers(m))
+          l.loraB.weight.assign_(k.tidy(() => k.randn(l.loraB.weight.shape, { generator: g }).mul(options.std ?? 0.2)));
+    });
+    await saveLoraWeights(path, models, { format: options.format });
+  } finally {
+    for (const m of Object.values(models)) m.dispose();
   }
 }
