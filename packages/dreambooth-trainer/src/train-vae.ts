@@ -44,6 +44,8 @@ export const VaeTrainerConfigSchema = z
       .enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup'])
       .default('constant'),
     lr_warmup_steps: int(0).default(0),
+    /** The LR schedule's length (default: max_train_steps); longer stops partway along it, as a run cut short would. */
+    lr_schedule_steps: int(1).nullable().default(null),
     adam_beta1: z.number().default(0.9),
     adam_beta2: z.number().default(0.999),
     adam_weight_decay: z.number().default(1e-2),
@@ -124,7 +126,11 @@ export async function trainVae(
     weightDecay: c.adam_weight_decay,
     eps: c.adam_epsilon,
   });
-  const lrScheduler = getScheduler(c.lr_scheduler, { optimizer, numWarmupSteps: c.lr_warmup_steps, numTrainingSteps: c.max_train_steps });
+  const lrScheduler = getScheduler(c.lr_scheduler, {
+    optimizer,
+    numWarmupSteps: c.lr_warmup_steps,
+    numTrainingSteps: c.lr_schedule_steps ?? c.max_train_steps,
+  });
   const generator = new k.Generator(c.seed);
   const fingerprint = fingerprintOf(trained);
   const B = c.train_batch_size;

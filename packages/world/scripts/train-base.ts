@@ -21,24 +21,29 @@ const every = (n: number, f: (step: number, loss: number) => void) => (step: num
 };
 const say = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
-if (!existsSync(join(work, 'vae', 'config.json'))) {
-  if (!existsSync(join(work, 'data-vae')))
-    await writeWorldFolder(join(work, 'data-vae'), { kind: 'autoencoder', count: recipe.vae.images, seed: recipe.seed + 1 });
+// The VAE trains in stages, each starting from the one before (the first from vae.json's random init).
+const stages: Record<string, unknown>[] = recipe.vae.stages;
+if (!existsSync(join(work, 'data-vae')))
+  await writeWorldFolder(join(work, 'data-vae'), { kind: 'autoencoder', count: recipe.vae.images, seed: recipe.seed + 1 });
+for (const [i, stage] of stages.entries()) {
+  const out = join(work, i === stages.length - 1 ? 'vae' : `vae-${i + 1}`);
+  if (existsSync(join(out, 'config.json'))) continue;
+  const start = i === 0 ? { vae_config: join(recipeDir, recipe.vae.config) } : { pretrained_vae_name_or_path: join(work, `vae-${i}`) };
   const r = await trainVae(
     {
-      ...recipe.vae.train,
-      vae_config: join(recipeDir, recipe.vae.config),
+      ...stage,
+      ...start,
       train_data_dir: join(work, 'data-vae'),
-      output_dir: join(work, 'vae'),
+      output_dir: out,
       seed: recipe.seed,
       checkpointing_steps: 100,
       checkpoints_total_limit: 2,
       resume_from_checkpoint: 'latest',
       overwrite_output_dir: true,
     },
-    { onStep: every(50, (s, l) => say(`vae step ${s} mse ${l.toFixed(5)} (${(10 * Math.log10(4 / l)).toFixed(2)} dB)`)) },
+    { onStep: every(20, (s, l) => say(`vae stage ${i + 1} step ${s} mse ${l.toFixed(5)} (${(10 * Math.log10(4 / l)).toFixed(2)} dB)`)) },
   );
-  say(`vae done: scaling_factor ${r.scalingFactor}`);
+  say(`vae stage ${i + 1} done: scaling_factor ${r.scalingFactor}`);
 }
 
 const init = join(work, 'base-init');
