@@ -20,3 +20,19 @@ export { renderScene, toChw } from './render.js';
 export { caption, describe, DEFAULT_DROPOUT } from './caption.js';
 export type { CaptionDropout } from './caption.js';
 export { SUBJECT, SUBJECT_NOUN, CLASS_NOUN, INSTANCE_CONTEXTS, subjectScene, instanceScenes } from './subject.js';
+export { WorldScorer, SCORER_LABELS, ScorerConfigSchema, parseScorerConfig } from './scorer.js';
+export type { Score, ScoredColor, ScorerLogits, ScorerConfig, ScorerConfigInput } from './scorer.js';
+export { HARD_NEGATIVES, colorLabel, sceneLabels, hardNegativeScene, scorerScene } from './scorer-data.js';
+export type { HardNegative, SceneLabels, ScorerMix } from './scorer-data.js';
+export {
+  agreement,
+  subjectFidelity,
+  promptFidelity,
+  pres,
+  div,
+  pixelDiversity,
+  objectQuadrant,
+  dreamboothMetrics,
+  metricsTable,
+} from './metrics.js';
+export type { SamplePrompt, ScoredSample, Rate, Quadrant, DreamBoothMetrics } from './metrics.js';
