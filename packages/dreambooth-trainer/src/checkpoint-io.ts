@@ -22,7 +22,21 @@ export interface TrainerState {
   fingerprint: string;
   /** What the data position depends on; a resume with other values is refused. */
   batching: { train_batch_size: number; gradient_accumulation_steps: number; dataset_length: number };
+  /** A LoRA run's adapter generator (initialisation and dropout masks). */
+  adapterGenerator?: k.GeneratorState;
 }
+
+/** Options of {@link saveCheckpoint}. */
+export interface SaveCheckpointOptions {
+  /** Writes the trained weights into the folder instead of each model's `savePretrained` (a LoRA run writes its adapters). */
+  writeWeights?: (dir: string) => Promise<void>;
+}
+
+const GeneratorStateSchema = z.object({
+  algorithm: z.literal('philox4x32-10'),
+  seed: z.number().int().min(0),
+  offset: z.number().int().min(0),
+});
 
 const StateSchema = z.object({
   format: z.literal('kiln-dreambooth-checkpoint'),
@@ -31,7 +45,8 @@ const StateSchema = z.object({
   epoch: z.number().int().min(0),
   batchIndex: z.number().int().min(0),
   dataOrder: z.array(z.number().int().min(0)),
-  generator: z.object({ algorithm: z.literal('philox4x32-10'), seed: z.number().int().min(0), offset: z.number().int().min(0) }),
+  generator: GeneratorStateSchema,
+  adapterGenerator: GeneratorStateSchema.optional(),
   dataSeed: z.number().int(),
   lrScheduler: z.object({ lastEpoch: z.number().int(), baseLrs: z.array(z.number()) }),
   fingerprint: z.string(),
@@ -91,10 +106,11 @@ export async function saveCheckpoint(
   optimizer: AdamW,
   lrScheduler: LambdaLR,
   state: Omit<TrainerState, 'lrScheduler'>,
+  options: SaveCheckpointOptions = {},
 ): Promise<void> {
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp`);
   try {
-    await writeCheckpointFolder(tmp, models, optimizer, lrScheduler, state);
+    await writeCheckpointFolder(tmp, models, optimizer, lrScheduler, state, options);
   } catch (e) {
     // A full disk or an I/O error: drop the partial folder; earlier checkpoints stay as they were.
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -113,10 +129,12 @@ async function writeCheckpointFolder(
   optimizer: AdamW,
   lrScheduler: LambdaLR,
   state: Omit<TrainerState, 'lrScheduler'>,
+  options: SaveCheckpointOptions,
 ): Promise<void> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  for (const [name, m] of Object.entries(models)) await m.savePretrained(join(tmp, name));
+  if (options.writeWeights) await options.writeWeights(tmp);
+  else for (const [name, m] of Object.entries(models)) await m.savePretrained(join(tmp, name));
   const opt = optimizer.stateDict();
   const tensors = new Map<string, k.Tensor>();
   const steps: Record<string, number> = {};
@@ -173,7 +191,7 @@ export async function readCheckpointState(
   }
   if (parsed.data.fingerprint !== fingerprint) {
     throw new CheckpointError(
-      `${dir}: checkpoint of another model: its trained parameters are ${parsed.data.fingerprint}, this run's are ${fingerprint} (different base model or --train_text_encoder setting)`,
+      `${dir}: checkpoint of another model: its trained parameters are ${parsed.data.fingerprint}, this run's are ${fingerprint} (different base model, --train_text_encoder, --lora or --rank setting)`,
     );
   }
   for (const [field, value] of Object.entries(batching) as [keyof TrainerState['batching'], number][]) {

@@ -12,6 +12,25 @@ const optStr = str.nullable();
 const int = (min: number) => z.number().int().min(min);
 const flag = z.boolean();
 
+/**
+ * `train_dreambooth_lora.py`'s `--learning_rate` default, which a `--lora` run takes when none is given.
+ *
+ * @example
+ * ```ts
+ * parseTrainerConfig({ ...required, lora: true }).learning_rate === LORA_LEARNING_RATE; // 5e-4
+ * ```
+ */
+export const LORA_LEARNING_RATE = 5e-4;
+/**
+ * `train_dreambooth_lora.py`'s `--output_dir` default, which a `--lora` run takes when none is given.
+ *
+ * @example
+ * ```ts
+ * parseTrainerConfig({ ...required, lora: true }).output_dir; // 'lora-dreambooth-model'
+ * ```
+ */
+export const LORA_OUTPUT_DIR = 'lora-dreambooth-model';
+
 /** The zod schema of a DreamBooth run; `parseTrainerConfig` applies it. */
 export const TrainerConfigSchema = z
   .object({
@@ -39,6 +58,10 @@ export const TrainerConfigSchema = z
     center_crop: flag.default(false),
     random_flip: flag.default(false),
     train_text_encoder: flag.default(false),
+    // LoRA (diffusers' train_dreambooth_lora.py)
+    lora: flag.default(false),
+    rank: int(1).default(4),
+    lora_dropout: z.number().min(0).lt(1).default(0),
     // batching and length
     train_batch_size: int(1).default(4),
     num_train_epochs: int(1).default(1),
@@ -132,7 +155,10 @@ export const OPTION_HELP: Record<OptionName, string> = {
   resolution: 'images are resized and cropped to this square size',
   center_crop: 'center-crop (default: random crop)',
   random_flip: 'flip images horizontally at random (kohya flip_aug)',
-  train_text_encoder: 'train the text encoder too',
+  train_text_encoder: 'train the text encoder too (with --lora: LoRA adapters on its attention)',
+  lora: 'train LoRA adapters on the attention projections instead of the whole UNet (train_dreambooth_lora.py); writes pytorch_lora_weights.safetensors',
+  rank: 'LoRA rank (alpha = rank, as train_dreambooth_lora.py)',
+  lora_dropout: "dropout on the LoRA adapters' input",
   train_batch_size: 'instance images per step (doubled by class images with prior preservation)',
   num_train_epochs: 'epochs, when max_train_steps is unset',
   max_train_steps: 'optimizer steps; overrides num_train_epochs',
@@ -141,7 +167,7 @@ export const OPTION_HELP: Record<OptionName, string> = {
   checkpointing_steps: 'save checkpoint-N/ every this many optimizer steps',
   checkpoints_total_limit: 'keep at most this many checkpoints (oldest pruned)',
   resume_from_checkpoint: "a checkpoint folder, or 'latest'",
-  learning_rate: 'initial learning rate (after warmup)',
+  learning_rate: `initial learning rate (after warmup; with --lora the default is train_dreambooth_lora.py's, ${LORA_LEARNING_RATE})`,
   scale_lr: 'multiply the lr by gradient_accumulation_steps × train_batch_size',
   lr_scheduler: 'linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup',
   lr_warmup_steps: 'warmup steps of the lr schedule',
@@ -210,6 +236,13 @@ export function compatNotes(config: TrainerConfig): string[] {
   return notes;
 }
 
+/** A LoRA run's own defaults (learning rate, output folder), where the input leaves them out. */
+function withLoraDefaults(input: object): object {
+  const i = input as Record<string, unknown>;
+  if (i.lora !== true) return input;
+  return { learning_rate: LORA_LEARNING_RATE, output_dir: LORA_OUTPUT_DIR, ...i };
+}
+
 /** Every option's default (`undefined` for the required ones). */
 export function optionDefaults(): Record<OptionName, unknown> {
   const out = {} as Record<OptionName, unknown>;
@@ -248,7 +281,7 @@ export function parseTrainerConfig(input: unknown, source = 'config'): TrainerCo
       throw new TrainerConfigError(`${source}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''}`, { field: key });
     }
   }
-  const parsed = TrainerConfigSchema.safeParse(input);
+  const parsed = TrainerConfigSchema.safeParse(withLoraDefaults(input));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue.path.map(String).join('.');
@@ -273,5 +306,16 @@ export function parseTrainerConfig(input: unknown, source = 'config'): TrainerCo
     fail('validation_images', 'image-conditioned validation is for pipelines that take an image; SD txt2img has none');
   if (c.class_labels_conditioning !== null) fail('class_labels_conditioning', 'SD 1.x UNets have no class embedding');
   if (c.cache_latents && c.random_flip) fail('random_flip', 'cannot flip cached latents; drop --cache_latents or --random_flip');
+  if (!c.lora) {
+    if (c.rank !== 4) fail('rank', 'applies to LoRA training; add --lora');
+    if (c.lora_dropout !== 0) fail('lora_dropout', 'applies to LoRA training; add --lora');
+  } else {
+    if (c.save_single_file) fail('save_single_file', 'a LoRA run writes pytorch_lora_weights.safetensors, not a whole model');
+    if (c.lora_dropout > 0 && c.gradient_checkpointing)
+      fail(
+        'lora_dropout',
+        'with --gradient_checkpointing the recomputed forward would draw other dropout masks than the first; drop one of them',
+      );
+  }
   return c;
 }

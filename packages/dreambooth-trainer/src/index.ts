@@ -17,6 +17,7 @@
 export { TrainerConfigError, DatasetError, CheckpointError, TrainingDivergedError, OutputError } from './errors.js';
 export { TrainerConfigSchema, OPTION_HELP, OPTION_NAMES, COMPAT_NOTES, compatNotes, optionDefaults, parseTrainerConfig } from './config.js';
 export type { TrainerConfig, TrainerConfigInput, OptionName } from './config.js';
+export { LORA_LEARNING_RATE, LORA_OUTPUT_DIR } from './config.js';
 export { nearest, editDistance } from './nearest.js';
 export { decodeImage } from './decode-image.js';
 export type { RgbImage } from './decode-image.js';

@@ -4,6 +4,8 @@ import type * as k from '@kiln/tensor-core';
 import { saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
 import { StableDiffusionPipeline, modelIndexFor } from '@kiln/pipeline';
 import { schedulerFromConfig } from '@kiln/scheduler';
+import { LORA_WEIGHTS_NAME } from './lora-training.js';
+import type { TrainingLora } from './lora-training.js';
 import type { Session } from './session.js';
 
 /** The SD 1.x single-file key of a transformers CLIP text-model key (`cond_stage_model.transformer.` + key). */
@@ -14,10 +16,18 @@ export const LDM_TEXT_PREFIX = 'cond_stage_model.transformer.';
  * every component (the trained UNet and text encoder, the base VAE, tokenizer and scheduler,
  * with prediction_type and zero-terminal-SNR carried into its config), `model_index.json` last;
  * optionally without `text_encoder/`, and optionally an SD 1.x single file with the training
- * settings in its header.
+ * settings in its header. A `--lora` run writes `pytorch_lora_weights.safetensors` instead, as
+ * `train_dreambooth_lora.py` does.
  */
-export async function saveOutput(s: Session, o: { steps: number; log: (line: string) => void }): Promise<void> {
+export async function saveOutput(s: Session, o: { steps: number; log: (line: string) => void; lora?: TrainingLora | null }): Promise<void> {
   const c = s.config;
+  if (o.lora) {
+    // train_dreambooth_lora.py's output: the adapters alone, which load_lora_weights reads onto the base model.
+    const file = join(c.output_dir, LORA_WEIGHTS_NAME);
+    await o.lora.save(file);
+    o.log(`wrote the LoRA weights to ${file}`);
+    return;
+  }
   const base = s.pipe.scheduler.toJSON() as Record<string, unknown>;
   const scheduler = schedulerFromConfig(
     {

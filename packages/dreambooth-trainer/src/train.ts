@@ -23,6 +23,7 @@ import { encodeText, openSession } from './session.js';
 import type { Session } from './session.js';
 import { runValidation } from './validation.js';
 import { loadTrainedWeights } from './weights.js';
+import { LORA_WEIGHTS_NAME, TrainingLora } from './lora-training.js';
 
 /** What `onStep` receives after each optimizer step. */
 export interface StepInfo {
@@ -112,7 +113,11 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   if (c.train_text_encoder) textEncoder.train();
   const trained: Record<string, Module & { savePretrained(dir: string): Promise<void> }> = { unet };
   if (c.train_text_encoder) trained.text_encoder = textEncoder;
-  const params = Object.values(trained).flatMap((m) => m.parameters());
+  // --lora: adapters on the attention projections; the base weights are frozen and stay as loaded.
+  const lora = c.lora
+    ? new TrainingLora(unet, c.train_text_encoder ? textEncoder : null, { rank: c.rank, dropout: c.lora_dropout, seed: s.seed })
+    : null;
+  const params = lora ? lora.parameters() : Object.values(trained).flatMap((m) => m.parameters());
   const fingerprint = fingerprintOf(trained);
   const batchSize = c.train_batch_size;
   const lr = c.scale_lr ? c.learning_rate * c.gradient_accumulation_steps * batchSize : c.learning_rate;
@@ -143,7 +148,10 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
     else {
       const st = await readCheckpointState(dir, fingerprint, batching);
-      for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
+      if (lora) {
+        await lora.load(join(dir, LORA_WEIGHTS_NAME));
+        if (st.adapterGenerator) lora.generator.setState(st.adapterGenerator);
+      } else for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
       await loadOptimizer(dir, optimizer, st.optimizer);
       lrScheduler.loadStateDict(st.lrScheduler);
       generator.setState(st.generator);
@@ -208,16 +216,24 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const checkpoint = async () => {
     for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${globalStep}`);
-    await saveCheckpoint(path, trained, optimizer, lrScheduler, {
-      globalStep,
-      epoch,
-      batchIndex,
-      dataOrder: s.dataset.order(epoch),
-      generator: generator.getState(),
-      dataSeed: s.dataset.options.seed,
-      fingerprint,
-      batching,
-    });
+    await saveCheckpoint(
+      path,
+      trained,
+      optimizer,
+      lrScheduler,
+      {
+        globalStep,
+        epoch,
+        batchIndex,
+        dataOrder: s.dataset.order(epoch),
+        generator: generator.getState(),
+        dataSeed: s.dataset.options.seed,
+        fingerprint,
+        batching,
+        ...(lora ? { adapterGenerator: lora.generator.getState() } : {}),
+      },
+      lora ? { writeWeights: (dir) => lora.save(join(dir, LORA_WEIGHTS_NAME)) } : {},
+    );
     savedAt = globalStep;
     log(`Saved state to ${path}`);
   };
@@ -307,7 +323,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
       }
     }
     try {
-      await saveOutput(s, { steps: globalStep, log });
+      await saveOutput(s, { steps: globalStep, log, lora });
     } catch (e) {
       if (e instanceof k.KilnError) throw e;
       throw new OutputError(
