@@ -4,11 +4,18 @@ import type { CommandIO } from './generate.js';
 import { report, REPORT_USAGE } from './report.js';
 import { trainDreamboothCommand, TRAIN_DREAMBOOTH_USAGE } from './train-dreambooth.js';
 import { UsageError } from './usage-error.js';
+import { jobsCommand, JOBS_USAGE } from './jobs-command.js';
+import { submitCommand, SUBMIT_USAGE } from './submit-command.js';
+import { workerCommand, WORKER_USAGE } from './worker-command.js';
 
-const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], io: CommandIO) => Promise<string> }> = {
+/** A command; `raw` ones print their result as it is (a job id, JSON) instead of "kiln NAME: wrote …". */
+const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], io: CommandIO) => Promise<string>; raw?: boolean }> = {
   report: { usage: REPORT_USAGE, run: report },
   generate: { usage: GENERATE_USAGE, run: generate },
   'train-dreambooth': { usage: TRAIN_DREAMBOOTH_USAGE, run: (args, io) => trainDreamboothCommand(args, io) },
+  worker: { usage: WORKER_USAGE, run: (args, io) => workerCommand(args, io), raw: true },
+  submit: { usage: SUBMIT_USAGE, run: submitCommand, raw: true },
+  jobs: { usage: JOBS_USAGE, run: jobsCommand, raw: true },
 };
 
 const HELP = `kiln <command> [options]
@@ -53,7 +60,7 @@ export async function main(
     const progress = err === console.error && process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;
     const result = await command.run(args, { err, progress });
     if (progress) process.stderr.write('\n');
-    out(`kiln ${name}: wrote ${result}`);
+    out(command.raw ? result : `kiln ${name}: wrote ${result}`);
     return 0;
   } catch (e) {
     if (!(e instanceof KilnError)) throw e;
