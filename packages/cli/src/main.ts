@@ -2,7 +2,7 @@ import { KilnError } from '@kiln/tensor-core';
 import { generate, GENERATE_USAGE } from './generate.js';
 import type { CommandIO } from './generate.js';
 import { report, REPORT_USAGE } from './report.js';
-import { trainDreamboothCommand, TRAIN_DREAMBOOTH_USAGE } from './train-dreambooth.js';
+import { trainDreamboothCommand, TRAIN_DREAMBOOTH_USAGE, TRAIN_TEXT_TO_IMAGE_USAGE, TRAIN_VAE_USAGE } from './train-dreambooth.js';
 import { UsageError } from './usage-error.js';
 import { jobsCommand, JOBS_USAGE } from './jobs-command.js';
 import { submitCommand, SUBMIT_USAGE } from './submit-command.js';
@@ -13,6 +13,11 @@ const COMMANDS: Record<string, { usage: string; run: (args: readonly string[], i
   report: { usage: REPORT_USAGE, run: report },
   generate: { usage: GENERATE_USAGE, run: generate },
   'train-dreambooth': { usage: TRAIN_DREAMBOOTH_USAGE, run: (args, io) => trainDreamboothCommand(args, io) },
+  'train-text-to-image': {
+    usage: TRAIN_TEXT_TO_IMAGE_USAGE,
+    run: (args, io) => trainDreamboothCommand(args, io, process, 'train-text-to-image'),
+  },
+  'train-vae': { usage: TRAIN_VAE_USAGE, run: (args, io) => trainDreamboothCommand(args, io, process, 'train-vae') },
   worker: { usage: WORKER_USAGE, run: (args, io) => workerCommand(args, io), raw: true },
   submit: { usage: SUBMIT_USAGE, run: submitCommand, raw: true },
   jobs: { usage: JOBS_USAGE, run: jobsCommand, raw: true },

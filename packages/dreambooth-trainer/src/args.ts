@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { OPTION_HELP, OPTION_NAMES, TrainerConfigSchema, optionDefaults, parseTrainerConfig } from './config.js';
-import type { OptionName, TrainerConfig } from './config.js';
+import { OPTION_HELP, TrainerConfigSchema, parseTrainerConfig } from './config.js';
+import type { TrainerConfig } from './config.js';
 import { TrainerConfigError } from './errors.js';
 import { nearest } from './nearest.js';
 
@@ -18,18 +18,17 @@ function kindOf(schema: z.ZodType): Kind {
   return 'string';
 }
 
-const KINDS = Object.fromEntries(OPTION_NAMES.map((n) => [n, kindOf(TrainerConfigSchema.shape[n] as z.ZodType)])) as Record<
-  OptionName,
-  Kind
->;
+/** Each option's kind, read off a config schema's fields. */
+function kindsOf(shape: Record<string, unknown>): Record<string, Kind> {
+  return Object.fromEntries(Object.entries(shape).map(([n, s]) => [n, kindOf(s as z.ZodType)]));
+}
 
-function unknownFlag(flag: string): never {
-  const near = nearest(flag, [...OPTION_NAMES, 'config']);
+function unknownFlag(flag: string, names: readonly string[]): never {
+  const near = nearest(flag, [...names, 'config']);
   throw new TrainerConfigError(`unknown flag --${flag}${near ? `; did you mean --${near}?` : ''}`, { field: flag });
 }
 
-function coerce(name: OptionName, raw: string): unknown {
-  const kind = KINDS[name];
+function coerce(name: string, kind: Kind, raw: string): unknown {
   if (kind === 'number') {
     const v = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(v))
@@ -70,17 +69,15 @@ export function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /**
- * Parses `kiln train-dreambooth` flags: diffusers' names (`--learning_rate 1e-6`,
- * `--learning_rate=1e-6`, `--center_crop`; dashes may replace underscores), over the options of
- * a `--config run.yaml|json` file, then validates the result. An unknown flag or key suggests the
- * nearest option.
- *
- * @example
- * ```ts
- * const config = parseTrainerArgs(['--config', 'run.yaml', '--max_train_steps', '800']);
- * ```
+ * Reads `--name value` flags (diffusers' names: `--learning_rate 1e-6`, `--learning_rate=1e-6`,
+ * `--center_crop`; dashes may replace underscores) over the options of a `--config run.yaml|json`
+ * file, typed by the fields of a config schema. Validation is the caller's (its config parser).
  */
-export function parseTrainerArgs(argv: readonly string[]): TrainerConfig {
+export function readFlags(
+  argv: readonly string[],
+  shape: Record<string, unknown>,
+): { options: Record<string, unknown>; configPath?: string } {
+  const kinds = kindsOf(shape);
   const fromFlags: Record<string, unknown> = Object.create(null);
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -101,34 +98,52 @@ export function parseTrainerArgs(argv: readonly string[]): TrainerConfig {
       configPath = takeValue();
       continue;
     }
-    if (!Object.hasOwn(KINDS, flag)) unknownFlag(flag);
-    const name = flag as OptionName;
-    const kind = KINDS[name];
-    if (kind === 'boolean') fromFlags[name] = inline === undefined ? true : coerce(name, inline);
+    if (!Object.hasOwn(kinds, flag)) unknownFlag(flag, Object.keys(kinds));
+    const kind = kinds[flag];
+    if (kind === 'boolean') fromFlags[flag] = inline === undefined ? true : coerce(flag, kind, inline);
     else if (kind === 'list') {
       const values: string[] = inline !== undefined ? [inline] : [];
       while (inline === undefined && argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) values.push(argv[++i]);
-      if (values.length === 0) throw new TrainerConfigError(`--${name} needs at least one value`, { field: name });
-      fromFlags[name] = values;
-    } else fromFlags[name] = coerce(name, takeValue());
+      if (values.length === 0) throw new TrainerConfigError(`--${flag} needs at least one value`, { field: flag });
+      fromFlags[flag] = values;
+    } else fromFlags[flag] = coerce(flag, kind, takeValue());
   }
   const fromFile = configPath === undefined ? {} : readConfigFile(configPath);
-  return parseTrainerConfig({ ...fromFile, ...fromFlags }, configPath === undefined ? 'train-dreambooth' : configPath);
+  return { options: { ...fromFile, ...fromFlags }, configPath };
+}
+
+/**
+ * Parses `kiln train-dreambooth` flags (see {@link readFlags}), then validates the result. An
+ * unknown flag or key suggests the nearest option.
+ *
+ * @example
+ * ```ts
+ * const config = parseTrainerArgs(['--config', 'run.yaml', '--max_train_steps', '800']);
+ * ```
+ */
+export function parseTrainerArgs(argv: readonly string[]): TrainerConfig {
+  const { options, configPath } = readFlags(argv, TrainerConfigSchema.shape);
+  return parseTrainerConfig(options, configPath ?? 'train-dreambooth');
+}
+
+/** Help rows: each option of a schema with its default and one line on what it does. */
+export function optionRows(shape: Record<string, unknown>, help: Readonly<Record<string, string>>): string {
+  return Object.entries(shape)
+    .map(([n, schema]) => {
+      const r = (schema as z.ZodType).safeParse(undefined);
+      const def = !r.success ? '(required)' : `(default: ${r.data === null ? 'None' : JSON.stringify(r.data)})`;
+      return `  --${n} ${def}\n      ${help[n] ?? ''}`;
+    })
+    .join('\n');
 }
 
 /** `--help`: every option with its default and one line on what it does. */
 export function trainerHelp(): string {
-  const defaults = optionDefaults();
-  const rows = OPTION_NAMES.map((n) => {
-    const d = defaults[n];
-    const def = d === undefined ? '(required)' : `(default: ${d === null ? 'None' : JSON.stringify(d)})`;
-    return `  --${n} ${def}\n      ${OPTION_HELP[n]}`;
-  });
   return `kiln train-dreambooth --pretrained_model_name_or_path DIR --instance_data_dir DIR --instance_prompt TEXT [options]
 
 DreamBooth fine-tuning of Stable Diffusion 1.x, with the flags of diffusers' train_dreambooth.py.
 --config run.yaml|json reads options from a file; flags override it.
 
 options:
-${rows.join('\n')}`;
+${optionRows(TrainerConfigSchema.shape, OPTION_HELP)}`;
 }

@@ -11,9 +11,9 @@
  * ```
  * @packageDocumentation
  */
-export { trainDreamBooth } from './train.js';
+export { trainDreamBooth, runTrainer } from './train.js';
 export type { StepInfo, TrainHooks, TrainResult } from './train.js';
-export { parseTrainerArgs, readConfigFile, trainerHelp } from './args.js';
+export { parseTrainerArgs, readConfigFile, trainerHelp, readFlags } from './args.js';
 export { loadImageFolder, listImages, IMAGE_EXTENSIONS } from './image-folder.js';
 export type { ImageFolderOptions } from './image-folder.js';
 export { generateClassImages } from './class-images.js';
@@ -21,7 +21,13 @@ export type { ClassImageOptions } from './class-images.js';
 export { listCheckpoints, resolveCheckpoint, fingerprintOf } from './checkpoint-io.js';
 export type { TrainerState } from './checkpoint-io.js';
 export { LDM_TEXT_PREFIX } from './output.js';
-export { trainVae, VaeTrainerConfigSchema } from './train-vae.js';
+export { trainVae, VaeTrainerConfigSchema, parseVaeTrainerArgs, vaeTrainerHelp } from './train-vae.js';
 export type { VaeTrainerConfig, VaeTrainerConfigInput, VaeTrainResult } from './train-vae.js';
-export { trainTextToImage, parseTextToImageConfig, TextToImageConfigSchema } from './text-to-image.js';
+export {
+  trainTextToImage,
+  parseTextToImageConfig,
+  parseTextToImageArgs,
+  textToImageHelp,
+  TextToImageConfigSchema,
+} from './text-to-image.js';
 export type { TextToImageConfigInput } from './text-to-image.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { TrainerConfigSchema } from './config.js';
+import { readFlags, optionRows } from './args.js';
+import { OPTION_HELP, TrainerConfigSchema } from './config.js';
 import type { TrainerConfig } from './config.js';
 import { TrainerConfigError } from './errors.js';
 import { nearest } from './nearest.js';
@@ -63,4 +64,29 @@ export function parseTextToImageConfig(input: unknown, source = 'train-text-to-i
  */
 export async function trainTextToImage(input: TextToImageConfigInput, hooks: TrainHooks = {}): Promise<TrainResult> {
   return runTrainer(parseTextToImageConfig(input), hooks);
+}
+
+/**
+ * Parses `kiln train-text-to-image` flags (train_text_to_image.py's names; `--config run.yaml`).
+ *
+ * @example
+ * ```ts
+ * const config = parseTextToImageArgs(['--pretrained_model_name_or_path', './sd15', '--train_data_dir', './captioned']);
+ * ```
+ */
+export function parseTextToImageArgs(argv: readonly string[]): TrainerConfig {
+  const { options, configPath } = readFlags(argv, TextToImageConfigSchema.shape);
+  return parseTextToImageConfig(options, configPath ?? 'train-text-to-image');
+}
+
+/** `kiln train-text-to-image --help`. */
+export function textToImageHelp(): string {
+  return `kiln train-text-to-image --pretrained_model_name_or_path DIR --train_data_dir DIR [options]
+
+Text-to-image training of Stable Diffusion 1.x on images with caption files, as diffusers'
+train_text_to_image.py (the DreamBooth trainer's loop, checkpoints, resume and tracking).
+--config run.yaml|json reads options from a file; flags override it.
+
+options:
+${optionRows(TextToImageConfigSchema.shape, { ...OPTION_HELP, train_data_dir: 'images, each with a caption file (an image without one trains unconditionally)', caption_extension: "the caption files' extension" })}`;
 }

@@ -14,6 +14,7 @@ import {
   saveCheckpoint,
   fingerprintOf,
 } from './checkpoint-io.js';
+import { optionRows, readFlags } from './args.js';
 import { DreamBoothDataset } from './dataset.js';
 import { TrainerConfigError, TrainingDivergedError } from './errors.js';
 import { loadImageFolder } from './image-folder.js';
@@ -88,7 +89,7 @@ export interface VaeTrainResult {
  * ```
  */
 export async function trainVae(
-  input: VaeTrainerConfigInput,
+  input: VaeTrainerConfigInput | VaeTrainerConfig,
   hooks: { onStep?: (step: number, loss: number) => void | Promise<void>; signal?: AbortSignal; log?: (line: string) => void } = {},
 ): Promise<VaeTrainResult> {
   const parsed = VaeTrainerConfigSchema.safeParse(input);
@@ -239,4 +240,35 @@ async function latentScale(vae: AutoencoderKL, x: k.Tensor): Promise<number> {
   const s = await std.item();
   std.dispose();
   return Number((1 / s).toPrecision(6));
+}
+
+/**
+ * Parses `kiln train-vae` flags (`--config run.yaml` too); validation is {@link trainVae}'s.
+ *
+ * @example
+ * ```ts
+ * const options = parseVaeTrainerArgs(['--vae_config', 'vae.json', '--train_data_dir', 'images']);
+ * ```
+ */
+export function parseVaeTrainerArgs(argv: readonly string[]): VaeTrainerConfigInput {
+  return readFlags(argv, VaeTrainerConfigSchema.shape).options as VaeTrainerConfigInput;
+}
+
+const VAE_HELP: Record<string, string> = {
+  pretrained_vae_name_or_path: 'a diffusers VAE folder to fine-tune',
+  vae_config: 'a VAE config.json to train from scratch',
+  train_data_dir: 'a folder of images',
+  kl_weight: 'weight of the KL term (SD used 1e-6)',
+  lr_schedule_steps: 'the LR schedule length (default max_train_steps)',
+};
+
+/** `kiln train-vae --help`. */
+export function vaeTrainerHelp(): string {
+  return `kiln train-vae (--vae_config FILE | --pretrained_vae_name_or_path DIR) --train_data_dir DIR [options]
+
+Trains an AutoencoderKL on a folder of images: reconstruction MSE + kl_weight × KL, AdamW,
+resumable checkpoints; writes a diffusers VAE folder with a measured scaling_factor.
+
+options:
+${optionRows(VaeTrainerConfigSchema.shape, VAE_HELP)}`;
 }
