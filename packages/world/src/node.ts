@@ -11,21 +11,13 @@
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodePng } from '@kiln/pipeline';
+import { rgbToPng } from './png.js';
 import { caption } from './caption.js';
 import { renderScene } from './render.js';
 import { autoencoderScene, worldScene } from './scene.js';
 import type { Scene } from './scene.js';
 
-/** PNG bytes of an RGB image. */
-export function rgbToPng(rgb: Uint8Array, size: number): Uint8Array {
-  const data = new Uint8ClampedArray(size * size * 4);
-  for (let i = 0; i < size * size; i++) {
-    data.set(rgb.subarray(i * 3, i * 3 + 3), i * 4);
-    data[i * 4 + 3] = 255;
-  }
-  return encodePng({ width: size, height: size, data });
-}
+export { rgbToPng };
 
 /** Options of {@link writeWorldFolder}. */
 export interface WorldFolderOptions {
@@ -60,3 +52,6 @@ export async function writeWorldFolder(dir: string, o: WorldFolderOptions): Prom
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
 }
+export { WORLD_SCORER_DIR, loadWorldScorer } from './scorer-node.js';
+export { runDemo, DemoOptionsSchema, BASE_MODEL_DIR, progressBar } from './demo.js';
+export type { DemoOptions, DemoSamples } from './demo.js';
