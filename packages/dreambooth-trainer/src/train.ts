@@ -171,17 +171,19 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     k.tensor(Float32Array.from(rows.flatMap((i) => Array.from(s.dataset.pixels(kind, i, ep)))), { shape: [rows.length, 3, R, R] });
   const momentsOf = (kind: 0 | 1, rows: number[], ep: number): k.Tensor => {
     if (!c.cache_latents) return k.noGrad(() => vae.encode(pixelsOf(kind, rows, ep)).latentDist.parameters);
+    // The rows not cached yet are encoded in one batch (an image's moments do not depend on its batch).
+    const missing = [...new Set(rows)].filter((i) => !latentCache.has(`${kind}:${i}`));
+    if (missing.length > 0) {
+      const all = k.tidy(() => k.noGrad(() => vae.encode(pixelsOf(kind, missing, 0)).latentDist.parameters));
+      missing.forEach((i, j) => {
+        const m = k.keep(k.tidy(() => all.narrow(0, j, 1).clone()));
+        latentCache.set(`${kind}:${i}`, m);
+        cached.push(m);
+      });
+      all.dispose();
+    }
     return k.cat(
-      rows.map((i) => {
-        const key = `${kind}:${i}`;
-        let m = latentCache.get(key);
-        if (!m) {
-          m = k.keep(k.tidy(() => k.noGrad(() => vae.encode(pixelsOf(kind, [i], 0)).latentDist.parameters)));
-          latentCache.set(key, m);
-          cached.push(m);
-        }
-        return m;
-      }),
+      rows.map((i) => latentCache.get(`${kind}:${i}`)!),
       0,
     );
   };
