@@ -58,6 +58,7 @@ export const TrainerConfigSchema = z
     center_crop: flag.default(false),
     random_flip: flag.default(false),
     train_text_encoder: flag.default(false),
+    text_encoder_lr: z.number().positive().nullable().default(null),
     // LoRA (diffusers' train_dreambooth_lora.py)
     lora: flag.default(false),
     rank: int(1).default(4),
@@ -156,6 +157,7 @@ export const OPTION_HELP: Record<OptionName, string> = {
   center_crop: 'center-crop (default: random crop)',
   random_flip: 'flip images horizontally at random (kohya flip_aug)',
   train_text_encoder: 'train the text encoder too (with --lora: LoRA adapters on its attention)',
+  text_encoder_lr: "the text encoder's learning rate (default: --learning_rate), as train_dreambooth_lora.py's",
   lora: 'train LoRA adapters on the attention projections instead of the whole UNet (train_dreambooth_lora.py); writes pytorch_lora_weights.safetensors',
   rank: 'LoRA rank (alpha = rank, as train_dreambooth_lora.py)',
   lora_dropout: "dropout on the LoRA adapters' input",

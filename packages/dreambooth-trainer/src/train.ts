@@ -121,7 +121,15 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const fingerprint = fingerprintOf(trained);
   const batchSize = c.train_batch_size;
   const lr = c.scale_lr ? c.learning_rate * c.gradient_accumulation_steps * batchSize : c.learning_rate;
-  const optimizer = new AdamW(params, { lr, betas: [c.adam_beta1, c.adam_beta2], weightDecay: c.adam_weight_decay, eps: c.adam_epsilon });
+  // --text_encoder_lr: the text encoder in its own parameter group (a slower text encoder keeps the class prior better).
+  const groups =
+    !lora && c.train_text_encoder && c.text_encoder_lr !== null
+      ? [
+          { params: unet.parameters() },
+          { params: textEncoder.parameters(), lr: c.scale_lr ? (c.text_encoder_lr * lr) / c.learning_rate : c.text_encoder_lr },
+        ]
+      : params;
+  const optimizer = new AdamW(groups, { lr, betas: [c.adam_beta1, c.adam_beta2], weightDecay: c.adam_weight_decay, eps: c.adam_epsilon });
   const batchesPerEpoch = Math.ceil(s.dataset.length / batchSize);
   const updatesPerEpoch = Math.ceil(batchesPerEpoch / c.gradient_accumulation_steps);
   const maxSteps = c.max_train_steps ?? c.num_train_epochs * updatesPerEpoch;

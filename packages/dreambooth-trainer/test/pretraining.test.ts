@@ -5,7 +5,7 @@ import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { TINY_VAE_CONFIG } from '@kiln/pipeline/testing';
 import { describe, expect, it } from 'vitest';
 import { TrainerConfigError, TrainingDivergedError } from '../src/index.js';
-import { loadImageFolder, parseTextToImageConfig, trainTextToImage, trainVae } from '../src/node.js';
+import { loadImageFolder, parseTextToImageConfig, trainDreamBooth, trainTextToImage, trainVae } from '../src/node.js';
 import { tempDir, tinyModel, writeImages } from './helpers.js';
 
 describe('captions', () => {
@@ -54,6 +54,41 @@ describe('train-text-to-image', () => {
     expect(r.losses.every(Number.isFinite)).toBe(true);
     const pipe = await StableDiffusionPipeline.fromPretrained(out);
     pipe.dispose();
+  });
+});
+
+describe('text_encoder_lr', () => {
+  it('trains the text encoder in its own parameter group at its own rate', async () => {
+    await k.useBackend('wasm');
+    const out = tempDir('te-lr');
+    const model = await tinyModel();
+    await trainDreamBooth(
+      {
+        pretrained_model_name_or_path: model,
+        instance_data_dir: writeImages(1),
+        instance_prompt: 'a photo of sks dog',
+        output_dir: out,
+        resolution: 16,
+        train_batch_size: 1,
+        max_train_steps: 1,
+        seed: 0,
+        train_text_encoder: true,
+        learning_rate: 1e-2,
+        text_encoder_lr: 1e-30,
+      },
+      { log: () => {} },
+    );
+    const [base, tuned] = await Promise.all([StableDiffusionPipeline.fromPretrained(model), StableDiffusionPipeline.fromPretrained(out)]);
+    try {
+      const te = async (p: StableDiffusionPipeline) =>
+        Array.from((await p.textEncoder.stateDict()['text_model.final_layer_norm.weight'].data()) as Float32Array);
+      const un = async (p: StableDiffusionPipeline) => Array.from((await p.unet.stateDict()['conv_in.weight'].data()) as Float32Array);
+      expect(await te(tuned)).toEqual(await te(base));
+      expect(await un(tuned)).not.toEqual(await un(base));
+    } finally {
+      base.dispose();
+      tuned.dispose();
+    }
   });
 });
 
