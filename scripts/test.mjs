@@ -26,6 +26,10 @@ for (const p of projects) {
   if (run(join(root, 'node_modules/.bin/tsc'), ['-p', p]) !== 0) typeErrors++;
 }
 
+// The code in the guides (docs/guides/*.md) typechecks against the packages' sources.
+console.log('[kiln] typecheck docs/guides');
+if (run(process.execPath, [join(root, 'scripts/check-guides.mjs')]) !== 0) typeErrors++;
+
 // Structure: no runtime import cycle, no code file over the line budget. Imported after install(),
 // because the cycle check parses with the workspace's TypeScript.
 console.log('[kiln] structure: import cycles, line budget');
@@ -40,7 +44,8 @@ const structureFailed = cycles.length > 0 || oversize.length > 0;
 console.log('[kiln] formatting (prettier --check)');
 const formatFailed = run(join(root, 'node_modules/.bin/prettier'), ['--check', '--log-level', 'warn', ...FORMATTED]) !== 0;
 
-// The API reference must build (typedoc errors fail the run; warnings are printed).
+// The API reference must build without warnings (typedoc.json: treatWarningsAsErrors), and every
+// export has an @example (scripts/typedoc-require-examples.mjs).
 console.log('[kiln] typedoc');
 const docsFailed = run(join(root, 'node_modules/.bin/typedoc'), ['--logLevel', 'Error']) !== 0;
 
@@ -104,6 +109,15 @@ for (const s of suites) {
 }
 rmSync(out, { recursive: true, force: true });
 
+// Every package, built and packed, installs into an empty npm project and its README example runs
+// there (a few minutes: it builds every package). KILN_SKIP_PACK_TEST=1 skips it locally.
+let packFailed = false;
+if (process.env.KILN_SKIP_PACK_TEST === '1') missing.push('packed packages: KILN_SKIP_PACK_TEST=1');
+else {
+  console.log('\n[kiln] suite: packed packages (scripts/pack-test.mjs)');
+  packFailed = run(process.execPath, [join(root, 'scripts/pack-test.mjs')]) !== 0;
+}
+
 if (missing.length) {
   console.log(`\n[kiln] suites not run here: ${missing.join('; ')}`);
   if (requireAll) {
@@ -113,11 +127,14 @@ if (missing.length) {
 }
 if (typeErrors) console.error(`[kiln] ${typeErrors} project(s) failed to typecheck`);
 if (docsFailed) console.error('[kiln] typedoc failed to build the API reference');
+if (packFailed) console.error('[kiln] the packed-package test failed (see [pack] lines above)');
 if (formatFailed) console.error('[kiln] files are not formatted: run `pnpm format`');
 if (structureFailed)
   console.error(`[kiln] structure: ${cycles.length} import cycle(s), ${oversize.length} file(s) over ${LINE_BUDGET} lines`);
 if (skippedNames.length) console.log(`\n[kiln] skipped:\n${skippedNames.map((n) => `  - ${n}`).join('\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(
-  totals.failed || crashed || typeErrors || docsFailed || formatFailed || structureFailed || (requireAll && totals.skipped) ? 1 : 0,
+  totals.failed || crashed || typeErrors || docsFailed || packFailed || formatFailed || structureFailed || (requireAll && totals.skipped)
+    ? 1
+    : 0,
 );

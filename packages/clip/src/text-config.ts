@@ -56,10 +56,12 @@ export const CLIPTextConfigSchema = z
     path: ['intermediate_size'],
   });
 
+/** A parsed CLIP text `config.json`: every field resolved. @example const config: CLIPTextConfig = parseCLIPTextConfig(JSON.parse(text)); // SD defaults filled in */
 export type CLIPTextConfig = z.output<typeof CLIPTextConfigSchema>;
+/** A CLIP text `config.json` as written: any field may be missing (SD 1.x defaults). @example new CLIPTextModel({ hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4 } satisfies CLIPTextConfigInput); */
 export type CLIPTextConfigInput = z.input<typeof CLIPTextConfigSchema>;
 
-/** Thrown for a config.json that does not describe a CLIP text model; names the file and field. */
+/** Thrown for a config.json that does not describe a CLIP text model; names the file and field. @example parseCLIPTextConfig({ hidden_size: -1 }); // throws CLIPConfigError naming hidden_size */
 export class CLIPConfigError extends KilnError {
   override name = 'CLIPConfigError';
   constructor(

@@ -9,7 +9,7 @@ function activation(name: CLIPTextConfig['hidden_act'], x: k.Tensor): k.Tensor {
   return k.gelu(x, { approximate: name === 'gelu' ? 'none' : 'tanh' });
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example const h = textModel.textModel.embeddings.forward(ids); // token + position embeddings [B, 77, D] */
 export class CLIPTextEmbeddings extends Module {
   readonly tokenEmbedding: Embedding;
   readonly positionEmbedding: Embedding;
@@ -25,7 +25,7 @@ export class CLIPTextEmbeddings extends Module {
   }
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example const attn = textModel.textModel.encoder.layers.at(0).selfAttn; // q_proj, k_proj, v_proj, out_proj */
 export class CLIPAttention extends Module {
   readonly qProj: Linear;
   readonly kProj: Linear;
@@ -54,7 +54,7 @@ export class CLIPAttention extends Module {
   }
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example const mlp = textModel.textModel.encoder.layers.at(0).mlp; // fc1 → activation → fc2 */
 export class CLIPMLP extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
@@ -71,7 +71,7 @@ export class CLIPMLP extends Module {
   }
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example for (const layer of textModel.textModel.encoder.layers) console.log(layer.numParameters()); */
 export class CLIPEncoderLayer extends Module {
   readonly selfAttn: CLIPAttention;
   readonly layerNorm1: LayerNorm;
@@ -90,7 +90,7 @@ export class CLIPEncoderLayer extends Module {
   }
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example textModel.textModel.encoder.layers.length; // num_hidden_layers (12 for SD 1.x) */
 export class CLIPEncoder extends Module {
   readonly layers: ModuleList<CLIPEncoderLayer>;
   constructor(c: CLIPTextConfig, o: FactoryOptions) {
@@ -102,7 +102,7 @@ export class CLIPEncoder extends Module {
   }
 }
 
-/** Part of {@link CLIPTextModel} (transformers' module of the same name). */
+/** Part of {@link CLIPTextModel} (transformers' module of the same name). @example const { finalLayerNorm } = textModel.textModel; // what clipSkip re-applies to an earlier hidden state */
 export class CLIPTextTransformer extends Module {
   readonly embeddings: CLIPTextEmbeddings;
   readonly encoder: CLIPEncoder;
@@ -123,7 +123,7 @@ function paddingMask(keep: k.Tensor, dtype: k.DType): k.Tensor {
   return k.where(keep, 0, FINFO_MIN[dtype] ?? FINFO_MIN.float32!).to(dtype);
 }
 
-/** What {@link CLIPTextModel.forward} returns. */
+/** What {@link CLIPTextModel.forward} returns. @example const { lastHiddenState, hiddenStates } = textEncoder.forward(ids); */
 export interface CLIPTextModelOutput {
   /** Shape [B, L, hidden]: the last layer's output after the final layer norm. */
   lastHiddenState: k.Tensor;
@@ -140,6 +140,7 @@ export interface CLIPTextModelOutput {
   poolerOutput: k.Tensor;
 }
 
+/** Options of `CLIPTextModel.forward`. @example textEncoder.forward(ids, { attentionMask: [[1, 1, 1, 0]] }); */
 export interface CLIPTextForwardOptions {
   /**
    * Shape [B, L]: 1 for tokens to attend to and 0 for padding (transformers' attention_mask).

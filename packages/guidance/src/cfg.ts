@@ -42,6 +42,7 @@ export function rescaleNoiseCfg(noiseCfg: Tensor, noisePredText: Tensor, guidanc
   });
 }
 
+/** Options of `ClassifierFreeGuidance`. @example new ClassifierFreeGuidance({ guidanceScale: 7.5, guidanceRescale: 0.7 }); */
 export interface ClassifierFreeGuidanceOptions {
   /** The guidance scale s (SD's default 7.5). At s ≤ 1 guidance is off and each step runs one forward, as in diffusers. */
   guidanceScale?: number;

@@ -1,6 +1,6 @@
 import type { Tensor } from '@kiln/tensor-core';
 
-/** Where in sampling a `combine` call happens (for rules that change with the step). */
+/** Where in sampling a `combine` call happens (for rules that change with the step). @example rule.combine(output, { timestep: 981, stepIndex: 0 }); */
 export interface GuidanceContext {
   /** The scheduler's timestep. */
   timestep: number;
@@ -14,6 +14,12 @@ export interface GuidanceContext {
  * (unconditional and conditional) in one batched forward; other rules (no guidance, per-step
  * schedules of the scale, several conditions) implement the same three methods, so a pipeline
  * never special-cases them.
+ *
+ * @example
+ * ```ts
+ * const rule: Guidance = new ClassifierFreeGuidance({ guidanceScale: 7.5 });
+ * latents = guidedStep(scheduler, rule, unetForward, latents, t, i, rule.conditioning(cond, uncond));
+ * ```
  */
 export interface Guidance {
   /** How many copies of each latent one step evaluates (1 without guidance, 2 for CFG). */

@@ -2,13 +2,13 @@ import * as k from '@kiln/tensor-core';
 import type { Tensor } from '@kiln/tensor-core';
 import type { Guidance } from './guidance.js';
 
-/** The part of a scheduler a guided step uses (any `@kiln/scheduler` scheduler has it). */
+/** The part of a scheduler a guided step uses (any `@kiln/scheduler` scheduler has it). @example const s: SteppingScheduler<StepOptions> = EulerDiscreteScheduler.fromConfig(config); */
 export interface SteppingScheduler<O> {
   scaleModelInput(sample: Tensor, timestep: number): Tensor;
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options?: O): { prevSample: Tensor };
 }
 
-/** A denoiser: `(latentInput, timestep, conditioning) → prediction`, batched (e.g. a UNet forward). */
+/** A denoiser: `(latentInput, timestep, conditioning) → prediction`, batched (e.g. a UNet forward). @example const denoise: Denoiser = (x, t, c) => unet.forward(x, t, c).sample; */
 export type Denoiser = (latentInput: Tensor, timestep: number, conditioning: Tensor) => Tensor;
 
 /**

@@ -4,13 +4,18 @@ import { Module } from './module.js';
 /**
  * What may be passed through {@link checkpoint} to the function: tensors (tracked, and given
  * gradients) and plain values (passed as they are, e.g. `null` for an absent mask or a scale).
+ *
+ * @example
+ * ```ts
+ * checkpoint(block, hiddenStates, context, null); // tensors, and plain values such as null
+ * ```
  */
 export type CheckpointArg = k.Tensor | number | boolean | string | null | undefined;
 
-/** A module or function that checkpointing can re-run with the same arguments. */
+/** A module or function that checkpointing can re-run with the same arguments. @example checkpoint(resnet, h, temb); checkpoint((x: k.Tensor) => k.silu(x).mul(2), h); */
 export type Checkpointable<A extends CheckpointArg[] = k.Tensor[]> = { forward(...inputs: A): k.Tensor } | ((...inputs: A) => k.Tensor);
 
-/** Options of {@link checkpoint}, passed as its last argument. */
+/** Options of {@link checkpoint}, passed as its last argument. @example checkpoint((x: k.Tensor) => k.linear(x, w), h, { params: [w] }); // closed-over weights get gradients */
 export interface CheckpointOptions {
   /**
    * Tensors a plain function reads besides its inputs (closed-over weights) that should get

@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import { initSkipped, placeholder } from './skip-init.js';
 
-/** Where a layer's tensors are created: dtype and backend (the defaults: float32 on the selected one). */
+/** Where a layer's tensors are created: dtype and backend (the defaults: float32 on the selected one). @example new Linear(768, 320, { dtype: 'float16', device: 'wasm' }); */
 export interface FactoryOptions {
   dtype?: k.DType;
   device?: string;

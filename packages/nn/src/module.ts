@@ -308,7 +308,7 @@ export abstract class Module {
    * Copies `dict`'s tensors into this module's parameters and buffers, in place (optimizers that
    * hold the parameters see the new values), converting each to the target's dtype. Nothing is
    * loaded unless everything checks out: mis-shaped keys always fail, and with `strict` (the
-   * default) so do missing and unexpected keys, all listed in one {@link StateDictError}, as do
+   * default) so do missing and unexpected keys, all listed in one `StateDictError`, as do
    * values that are not live tensors (`null`, a number, a disposed tensor). Keys matching
    * `ignoreUnexpected` are dropped silently; `file` is named in the error. Tensors must be on the
    * module's backend. To load from a file without holding the whole dict, use `loadWeights`.

@@ -3,6 +3,11 @@ import * as k from '@kiln/tensor-core';
 /**
  * A trainable tensor held by a module. It is a plain `k.Tensor` (a leaf that requires grad), so
  * every op takes it directly; the type alias documents intent in signatures.
+ *
+ * @example
+ * ```ts
+ * const w: Parameter = parameter(k.randn([4, 4])); // a leaf tensor that requires grad
+ * ```
  */
 export type Parameter = k.Tensor;
 

@@ -11,7 +11,7 @@ export interface LoadStateDictResult {
   readonly unexpectedKeys: string[];
 }
 
-/** A key pattern: an exact key or a regular expression tested against it. */
+/** A key pattern: an exact key or a regular expression tested against it. @example await loadWeights(model, file, { ignoreUnexpected: ['text_model.embeddings.position_ids', /^lora_/] }); */
 export type KeyPattern = string | RegExp;
 
 /** An empty record without a prototype, so a key named `__proto__` or `constructor` is data. */

@@ -5,8 +5,11 @@ const int = z.number().int();
 /** A number that may be ±Infinity: Python's json writes `lambda_min_clipped = -inf` as `-Infinity`. */
 const extendedNumber = z.custom<number>((v) => typeof v === 'number' && !Number.isNaN(v), 'expected a number');
 
+/** The `beta_schedule` values Kiln implements. @example BETA_SCHEDULES.includes('scaled_linear'); // true */
 export const BETA_SCHEDULES = ['linear', 'scaled_linear', 'squaredcos_cap_v2'] as const;
+/** The `prediction_type` values: what the model predicts. @example PREDICTION_TYPES; // ['epsilon', 'v_prediction', 'sample'] */
 export const PREDICTION_TYPES = ['epsilon', 'v_prediction', 'sample'] as const;
+/** The `timestep_spacing` values ("Common Diffusion Noise Schedules…", Table 2). @example TIMESTEP_SPACINGS; // ['leading', 'trailing', 'linspace'] */
 export const TIMESTEP_SPACINGS = ['leading', 'trailing', 'linspace'] as const;
 export type BetaSchedule = (typeof BETA_SCHEDULES)[number];
 export type PredictionType = (typeof PREDICTION_TYPES)[number];
@@ -19,6 +22,11 @@ export type TimestepSpacing = (typeof TIMESTEP_SPACINGS)[number];
  * linspace spacing…). Unknown fields (`_class_name`, `_diffusers_version`, other schedulers' fields)
  * are kept, so a config read from one scheduler and handed to another round-trips, as pipelines do
  * when they swap schedulers.
+ *
+ * @example
+ * ```ts
+ * const config = SchedulerConfigSchema.parse(JSON.parse(text)); // snake_case fields, defaults filled
+ * ```
  */
 export const SchedulerConfigSchema = z
   .object({
@@ -88,7 +96,7 @@ export interface BaseSchedulerConfig {
   [extra: string]: unknown;
 }
 
-/** diffusers' `__init__` defaults shared by every scheduler here (SD's own values differ: read the file). */
+/** diffusers' `__init__` defaults shared by every scheduler here (SD's own values differ: read the file). @example BASE_DEFAULTS.num_train_timesteps; // 1000 */
 export const BASE_DEFAULTS = {
   num_train_timesteps: 1000,
   beta_start: 0.0001,

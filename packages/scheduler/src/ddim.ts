@@ -16,6 +16,7 @@ export interface DDIMConfig extends BaseSchedulerConfig {
   thresholding: boolean;
 }
 
+/** diffusers' defaults of `DDIMScheduler`'s config fields. @example const config = { ...DDIM_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const DDIM_DEFAULTS = {
   ...BASE_DEFAULTS,
   clip_sample: true,

@@ -16,6 +16,7 @@ export interface DDPMConfig extends BaseSchedulerConfig {
   thresholding: boolean;
 }
 
+/** diffusers' defaults of `DDPMScheduler`'s config fields. @example const config = { ...DDPM_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const DDPM_DEFAULTS = {
   ...BASE_DEFAULTS,
   variance_type: 'fixed_small',

@@ -19,6 +19,7 @@ export interface DPMSolverConfig extends MultistepConfig {
   thresholding: boolean;
 }
 
+/** diffusers' defaults of `DPMSolverMultistepScheduler`'s config fields. @example const config = { ...DPM_SOLVER_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const DPM_SOLVER_DEFAULTS = {
   ...BASE_DEFAULTS,
   timestep_spacing: 'linspace',

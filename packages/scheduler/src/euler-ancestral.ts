@@ -10,6 +10,7 @@ import { checkNoiseShape } from './scheduler.js';
 import { SigmaScheduler, asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
+/** diffusers' defaults of `EulerAncestralDiscreteScheduler`'s config fields. @example const config = { ...EULER_ANCESTRAL_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const EULER_ANCESTRAL_DEFAULTS = {
   ...BASE_DEFAULTS,
   timestep_spacing: 'linspace',

@@ -14,6 +14,7 @@ export interface EulerConfig extends SigmaSchedulerConfig {
   timestep_type: 'discrete';
 }
 
+/** diffusers' defaults of `EulerDiscreteScheduler`'s config fields. @example const config = { ...EULER_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const EULER_DEFAULTS = {
   ...BASE_DEFAULTS,
   timestep_spacing: 'linspace',

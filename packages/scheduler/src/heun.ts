@@ -14,6 +14,7 @@ export interface HeunConfig extends SigmaSchedulerConfig {
   clip_sample_range: number;
 }
 
+/** diffusers' defaults of `HeunDiscreteScheduler`'s config fields. @example const config = { ...HEUN_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const HEUN_DEFAULTS = {
   ...BASE_DEFAULTS,
   beta_start: 0.00085,

@@ -9,6 +9,7 @@ import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { SigmaScheduler } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
+/** diffusers' defaults of `LMSDiscreteScheduler`'s config fields. @example const config = { ...LMS_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const LMS_DEFAULTS = {
   ...BASE_DEFAULTS,
   timestep_spacing: 'linspace',

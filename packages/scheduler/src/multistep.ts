@@ -26,6 +26,12 @@ export const lambdaAt = (sigma: number): number => {
 /**
  * What the multistep exponential integrators (DPM-Solver, UniPC) share: VP-form model input and
  * noising, a history of converted model outputs, and timesteps that stop short of t = 0.
+ *
+ * @example
+ * ```ts
+ * const s = DPMSolverMultistepScheduler.fromConfig({ ...config, solver_order: 2 }); // a MultistepScheduler
+ * s.setTimesteps(20);
+ * ```
  */
 export abstract class MultistepScheduler<C extends MultistepConfig> extends SigmaScheduler<C> {
   protected modelOutputs: (Tensor | null)[];

@@ -12,6 +12,7 @@ export interface PNDMConfig extends BaseSchedulerConfig {
   set_alpha_to_one: boolean;
 }
 
+/** diffusers' defaults of `PNDMScheduler`'s config fields. @example const config = { ...PNDM_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const PNDM_DEFAULTS = { ...BASE_DEFAULTS, skip_prk_steps: false, set_alpha_to_one: false } satisfies Partial<PNDMConfig>;
 
 /**

@@ -11,7 +11,7 @@ import { UniPCMultistepScheduler } from './unipc.js';
 import { LMSDiscreteScheduler } from './lms.js';
 import { HeunDiscreteScheduler } from './heun.js';
 
-/** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. */
+/** diffusers' class names (`_class_name`) of the schedulers Kiln implements, and how to build each. @example const euler = SCHEDULERS.EulerDiscreteScheduler(config); // same as EulerDiscreteScheduler.fromConfig(config) */
 export const SCHEDULERS = {
   DDPMScheduler: (c: SchedulerConfigLike, file?: string) => DDPMScheduler.fromConfig(c, file),
   DDIMScheduler: (c: SchedulerConfigLike, file?: string) => DDIMScheduler.fromConfig(c, file),
@@ -26,7 +26,7 @@ export const SCHEDULERS = {
 
 export type SchedulerName = keyof typeof SCHEDULERS;
 
-/** Short names SD front ends use, for CLIs and pipelines (`--scheduler euler_a`). */
+/** Short names SD front ends use, for CLIs and pipelines (`--scheduler euler_a`). @example SCHEDULER_ALIASES['euler_a']; // 'EulerAncestralDiscreteScheduler' */
 export const SCHEDULER_ALIASES: Record<string, SchedulerName> = {
   ddpm: 'DDPMScheduler',
   ddim: 'DDIMScheduler',

@@ -27,7 +27,7 @@ export function betasForAlphaBar(numDiffusionTimesteps: number, maxBeta = 0.999)
   return betas;
 }
 
-/** ᾱ_t = ∏(1 − β_s), accumulated in f64 (as PyTorch's CPU cumprod does for float32) and stored as f32. */
+/** ᾱ_t = ∏(1 − β_s), accumulated in f64 (as PyTorch's CPU cumprod does for float32) and stored as f32. @example const alphasCumprod = cumprodOfAlphas(scheduler.betas); // ᾱ_t, as scheduler.alphasCumprod */
 export function cumprodOfAlphas(betas: Float32Array): Float32Array {
   const out = new Float32Array(betas.length);
   let acc = 1;
@@ -62,7 +62,7 @@ export function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
   return out;
 }
 
-/** The betas a config describes: `trained_betas`, else `beta_schedule`, then zero-SNR rescaling if asked. */
+/** The betas a config describes: `trained_betas`, else `beta_schedule`, then zero-SNR rescaling if asked. @example const betas = betasForConfig(scheduler.config); // num_train_timesteps values, bit-identical to diffusers' */
 export function betasForConfig(config: BaseSchedulerConfig, file = 'scheduler_config'): Float32Array {
   const { num_train_timesteps: n, beta_start: b0, beta_end: b1 } = config;
   let betas: Float32Array;
@@ -104,6 +104,11 @@ export function npArange(start: number, stop: number, step: number): number[] {
  * "Common Diffusion Noise Schedules…" Table 2): `linspace` includes both ends, `leading` counts up
  * from 0 in steps of ⌊T/n⌋ plus `steps_offset`, `trailing` counts down from T − 1. Values are
  * fractional only for `linspace` with `integer: false` (Euler keeps them; DDIM rounds).
+ *
+ * @example
+ * ```ts
+ * spacedTimesteps('leading', 1000, 4, 1, true); // [751, 501, 251, 1]
+ * ```
  */
 export function spacedTimesteps(
   spacing: TimestepSpacing,
@@ -141,7 +146,7 @@ export function multistepTimesteps(spacing: TimestepSpacing, T: number, last: nu
   return npArange(last, 0, -T / n).map((t) => F.roundHalfEven(t) - 1);
 }
 
-/** σ_t = √((1 − ᾱ_t)/ᾱ_t) for every training timestep, in float32 (diffusers' sigma table). */
+/** σ_t = √((1 − ᾱ_t)/ᾱ_t) for every training timestep, in float32 (diffusers' sigma table). @example const sigmas = sigmasOf(scheduler.alphasCumprod); // √((1 − ᾱ) / ᾱ), ascending in t */
 export function sigmasOf(alphasCumprod: Float32Array): Float32Array {
   return alphasCumprod.map((a) => F.sqrt(F.div(F.sub(1, a), a)));
 }
@@ -174,6 +179,11 @@ export function karrasSigmas(sigmaMax: number, sigmaMin: number, n: number, rho 
 /**
  * The (fractional) training timestep whose σ is `sigma`: linear interpolation in log σ between the
  * two neighbouring entries of `logSigmas` (ascending in t), diffusers' `_sigma_to_t`.
+ *
+ * @example
+ * ```ts
+ * const t = sigmaToT(1.5, logSigmas); // fractional training timestep
+ * ```
  */
 export function sigmaToT(sigma: number, logSigmas: Float32Array): number {
   const logSigma = Math.log(Math.max(sigma, 1e-10));

@@ -61,6 +61,13 @@ export interface NoiseScheduler {
 /**
  * What every scheduler shares: the config, betas and ᾱ (bit-identical to diffusers'), the
  * DDPM-form `addNoise`, `getVelocity` and `snr` that training uses.
+ *
+ * @example
+ * ```ts
+ * function describe(s: SchedulerBase) {
+ *   return `${s.className}: ${s.timesteps.length} steps, ᾱ_T = ${s.alphasCumprod.at(-1)}`;
+ * }
+ * ```
  */
 export abstract class SchedulerBase<C extends BaseSchedulerConfig = BaseSchedulerConfig> implements NoiseScheduler {
   readonly config: C;

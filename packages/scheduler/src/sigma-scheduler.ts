@@ -25,6 +25,13 @@ export interface SigmaSchedulerConfig extends BaseSchedulerConfig {
 /**
  * What the σ-parameterised (k-diffusion style) schedulers share: the σ table, the position in the
  * schedule (`stepIndex`, or `beginIndex` for img2img), and σ-based noising.
+ *
+ * @example
+ * ```ts
+ * const s = EulerDiscreteScheduler.fromConfig(config); // a SigmaScheduler
+ * s.setTimesteps(20);
+ * const x = k.randn([1, 4, 64, 64]).mul(s.initNoiseSigma);
+ * ```
  */
 export abstract class SigmaScheduler<C extends SigmaSchedulerConfig> extends SchedulerBase<C> {
   /** σ for each timestep of the schedule, plus the final σ (0, or σ_min), float32. */

@@ -11,7 +11,7 @@ import type { PredictionType } from './config.js';
  * ```ts
  * const snr = scheduler.snr(timesteps);
  * const w = minSnrLossWeights(snr, 5, 'epsilon');             // [batch]
- * const perSample = k.mseLoss(pred, target, { reduction: 'none' }).mean([1, 2, 3]);
+ * const perSample = k.mseLoss(pred, target, 'none').mean([1, 2, 3]);
  * const loss = perSample.mul(w).mean();
  * ```
  */

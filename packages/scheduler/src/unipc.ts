@@ -14,6 +14,7 @@ export interface UniPCConfig extends MultistepConfig {
   thresholding: boolean;
 }
 
+/** diffusers' defaults of `UniPCMultistepScheduler`'s config fields. @example const config = { ...UNIPC_DEFAULTS, prediction_type: 'v_prediction' as const }; */
 export const UNIPC_DEFAULTS = {
   ...BASE_DEFAULTS,
   timestep_spacing: 'linspace',

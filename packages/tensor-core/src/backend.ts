@@ -5,6 +5,11 @@ import { BackendError } from './errors.js';
  * A strided window onto a backend storage. Offsets and strides count elements, not bytes.
  * Strides may be 0 (broadcast) or permuted; a kernel that wants contiguous input asks for
  * `unary('copy', view)` first.
+ *
+ * @example
+ * ```ts
+ * const contiguous = backend.unary('copy', view, view.dtype); // a kernel reading a strided View
+ * ```
  */
 export interface View<S = unknown> {
   readonly storage: S;
@@ -14,6 +19,7 @@ export interface View<S = unknown> {
   readonly offset: number;
 }
 
+/** The elementwise ops of `Backend.unary` (`copy` doubles as cast and contiguous copy). @example const op: k.UnaryOp = 'silu'; // backend.unary(op, view, dtype) */
 export type UnaryOp =
   | 'copy'
   | 'neg'
@@ -37,10 +43,13 @@ export type UnaryOp =
   | 'floor'
   | 'logicalNot';
 
+/** The ops of `Backend.binary`, on operands already broadcast to one shape. @example const op: k.BinaryOp = 'maximum'; // backend.binary(op, a, b, dtype) */
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
+/** The reductions of `Backend.reduce`. @example const op: k.ReduceOp = 'sum'; // backend.reduce(op, view, [1]) */
 export type ReduceOp = 'sum' | 'max' | 'min';
 
+/** Stride, padding and dilation per dim, and groups, as conv kernels receive them. @example const p: k.Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }; */
 export interface Conv2dParams {
   readonly stride: readonly [number, number];
   readonly padding: readonly [number, number];
@@ -48,6 +57,7 @@ export interface Conv2dParams {
   readonly groups: number;
 }
 
+/** One AdamW step's hyperparameters, as the fused `adamw` kernel receives them. @example const hp: k.AdamWHyper = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: 1 }; */
 export interface AdamWHyper {
   readonly lr: number;
   readonly beta1: number;
@@ -63,6 +73,11 @@ export interface AdamWHyper {
  * Autograd, shape rules and dtype promotion live above this line, so a new backend writes kernels
  * only. Every kernel returns a fresh contiguous storage of `numel(outShape)` elements unless it
  * says otherwise. Inputs have already been validated and broadcast by the op layer.
+ *
+ * @example
+ * ```ts
+ * class MyBackend extends k.CpuBackend {} // implement or override kernels; see the "Writing a backend kernel" guide
+ * ```
  */
 export interface Backend<S = unknown> {
   readonly name: string;
@@ -154,14 +169,30 @@ export interface Backend<S = unknown> {
   dispose?(): void;
 }
 
-/** Creates a backend on first use (may fail where it is unavailable). */
+/**
+ * Creates a backend on first use (may fail where it is unavailable).
+ *
+ * @example
+ * ```ts
+ * const factory: k.BackendFactory = async () => new k.CpuBackend();
+ * k.registerBackend('mine', factory);
+ * ```
+ */
 export type BackendFactory = () => Backend | Promise<Backend>;
 
 const factories = new Map<string, BackendFactory>();
 const ready = new Map<string, Backend>();
 let current: Backend | undefined;
 
-/** Makes a backend available to `useBackend(name)`. Later registrations replace earlier ones. */
+/**
+ * Makes a backend available to `useBackend(name)`. Later registrations replace earlier ones.
+ *
+ * @example
+ * ```ts
+ * k.registerBackend('my-cpu', () => new k.CpuBackend());
+ * await k.useBackend('my-cpu');
+ * ```
+ */
 export function registerBackend(name: string, factory: BackendFactory): void {
   factories.set(name, factory);
   ready.delete(name);
@@ -182,7 +213,15 @@ export async function useBackend(name: string): Promise<Backend> {
   return backend;
 }
 
-/** Initialises a backend without selecting it (for `tensor.to(name)`). */
+/**
+ * Initialises a backend without selecting it (for `tensor.to(name)`).
+ *
+ * @example
+ * ```ts
+ * await k.initBackend('cpu');
+ * const onCpu = await x.toBackend('cpu'); // x stays where it was
+ * ```
+ */
 export async function initBackend(name: string): Promise<Backend> {
   const existing = ready.get(name);
   if (existing) return existing;
@@ -201,7 +240,7 @@ export async function initBackend(name: string): Promise<Backend> {
   return backend;
 }
 
-/** The selected backend; `cpu` until `useBackend` picks another. */
+/** The selected backend; `cpu` until `useBackend` picks another. @example k.getBackend().name; // 'cpu' until useBackend picks another */
 export function getBackend(): Backend {
   if (!current) {
     const cpu = ready.get('cpu');
@@ -218,7 +257,7 @@ export function backendByName(name: string): Backend {
   return b;
 }
 
-/** Names of all registered backends (whether or not they work on this machine). */
+/** Names of all registered backends (whether or not they work on this machine). @example k.listBackends(); // ['cpu', 'webgpu', 'wasm'] */
 export function listBackends(): string[] {
   return [...factories.keys()];
 }

@@ -3,15 +3,22 @@ import { DTypeError } from './errors.js';
 /**
  * Element types. `float16` and `bfloat16` are storage types: values are computed in f32 and
  * rounded when stored. `float64` exists for gradient checks on the `cpu` backend.
+ *
+ * @example
+ * ```ts
+ * const dtype: k.DType = 'bfloat16';
+ * k.zeros([2], { dtype });
+ * ```
  */
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int32' | 'bool';
 
+/** Every dtype name Kiln knows. @example k.DTYPES.includes('bfloat16'); // true */
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'float64', 'int32', 'bool'];
 
-/** The flat array type a tensor's data is read back as. */
+/** The flat array type a tensor's data is read back as. @example const raw: k.TypedArray = await x.data(); */
 export type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
 
-/** What `Tensor.data()` returns for each dtype (half types are widened to f32). */
+/** What `Tensor.data()` returns for each dtype (half types are widened to f32). @example const f: k.DataFor<'int32'> = new Int32Array(4); // what data() gives for int32 */
 export type DataFor<D extends DType> = D extends 'float64'
   ? Float64Array
   : D extends 'int32'
@@ -20,6 +27,7 @@ export type DataFor<D extends DType> = D extends 'float64'
       ? Uint8Array
       : Float32Array;
 
+/** Bytes per element of a dtype. @example k.itemSize('float16'); // 2 */
 export function itemSize(dtype: DType): number {
   switch (dtype) {
     case 'float64':
@@ -35,6 +43,7 @@ export function itemSize(dtype: DType): number {
   }
 }
 
+/** Whether a dtype is a floating-point type (gradients need one). @example k.isFloat('bfloat16'); // true; k.isFloat('int32') is false */
 export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64';
 }
@@ -58,7 +67,7 @@ export function assertDType(dtype: unknown, what = 'dtype'): DType {
 
 const RANK: Record<DType, number> = { bool: 0, int32: 1, bfloat16: 2, float16: 2, float32: 3, float64: 4 };
 
-/** PyTorch's promotion for two tensors: float beats int beats bool; f16 with bf16 gives f32. */
+/** PyTorch's promotion for two tensors: float beats int beats bool; f16 with bf16 gives f32. @example k.promoteTypes('float16', 'bfloat16'); // 'float32' */
 export function promoteTypes(a: DType, b: DType): DType {
   if (a === b) return a;
   if ((a === 'float16' && b === 'bfloat16') || (a === 'bfloat16' && b === 'float16')) return 'float32';
@@ -76,7 +85,7 @@ export function promoteWithScalar(t: DType, value: number | boolean): DType {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** f32 → IEEE binary16 bits, round to nearest even (what PyTorch's `.half()` does). */
+/** f32 → IEEE binary16 bits, round to nearest even (what PyTorch's `.half()` does). @example k.f32ToF16Bits(1); // 0x3c00 */
 export function f32ToF16Bits(value: number): number {
   f32[0] = value;
   const x = u32[0];
@@ -109,6 +118,7 @@ export function f32ToF16Bits(value: number): number {
   return sign | (e << 10) | m;
 }
 
+/** The value of IEEE half-precision bits. @example k.f16BitsToF32(0x3c00); // 1 */
 export function f16BitsToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
@@ -118,7 +128,7 @@ export function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-/** f32 → bfloat16 bits, round to nearest even; NaN stays NaN. */
+/** f32 → bfloat16 bits, round to nearest even; NaN stays NaN. @example k.f32ToBf16Bits(1); // 0x3f80 */
 export function f32ToBf16Bits(value: number): number {
   f32[0] = value;
   const x = u32[0];
@@ -127,6 +137,7 @@ export function f32ToBf16Bits(value: number): number {
   return (rounded >>> 16) & 0xffff;
 }
 
+/** The value of bfloat16 bits. @example k.bf16BitsToF32(0x3f80); // 1 */
 export function bf16BitsToF32(b: number): number {
   u32[0] = b << 16;
   return f32[0];

@@ -4,6 +4,7 @@ import { noGrad, tidy } from './runtime.js';
 import type { Tensor } from './tensor.js';
 import { detach, mul, randn, sum, tensor } from './ops/index.js';
 
+/** What `gradcheck` reports. @example const { ok, maxAbsError, worst } = await k.gradcheck((t) => t.exp(), [x64]); */
 export interface GradcheckResult {
   /** Largest |analytic − numeric| over all inputs and elements. */
   maxAbsError: number;

@@ -33,7 +33,7 @@ function mulhi(a: number, b: number): number {
   return (hihi + (hilo >>> 16) + (lohi >>> 16) + Math.floor(cross / 65536)) >>> 0;
 }
 
-/** One Philox 4×32-10 block: four u32 outputs for a 128-bit counter and a 64-bit key. */
+/** One Philox 4×32-10 block: four u32 outputs for a 128-bit counter and a 64-bit key. @example const block = k.philox4x32(0, 0, 0, 0, 42, 0); // Uint32Array of 4 words */
 export function philox4x32(
   c0: number,
   c1: number,
@@ -72,6 +72,11 @@ const INV_2_24 = 2 ** -24;
 /**
  * Fills `out` with `out.length` numbers of the draw at `counter` (a block index below 2^53) under
  * `key`. Computed in f64 here; the values are what every backend should produce to f32 precision.
+ *
+ * @example
+ * ```ts
+ * const normals = k.philoxFill('normal', new Float64Array(8), [42, 0], 0); // 8 N(0, 1) numbers from key [42, 0], block 0
+ * ```
  */
 export function philoxFill(dist: 'uniform' | 'normal', out: Float64Array, key: readonly [number, number], counter: number): Float64Array {
   const block = new Uint32Array(4);
@@ -131,7 +136,7 @@ export function seedKey(seed: number): [number, number] {
   return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
 }
 
-/** The saved state of a {@link Generator}: plain data that survives `JSON.stringify`. */
+/** The saved state of a {@link Generator}: plain data that survives `JSON.stringify`. @example const state: k.GeneratorState = g.getState(); // { algorithm: 'philox4x32-10', seed, offset } */
 export interface GeneratorState {
   /** Always `'philox4x32-10'`; a state from another generator is refused. */
   readonly algorithm: 'philox4x32-10';

@@ -46,6 +46,7 @@ export class Buffer {
   }
 }
 
+/** What `k.memory()` reports for a backend. @example const { liveTensors, liveBytes, peakBytes } = k.memory(); */
 export interface MemoryStats {
   /** Tensors created and not yet disposed (views count). */
   liveTensors: number;
@@ -82,7 +83,16 @@ export function memory(backend?: string): MemoryStats & { backend: string } & Re
   return { backend: name, ...(b?.memoryInfo?.() ?? {}), ...stats(name) };
 }
 
-/** Starts a new peak measurement at the current live bytes. */
+/**
+ * Starts a new peak measurement at the current live bytes.
+ *
+ * @example
+ * ```ts
+ * k.resetPeakMemory();
+ * step();
+ * console.log(k.memory().peakBytes);
+ * ```
+ */
 export function resetPeakMemory(backend?: string): void {
   const m = stats(backend ?? getBackend().name);
   m.peakBytes = m.liveBytes;
@@ -92,6 +102,7 @@ export function resetPeakMemory(backend?: string): void {
 
 let gradEnabled = true;
 
+/** Whether ops record gradients here (false inside `noGrad`). @example k.noGrad(() => k.isGradEnabled()); // false */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -114,7 +125,7 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-/** Runs `fn` with gradient recording on, even inside `noGrad` (gradient checkpointing needs it). */
+/** Runs `fn` with gradient recording on, even inside `noGrad` (gradient checkpointing needs it). @example k.noGrad(() => k.enableGrad(() => loss.backward())); // gradients inside a no-grad region */
 export function enableGrad<T>(fn: () => T): T {
   const prev = gradEnabled;
   gradEnabled = true;
@@ -127,7 +138,7 @@ export function enableGrad<T>(fn: () => T): T {
 
 // Tidy scopes -------------------------------------------------------------------------------
 
-/** Anything `tidy` can track and free. */
+/** Anything `tidy` can track and free. @example { using t = k.ones([2]); } // freed at the end of the block */
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
@@ -139,7 +150,7 @@ export function track(t: Disposable): void {
   scopes[scopes.length - 1]?.add(t);
 }
 
-/** Removes a tensor from every open `tidy` scope, so it outlives them. Returns it. */
+/** Removes a tensor from every open `tidy` scope, so it outlives them. Returns it. @example const kept = k.tidy(() => { const a = k.keep(k.ones([2])); return a.add(1); }); // a outlives the tidy */
 export function keep<T extends Disposable>(t: T): T {
   for (const s of scopes) s.delete(t);
   return t;

@@ -5,14 +5,17 @@
 import type { Conv2dParams } from './backend.js';
 import { ArgumentError, ShapeError } from './errors.js';
 
+/** A tensor shape: sizes per dim. @example const shape: k.Shape = [2, 3]; k.numel(shape); // 6 */
 export type Shape = readonly number[];
 
+/** The number of elements of a shape. @example k.numel([2, 3, 4]); // 24 */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
+/** Row-major strides of a shape, in elements. @example k.contiguousStrides([2, 3, 4]); // [12, 4, 1] */
 export function contiguousStrides(shape: Shape): number[] {
   const strides = new Array<number>(shape.length);
   let s = 1;
@@ -58,7 +61,7 @@ export function normDims(dims: number | readonly number[] | undefined, rank: num
   return out.sort((a, b) => a - b);
 }
 
-/** NumPy broadcasting of two shapes, with an error naming both when they do not fit. */
+/** NumPy broadcasting of two shapes, with an error naming both when they do not fit. @example k.broadcastShapes([2, 1, 4], [3, 1]); // [2, 3, 4] */
 export function broadcastShapes(a: Shape, b: Shape, op = 'op'): number[] {
   const rank = Math.max(a.length, b.length);
   const out = new Array<number>(rank);

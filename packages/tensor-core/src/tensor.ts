@@ -7,7 +7,7 @@ import * as ops from './ops/index.js';
 import type { Scalar } from './ops/index.js';
 import { backward } from './autograd.js';
 
-/** How a tensor was made, for reverse-mode autograd: its inputs and the vector-Jacobian product. */
+/** How a tensor was made, for reverse-mode autograd: its inputs and the vector-Jacobian product. @example const y = k.recordGrad(out, 'double', [x], (g) => [k.mul(g, 2)]); // becomes y's GradNode */
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
@@ -15,7 +15,7 @@ export interface GradNode {
   readonly backward: (grad: Tensor) => readonly (Tensor | null)[];
 }
 
-/** What `toArray()` returns: nested arrays of numbers (booleans for bool tensors). */
+/** What `toArray()` returns: nested arrays of numbers (booleans for bool tensors). @example await k.tensor([[1, 2], [3, 4]]).toArray(); // [[1, 2], [3, 4]] */
 export type NestedArray = number | boolean | NestedArray[];
 
 /**

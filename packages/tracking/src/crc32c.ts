@@ -10,14 +10,14 @@ const TABLE = (() => {
   return t;
 })();
 
-/** CRC-32C of `bytes`. */
+/** CRC-32C of `bytes`. @example crc32c(new TextEncoder().encode('123456789')).toString(16); // 'e3069283' */
 export function crc32c(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** TFRecord's masked CRC: rotate right by 15 and add a constant. */
+/** TFRecord's masked CRC: rotate right by 15 and add a constant. @example const check = maskedCrc32c(payload); // as TFRecord frames store it */
 export function maskedCrc32c(bytes: Uint8Array): number {
   const c = crc32c(bytes);
   return (((c >>> 15) | (c << 17)) + 0xa282ead8) >>> 0;

@@ -44,7 +44,7 @@ function plain<T>(raw: unknown, numbers: boolean): Record<string, T> {
   return out;
 }
 
-/** One JSONL line (without the newline) for `r`; `imageFile(i)` names where image `i` was written. */
+/** One JSONL line (without the newline) for `r`; `imageFile(i)` names where image `i` was written. @example lines.push(toJsonlRecord(record)); // one line of metrics.jsonl */
 export function toJsonlRecord(r: LogRecord, imageFile: (i: number) => string = (i) => `image-${i}.png`): string {
   switch (r.kind) {
     case 'scalars':
@@ -61,6 +61,11 @@ export function toJsonlRecord(r: LogRecord, imageFile: (i: number) => string = (
 /**
  * Parses a metrics.jsonl file's text. A last line cut short (a run killed mid-write) is dropped
  * with a warning; any other bad line is a {@link TrackingError} naming `source` and the line.
+ *
+ * @example
+ * ```ts
+ * const { records, warnings } = parseJsonl(await readFile('runs/dog/metrics.jsonl', 'utf8'), 'metrics.jsonl');
+ * ```
  */
 export function parseJsonl(text: string, source: string): { records: JsonlRecord[]; warnings: string[] } {
   const lines = text.split('\n');

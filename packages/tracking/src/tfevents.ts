@@ -12,7 +12,7 @@ const HPARAM_BOOL = 2;
 const HPARAM_FLOAT64 = 3;
 const STATUS_SUCCESS = 1;
 
-/** Frames one serialized proto as a TFRecord. */
+/** Frames one serialized proto as a TFRecord. @example const framed = frameRecord(eventBytes); // length, masked CRCs, data */
 export function frameRecord(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + 4 + data.length + 4);
   const view = new DataView(out.buffer);
@@ -40,7 +40,7 @@ function pluginMetadata(plugin: string, content: Uint8Array, dataClass = 0): Val
   return (m) => m.message(1, (p) => p.string(1, plugin).bytes(2, content)).uint(4, dataClass);
 }
 
-/** The event every file starts with: `file_version: "brain.Event:2"`. */
+/** The event every file starts with: `file_version: "brain.Event:2"`. @example const first = frameRecord(fileVersionEvent(Date.now() / 1000)); // 'brain.Event:2' */
 export function fileVersionEvent(wall: number): Uint8Array {
   return event(wall, 0, (e) => e.string(3, 'brain.Event:2'));
 }
@@ -92,6 +92,11 @@ function pluginData(data: ValueBuilder): Uint8Array {
 /**
  * The framed events for one log record. `lastStep` places an hparams record's final metrics at
  * the run's last step, as TensorBoard's HParams dashboard reads them.
+ *
+ * @example
+ * ```ts
+ * for (const event of encodeEvents({ kind: 'scalars', step: 1, wall: Date.now() / 1000, values: { loss: 0.1 } })) file.write(frameRecord(event));
+ * ```
  */
 export function encodeEvents(r: LogRecord, lastStep = 0): Uint8Array[] {
   switch (r.kind) {

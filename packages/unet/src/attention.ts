@@ -2,7 +2,7 @@ import * as k from '@kiln/tensor-core';
 import { Conv2d, Dropout, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '@kiln/nn';
 import type { FactoryOptions } from '@kiln/nn';
 
-/** Settings shared by every transformer in a UNet (from its config). */
+/** Settings shared by every transformer in a UNet (from its config). @example const t = unet.downBlocks.at(0).attentions!.at(0); // a Transformer2DModel built with TransformerOptions */
 export interface TransformerOptions extends FactoryOptions {
   heads: number;
   crossAttentionDim: number;
@@ -58,7 +58,7 @@ export class CrossAttention extends Module {
   }
 }
 
-/** diffusers' `GEGLU`: `proj` to twice the width, then `h · gelu(gate)`. */
+/** diffusers' `GEGLU`: `proj` to twice the width, then `h · gelu(gate)`. @example const gate = block.ff.geglu.proj; // Linear(dim, 2·inner) */
 export class GEGLU extends Module {
   readonly proj: Linear;
   constructor(dim: number, inner: number, o: FactoryOptions = {}) {
@@ -71,7 +71,7 @@ export class GEGLU extends Module {
   }
 }
 
-/** diffusers' `FeedForward` with GEGLU: keys `net.0.proj` and `net.2` (`net.1` is dropout). */
+/** diffusers' `FeedForward` with GEGLU: keys `net.0.proj` and `net.2` (`net.1` is dropout). @example const y = block.ff.forward(x); // GEGLU → Linear, as diffusers' FeedForward */
 export class FeedForward extends Module {
   readonly geglu: GEGLU;
   readonly out: Linear;
@@ -86,7 +86,7 @@ export class FeedForward extends Module {
   }
 }
 
-/** diffusers' `BasicTransformerBlock`: self-attention, cross-attention and GEGLU feed-forward, each pre-normed and residual. */
+/** diffusers' `BasicTransformerBlock`: self-attention, cross-attention and GEGLU feed-forward, each pre-normed and residual. @example const block = unet.downBlocks.at(0).attentions!.at(0).transformerBlocks.at(0); // attn1, attn2, ff */
 export class BasicTransformerBlock extends Module {
   readonly norm1: LayerNorm;
   readonly attn1: CrossAttention;

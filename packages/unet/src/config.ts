@@ -26,6 +26,11 @@ const UP = z.enum(['CrossAttnUpBlock2D', 'UpBlock2D']);
  * defaults except where SD 1.x's `unet/config.json` is the useful default (block types, channels,
  * `cross_attention_dim` 768). Unknown fields are kept, so a saved config round-trips. Fields whose
  * non-default values select features Kiln does not implement accept only the default.
+ *
+ * @example
+ * ```ts
+ * const config = UNetConfigSchema.parse(JSON.parse(await readFile('sd15/unet/config.json', 'utf8')));
+ * ```
  */
 export const UNetConfigSchema = z
   .object({
@@ -96,9 +101,9 @@ export const UNetConfigSchema = z
     });
   });
 
-/** A complete, validated UNet config. */
+/** A complete, validated UNet config. @example const config: UNetConfig = parseUNetConfig(JSON.parse(text)); // every field resolved */
 export type UNetConfig = z.output<typeof UNetConfigSchema>;
-/** What `new UNet2DConditionModel(config)` accepts: any subset of the fields. */
+/** What `new UNet2DConditionModel(config)` accepts: any subset of the fields. @example const tiny: UNetConfigInput = { block_out_channels: [32, 64], down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'], cross_attention_dim: 32 }; */
 export type UNetConfigInput = z.input<typeof UNetConfigSchema>;
 
 /** Value of a per-block field (a number, or a list with one entry per block). */

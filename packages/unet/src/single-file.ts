@@ -1,7 +1,7 @@
 import type { UNetConfig } from './config.js';
 import { perBlock } from './config.js';
 
-/** The UNet's prefix in an SD 1.x single-file checkpoint (the original LDM layout). */
+/** The UNet's prefix in an SD 1.x single-file checkpoint (the original LDM layout). @example const unetPart = prefixedSource(file, LDM_UNET_PREFIX); */
 export const LDM_UNET_PREFIX = 'model.diffusion_model.';
 
 /** diffusers' ResnetBlock2D names → LDM's ResBlock names. */

@@ -4,7 +4,15 @@ import type { FactoryOptions } from '@kiln/nn';
 import { Transformer2DModel } from './attention.js';
 import type { TransformerOptions } from './attention.js';
 
-/** What every UNet block needs from the config. */
+/**
+ * What every UNet block needs from the config.
+ *
+ * @example
+ * ```ts
+ * // Blocks are built by UNet2DConditionModel from its config; their options are the config's fields.
+ * const { resnets, attentions } = unet.downBlocks.at(0);
+ * ```
+ */
 export interface BlockOptions extends FactoryOptions {
   layers: number;
   tembChannels: number;
@@ -65,6 +73,11 @@ function transformers(o: BlockOptions, channels: number, layers: number): Module
  * diffusers' `CrossAttnDownBlock2D` (with `transformer` options) or `DownBlock2D`: resnets (each
  * followed by a transformer), then an optional stride-2 `downsamplers.0`. Returns the output and
  * every intermediate state the up path concatenates.
+ *
+ * @example
+ * ```ts
+ * const [h, skips] = unet.downBlocks.at(0).forward(x, temb, context); // skips feed the up blocks
+ * ```
  */
 export class DownBlock2D extends UNetBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
@@ -97,7 +110,7 @@ export class DownBlock2D extends UNetBlock {
   }
 }
 
-/** diffusers' `UNetMidBlock2DCrossAttn`: resnet, then (transformer, resnet) per layer. */
+/** diffusers' `UNetMidBlock2DCrossAttn`: resnet, then (transformer, resnet) per layer. @example const h = unet.midBlock.forward(x, temb, context); */
 export class UNetMidBlock2DCrossAttn extends UNetBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly attentions: ModuleList<Transformer2DModel>;
@@ -121,6 +134,11 @@ export class UNetMidBlock2DCrossAttn extends UNetBlock {
  * diffusers' `CrossAttnUpBlock2D` / `UpBlock2D`: each resnet takes the previous output
  * concatenated with a skip state (last first), then an optional `upsamplers.0` (to `upsampleSize`
  * when the latent is not a multiple of the UNet's overall factor).
+ *
+ * @example
+ * ```ts
+ * const h = unet.upBlocks.at(0).forward(x, skips, temb, context);
+ * ```
  */
 export class UpBlock2D extends UNetBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;

@@ -8,13 +8,13 @@ import { LDM_UNET_PREFIX, ldmUNetKey } from './single-file.js';
 import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet-2d-blocks.js';
 import type { BlockOptions } from './unet-2d-blocks.js';
 
-/** What {@link UNet2DConditionModel.forward} returns (diffusers' `UNet2DConditionOutput`). */
+/** What {@link UNet2DConditionModel.forward} returns (diffusers' `UNet2DConditionOutput`). @example const { sample } = unet.forward(latents, 999, context); */
 export interface UNet2DConditionOutput {
   /** `[N, out_channels, H, W]`: the predicted noise (or v / sample, per the scheduler's prediction type). */
   sample: k.Tensor;
 }
 
-/** Options of {@link UNet2DConditionModel.forward}. */
+/** Options of {@link UNet2DConditionModel.forward}. @example unet.forward(latents, t, context, { trace: (name, value) => console.log(name, value.shape) }); */
 export interface UNetForwardOptions {
   /**
    * Called with each top-level block's output on this call, named as diffusers' module paths
@@ -24,7 +24,7 @@ export interface UNetForwardOptions {
   trace?: (name: string, value: k.Tensor) => void;
 }
 
-/** Options of {@link UNet2DConditionModel.fromPretrained} (diffusers' `from_pretrained` arguments). */
+/** Options of {@link UNet2DConditionModel.fromPretrained} (diffusers' `from_pretrained` arguments). @example await UNet2DConditionModel.fromPretrained('./sd15', { subfolder: 'unet', variant: 'fp16', dtype: 'float16' }); */
 export interface PretrainedOptions {
   /** Folder inside `dir` (`'unet'` in a pipeline folder). */
   subfolder?: string;
@@ -34,7 +34,7 @@ export interface PretrainedOptions {
   variant?: string;
 }
 
-/** A timestep per batch row: a number, a list, or a 0-d/1-d tensor (int or float). */
+/** A timestep per batch row: a number, a list, or a 0-d/1-d tensor (int or float). @example unet.forward(latents, 999, ctx); unet.forward(latents, [999, 500], ctx); unet.forward(latents, k.randint(0, 1000, [2]), ctx); */
 export type Timestep = number | readonly number[] | k.Tensor;
 
 /**
@@ -241,7 +241,8 @@ export class UNet2DConditionModel extends Module {
    *
    * @example
    * ```ts
-   * await saveSafetensors('model.safetensors', { ...unet.ldmStateDict(), ...vae.ldmStateDict(), ...textEncoder.ldmStateDict() });
+   * const text = Object.entries(textEncoder.stateDict()).map(([key, t]) => [LDM_TEXT_ENCODER_PREFIX + key, t] as const);
+   * await saveSafetensors('model.safetensors', new Map([...Object.entries(unet.ldmStateDict()), ...Object.entries(vae.ldmStateDict()), ...text]));
    * ```
    */
   ldmStateDict(): Record<string, k.Tensor> {

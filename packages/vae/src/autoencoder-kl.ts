@@ -8,13 +8,13 @@ import { LDM_VAE_PREFIX, ldmVAEKey } from './single-file.js';
 import { Decoder, Encoder } from './vae.js';
 import type { Trace } from './vae.js';
 
-/** Options of {@link AutoencoderKL.encode} and {@link AutoencoderKL.decode}. */
+/** Options of {@link AutoencoderKL.encode} and {@link AutoencoderKL.decode}. @example vae.encode(image, { trace: (name, value) => console.log(name, value.shape) }); */
 export interface VAEForwardOptions {
   /** Called with each block's output, named as diffusers' module paths (`encoder.down_blocks.0`, `quant_conv`, …). */
   trace?: Trace;
 }
 
-/** Options of {@link AutoencoderKL.fromPretrained} (diffusers' `from_pretrained` arguments). */
+/** Options of {@link AutoencoderKL.fromPretrained} (diffusers' `from_pretrained` arguments). @example await AutoencoderKL.fromPretrained('./sd15', { subfolder: 'vae', dtype: 'float32' }); */
 export interface VAEPretrainedOptions {
   /** Folder inside `dir` (`'vae'` in a pipeline folder). */
   subfolder?: string;

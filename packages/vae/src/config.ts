@@ -17,6 +17,11 @@ function only<T extends string | number | boolean | null>(...allowed: readonly T
  * diffusers' `AutoencoderKL` config fields (snake_case, as in `config.json`). Defaults are SD 1.x's
  * `vae/config.json` (four levels of 128…512 channels, two layers per block, 512² samples).
  * Unknown fields are kept, so a saved config round-trips.
+ *
+ * @example
+ * ```ts
+ * const config = VAEConfigSchema.parse(JSON.parse(await readFile('sd15/vae/config.json', 'utf8')));
+ * ```
  */
 export const VAEConfigSchema = z
   .object({
@@ -57,9 +62,9 @@ export const VAEConfigSchema = z
     });
   });
 
-/** A complete, validated VAE config. */
+/** A complete, validated VAE config. @example const config: VAEConfig = parseVAEConfig(JSON.parse(text)); // every field resolved */
 export type VAEConfig = z.output<typeof VAEConfigSchema>;
-/** What `new AutoencoderKL(config)` accepts: any subset of the fields. */
+/** What `new AutoencoderKL(config)` accepts: any subset of the fields. @example const tiny: VAEConfigInput = { block_out_channels: [32, 64], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'] }; */
 export type VAEConfigInput = z.input<typeof VAEConfigSchema>;
 
 /**

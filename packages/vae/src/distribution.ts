@@ -1,6 +1,6 @@
 import * as k from '@kiln/tensor-core';
 
-/** A generator for {@link DiagonalGaussianDistribution.sample}: tensor-core's, or a seed. */
+/** A generator for {@link DiagonalGaussianDistribution.sample}: tensor-core's, or a seed. @example latentDist.sample(42); latentDist.sample(new k.Generator(42)); // a seed, or a generator that advances */
 export type SampleGenerator = NonNullable<k.RandomOptions['generator']> | number;
 
 /**

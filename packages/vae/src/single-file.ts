@@ -1,11 +1,11 @@
 import type { VAEConfig } from './config.js';
 
-/** The VAE's prefix in an SD 1.x single-file checkpoint (the original LDM layout). */
+/** The VAE's prefix in an SD 1.x single-file checkpoint (the original LDM layout). @example const vaePart = prefixedSource(file, LDM_VAE_PREFIX); */
 export const LDM_VAE_PREFIX = 'first_stage_model.';
 
 const ATTENTION: Readonly<Record<string, string>> = { group_norm: 'norm', to_q: 'q', to_k: 'k', to_v: 'v', 'to_out.0': 'proj_out' };
 
-/** An LDM name, and for the attention projections the LDM shape (1×1 convolutions there, linears in diffusers). */
+/** An LDM name, and for the attention projections the LDM shape (1×1 convolutions there, linears in diffusers). @example const { key, shape } = ldmVAEKey('decoder.mid_block.attentions.0.to_q.weight', [512, 512], vae.config)!; */
 export interface LDMKey {
   key: string;
   /** Set when LDM stores the tensor in another shape (same elements). */

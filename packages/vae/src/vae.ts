@@ -7,7 +7,15 @@ import type { VAEConfig } from './config.js';
 /** The VAE's GroupNorm epsilon (diffusers hard-codes 1e-6 in Encoder and Decoder). */
 const EPS = 1e-6;
 
-/** Calls `trace(name, value)` for each block output, named as diffusers' module paths. */
+/**
+ * Calls `trace(name, value)` for each block output, named as diffusers' module paths.
+ *
+ * @example
+ * ```ts
+ * const trace: Trace = (name, value) => console.log(name, value.shape);
+ * vae.decode(z, { trace });
+ * ```
+ */
 export type Trace = (name: string, value: k.Tensor) => void;
 
 /**
@@ -29,7 +37,7 @@ function resnetList(inChannels: number, out: number, layers: number, groups: num
   );
 }
 
-/** diffusers' `DownEncoderBlock2D`: resnets, then an optional `downsamplers.0` (padding 0: pad right/bottom, stride 2). */
+/** diffusers' `DownEncoderBlock2D`: resnets, then an optional `downsamplers.0` (padding 0: pad right/bottom, stride 2). @example const h = vae.encoder.downBlocks.at(0).forward(x); */
 export class DownEncoderBlock2D extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
@@ -45,7 +53,7 @@ export class DownEncoderBlock2D extends Module {
   }
 }
 
-/** diffusers' `UpDecoderBlock2D`: resnets, then an optional nearest-×2 `upsamplers.0`. */
+/** diffusers' `UpDecoderBlock2D`: resnets, then an optional nearest-×2 `upsamplers.0`. @example const h = vae.decoder.upBlocks.at(0).forward(z); */
 export class UpDecoderBlock2D extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
@@ -61,7 +69,7 @@ export class UpDecoderBlock2D extends Module {
   }
 }
 
-/** diffusers' `UNetMidBlock2D` without time embedding: resnet, (attention, resnet). */
+/** diffusers' `UNetMidBlock2D` without time embedding: resnet, (attention, resnet). @example const h = vae.decoder.midBlock.forward(z); // resnet → attention → resnet */
 export class UNetMidBlock2D extends Module {
   readonly attentions: ModuleList<VAEAttention> | null;
   readonly resnets: ModuleList<ResnetBlock2D>;
@@ -83,7 +91,7 @@ function run(block: Module & { forward(x: k.Tensor): k.Tensor }, x: k.Tensor, ch
   return checkpointing && k.isGradEnabled() ? checkpoint(block, x) : block.forward(x);
 }
 
-/** diffusers' VAE `Encoder`: image → 2·latent_channels moments (mean and log-variance). */
+/** diffusers' VAE `Encoder`: image → 2·latent_channels moments (mean and log-variance). @example const moments = vae.encoder.forward(image); // [N, 2·latent_channels, h, w] before quant_conv */
 export class Encoder extends Module {
   gradientCheckpointing = false;
   readonly convIn: Conv2d;
@@ -117,7 +125,7 @@ export class Encoder extends Module {
   }
 }
 
-/** diffusers' VAE `Decoder`: latent → image. */
+/** diffusers' VAE `Decoder`: latent → image. @example const image = vae.decoder.forward(z); // after post_quant_conv */
 export class Decoder extends Module {
   gradientCheckpointing = false;
   readonly convIn: Conv2d;

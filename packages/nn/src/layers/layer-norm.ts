@@ -3,7 +3,7 @@ import type { FactoryOptions } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 
-/** Options of {@link LayerNorm}. */
+/** Options of {@link LayerNorm}. @example new LayerNorm(768, { eps: 1e-5, elementwiseAffine: true }); */
 export interface LayerNormOptions extends FactoryOptions {
   eps?: number;
   /** Learn weight (and bias) of the normalised shape (default true). */

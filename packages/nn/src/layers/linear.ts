@@ -4,7 +4,7 @@ import type { FactoryOptions } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 
-/** Options of {@link Linear}. */
+/** Options of {@link Linear}. @example new Linear(768, 320, { bias: false }); // to_q, to_k, to_v in SD's attention */
 export interface LinearOptions extends FactoryOptions {
   /** Whether to add a learned bias (default true). */
   bias?: boolean;

@@ -6,7 +6,7 @@ import type { LoraComponent } from './keys.js';
 /** The two file layouts: diffusers/PEFT (`pytorch_lora_weights.safetensors`) and kohya/A1111. */
 export type LoraFormat = 'diffusers' | 'kohya';
 
-/** The safetensors metadata key newer diffusers stores each component's `LoraConfig` under. */
+/** The safetensors metadata key newer diffusers stores each component's `LoraConfig` under. @example const config = JSON.parse(metadata[LORA_ADAPTER_METADATA_KEY] ?? '{}'); */
 export const LORA_ADAPTER_METADATA_KEY = 'lora_adapter_metadata';
 
 /** One adapted layer of a LoRA file. */
@@ -34,6 +34,11 @@ export interface LoraWeights {
 /**
  * A LoRA file whose keys or tensors do not form valid adapters (unknown keys, a down without
  * its up, ranks that disagree); `issues` lists every problem, `file` names the source.
+ *
+ * @example
+ * ```ts
+ * await parseLoraStateDict(new Map()); // rejects with LoraFormatError: no LoRA weights found
+ * ```
  */
 export class LoraFormatError extends k.KilnError {
   override name = 'LoraFormatError';
@@ -52,7 +57,7 @@ export function splitComponent(key: string): { component: LoraComponent; path: s
   return dot > 0 && LORA_COMPONENTS.includes(component) ? { component, path: key.slice(dot + 1) } : null;
 }
 
-/** Which layout a set of keys is in (kohya if any key has a kohya prefix and lora_down/up). */
+/** Which layout a set of keys is in (kohya if any key has a kohya prefix and lora_down/up). @example detectLoraFormat(['lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight']); // 'kohya' */
 export function detectLoraFormat(keys: readonly string[]): LoraFormat {
   return keys.some((key) => /^lora_(unet|te\d?)_.+\.(lora_down\.weight|lora_up\.weight|alpha)$/.test(key)) ? 'kohya' : 'diffusers';
 }

@@ -6,7 +6,7 @@ import type { LoraOptions } from './lora-layer.js';
 import { adaptableLayers, matchesTarget } from './targets.js';
 import type { LoraTargetPattern } from './targets.js';
 
-/** Options of {@link injectLora}. */
+/** Options of {@link injectLora}. @example const adapter = injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 8, name: 'style' }); */
 export interface InjectLoraOptions extends LoraOptions {
   /** Which layers to adapt (see `LORA_TARGETS`). */
   targets: readonly LoraTargetPattern[];

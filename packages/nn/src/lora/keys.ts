@@ -3,11 +3,12 @@
  * (`unet` + `down_blocks.0.attentions.0.proj_in` ↔ `lora_unet_down_blocks_0_attentions_0_proj_in`).
  */
 
-/** Model components a LoRA file covers, by their diffusers prefix. */
+/** Model components a LoRA file covers, by their diffusers prefix. @example LORA_COMPONENTS.includes('unet'); // true */
 export const LORA_COMPONENTS = ['unet', 'text_encoder', 'text_encoder_2'] as const;
+/** A pipeline component a LoRA file can adapt. @example const component: LoraComponent = 'text_encoder'; */
 export type LoraComponent = (typeof LORA_COMPONENTS)[number];
 
-/** kohya's prefix of each component (`lora_te1_` is read as the first text encoder too). */
+/** kohya's prefix of each component (`lora_te1_` is read as the first text encoder too). @example KOHYA_PREFIXES.unet; // 'lora_unet' */
 export const KOHYA_PREFIXES: Readonly<Record<LoraComponent, string>> = {
   unet: 'lora_unet',
   text_encoder: 'lora_te',

@@ -5,7 +5,7 @@ import { Module } from '../module.js';
 import type { ModuleAdapter } from '../module.js';
 import type { Parameter } from '../parameter.js';
 
-/** Options of one LoRA adapter (PEFT's `LoraConfig` fields for one layer, camel-cased). */
+/** Options of one LoRA adapter (PEFT's `LoraConfig` fields for one layer, camel-cased). @example injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4, alpha: 4, init: 'gaussian' }); */
 export interface LoraOptions {
   /** Rank r of the update B·A (default 4). */
   rank?: number;
@@ -39,7 +39,7 @@ class LoraWeight extends Module {
   }
 }
 
-/** The layers LoRA can adapt. */
+/** The layers LoRA can adapt. @example const adapted: LoraTarget[] = [new Linear(320, 320), new Conv2d(320, 320, 3)]; */
 export type LoraTarget = Linear | Conv2d;
 
 /**

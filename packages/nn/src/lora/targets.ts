@@ -9,6 +9,11 @@ import type { LoraTarget } from './lora-layer.js';
  *   (`'to_q'`, `'to_out.0'`);
  * - a RegExp, tested against the whole path;
  * - a predicate on the path and the layer.
+ *
+ * @example
+ * ```ts
+ * const targets: LoraTargetPattern[] = ['to_q', /attn2\.to_(k|v)$/, (path, layer) => path.endsWith('proj_out') && layer instanceof Linear];
+ * ```
  */
 export type LoraTargetPattern = string | RegExp | ((path: string, layer: LoraTarget) => boolean);
 
@@ -39,7 +44,7 @@ export const LORA_TARGETS = {
   kohyaTextEncoder: [/(^|\.)self_attn\.(q|k|v|out)_proj$/, /(^|\.)mlp\.fc[12]$/],
 } as const satisfies Record<string, readonly LoraTargetPattern[]>;
 
-/** Whether `path` (a Linear or Conv2d) is selected by any of `patterns`. */
+/** Whether `path` (a Linear or Conv2d) is selected by any of `patterns`. @example matchesTarget('down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q', linear, LORA_TARGETS.unetAttention); // true */
 export function matchesTarget(path: string, layer: LoraTarget, patterns: readonly LoraTargetPattern[]): boolean {
   return patterns.some((p) => {
     if (typeof p === 'string') return path === p || path.endsWith(`.${p}`);

@@ -1,7 +1,15 @@
 import { OptimizerError } from '../errors.js';
 import type { BaseHyper, Optimizer } from './optimizer.js';
 
-/** A multiplier of the initial lr as a function of the step count (what `LambdaLR` takes). */
+/**
+ * A multiplier of the initial lr as a function of the step count (what `LambdaLR` takes).
+ *
+ * @example
+ * ```ts
+ * const warmup: LrLambda = (step) => Math.min(1, (step + 1) / 500);
+ * const sched = new LambdaLR(opt, warmup);
+ * ```
+ */
 export type LrLambda = (step: number) => number;
 
 /** What an LR scheduler saves: the step count and the lrs it scales. */
@@ -109,11 +117,11 @@ export class LambdaLR {
   }
 }
 
-/** diffusers' schedule names (`diffusers.optimization.SchedulerType`). */
+/** diffusers' schedule names (`diffusers.optimization.SchedulerType`). @example getScheduler('cosine', { optimizer: opt, numWarmupSteps: 100, numTrainingSteps: 1000 }); */
 export type SchedulerName =
   'linear' | 'cosine' | 'cosine_with_restarts' | 'polynomial' | 'constant' | 'constant_with_warmup' | 'piecewise_constant';
 
-/** Arguments of {@link getScheduler}, diffusers' `get_scheduler` keywords camel-cased. */
+/** Arguments of {@link getScheduler}, diffusers' `get_scheduler` keywords camel-cased. @example getScheduler('polynomial', { optimizer: opt, numWarmupSteps: 0, numTrainingSteps: 800, power: 1, lrEnd: 1e-7 }); */
 export interface GetSchedulerOptions {
   optimizer: Optimizer<BaseHyper>;
   numWarmupSteps?: number;

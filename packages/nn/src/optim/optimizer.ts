@@ -1,7 +1,7 @@
 import * as k from '@kiln/tensor-core';
 import { OptimizerError } from '../errors.js';
 
-/** A hyperparameter value: what param groups and saved states hold besides tensors. */
+/** A hyperparameter value: what param groups and saved states hold besides tensors. @example new AdamW(params, { lr: 1e-4, betas: [0.9, 0.999] }); // numbers, booleans and number lists */
 export type HyperValue = number | boolean | readonly number[];
 
 /** The hyperparameters every optimizer has. */
@@ -14,7 +14,7 @@ export interface BaseHyper {
 /** A group of parameters sharing hyperparameters. */
 export type ParamGroup<H extends BaseHyper> = H & { params: k.Tensor[] };
 
-/** A param group as given to a constructor: unspecified hyperparameters take the defaults. */
+/** A param group as given to a constructor: unspecified hyperparameters take the defaults. @example new AdamW([{ params: unet.parameters() }, { params: textEncoder.parameters(), lr: 5e-6 }], { lr: 1e-4 }); */
 export type ParamGroupInput<H extends BaseHyper> = Partial<H> & { params: Iterable<k.Tensor> };
 
 /** Per-parameter optimizer state: step counts and moment tensors. */

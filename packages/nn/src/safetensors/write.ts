@@ -3,7 +3,7 @@ import { SafetensorsError } from '../errors.js';
 import { SAFETENSORS_DTYPE_SIZES, SAVE_DTYPES, buildHeader } from './header.js';
 import type { SafetensorsDType, TensorInfo } from './header.js';
 
-/** Tensors to save: a state dict or a map of names to tensors. */
+/** Tensors to save: a state dict or a map of names to tensors. @example await serializeSafetensors({ weight: w }); await serializeSafetensors(new Map([['weight', w]])); */
 export type TensorMap = Readonly<Record<string, k.Tensor>> | ReadonlyMap<string, k.Tensor>;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -11,6 +11,7 @@ import { matmul } from './matmul.js';
 import { cat } from './join.js';
 import { contiguous, expand, expandView, reshape, slice, sumTo, transpose } from './view.js';
 
+/** Options of `scaledDotProductAttention` (PyTorch's keyword arguments). @example k.scaledDotProductAttention(q, key, v, { isCausal: true, scale: 1 / 8 }); */
 export interface AttentionOptions {
   /** Boolean (true = attend, as PyTorch) or additive float mask, broadcastable to [..., L, S]. */
   attnMask?: Tensor | null;

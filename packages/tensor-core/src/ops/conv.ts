@@ -8,9 +8,10 @@ import { add, cast } from './elementwise.js';
 import { sum } from './reduce.js';
 import { reshape, slice } from './view.js';
 
-/** One value for both spatial dims, or [h, w]. */
+/** One value for both spatial dims, or [h, w]. @example k.conv2d(x, w, null, { stride: 2, padding: [1, 0] }); // a number for both dims, or [h, w] */
 export type Pair = number | readonly [number, number];
 
+/** Options of `conv2d` (PyTorch's keyword arguments). @example k.conv2d(x, w, b, { stride: 1, padding: 1, dilation: 1, groups: 1 }); */
 export interface Conv2dOptions {
   stride?: Pair;
   /** Zero padding per side, or 'valid' (0) / 'same' (stride 1 only). */
@@ -19,6 +20,7 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
+/** Options of `convTranspose2d` (PyTorch's keyword arguments). @example k.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }); */
 export interface ConvTranspose2dOptions {
   stride?: Pair;
   padding?: Pair;

@@ -9,6 +9,7 @@ import { assertShape, fmt, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { make } from './dispatch.js';
 
+/** Options of every tensor factory: dtype, backend, and whether it is a leaf that needs gradients. @example k.zeros([2, 2], { dtype: 'float16', device: 'wasm', requiresGrad: false }); */
 export interface CreateOptions {
   dtype?: DType;
   requiresGrad?: boolean;
@@ -16,6 +17,7 @@ export interface CreateOptions {
   device?: string;
 }
 
+/** Options of the random factories: a `seed` (block 0 of it, every call) or a `generator` (advances). @example k.randn([4], { seed: 1 }); k.rand([4], { generator: g, dtype: 'bfloat16' }); */
 export interface RandomOptions extends CreateOptions {
   /** Draw from this seed, starting at block 0 every call (so equal seeds give equal numbers). */
   seed?: number;
@@ -23,7 +25,7 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
-/** Nested arrays (or a scalar) that `k.tensor` accepts. */
+/** Nested arrays (or a scalar) that `k.tensor` accepts. @example k.tensor([[1, 2], [3, 4]]); // shape [2, 2], float32 */
 export type NestedData = number | boolean | readonly NestedData[];
 
 function target(options: CreateOptions): Backend {
@@ -172,14 +174,18 @@ export function full(shape: readonly number[], value: number, options: CreateOpt
   );
 }
 
+/** A tensor of zeros (`torch.zeros`). @example k.zeros([2, 3], { dtype: 'float16' }); */
 export const zeros = (shape: readonly number[], options: CreateOptions = {}): Tensor => full(shape, 0, options);
+/** A tensor of ones (`torch.ones`). @example k.ones([4]); */
 export const ones = (shape: readonly number[], options: CreateOptions = {}): Tensor => full(shape, 1, options);
 
 const likeOpts = <O extends CreateOptions>(x: Tensor, options: O): O => ({ dtype: x.dtype, device: x.device, ...options });
+/** Zeros with the shape, dtype and backend of `x`. @example const g = k.zerosLike(param); */
 export const zerosLike = (x: Tensor, options: CreateOptions = {}): Tensor => full(x.shape, 0, likeOpts(x, options));
+/** Ones with the shape, dtype and backend of `x`. @example const w = k.onesLike(mask); */
 export const onesLike = (x: Tensor, options: CreateOptions = {}): Tensor => full(x.shape, 1, likeOpts(x, options));
 
-/** `[start, start + step, …)` below `end`, like `torch.arange`; float32 unless all arguments are integers. */
+/** `[start, start + step, …)` below `end`, like `torch.arange`; float32 unless all arguments are integers. @example k.arange(5); // [0, 1, 2, 3, 4] */
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   for (const [name, v] of [
@@ -199,7 +205,7 @@ export function arange(start: number, end?: number, step = 1, options: CreateOpt
   return tensor(values, { ...options, dtype, shape: [n] });
 }
 
-/** `steps` evenly spaced values from `start` to `end` inclusive. */
+/** `steps` evenly spaced values from `start` to `end` inclusive. @example k.linspace(0, 1, 5); // [0, 0.25, 0.5, 0.75, 1] */
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
   if (!Number.isSafeInteger(steps) || steps < 0) throw new ArgumentError(`linspace: steps must be a non-negative integer, got ${steps}`);
   const values = allocating('linspace', target(options), [steps], options.dtype ?? 'float32', () => new Float64Array(steps));

@@ -7,7 +7,7 @@ import { Buffer, isGradEnabled } from '../runtime.js';
 import { fmt, numel, sameShape } from '../shape.js';
 import type { GradNode, Tensor } from '../tensor.js';
 
-/** A JS number or boolean standing in for a 0-d tensor, as Python scalars do in PyTorch. */
+/** A JS number or boolean standing in for a 0-d tensor, as Python scalars do in PyTorch. @example x.mul(0.5).add(true); // numbers and booleans mix with tensors */
 export type Scalar = number | boolean;
 
 type TensorConstructor = new (buf: Buffer, shape: readonly number[], strides?: readonly number[], offset?: number) => Tensor;
@@ -38,7 +38,7 @@ export function viewOf(x: Tensor, shape: readonly number[], strides: readonly nu
   return newTensor(x._buf.retain(), shape, strides, offset);
 }
 
-/** Attaches a gradient rule to `out` when autograd is on and an input is tracked. */
+/** Attaches a gradient rule to `out` when autograd is on and an input is tracked. @example const y = k.recordGrad(out, 'myOp', [x], (g) => [k.mul(g, 2)]); // a custom op's gradient rule */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
@@ -91,7 +91,15 @@ export async function readData(x: Tensor): Promise<TypedArray> {
   return raw;
 }
 
-/** A copy of `x` on another initialised backend, keeping dtype, shape and requiresGrad. */
+/**
+ * A copy of `x` on another initialised backend, keeping dtype, shape and requiresGrad.
+ *
+ * @example
+ * ```ts
+ * await k.initBackend('cpu');
+ * const onCpu = await k.toBackend(x, 'cpu');
+ * ```
+ */
 export async function toBackend(x: Tensor, name: string): Promise<Tensor> {
   const target = backendByName(name);
   const raw = await x._backend().download(x._view());
@@ -100,7 +108,7 @@ export async function toBackend(x: Tensor, name: string): Promise<Tensor> {
   return out;
 }
 
-/** A handle on the same data without graph history. */
+/** A handle on the same data without graph history. @example const target = k.detach(prediction); // no gradient flows into target */
 export function detach(x: Tensor): Tensor {
   return viewOf(x, x.shape, x.strides, x.offset);
 }

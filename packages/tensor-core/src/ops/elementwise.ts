@@ -10,7 +10,7 @@ import { expandView, sumTo } from './view.js';
 
 // Casting -------------------------------------------------------------------------------------
 
-/** `x` as `dtype`; differentiable between float types. Returns `x` itself when nothing changes. */
+/** `x` as `dtype`; differentiable between float types. Returns `x` itself when nothing changes. @example const h = x.to('float16'); // same as k.cast(x, 'float16') */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
   assertDType(dtype, 'cast: dtype');
@@ -20,7 +20,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return y;
 }
 
-/** A contiguous copy with its own storage; gradients flow through. */
+/** A contiguous copy with its own storage; gradients flow through. @example const copy = k.clone(x); // own storage; x.dispose() leaves it intact */
 export function clone(x: Tensor): Tensor {
   const b = x._backend();
   const y = make(b, b.unary('copy', x._view(), x.dtype), x.dtype, x.shape);
@@ -43,25 +43,42 @@ function unary(op: UnaryOp, x: Tensor, grad: UnaryGrad | null, floatOnly = true)
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
+/** −x, elementwise. @example k.neg(k.tensor([1, -2])); // [-1, 2] */
 export const neg = (x: Tensor): Tensor => unary('neg', x, (g) => neg(g), false);
+/** |x|, elementwise. @example k.abs(k.tensor([-3, 2])); // [3, 2] */
 export const abs = (x: Tensor): Tensor => unary('abs', x, (g, x) => mul(g, sign(x)), false);
+/** −1, 0 or 1 by the sign of each element (no gradient). @example k.sign(k.tensor([-3, 0, 2])); // [-1, 0, 1] */
 export const sign = (x: Tensor): Tensor => unary('sign', x, null, false);
+/** The largest integer ≤ x, elementwise (no gradient). @example k.floor(k.tensor([1.5, -1.5])); // [1, -2] */
 export const floor = (x: Tensor): Tensor => unary('floor', x, null, false);
+/** Boolean negation; the result is bool. @example k.logicalNot(k.tensor([true, false])); // [false, true] */
 export const logicalNot = (x: Tensor): Tensor => unary('logicalNot', x, null, false);
+/** eˣ, elementwise. @example k.exp(k.zeros([2])); // [1, 1] */
 export const exp = (x: Tensor): Tensor => unary('exp', x, (g, _x, y) => mul(g, y));
+/** Natural logarithm, elementwise. @example k.log(k.tensor([1, Math.E])); // [0, 1] */
 export const log = (x: Tensor): Tensor => unary('log', x, (g, x) => div(g, x));
+/** √x, elementwise. @example k.sqrt(k.tensor([4, 9])); // [2, 3] */
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, (g, _x, y) => div(mul(g, 0.5), y));
+/** 1/√x, elementwise. @example k.rsqrt(k.tensor([4, 16])); // [0.5, 0.25] */
 export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x, (g, _x, y) => mul(g, mul(pow(y, 3), -0.5)));
+/** 1/x, elementwise. @example k.reciprocal(k.tensor([2, 4])); // [0.5, 0.25] */
 export const reciprocal = (x: Tensor): Tensor => unary('reciprocal', x, (g, _x, y) => neg(mul(g, square(y))));
+/** x², elementwise. @example k.square(k.tensor([3, -2])); // [9, 4] */
 export const square = (x: Tensor): Tensor => unary('square', x, (g, x) => mul(g, mul(x, 2)), false);
+/** sin x, elementwise (radians). @example k.sin(k.tensor([0, Math.PI / 2])); // [0, 1] */
 export const sin = (x: Tensor): Tensor => unary('sin', x, (g, x) => mul(g, cos(x)));
+/** cos x, elementwise (radians). @example k.cos(k.tensor([0, Math.PI])); // [1, -1] */
 export const cos = (x: Tensor): Tensor => unary('cos', x, (g, x) => neg(mul(g, sin(x))));
+/** tanh x, elementwise. @example k.tanh(k.tensor([0, 100])); // [0, 1] */
 export const tanh = (x: Tensor): Tensor => unary('tanh', x, (g, _x, y) => mul(g, sub(1, square(y))));
+/** 1 / (1 + e⁻ˣ), elementwise. @example k.sigmoid(k.zeros([2])); // [0.5, 0.5] */
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, (g, _x, y) => mul(g, mul(y, sub(1, y))));
+/** max(x, 0), elementwise. @example k.relu(k.tensor([-1, 2])); // [0, 2] */
 export const relu = (x: Tensor): Tensor => unary('relu', x, (g, x) => mul(g, cast(gt(x, 0), g.dtype)), false);
+/** The error function, elementwise. @example k.erf(k.tensor([0, 10])); // [0, 1] */
 export const erf = (x: Tensor): Tensor => unary('erf', x, (g, x) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))));
 
-/** x · sigmoid(x). */
+/** x · sigmoid(x). @example k.silu(k.tensor([0, 1])); // [0, 0.7311] */
 export const silu = (x: Tensor): Tensor =>
   unary('silu', x, (g, x) => {
     const s = sigmoid(x);
@@ -96,7 +113,7 @@ export function gelu(x: Tensor, options: { approximate?: 'none' | 'tanh' } = {})
   });
 }
 
-/** CLIP's `x · sigmoid(1.702 x)`. */
+/** CLIP's `x · sigmoid(1.702 x)`. @example const h = k.quickGelu(k.linear(x, w, b)); // CLIP's MLP activation */
 export function quickGelu(x: Tensor): Tensor {
   return mul(x, sigmoid(mul(x, 1.702)));
 }
@@ -144,29 +161,33 @@ function lift(value: Tensor | Scalar, like: Tensor): Tensor {
   return value;
 }
 
-/** `a + alpha · b`, broadcasting. Either operand may be a number. */
+/** `a + alpha · b`, broadcasting. Either operand may be a number. @example k.add(k.tensor([1, 2]), 10); // [11, 12]; x.add(y) is the same */
 export function add(a: Tensor | Scalar, b: Tensor | Scalar, alpha = 1): Tensor {
   if (typeof a !== 'object') return add(lift(a, b as Tensor), b, alpha);
   const other = alpha === 1 ? b : typeof b === 'object' ? mul(b, alpha) : Number(b) * alpha;
   return binary('add', a, other, (g) => [g, g]);
 }
 
+/** `a − alpha · b`, broadcasting. Either operand may be a number. @example k.sub(k.tensor([5, 5]), k.tensor([1, 2])); // [4, 3] */
 export function sub(a: Tensor | Scalar, b: Tensor | Scalar, alpha = 1): Tensor {
   if (typeof a !== 'object') return sub(lift(a, b as Tensor), b, alpha);
   const other = alpha === 1 ? b : typeof b === 'object' ? mul(b, alpha) : Number(b) * alpha;
   return binary('sub', a, other, (g) => [g, neg(g)]);
 }
 
+/** `a · b`, elementwise, broadcasting. Either operand may be a number. @example k.mul(k.ones([2, 3]), k.tensor([1, 2, 3])); // broadcast: every row [1, 2, 3] */
 export function mul(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (typeof a !== 'object') return mul(b as Tensor, a);
   return binary('mul', a, b, (g, a, b) => [a.requiresGrad ? mul(g, b) : null, b.requiresGrad ? mul(g, a) : null]);
 }
 
+/** `a / b`, elementwise, broadcasting. Either operand may be a number. @example k.div(k.tensor([1, 2]), 4); // [0.25, 0.5] */
 export function div(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (typeof a !== 'object') return div(lift(a, b as Tensor), b);
   return binary('div', a, b, (g, a, b, y) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, y), b)) : null]);
 }
 
+/** `aᵇ`, elementwise, broadcasting. @example k.pow(k.tensor([2, 3]), 2); // [4, 9] */
 export function pow(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (typeof a !== 'object') return pow(lift(a, b as Tensor), b);
   return binary('pow', a, b, (g, a, b, y) => [
@@ -175,7 +196,7 @@ export function pow(a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   ]);
 }
 
-/** Elementwise max; where both are equal the gradient is split evenly, as in PyTorch. */
+/** Elementwise max; where both are equal the gradient is split evenly, as in PyTorch. @example k.maximum(k.tensor([1, 5]), 3); // [3, 5] */
 export function maximum(a: Tensor, b: Tensor | Scalar): Tensor {
   return binary('maximum', a, b, (g, a, b) => {
     const wa = add(cast(gt(a, b), g.dtype), mul(cast(eq(a, b), g.dtype), 0.5));
@@ -183,6 +204,7 @@ export function maximum(a: Tensor, b: Tensor | Scalar): Tensor {
   });
 }
 
+/** The smaller of `a` and `b`, elementwise, broadcasting. @example k.minimum(k.tensor([1, 5]), 3); // [1, 3] */
 export function minimum(a: Tensor, b: Tensor | Scalar): Tensor {
   return binary('minimum', a, b, (g, a, b) => {
     const wa = add(cast(lt(a, b), g.dtype), mul(cast(eq(a, b), g.dtype), 0.5));
@@ -190,6 +212,7 @@ export function minimum(a: Tensor, b: Tensor | Scalar): Tensor {
   });
 }
 
+/** `x` limited to [min, max] (either bound optional); the gradient is zero where clamped. @example k.clamp(k.tensor([-2, 0.5, 2]), -1, 1); // [-1, 0.5, 1] */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   let y = x;
   if (min !== undefined) y = where(lt(y, min), min, y);
@@ -197,11 +220,17 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   return y;
 }
 
+/** a == b, elementwise, broadcast; the result is bool. @example k.eq(k.tensor([1, 2]), 2); // [false, true] */
 export const eq = (a: Tensor, b: Tensor | Scalar): Tensor => binary('eq', a, b, null);
+/** a != b, elementwise, broadcast; the result is bool. @example k.ne(k.tensor([1, 2]), 2); // [true, false] */
 export const ne = (a: Tensor, b: Tensor | Scalar): Tensor => binary('ne', a, b, null);
+/** a < b, elementwise, broadcast; the result is bool. @example k.lt(k.tensor([1, 2]), 2); // [true, false] */
 export const lt = (a: Tensor, b: Tensor | Scalar): Tensor => binary('lt', a, b, null);
+/** a ≤ b, elementwise, broadcast; the result is bool. @example k.le(k.tensor([1, 3]), 2); // [true, false] */
 export const le = (a: Tensor, b: Tensor | Scalar): Tensor => binary('le', a, b, null);
+/** a > b, elementwise, broadcast; the result is bool. @example k.gt(k.tensor([1, 3]), 2); // [false, true] */
 export const gt = (a: Tensor, b: Tensor | Scalar): Tensor => binary('gt', a, b, null);
+/** a ≥ b, elementwise, broadcast; the result is bool. @example k.ge(k.tensor([2, 1]), 2); // [true, false] */
 export const ge = (a: Tensor, b: Tensor | Scalar): Tensor => binary('ge', a, b, null);
 
 /**
@@ -229,7 +258,7 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
   });
 }
 
-/** A tensor filled with `value`, shaped and typed like `like` (helper for gradient rules). */
+/** A tensor filled with `value`, shaped and typed like `like` (helper for gradient rules). @example k.fullLike(scores, -Infinity); */
 export function fullLike(like: Tensor, value: number, dtype: DType = like.dtype): Tensor {
   const b = like._backend();
   return make(b, b.fill(dtype, numel(like.shape), value), dtype, like.shape);

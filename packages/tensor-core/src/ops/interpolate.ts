@@ -5,6 +5,7 @@ import { tensor } from './creation.js';
 import { indexSelect } from './gather.js';
 import { contiguous, expand, reshape } from './view.js';
 
+/** Options of `interpolate`: an output `size` or a `scaleFactor`. @example k.interpolate(x, { scaleFactor: 2, mode: 'nearest' }); // or { size: [64, 64] } */
 export interface InterpolateOptions {
   /** Output `[H, W]` (or one size for both); any positive sizes. Give this or `scaleFactor`. */
   size?: number | readonly [number, number];

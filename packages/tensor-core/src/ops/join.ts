@@ -45,7 +45,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   });
 }
 
-/** Stacks equal-shaped tensors along a new dim. */
+/** Stacks equal-shaped tensors along a new dim. @example k.stack([k.zeros([3]), k.ones([3])]).shape; // [2, 3] */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new ArgumentError('stack: needs at least one tensor');
   const d = normDim(dim, tensors[0].ndim + 1, 'stack');

@@ -151,7 +151,7 @@ export function groupNorm(
   );
 }
 
-/** `silu(groupNorm(...))` as one fused op. */
+/** `silu(groupNorm(...))` as one fused op. @example const h = k.groupNormSilu(x, 32, norm.weight, norm.bias, 1e-6); // = k.silu(k.groupNorm(x, 32, …)), one kernel */
 export function groupNormSilu(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   return groupNorm(x, numGroups, weight, bias, eps, { silu: true });
 }

@@ -10,7 +10,7 @@ import { make, record } from './dispatch.js';
 import { cast, div, eq, mul, sqrt, sub } from './elementwise.js';
 import { expand, reshape } from './view.js';
 
-/** One dim, several, or all (undefined). */
+/** One dim, several, or all (undefined). @example x.sum(); x.sum(1); x.mean([2, 3], true); // all dims, one, or several */
 export type Dims = number | readonly number[] | undefined;
 
 function keptShape(x: Tensor, axes: readonly number[], keepdim: boolean): number[] {
@@ -92,7 +92,9 @@ function extremum(op: 'max' | 'min', x: Tensor, dim: Dims, keepdim: boolean): Te
   });
 }
 
+/** Largest element over `dim` (all when absent), like `torch.amax`. @example k.max(k.tensor([[1, 5], [3, 2]]), 1); // [5, 3] */
 export const max = (x: Tensor, dim?: Dims, keepdim = false): Tensor => extremum('max', x, dim, keepdim);
+/** Smallest element over `dim` (all when absent), like `torch.amin`. @example k.min(k.tensor([[1, 5], [3, 2]]), 0); // [1, 2] */
 export const min = (x: Tensor, dim?: Dims, keepdim = false): Tensor => extremum('min', x, dim, keepdim);
 
 /**

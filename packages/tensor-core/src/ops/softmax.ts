@@ -46,5 +46,5 @@ function along(x: Tensor, dim: number, logOut: boolean): Tensor {
  */
 export const softmax = (x: Tensor, dim: number): Tensor => along(x, dim, false);
 
-/** log(softmax(x)) along `dim`, computed without forming the softmax. */
+/** log(softmax(x)) along `dim`, computed without forming the softmax. @example const logp = k.logSoftmax(logits, -1); */
 export const logSoftmax = (x: Tensor, dim: number): Tensor => along(x, dim, true);

@@ -24,7 +24,7 @@ function broadcastStrides(x: Tensor, shape: readonly number[], op: string): numb
   });
 }
 
-/** Sums a broadcast gradient back down to `shape` (the adjoint of expand). */
+/** Sums a broadcast gradient back down to `shape` (the adjoint of expand). @example const gb = k.sumTo(gradOfBroadcast, bias.shape); // undo a broadcast in a gradient rule */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (sameShape(g.shape, shape)) return g;
   const lead = g.ndim - shape.length;
@@ -108,6 +108,7 @@ function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
   return viewD === -1 ? out : null;
 }
 
+/** The same elements in a new shape (one dim may be −1); a view when strides allow, else a copy (ATen's rule). @example k.reshape(k.arange(6), [2, -1]).shape; // [2, 3] */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const target = inferShape(x, shape);
   if (sameShape(target, x.shape)) return x;
@@ -118,6 +119,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record(y, 'reshape', [x], (g) => [reshape(g, x.shape)]);
 }
 
+/** Dims `startDim`…`endDim` merged into one (`torch.flatten`). @example k.flatten(k.zeros([2, 3, 4]), 1).shape; // [2, 12] */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   if (x.ndim === 0) return reshape(x, [1]);
   const s = normDim(startDim, x.ndim, 'flatten');
@@ -126,6 +128,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   return reshape(x, shape);
 }
 
+/** A view with the dims reordered (`torch.permute`). @example k.permute(k.zeros([2, 3, 4]), [2, 0, 1]).shape; // [4, 2, 3] */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const d = dims.map((v) => normDim(v, x.ndim, 'permute'));
   if (d.length !== x.ndim || new Set(d).size !== d.length) {
@@ -142,6 +145,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   return record(y, 'permute', [x], (g) => [permute(g, inverse)]);
 }
 
+/** A view with two dims swapped. @example k.transpose(k.zeros([2, 3]), 0, 1).shape; // [3, 2] */
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   const a = normDim(dim0, x.ndim, 'transpose');
   const b = normDim(dim1, x.ndim, 'transpose');
@@ -151,6 +155,7 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   return permute(x, dims);
 }
 
+/** A view without size-1 dims (only `dim` when given). @example k.squeeze(k.zeros([1, 3, 1])).shape; // [3] */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   if (dim === undefined)
     return reshape(
@@ -165,6 +170,7 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
   );
 }
 
+/** A view with a size-1 dim inserted at `dim`. @example k.unsqueeze(k.zeros([3]), 0).shape; // [1, 3] */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   const d = normDim(dim, x.ndim + 1, 'unsqueeze');
   const shape = [...x.shape];
@@ -232,7 +238,7 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
   return squeeze(slice(x, d, i, i + 1), d);
 }
 
-/** `x` itself when contiguous, else a contiguous copy. */
+/** `x` itself when contiguous, else a contiguous copy. @example const t = k.contiguous(x.transpose(0, 1)); // row-major copy (x itself when already contiguous) */
 export function contiguous(x: Tensor): Tensor {
   if (x.isContiguous()) return x;
   const b = x._backend();

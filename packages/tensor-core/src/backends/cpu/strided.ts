@@ -3,6 +3,7 @@ import type { DType, TypedArray } from '../../dtype.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../dtype.js';
 import { isContiguous, numel } from '../../shape.js';
 
+/** A `View` onto the cpu backend's storage (a typed array). @example function firstElement(x: k.CpuView): number { return Number(x.storage[x.offset]); } */
 export type CpuView = View<TypedArray>;
 
 /** Storage offset of every element of a strided view, in logical order (null when contiguous). */

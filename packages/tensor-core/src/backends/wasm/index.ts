@@ -27,6 +27,7 @@ import { softmaxRows } from './softmax.js';
 import { Scratch, contig, contigI32, isF32 } from './staging.js';
 import type { WView } from './staging.js';
 
+/** Options of the wasm backend (`registerWasmBackend`). @example k.registerWasmBackend({ threads: 4, winograd: false }); */
 export interface WasmBackendOptions extends EngineOptions {
   /**
    * 3×3 stride-1 convolutions (and both gradients) through Winograd F(4×4, 3×3) when they have at
@@ -36,6 +37,7 @@ export interface WasmBackendOptions extends EngineOptions {
   winograd?: boolean;
 }
 
+/** The wasm backend: kernels assembled at load time, run on a pool of threads. @example const wasm = (await k.useBackend('wasm')) as k.WasmBackend; */
 export class WasmBackend implements Backend<TypedArray> {
   readonly name = 'wasm';
   private readonly cpu = new CpuBackend();

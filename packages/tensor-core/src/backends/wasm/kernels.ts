@@ -50,6 +50,7 @@ export const TASKS = [
   'task_layernorm_bwd',
   ...WINOGRAD_TASKS,
 ] as const;
+/** The names of the wasm engine's parallel tasks. @example const task: k.WasmTaskName = 'task_gemm'; */
 export type TaskName = (typeof TASKS)[number];
 
 /** Assembles the module for one configuration. */

@@ -19,6 +19,7 @@ export const SCRATCH_BASE = 65536;
 const MAX_PAGES = 32768;
 const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5 } as const;
 
+/** Threads and SIMD of the wasm engine. @example k.registerWasmBackend({ threads: 1, relaxedSimd: false }); // single-threaded, plain SIMD */
 export interface EngineOptions {
   /** Worker threads including the main thread; default: all cores. 1 disables workers. */
   threads?: number;
@@ -110,6 +111,7 @@ async function defaultThreads(): Promise<number> {
   return Math.max(1, hc ?? 1);
 }
 
+/** The wasm backend's module instance and its worker threads. @example const wasm = (await k.useBackend('wasm')) as k.WasmBackend; // runs kernels on its Engine's threads */
 export class Engine {
   readonly memory: WebAssembly.Memory;
   readonly exports: Record<TaskName | string, (...args: number[]) => unknown>;

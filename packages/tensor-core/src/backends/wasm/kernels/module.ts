@@ -5,6 +5,7 @@
 import { Fn } from '../emit.js';
 import type { Expr } from '../emit.js';
 
+/** Blocking of the wasm GEMM kernels (register tile, cache blocks), for tuning. @example k.registerWasmBackend({ kernel: { mc: 64 } }); // GEMM blocking, for tuning */
 export interface KernelConfig {
   relaxed: boolean;
   mr: number;
