@@ -17,6 +17,8 @@ export { PipelineError } from './errors.js';
 export { StableDiffusionPipeline } from './pipeline.js';
 export type { StableDiffusionComponents, PipelineLoadOptions, EncodePromptOptions } from './pipeline.js';
 export type { LoadLoraOptions, LoraAdapterInfo } from './lora.js';
+export { img2imgTimesteps } from './img2img.js';
+export type { Img2ImgOptions } from './img2img.js';
 export type { Txt2ImgOptions, Txt2ImgResult, StepInfo, RgbaImage } from './txt2img-options.js';
 export { GenerationOptionsSchema } from './generation-options.js';
 export type { GenerationOptions } from './generation-options.js';

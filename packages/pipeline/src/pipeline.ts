@@ -12,6 +12,8 @@ import { attachLora, fuse, listAdapters, setAdapterScale, unfuse, unload } from 
 import type { LoadLoraOptions, LoraAdapterInfo, LoraHost } from './lora.js';
 import type { SingleFileOptions } from './single-file.js';
 import type { Txt2ImgOptions, Txt2ImgResult } from './txt2img-options.js';
+import { imagePixels, img2imgTimesteps } from './img2img.js';
+import type { Img2ImgOptions } from './img2img.js';
 
 /** The five parts of a Stable Diffusion 1.x pipeline (diffusers' component names, camel-cased). */
 export interface StableDiffusionComponents {
@@ -42,11 +44,22 @@ export interface EncodePromptOptions {
   clipSkip?: number;
 }
 
-const positiveInt = (v: number | undefined, name: string, fallback: number): number => {
+const positiveInt = (v: number | undefined, name: string, fallback: number, what: string): number => {
   const x = v ?? fallback;
-  if (!Number.isInteger(x) || x < 1) throw new PipelineError(`txt2img: ${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isInteger(x) || x < 1) throw new PipelineError(`${what}: ${name} must be a positive integer, got ${String(v)}`);
   return x;
 };
+
+/** What one generation runs with, checked once. */
+interface Run {
+  what: string;
+  steps: number;
+  perPrompt: number;
+  guidance: ClassifierFreeGuidance;
+  scheduler: SchedulerBase;
+  generator: k.Generator;
+  seed?: number;
+}
 
 const asList = (p: string | readonly string[]): string[] => (typeof p === 'string' ? [p] : [...p]);
 
@@ -282,29 +295,14 @@ export class StableDiffusionPipeline {
    */
   async txt2img(options: Txt2ImgOptions): Promise<Txt2ImgResult> {
     const o = options;
-    const steps = positiveInt(o.numInferenceSteps, 'numInferenceSteps', 50);
-    const perPrompt = positiveInt(o.numImagesPerPrompt, 'numImagesPerPrompt', 1);
+    const run = this.startRun(o, 'txt2img');
     const scale = this.vaeScaleFactor;
     const defaultSize = (this.unet.config.sample_size ?? 64) * scale;
-    const width = positiveInt(o.width, 'width', defaultSize);
-    const height = positiveInt(o.height, 'height', defaultSize);
+    const width = positiveInt(o.width, 'width', defaultSize, 'txt2img');
+    const height = positiveInt(o.height, 'height', defaultSize, 'txt2img');
     if (width % scale || height % scale)
       throw new PipelineError(`txt2img: width and height must be multiples of ${scale} (the VAE's scale factor), got ${width}×${height}`);
-    const guidance = new ClassifierFreeGuidance({ guidanceScale: o.guidanceScale ?? 7.5, guidanceRescale: o.guidanceRescale ?? 0 });
-    const scheduler = this.schedulerFor(o.scheduler);
-    let seed: number | undefined;
-    let generator = o.generator;
-    if (!generator) {
-      seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
-      if (!Number.isSafeInteger(seed) || seed < 0) throw new PipelineError(`txt2img: seed must be a non-negative integer, got ${o.seed}`);
-      generator = new k.Generator(seed);
-    }
-
-    const { cond, uncond } = this.conditioning(o, guidance.active, perPrompt);
-    const context = k.tidy(() => guidance.conditioning(cond, uncond));
-    if (context !== cond) cond.dispose();
-    uncond?.dispose();
-    const N = context.shape[0] / guidance.copies;
+    const { context, N } = this.guidedContext(o, run);
     const latentShape = [N, this.unet.config.in_channels, height / scale, width / scale];
     let latents: k.Tensor;
     try {
@@ -313,23 +311,118 @@ export class StableDiffusionPipeline {
           `txt2img: latents must be [${latentShape.join(', ')}] for ${N} images of ${width}×${height}, got [${o.latents.shape.join(', ')}]`,
         );
       }
-      scheduler.setTimesteps(steps);
+      run.scheduler.setTimesteps(run.steps);
       latents = k.tidy(() => {
-        const noise = o.latents ?? k.randn(latentShape, { generator });
-        return k.mul(noise.to(this.dtype), scheduler.initNoiseSigma);
+        const noise = o.latents ?? k.randn(latentShape, { generator: run.generator });
+        return k.mul(noise.to(this.dtype), run.scheduler.initNoiseSigma);
       });
     } catch (e) {
       context.dispose();
       throw e;
     }
+    return this.denoiseAndDecode(run, context, latents, run.scheduler.timesteps, o);
+  }
+
+  /**
+   * Image to image: diffusers' `StableDiffusionImg2ImgPipeline.__call__`. Encodes `image` with
+   * the VAE (a latent sample drawn from the generator), noises it to the timestep where the last
+   * `⌊numInferenceSteps × strength⌋` steps of the schedule begin (the scheduler's `addNoise`), runs
+   * those guided steps and decodes. The images keep the input's size; the seed gives the same
+   * image on every backend.
+   *
+   * @example
+   * ```ts
+   * const sketch = await pipe.txt2img({ prompt: 'a house on a hill', seed: 1 });
+   * const { images, rgba } = await pipe.img2img({
+   *   image: sketch.images, prompt: 'a house on a hill, oil painting', strength: 0.6, seed: 2, numInferenceSteps: 30,
+   * });
+   * ```
+   */
+  async img2img(options: Img2ImgOptions): Promise<Txt2ImgResult> {
+    const o = options;
+    const run = this.startRun(o, 'img2img');
+    const pixels = imagePixels(o.image, this.vaeScaleFactor);
+    let guided: { context: k.Tensor; N: number };
+    try {
+      guided = this.guidedContext(o, run);
+    } catch (e) {
+      pixels.dispose();
+      throw e;
+    }
+    const { context, N } = guided;
+    let latents: k.Tensor;
+    let timesteps: number[];
+    try {
+      const B = pixels.shape[0];
+      if (N % B !== 0)
+        throw new PipelineError(
+          `img2img: ${B} images cannot be shared by ${N} outputs (prompts × numImagesPerPrompt must be a multiple of it)`,
+        );
+      run.scheduler.setTimesteps(run.steps);
+      const ts = img2imgTimesteps(run.scheduler, run.steps, o.strength ?? 0.8);
+      timesteps = ts;
+      latents = k.tidy(() =>
+        k.noGrad(() => {
+          // diffusers' prepare_latents: the VAE's sample first, then the noise, from one generator.
+          const vaeDtype = this.vae.encoder.convIn.weight.dtype;
+          const z = this.vae.encode(pixels.to(vaeDtype)).latentDist.sample(run.generator).to('float32').mul(this.vae.config.scaling_factor);
+          const init = N === B ? z : k.cat(new Array<k.Tensor>(N / B).fill(z), 0);
+          const noise = k.randn(init.shape, { generator: run.generator });
+          return run.scheduler.addNoise(init, noise, new Array<number>(N).fill(ts[0]!)).to(this.dtype);
+        }),
+      );
+    } catch (e) {
+      context.dispose();
+      throw e;
+    } finally {
+      pixels.dispose();
+    }
+    return this.denoiseAndDecode(run, context, latents, timesteps, o);
+  }
+
+  /** Checks the options every generation shares and picks guidance, scheduler and generator. */
+  private startRun(o: Txt2ImgOptions | Img2ImgOptions, what: string): Run {
+    const steps = positiveInt(o.numInferenceSteps, 'numInferenceSteps', 50, what);
+    const perPrompt = positiveInt(o.numImagesPerPrompt, 'numImagesPerPrompt', 1, what);
+    const guidance = new ClassifierFreeGuidance({ guidanceScale: o.guidanceScale ?? 7.5, guidanceRescale: o.guidanceRescale ?? 0 });
+    const scheduler = this.schedulerFor(o.scheduler);
+    let seed: number | undefined;
+    let generator = o.generator;
+    if (!generator) {
+      seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new PipelineError(`${what}: seed must be a non-negative integer, got ${o.seed}`);
+      generator = new k.Generator(seed);
+    }
+    return { what, steps, perPrompt, guidance, scheduler, generator, seed };
+  }
+
+  /** The guidance's conditioning batch and the number of images it makes. */
+  private guidedContext(o: Txt2ImgOptions | Img2ImgOptions, run: Run): { context: k.Tensor; N: number } {
+    const { cond, uncond } = this.conditioning(o, run.guidance.active, run.perPrompt, run.what);
+    const context = k.tidy(() => run.guidance.conditioning(cond, uncond));
+    if (context !== cond) cond.dispose();
+    uncond?.dispose();
+    return { context, N: context.shape[0] / run.guidance.copies };
+  }
+
+  /** The guided denoising loop over `timesteps` (each step in its own tidy), then the VAE decode; frees `context` and `latents`. */
+  private async denoiseAndDecode(
+    run: Run,
+    context: k.Tensor,
+    latents: k.Tensor,
+    timesteps: readonly number[],
+    o: Txt2ImgOptions | Img2ImgOptions,
+  ): Promise<Txt2ImgResult> {
+    const { scheduler, guidance, generator } = run;
     const denoise = (x: k.Tensor, t: number, c: k.Tensor) => this.unet.forward(x, t, c).sample;
     try {
-      const timesteps = scheduler.timesteps;
       for (let i = 0; i < timesteps.length; i++) {
-        const next = k.noGrad(() => guidedStep(scheduler, guidance, denoise, latents, timesteps[i], i, context, { generator, eta: o.eta }));
+        const next = k.noGrad(() =>
+          guidedStep(scheduler, guidance, denoise, latents, timesteps[i]!, i, context, { generator, eta: o.eta }),
+        );
         latents.dispose();
         latents = next;
-        await o.callback?.({ step: i, numSteps: timesteps.length, timestep: timesteps[i], latents });
+        await o.callback?.({ step: i, numSteps: timesteps.length, timestep: timesteps[i]!, latents });
       }
     } catch (e) {
       latents.dispose();
@@ -344,7 +437,7 @@ export class StableDiffusionPipeline {
       }),
     );
     latents.dispose();
-    return { images, rgba: await toRgba(images), scheduler: scheduler.className, ...(seed !== undefined ? { seed } : {}) };
+    return { images, rgba: await toRgba(images), scheduler: scheduler.className, ...(run.seed !== undefined ? { seed: run.seed } : {}) };
   }
 
   /** Frees every model's parameters. */
@@ -368,15 +461,20 @@ export class StableDiffusionPipeline {
   }
 
   /** The conditional and (with guidance) unconditional embeddings, each [B·n, 77, D]. */
-  private conditioning(o: Txt2ImgOptions, guided: boolean, n: number): { cond: k.Tensor; uncond?: k.Tensor } {
+  private conditioning(
+    o: Txt2ImgOptions | Img2ImgOptions,
+    guided: boolean,
+    n: number,
+    what: string,
+  ): { cond: k.Tensor; uncond?: k.Tensor } {
     if ((o.prompt === undefined) === (o.promptEmbeds === undefined))
-      throw new PipelineError('txt2img: give either prompt or promptEmbeds (exactly one)');
+      throw new PipelineError(`${what}: give either prompt or promptEmbeds (exactly one)`);
     if (o.negativePrompt !== undefined && o.negativePromptEmbeds !== undefined)
-      throw new PipelineError('txt2img: give negativePrompt or negativePromptEmbeds, not both');
+      throw new PipelineError(`${what}: give negativePrompt or negativePromptEmbeds, not both`);
     const D = this.unet.config.cross_attention_dim;
     const check = (t: k.Tensor, name: string) => {
       if (t.ndim !== 3 || t.shape[2] !== D)
-        throw new PipelineError(`txt2img: ${name} must be [B, L, ${D}] (the UNet's cross_attention_dim), got [${t.shape.join(', ')}]`);
+        throw new PipelineError(`${what}: ${name} must be [B, L, ${D}] (the UNet's cross_attention_dim), got [${t.shape.join(', ')}]`);
     };
     let cond: k.Tensor;
     let prompts: string[] | undefined;
@@ -385,7 +483,7 @@ export class StableDiffusionPipeline {
       cond = k.tidy(() => this.repeatRows(k.clone(o.promptEmbeds!.to(this.dtype)), n));
     } else {
       prompts = asList(o.prompt!);
-      if (prompts.length === 0) throw new PipelineError('txt2img: prompt is an empty list');
+      if (prompts.length === 0) throw new PipelineError(`${what}: prompt is an empty list`);
       cond = this.encodePrompt(prompts, { numImagesPerPrompt: n, clipSkip: o.clipSkip });
     }
     if (!guided) return { cond };
@@ -398,14 +496,14 @@ export class StableDiffusionPipeline {
           o.negativePromptEmbeds.shape[0] !== B
         ) {
           throw new PipelineError(
-            `txt2img: negativePromptEmbeds [${o.negativePromptEmbeds.shape.join(', ')}] must have the prompt embeddings' shape [${B}, ${cond.shape.slice(1).join(', ')}]`,
+            `${what}: negativePromptEmbeds [${o.negativePromptEmbeds.shape.join(', ')}] must have the prompt embeddings' shape [${B}, ${cond.shape.slice(1).join(', ')}]`,
           );
         }
         return { cond, uncond: k.tidy(() => this.repeatRows(k.clone(o.negativePromptEmbeds!.to(this.dtype)), n)) };
       }
       let negatives = o.negativePrompt === undefined ? [''] : asList(o.negativePrompt);
       if (negatives.length === 1) negatives = new Array<string>(B).fill(negatives[0]);
-      if (negatives.length !== B) throw new PipelineError(`txt2img: ${negatives.length} negative prompts for ${B} prompts`);
+      if (negatives.length !== B) throw new PipelineError(`${what}: ${negatives.length} negative prompts for ${B} prompts`);
       // diffusers encodes the negative prompt without clip_skip.
       return { cond, uncond: this.encodePrompt(negatives, { numImagesPerPrompt: n }) };
     } catch (e) {
