@@ -15,7 +15,7 @@ the storage root the workers were started with (--storage), never outside it.
 
   kiln submit train-dreambooth --config run.yaml [--name value …]   the flags of kiln train-dreambooth;
                                                                      without --output_dir the run goes to jobs/<id>
-  kiln submit generate --model KEY --prompt TEXT --out KEY [--steps N …]   the flags of kiln generate
+  kiln submit generate --model KEY --prompt TEXT --out KEY [--steps N …]   the flags of kiln generate (--lora KEY[:SCALE] too)
   kiln submit generate-batch --model KEY --batch prompts.jsonl --out KEY   prompts.jsonl is read here
 
 pool options:
@@ -69,8 +69,8 @@ export async function submitCommand(args: readonly string[], io: CommandIO): Pro
           throw new UsageError(`--batch ${g.batch}:${i + 1}: not valid JSON: ${(e as Error).message}`);
         }
       });
-      payload = { model: g.model, out: g.out, requests };
-    } else payload = { model: g.model, out: g.out, request: g.fields };
+      payload = { model: g.model, loras: g.loras, out: g.out, requests };
+    } else payload = { model: g.model, loras: g.loras, out: g.out, request: g.fields };
   } else throw new UsageError(`name a job type: train-dreambooth, generate or generate-batch\n\n${SUBMIT_USAGE}`);
   if (f.user) payload.user = f.user;
   const client = await JobClient.connect({ redis: f.redis, log: io.err });

@@ -32,12 +32,24 @@ const user = z
 
 /** `train-dreambooth`: a run's options, diffusers' names, exactly what `kiln train-dreambooth --config` takes. */
 const TrainPayloadSchema = z.strictObject({ user, config: z.record(z.string(), z.unknown()) });
+/** LoRAs applied to the model, in order, as `kiln generate --lora FILE[:SCALE]` applies them. */
+const loras = z
+  .array(z.strictObject({ file: z.string(), scale: z.number().finite().default(1) }))
+  .max(16)
+  .default([]);
 /** `generate`: one request (the fields of a `kiln generate --batch` line) on a model, images into `out`. */
-const GeneratePayloadSchema = z.strictObject({ user, model: z.string(), out: z.string(), request: z.record(z.string(), z.unknown()) });
+const GeneratePayloadSchema = z.strictObject({
+  user,
+  model: z.string(),
+  loras,
+  out: z.string(),
+  request: z.record(z.string(), z.unknown()),
+});
 /** `generate-batch`: many requests on one model (loaded once). */
 const GenerateBatchPayloadSchema = z.strictObject({
   user,
   model: z.string(),
+  loras,
   out: z.string(),
   requests: z.array(z.record(z.string(), z.unknown())).min(1).max(10_000),
 });
@@ -54,6 +66,8 @@ export interface GeneratePayload {
   user?: string;
   /** Storage key of a diffusers model folder (or a single-file `.safetensors`). */
   model: string;
+  /** Storage keys of LoRA files (or folders) with their scales, applied in order. */
+  loras: { file: string; scale: number }[];
   /** Storage key of the folder the PNGs go to. */
   out: string;
   requests: GenerationOptions[];
@@ -77,6 +91,12 @@ function parseRequest(data: Record<string, unknown>, field: string): GenerationO
   const r = GenerationOptionsSchema.safeParse(data);
   if (!r.success) throw new JobPayloadError(`generate payload: ${issuesOf(r.error, field)}`, field);
   return r.data;
+}
+
+function checkKeys(p: { model: string; out: string; loras: { file: string }[] }): void {
+  keySegments(p.model, 'model');
+  keySegments(p.out, 'out');
+  for (const [i, l] of p.loras.entries()) keySegments(l.file, `loras.${i}.file`);
 }
 
 /**
@@ -122,12 +142,17 @@ export function parsePayload(type: string, data: unknown): JobPayload {
   }
   if (t === 'generate') {
     const p = parseShape(GeneratePayloadSchema, data, t);
-    keySegments(p.model, 'model');
-    keySegments(p.out, 'out');
-    return { type: t, user: p.user, model: p.model, out: p.out, requests: [parseRequest(p.request, 'request')] };
+    checkKeys(p);
+    return { type: t, user: p.user, model: p.model, loras: p.loras, out: p.out, requests: [parseRequest(p.request, 'request')] };
   }
   const p = parseShape(GenerateBatchPayloadSchema, data, t);
-  keySegments(p.model, 'model');
-  keySegments(p.out, 'out');
-  return { type: t, user: p.user, model: p.model, out: p.out, requests: p.requests.map((r, i) => parseRequest(r, `requests.${i}`)) };
+  checkKeys(p);
+  return {
+    type: t,
+    user: p.user,
+    model: p.model,
+    loras: p.loras,
+    out: p.out,
+    requests: p.requests.map((r, i) => parseRequest(r, `requests.${i}`)),
+  };
 }

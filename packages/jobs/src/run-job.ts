@@ -53,7 +53,9 @@ export async function runTrainJob(ctx: JobContext, payload: TrainPayload): Promi
   const resume = retried || c.resume_from_checkpoint === 'latest' ? 'latest' : null;
   const config: TrainerConfig = { ...c, ...resolved, backend: ctx.backend, resume_from_checkpoint: resume };
   const logKey = keyJoin(c.output_dir, c.logging_dir);
-  const imagesKey = keyJoin(logKey, 'images');
+  // Where @kiln/tracking puts the trainer's validation images (tag 'validation'); written in the
+  // background, so each progress update looks for new ones.
+  const imagesKey = keyJoin(logKey, 'images', 'validation');
   const seenImages = new Set(c.validation_prompt === null ? [] : await ctx.storage.list(imagesKey));
   // The trainer's messages name local paths; the job's log shows storage keys, the same on every machine.
   const rootPrefix = `${await ctx.storage.resolve('.')}/`;
@@ -83,7 +85,7 @@ export async function runTrainJob(ctx: JobContext, payload: TrainPayload): Promi
             itPerSec: m.itPerSec,
             etaSeconds: m.itPerSec > 0 ? (m.maxSteps - m.step) / m.itPerSec : 0,
           };
-          if (validated) {
+          if (c.validation_prompt !== null) {
             const fresh = (await ctx.storage.list(imagesKey)).filter((k) => !seenImages.has(k));
             for (const k of fresh) seenImages.add(k);
             if (fresh.length) progress.validationImages = fresh;
@@ -125,6 +127,8 @@ export async function runGenerateJob(ctx: JobContext, payload: GeneratePayload):
   const { job } = ctx;
   const model = await ctx.storage.resolve(payload.model, 'model');
   const out = await ctx.storage.resolve(payload.out, 'out');
+  const loras = [];
+  for (const [i, l] of payload.loras.entries()) loras.push({ file: await ctx.storage.resolve(l.file, `loras.${i}.file`), scale: l.scale });
   await mkdir(out, { recursive: true });
   const short = job.id!.replace(/^generate-/, '').slice(0, 8);
   const requests: GenerateTask['requests'] = payload.requests.map((o, i) => ({
@@ -142,7 +146,7 @@ export async function runGenerateJob(ctx: JobContext, payload: GeneratePayload):
   ctx.signal.addEventListener('abort', () => (aborted = true));
   try {
     await runInThread(
-      { kind: 'generate', backend: ctx.backend, model, out, modelName: basename(payload.model), requests },
+      { kind: 'generate', backend: ctx.backend, model, loras, out, modelName: basename(payload.model), requests },
       (m) => {
         if (m.type === 'log') ctx.log(m.line);
         else if (m.type === 'image') {

@@ -37,6 +37,17 @@ const exists = (p: string) =>
     () => false,
   );
 
+async function loadPipeline(task: GenerateTask): Promise<StableDiffusionPipeline> {
+  const pipe = await StableDiffusionPipeline.fromPretrained(task.model);
+  try {
+    for (const { file, scale } of task.loras) await pipe.loadLoraWeights(file, { scale });
+  } catch (e) {
+    pipe.dispose();
+    throw e;
+  }
+  return pipe;
+}
+
 async function generate(task: GenerateTask): Promise<ThreadMessage & { type: 'done' }> {
   await k.useBackend(task.backend);
   let pipe: StableDiffusionPipeline | undefined;
@@ -50,7 +61,7 @@ async function generate(task: GenerateTask): Promise<ThreadMessage & { type: 'do
           post({ type: 'image', request: r, file, seed, skipped: true });
           continue;
         }
-        pipe ??= await StableDiffusionPipeline.fromPretrained(task.model);
+        pipe ??= await loadPipeline(task);
         const { rgba, images, scheduler } = await pipe.txt2img({
           prompt: o.prompt,
           negativePrompt: o.negativePrompt,

@@ -13,6 +13,8 @@ export interface GenerateTask {
   backend: string;
   /** Local path of the model. */
   model: string;
+  /** Local paths of LoRAs with their scales, applied in order. */
+  loras: { file: string; scale: number }[];
   /** Local path of the output folder. */
   out: string;
   /** The model's name as PNG parameters show it. */

@@ -52,13 +52,13 @@ describe.skipIf(REDIS_MISSING !== null)(`job failures on a real redis-server${RE
     client = await JobClient.connect({ redis: redis.url, rateLimit: { max: 2, windowMs: 60_000 } });
     raw = new Queue('train', { connection: { host: '127.0.0.1', port: redis.port, password: 'failures-s3cret' }, prefix: KEY_PREFIX });
     storage = new FlakyStorage(root);
-  });
+  }, 180_000);
   afterAll(async () => {
     await worker?.close();
     await raw?.close();
     await client?.close();
     await redis?.stop();
-  });
+  }, 60_000);
 
   const startWorker = async () => {
     worker ??= await PoolWorker.start({ redis: redis.url, storage, backend: 'wasm', log: (l) => workerLog.push(l) });

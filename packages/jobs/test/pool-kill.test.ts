@@ -63,7 +63,7 @@ describe.skipIf(REDIS_MISSING !== null)(
       redis = await startRedis(PASSWORD);
       root = await tinyWorld();
       client = await JobClient.connect({ redis: redis.url });
-    });
+    }, 180_000);
     afterAll(async () => {
       await client?.close();
       await Promise.all(
@@ -75,7 +75,7 @@ describe.skipIf(REDIS_MISSING !== null)(
         }),
       );
       await redis?.stop();
-    });
+    }, 60_000);
 
     it('finishes 6 training jobs after one worker is SIGKILLed mid-job, resuming it exactly', async () => {
       // Jobs i and i + 3 train the same subject with the same seed: each killed job has an uninterrupted twin.
