@@ -1,20 +1,20 @@
 import * as k from '@kiln/tensor-core';
 
-/** One key whose tensor does not have the shape the module expects. */
+/** One key whose tensor does not have the shape the module expects. @example catch (e) { if (e instanceof StateDictError) for (const m of e.shapeMismatches) console.error(m.key, m.expected, m.got); } */
 export interface ShapeMismatch {
   readonly key: string;
   readonly expected: readonly number[];
   readonly got: readonly number[];
 }
 
-/** One key whose value cannot be loaded at all (not a tensor, or a disposed one). */
+/** One key whose value cannot be loaded at all (not a tensor, or a disposed one). @example catch (e) { if (e instanceof StateDictError) for (const v of e.invalidValues) console.error(v.key, v.reason); } */
 export interface InvalidValue {
   readonly key: string;
   /** What is wrong, e.g. `'is null, not a tensor'` or `'was disposed'`. */
   readonly reason: string;
 }
 
-/** Extra context of a {@link StateDictError}. */
+/** Extra context of a {@link StateDictError}. @example throw new StateDictError(missing, unexpected, mismatched, 'UNet2DConditionModel', { file: 'unet/diffusion_pytorch_model.safetensors' }); */
 export interface StateDictErrorDetails {
   /** Keys whose values are not usable tensors. */
   readonly invalidValues?: readonly InvalidValue[];
@@ -97,7 +97,7 @@ export class ConfigError extends k.KilnError {
   }
 }
 
-/** What went wrong with a safetensors file, for programs that react to it. */
+/** What went wrong with a safetensors file, for programs that react to it. @example catch (e) { if (e instanceof SafetensorsError && e.code === 'truncated') console.error('download incomplete:', e.message); } */
 export type SafetensorsErrorCode =
   | 'io'
   | 'truncated'

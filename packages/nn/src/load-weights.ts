@@ -13,6 +13,12 @@ import type { Described, KeyPattern, LoadStateDictResult } from './state-dict.js
  * checkpoint (`openSafetensors` in `@kiln/nn/node`), a file in memory (`parseSafetensors`), or a
  * view of one of these ({@link prefixedSource}, {@link renamedSource}). `info` gives a tensor's
  * shape without reading it, so every shape is checked before any data is read.
+ *
+ * @example
+ * ```ts
+ * const source: TensorSource = await openSafetensors('unet/diffusion_pytorch_model.safetensors');
+ * source.info('conv_in.weight').shape; // [320, 4, 3, 3]
+ * ```
  */
 export interface TensorSource {
   /** The file it reads, named in errors. */
@@ -48,7 +54,7 @@ export function prefixedSource(source: TensorSource, prefix: string): TensorSour
   };
 }
 
-/** How {@link renamedSource} maps one stored name: a new name, optionally with a new shape. */
+/** How {@link renamedSource} maps one stored name: a new name, optionally with a new shape. @example renamedSource(file, (key) => (key.startsWith('old.') ? key.replace('old.', 'new.') : key)); */
 export type Rename = string | { readonly key: string; readonly shape?: readonly number[] } | null | undefined;
 
 /**
@@ -109,7 +115,7 @@ export function renamedSource(source: TensorSource, rename: (storedName: string)
   };
 }
 
-/** Options of {@link loadWeights}. */
+/** Options of {@link loadWeights}. @example await loadWeights(model, file, { prefix: 'model.diffusion_model.', strict: true, onProgress: (done, total) => bar(done / total) }); */
 export interface LoadWeightsOptions {
   /** Fail on missing and unexpected keys (default true); mis-shaped keys always fail. */
   strict?: boolean;

@@ -7,7 +7,7 @@ import type { Described, KeyPattern, LoadStateDictResult, StateDict } from './st
 
 export type { StateDict, LoadStateDictResult } from './state-dict.js';
 
-/** A module whose forward maps one tensor to one tensor (what `Sequential` chains). */
+/** A module whose forward maps one tensor to one tensor (what `Sequential` chains). @example const layers: UnaryModule[] = [new Linear(4, 8), new SiLU()]; // what Sequential chains */
 export interface UnaryModule extends Module {
   forward(x: k.Tensor): k.Tensor;
 }
@@ -16,6 +16,12 @@ export interface UnaryModule extends Module {
  * A module attached to another with {@link Module.addAdapter} (LoRA, and later methods): it sees
  * the host's input and output and returns the adapted output. Its parameters belong to the tree
  * (optimizers, `to`, `toBackend`, checkpointing see them) but not to the host's state dict.
+ *
+ * @example
+ * ```ts
+ * // A LoraLayer is a ModuleAdapter: its layer's output becomes adapt(input, output).
+ * const adapter = injectLora(unet, { targets: LORA_TARGETS.unetAttention });
+ * ```
  */
 export interface ModuleAdapter extends Module {
   adapt(input: k.Tensor, output: k.Tensor): k.Tensor;

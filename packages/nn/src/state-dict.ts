@@ -2,10 +2,10 @@ import type * as k from '@kiln/tensor-core';
 import { StateDictError } from './errors.js';
 import type { InvalidValue, ShapeMismatch } from './errors.js';
 
-/** A state dict: upstream key → tensor, in registration order. */
+/** A state dict: upstream key → tensor, in registration order. @example const sd: StateDict = model.stateDict(); // { 'fc1.weight': Tensor, … } */
 export type StateDict = Record<string, k.Tensor>;
 
-/** What `loadStateDict` / `loadWeights` did not match (only non-empty with `strict: false`). */
+/** What `loadStateDict` / `loadWeights` did not match (only non-empty with `strict: false`). @example const { missingKeys, unexpectedKeys } = model.loadStateDict(partial, { strict: false }); */
 export interface LoadStateDictResult {
   readonly missingKeys: string[];
   readonly unexpectedKeys: string[];

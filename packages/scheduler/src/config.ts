@@ -11,8 +11,11 @@ export const BETA_SCHEDULES = ['linear', 'scaled_linear', 'squaredcos_cap_v2'] a
 export const PREDICTION_TYPES = ['epsilon', 'v_prediction', 'sample'] as const;
 /** The `timestep_spacing` values ("Common Diffusion Noise Schedules…", Table 2). @example TIMESTEP_SPACINGS; // ['leading', 'trailing', 'linspace'] */
 export const TIMESTEP_SPACINGS = ['leading', 'trailing', 'linspace'] as const;
+/** How betas are spaced (`beta_schedule`). @example const schedule: BetaSchedule = 'scaled_linear'; // SD 1.x */
 export type BetaSchedule = (typeof BETA_SCHEDULES)[number];
+/** What the model predicts (`prediction_type`): noise ε, velocity v, or the sample x₀. @example const target = config.prediction_type === 'v_prediction' ? scheduler.getVelocity(x0, noise, t) : noise; */
 export type PredictionType = (typeof PREDICTION_TYPES)[number];
+/** How inference timesteps are spaced (`timestep_spacing`). @example DDIMScheduler.fromConfig({ ...config, timestep_spacing: 'trailing' }); // with zero-terminal-SNR models */
 export type TimestepSpacing = (typeof TIMESTEP_SPACINGS)[number];
 
 /**
@@ -75,13 +78,13 @@ export const SchedulerConfigSchema = z
     path: ['beta_start'],
   });
 
-/** A scheduler config as read from `scheduler_config.json` (any subset of the fields). */
+/** A scheduler config as read from `scheduler_config.json` (any subset of the fields). @example const input: SchedulerConfigInput = { beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012 }; */
 export type SchedulerConfigInput = z.input<typeof SchedulerConfigSchema>;
 type Parsed = z.output<typeof SchedulerConfigSchema>;
-/** What `fromConfig` accepts: a parsed `scheduler_config.json` (typed fields, or any JSON object). */
+/** What `fromConfig` accepts: a parsed `scheduler_config.json` (typed fields, or any JSON object). @example schedulerFromConfig(JSON.parse(await readFile('scheduler_config.json', 'utf8')) as SchedulerConfigLike); */
 export type SchedulerConfigLike = SchedulerConfigInput | Record<string, unknown>;
 
-/** Fields every Kiln scheduler resolves (its defaults fill what the file leaves out). */
+/** Fields every Kiln scheduler resolves (its defaults fill what the file leaves out). @example scheduler.config.num_train_timesteps; // 1000; every field resolved, snake_case as in the file */
 export interface BaseSchedulerConfig {
   num_train_timesteps: number;
   beta_start: number;

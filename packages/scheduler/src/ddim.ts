@@ -9,6 +9,7 @@ import { SchedulerBase, checkNoiseShape } from './scheduler.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { SchedulerError } from './errors.js';
 
+/** `DDIMScheduler`'s config fields. @example DDIMScheduler.fromConfig({ ...config, set_alpha_to_one: false, clip_sample: false }); */
 export interface DDIMConfig extends BaseSchedulerConfig {
   clip_sample: boolean;
   clip_sample_range: number;

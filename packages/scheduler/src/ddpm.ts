@@ -9,6 +9,7 @@ import type { SchedulerOutput, StepOptions } from './scheduler.js';
 
 const VARIANCE_TYPES = ['fixed_small', 'fixed_small_log', 'fixed_large'] as const;
 
+/** `DDPMScheduler`'s config fields. @example DDPMScheduler.fromConfig({ ...config, variance_type: 'fixed_small', clip_sample: false }); */
 export interface DDPMConfig extends BaseSchedulerConfig {
   variance_type: (typeof VARIANCE_TYPES)[number];
   clip_sample: boolean;

@@ -11,6 +11,7 @@ import { MultistepScheduler, alphaSigma, lambdaAt } from './multistep.js';
 import { asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { MultistepConfig } from './multistep.js';
 
+/** `DPMSolverMultistepScheduler`'s config fields. @example DPMSolverMultistepScheduler.fromConfig({ ...config, algorithm_type: 'dpmsolver++', use_karras_sigmas: true }); */
 export interface DPMSolverConfig extends MultistepConfig {
   algorithm_type: 'dpmsolver++' | 'dpmsolver' | 'sde-dpmsolver++' | 'sde-dpmsolver';
   solver_type: 'midpoint' | 'heun';

@@ -9,6 +9,7 @@ import { checkNoiseShape } from './scheduler.js';
 import { SigmaScheduler, asDtype, asFloat32 } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
+/** `EulerDiscreteScheduler`'s config fields. @example EulerDiscreteScheduler.fromConfig({ ...config, timestep_spacing: 'trailing' }); */
 export interface EulerConfig extends SigmaSchedulerConfig {
   interpolation_type: 'linear';
   timestep_type: 'discrete';

@@ -9,6 +9,7 @@ import type { SchedulerOutput, StepOptions } from './scheduler.js';
 import { SigmaScheduler } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
+/** `HeunDiscreteScheduler`'s config fields. @example HeunDiscreteScheduler.fromConfig({ ...config, use_karras_sigmas: true }); */
 export interface HeunConfig extends SigmaSchedulerConfig {
   clip_sample: boolean;
   clip_sample_range: number;

@@ -6,6 +6,7 @@ import { multistepTimesteps, npLinspace } from './schedule.js';
 import { SigmaScheduler } from './sigma-scheduler.js';
 import type { SigmaSchedulerConfig } from './sigma-scheduler.js';
 
+/** Config fields the multistep solvers share. @example DPMSolverMultistepScheduler.fromConfig({ ...config, solver_order: 2, lower_order_final: true }); */
 export interface MultistepConfig extends SigmaSchedulerConfig {
   solver_order: number;
   lower_order_final: boolean;

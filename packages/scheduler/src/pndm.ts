@@ -7,6 +7,7 @@ import { SchedulerBase } from './scheduler.js';
 import type { SchedulerOutput } from './scheduler.js';
 import { npArange, npLinspace } from './schedule.js';
 
+/** `PNDMScheduler`'s config fields. @example PNDMScheduler.fromConfig({ ...config, skip_prk_steps: true }); */
 export interface PNDMConfig extends BaseSchedulerConfig {
   skip_prk_steps: boolean;
   set_alpha_to_one: boolean;

@@ -24,6 +24,15 @@ export const SCHEDULERS = {
   HeunDiscreteScheduler: (c: SchedulerConfigLike, file?: string) => HeunDiscreteScheduler.fromConfig(c, file),
 } satisfies Record<string, (c: SchedulerConfigLike, file?: string) => SchedulerBase>;
 
+/**
+ * SchedulerName
+ *
+ * @example
+ * ```ts
+ * const name: SchedulerName = 'DPMSolverMultistepScheduler';
+ * const s = SCHEDULERS[name](config);
+ * ```
+ */
 export type SchedulerName = keyof typeof SCHEDULERS;
 
 /** Short names SD front ends use, for CLIs and pipelines (`--scheduler euler_a`). @example SCHEDULER_ALIASES['euler_a']; // 'EulerAncestralDiscreteScheduler' */

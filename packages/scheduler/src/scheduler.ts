@@ -5,14 +5,14 @@ import { SchedulerError } from './errors.js';
 import { betasForConfig, cumprodOfAlphas, spacedTimesteps } from './schedule.js';
 import * as F from './f32.js';
 
-/** What `step` returns: the sample at the previous timestep and, where the method has one, its prediction of x₀. */
+/** What `step` returns: the sample at the previous timestep and, where the method has one, its prediction of x₀. @example const { prevSample, predOriginalSample } = scheduler.step(eps, t, latents); */
 export interface SchedulerOutput {
   prevSample: Tensor;
   /** The denoised sample predicted at this step (absent for PNDM and DPM-Solver's noise form). */
   predOriginalSample?: Tensor;
 }
 
-/** Options of `step`. */
+/** Options of `step`. @example scheduler.step(eps, t, latents, { generator: g }); ddim.step(eps, t, latents, { eta: 0.5, generator: g }); */
 export interface StepOptions {
   /** The generator ancestral and stochastic steps draw noise from (the global stream when absent). */
   generator?: Generator;
@@ -34,13 +34,22 @@ export interface StepOptions {
   order?: number;
 }
 
-/** Timesteps for `addNoise`/`getVelocity`/`snr`: one number, one per batch element, or an int32 tensor. */
+/** Timesteps for `addNoise`/`getVelocity`/`snr`: one number, one per batch element, or an int32 tensor. @example scheduler.addNoise(x0, noise, 500); scheduler.addNoise(x0, noise, [10, 900]); scheduler.addNoise(x0, noise, k.randint(0, 1000, [2])); */
 export type Timesteps = number | readonly number[] | Tensor;
 
 /**
  * The interface every scheduler implements, named like diffusers' `SchedulerMixin`
  * (candle's `Scheduler` trait is the same five ideas): set the schedule, scale the model input,
  * step, and the training-side `addNoise`/`getVelocity`.
+ *
+ * @example
+ * ```ts
+ * function sample(s: NoiseScheduler, model: (x: k.Tensor, t: number) => k.Tensor, x: k.Tensor): k.Tensor {
+ *   s.setTimesteps(20);
+ *   for (const t of s.timesteps) x = s.step(model(s.scaleModelInput(x, t), t), t, x).prevSample;
+ *   return x;
+ * }
+ * ```
  */
 export interface NoiseScheduler {
   /** The resolved `scheduler_config.json` fields (snake_case, unknown fields kept). */

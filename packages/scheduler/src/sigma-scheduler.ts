@@ -15,6 +15,7 @@ import { interpIndex, karrasSigmas, sigmaToT, sigmasOf } from './schedule.js';
 export const asFloat32 = (x: Tensor): Tensor => (x.dtype === 'float32' ? x : k.cast(x, 'float32'));
 export const asDtype = (x: Tensor, dtype: Tensor['dtype']): Tensor => (x.dtype === dtype ? x : k.cast(x, dtype));
 
+/** Config fields the σ schedulers share. @example EulerDiscreteScheduler.fromConfig({ ...config, use_karras_sigmas: true }); */
 export interface SigmaSchedulerConfig extends BaseSchedulerConfig {
   use_karras_sigmas: boolean;
   sigma_min?: number;

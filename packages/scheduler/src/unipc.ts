@@ -7,6 +7,7 @@ import { MultistepScheduler, alphaSigma, lambdaAt } from './multistep.js';
 import type { MultistepConfig } from './multistep.js';
 import type { SchedulerOutput, StepOptions } from './scheduler.js';
 
+/** `UniPCMultistepScheduler`'s config fields. @example UniPCMultistepScheduler.fromConfig({ ...config, solver_order: 2 }); */
 export interface UniPCConfig extends MultistepConfig {
   predict_x0: boolean;
   solver_type: 'bh1' | 'bh2';

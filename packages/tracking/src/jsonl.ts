@@ -27,7 +27,7 @@ const recordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hparams'), wall: z.number(), config: z.record(z.string(), z.unknown()), metrics: nums }),
 ]);
 
-/** A record as stored in JSONL: images refer to PNG files instead of holding bytes. */
+/** A record as stored in JSONL: images refer to PNG files instead of holding bytes. @example const { records } = parseJsonl(text, 'metrics.jsonl'); // JsonlRecord[]: images point at their PNG files */
 export type JsonlRecord =
   | Exclude<LogRecord, { kind: 'images' }>
   | (Omit<Extract<LogRecord, { kind: 'images' }>, 'images'> & { images: (Omit<LoggedImage, 'png'> & { file: string })[] });

@@ -3,7 +3,7 @@ import { type ImageInput, toLoggedImage } from './png.js';
 import type { LogRecord } from './records.js';
 import type { Sink } from './sink.js';
 
-/** Options of a {@link RunLogger}. */
+/** Options of a {@link RunLogger}. @example openRun('runs/dog', { name: 'dog', environment: { backend: 'wasm', threads: 2 } }); */
 export interface RunLoggerOptions {
   /** The run's name in reports; defaults to `'run'`. */
   name?: string;

@@ -2,7 +2,7 @@ import { encode } from 'fast-png';
 import { TrackingError } from './errors.js';
 import type { LoggedImage } from './records.js';
 
-/** An image to log: 8-bit pixels in row-major HWC order (grey, RGB or RGBA). */
+/** An image to log: 8-bit pixels in row-major HWC order (grey, RGB or RGBA). @example log.logImages(step, 'validation', [{ width: 64, height: 64, data: rgbBytes, caption: 'seed 0' }]); */
 export interface ImageInput {
   readonly width: number;
   readonly height: number;

@@ -5,7 +5,7 @@ import { GroupNorm } from '../layers/group-norm.js';
 import { Linear } from '../layers/linear.js';
 import { Module } from '../module.js';
 
-/** Options of {@link ResnetBlock2D} (diffusers' keyword arguments, camel-cased). */
+/** Options of {@link ResnetBlock2D} (diffusers' keyword arguments, camel-cased). @example new ResnetBlock2D(320, { outChannels: 640, tembChannels: 1280, groups: 32, eps: 1e-5 }); */
 export interface ResnetBlock2DOptions extends FactoryOptions {
   /** Output channels (default: `inChannels`). */
   outChannels?: number;

@@ -27,7 +27,7 @@ import { writeFileAtomic } from './atomic.js';
  */
 export const WEIGHTS_NAMES = { diffusers: 'diffusion_pytorch_model', transformers: 'model' } as const;
 
-/** Where in a model folder the weights are. */
+/** Where in a model folder the weights are. @example await loadPretrained('./sd15', { subfolder: 'unet', variant: 'fp16', config: UNetConfigSchema, build: (c) => new UNet2DConditionModel(c) }); */
 export interface WeightsLocation {
   /** A folder inside `dir` (`'unet'`, `'text_encoder'`). */
   subfolder?: string;
@@ -103,7 +103,7 @@ export async function openWeights(dir: string, location: WeightsLocation = {}): 
   return openSafetensors(await findWeightsFile(dir, location));
 }
 
-/** How a config is validated: a zod schema, or a function that throws its own typed error. */
+/** How a config is validated: a zod schema, or a function that throws its own typed error. @example await readConfig('unet/config.json', UNetConfigSchema); await readConfig('unet/config.json', (raw, file) => parseUNetConfig(raw, file)); */
 export type ConfigParser<C> = z.ZodType<C> | ((raw: unknown, file: string) => C);
 
 /**
@@ -139,7 +139,7 @@ export async function readConfig<C>(file: string, parse: ConfigParser<C>): Promi
   return r.data;
 }
 
-/** Options of {@link loadPretrained}. */
+/** Options of {@link loadPretrained}. @example const { model } = await loadPretrained(dir, { subfolder: 'vae', config: VAEConfigSchema, build: (c) => new AutoencoderKL(c) }); */
 export interface LoadPretrainedOptions<C, M extends Module> extends WeightsLocation, Omit<LoadWeightsOptions, 'prefix'> {
   /** Validates `config.json`. */
   config: ConfigParser<C>;
@@ -187,7 +187,7 @@ export async function loadPretrained<C, M extends Module>(
   }
 }
 
-/** Options of {@link savePretrained}. */
+/** Options of {@link savePretrained}. @example await savePretrained('out/unet', { config: unet.config, weights: unet.stateDict(), variant: 'fp16' }); */
 export interface SavePretrainedOptions {
   /** Written as `config.json` (pretty-printed). */
   config: object;

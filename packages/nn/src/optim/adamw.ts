@@ -3,7 +3,7 @@ import { OptimizerError } from '../errors.js';
 import { Optimizer } from './optimizer.js';
 import type { BaseHyper, ParamGroup, ParamGroupInput } from './optimizer.js';
 
-/** AdamW hyperparameters; the defaults are `torch.optim.AdamW`'s. */
+/** AdamW hyperparameters; the defaults are `torch.optim.AdamW`'s. @example new AdamW(unet.parameters(), { lr: 5e-6, betas: [0.9, 0.999], weightDecay: 1e-2, eps: 1e-8 }); */
 export interface AdamWHyper extends BaseHyper {
   /** Default 1e-3. */
   lr: number;
@@ -15,7 +15,7 @@ export interface AdamWHyper extends BaseHyper {
   weightDecay: number;
 }
 
-/** Per-parameter AdamW state (PyTorch's `step`, `exp_avg`, `exp_avg_sq`). */
+/** Per-parameter AdamW state (PyTorch's `step`, `exp_avg`, `exp_avg_sq`). @example const { state } = opt.stateDict(); // AdamW's: { step, expAvg, expAvgSq } per parameter */
 export type AdamWState = { step: number; expAvg: k.Tensor; expAvgSq: k.Tensor };
 
 /**

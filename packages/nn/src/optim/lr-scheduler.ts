@@ -12,7 +12,15 @@ import type { BaseHyper, Optimizer } from './optimizer.js';
  */
 export type LrLambda = (step: number) => number;
 
-/** What an LR scheduler saves: the step count and the lrs it scales. */
+/**
+ * What an LR scheduler saves: the step count and the lrs it scales.
+ *
+ * @example
+ * ```ts
+ * const saved = lrScheduler.stateDict();
+ * lrScheduler.loadStateDict(saved);
+ * ```
+ */
 export interface LRSchedulerState {
   lastEpoch: number;
   baseLrs: number[];

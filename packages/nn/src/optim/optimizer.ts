@@ -4,25 +4,31 @@ import { OptimizerError } from '../errors.js';
 /** A hyperparameter value: what param groups and saved states hold besides tensors. @example new AdamW(params, { lr: 1e-4, betas: [0.9, 0.999] }); // numbers, booleans and number lists */
 export type HyperValue = number | boolean | readonly number[];
 
-/** The hyperparameters every optimizer has. */
+/** The hyperparameters every optimizer has. @example for (const g of opt.paramGroups) g.lr = 1e-5; // every optimizer's groups have lr */
 export interface BaseHyper {
   lr: number;
   /** The lr an LR schedule scales; set by the first schedule attached (PyTorch's `initial_lr`). */
   initialLr?: number;
 }
 
-/** A group of parameters sharing hyperparameters. */
+/** A group of parameters sharing hyperparameters. @example opt.paramGroups[1].lr; // the hyperparameters of one group, with its params */
 export type ParamGroup<H extends BaseHyper> = H & { params: k.Tensor[] };
 
 /** A param group as given to a constructor: unspecified hyperparameters take the defaults. @example new AdamW([{ params: unet.parameters() }, { params: textEncoder.parameters(), lr: 5e-6 }], { lr: 1e-4 }); */
 export type ParamGroupInput<H extends BaseHyper> = Partial<H> & { params: Iterable<k.Tensor> };
 
-/** Per-parameter optimizer state: step counts and moment tensors. */
+/** Per-parameter optimizer state: step counts and moment tensors. @example const { state } = opt.stateDict(); // per parameter index: step counts and moment tensors */
 export type ParamState = Record<string, number | k.Tensor>;
 
 /**
  * A serialisable snapshot of an optimizer, `torch.optim.Optimizer.state_dict()`-shaped:
  * parameters are referred to by their index across all groups, in order.
+ *
+ * @example
+ * ```ts
+ * const saved = opt.stateDict();
+ * opt.loadStateDict(saved); // resume exactly
+ * ```
  */
 export interface OptimizerStateDict<H extends BaseHyper> {
   state: Record<number, ParamState>;

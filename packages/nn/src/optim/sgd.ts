@@ -3,7 +3,7 @@ import { OptimizerError } from '../errors.js';
 import { Optimizer } from './optimizer.js';
 import type { BaseHyper, ParamGroup, ParamGroupInput } from './optimizer.js';
 
-/** SGD hyperparameters; the defaults are `torch.optim.SGD`'s. */
+/** SGD hyperparameters; the defaults are `torch.optim.SGD`'s. @example new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }); */
 export interface SGDHyper extends BaseHyper {
   /** Default 1e-3. */
   lr: number;
@@ -17,7 +17,7 @@ export interface SGDHyper extends BaseHyper {
   nesterov: boolean;
 }
 
-/** Per-parameter SGD state (PyTorch's `momentum_buffer`). */
+/** Per-parameter SGD state (PyTorch's `momentum_buffer`). @example const { state } = opt.stateDict(); // SGD with momentum: { momentumBuffer } per parameter */
 export type SGDState = { momentumBuffer: k.Tensor };
 
 /**

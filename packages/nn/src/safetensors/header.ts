@@ -30,7 +30,7 @@ export const SAFETENSORS_DTYPE_SIZES = {
   U64: 8,
 } as const;
 
-/** A safetensors dtype name. */
+/** A safetensors dtype name. @example file.info('conv_in.weight').dtype; // 'F16', 'BF16', 'F32', … */
 export type SafetensorsDType = keyof typeof SAFETENSORS_DTYPE_SIZES;
 
 /**
@@ -71,7 +71,7 @@ export const SAVE_DTYPES: Readonly<Record<k.DType, SafetensorsDType>> = {
   bool: 'BOOL',
 };
 
-/** Where one tensor's bytes are, relative to the start of the data region. */
+/** Where one tensor's bytes are, relative to the start of the data region. @example const { dtype, shape } = parseSafetensors(bytes).info('conv_in.weight'); */
 export interface TensorInfo {
   readonly name: string;
   readonly dtype: SafetensorsDType;

@@ -3,7 +3,7 @@ import { SafetensorsError } from '../errors.js';
 import { LOADABLE_DTYPES, parseHeader, readHeaderLength } from './header.js';
 import type { SafetensorsHeader, TensorInfo } from './header.js';
 
-/** Where and as what a tensor is created when loaded. */
+/** Where and as what a tensor is created when loaded. @example await file.tensor('conv_in.weight', { dtype: 'float32', device: 'wasm' }); // converted on the way */
 export interface LoadTensorOptions {
   /** Convert to this dtype after decoding (default: the file's, see `LOADABLE_DTYPES`). */
   dtype?: k.DType;
