@@ -4,10 +4,10 @@ import type { FactoryOptions } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 
-/** One value for both spatial dims, or [h, w]. */
+/** One value for both spatial dims, or [h, w]. @example new Conv2d(4, 320, 3, { padding: 1 }); new Conv2d(4, 320, [3, 1], { padding: [1, 0] }); */
 export type Pair = number | readonly [number, number];
 
-/** Options of {@link Conv2d}: `torch.nn.Conv2d`'s keyword arguments, camel-cased. */
+/** Options of {@link Conv2d}: `torch.nn.Conv2d`'s keyword arguments, camel-cased. @example new Conv2d(320, 320, 3, { stride: 2, padding: 1 }); // a Downsample2D's conv */
 export interface Conv2dLayerOptions extends FactoryOptions {
   stride?: Pair;
   /** Zero padding per side, or 'valid' / 'same'. */

@@ -3,13 +3,13 @@ import { entriesOf } from '../state-dict.js';
 import { LORA_COMPONENTS, kohyaName, parseDiffusersKey, parseKohyaName } from './keys.js';
 import type { LoraComponent } from './keys.js';
 
-/** The two file layouts: diffusers/PEFT (`pytorch_lora_weights.safetensors`) and kohya/A1111. */
+/** The two file layouts: diffusers/PEFT (`pytorch_lora_weights.safetensors`) and kohya/A1111. @example const sd = loraStateDict({ unet, text_encoder: textEncoder }, { format: 'kohya' }); // or 'diffusers' */
 export type LoraFormat = 'diffusers' | 'kohya';
 
 /** The safetensors metadata key newer diffusers stores each component's `LoraConfig` under. @example const config = JSON.parse(metadata[LORA_ADAPTER_METADATA_KEY] ?? '{}'); */
 export const LORA_ADAPTER_METADATA_KEY = 'lora_adapter_metadata';
 
-/** One adapted layer of a LoRA file. */
+/** One adapted layer of a LoRA file. @example for (const [path, m] of lora.modules) console.log(path, m.down.shape, m.up.shape); */
 export interface LoraModuleWeights {
   /** lora_A / lora_down: [rank, in] or [rank, in, kh, kw]. */
   readonly down: k.Tensor;
@@ -23,6 +23,12 @@ export interface LoraModuleWeights {
  * A LoRA file in memory, independent of its layout: adapted layers keyed by component and
  * module path (`unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q`), plus the
  * header metadata (kohya's `ss_*` training fields are kept through conversions).
+ *
+ * @example
+ * ```ts
+ * const lora = await readLoraFile('pytorch_lora_weights.safetensors');
+ * console.log(lora.format, lora.modules.size);
+ * ```
  */
 export interface LoraWeights {
   /** The layout it was read from (or will be written as). */

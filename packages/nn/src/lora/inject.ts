@@ -26,7 +26,15 @@ export interface InjectLoraOptions extends LoraOptions {
   freezeBase?: boolean;
 }
 
-/** What {@link injectLora} attached: the adapter layers by module path, and their parameters. */
+/**
+ * What {@link injectLora} attached: the adapter layers by module path, and their parameters.
+ *
+ * @example
+ * ```ts
+ * const adapter = injectLora(unet, { targets: LORA_TARGETS.unetAttention, rank: 4 });
+ * const opt = new AdamW(adapter.parameters(), { lr: 1e-4 }); // train only the LoRA weights
+ * ```
+ */
 export interface LoraAdapter {
   readonly name: string;
   /** Module path of each adapted layer → its LoRA. */

@@ -12,6 +12,11 @@ import { adaptableLayers } from './targets.js';
 
 /**
  * The models a LoRA file covers, by diffusers component name. A bare module is taken as the UNet.
+ *
+ * @example
+ * ```ts
+ * extractLoraWeights({ unet, text_encoder: textEncoder }); extractLoraWeights(unet); // components, or one model
+ * ```
  */
 export type LoraModels = Module | Partial<Record<LoraComponent, Module>>;
 
@@ -73,7 +78,7 @@ export function loraStateDict(
   });
 }
 
-/** Options of {@link applyLoraWeights}. */
+/** Options of {@link applyLoraWeights}. @example applyLoraWeights({ unet, text_encoder: textEncoder }, lora, { name: 'style', scale: 0.8 }); */
 export interface ApplyLoraOptions {
   /** Adapter name (default `'default'`); load several files under different names to stack them. */
   name?: string;

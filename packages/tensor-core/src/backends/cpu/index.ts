@@ -14,6 +14,11 @@ import type { CpuView } from './strided.js';
 /**
  * The reference backend: plain TypeScript, f64 arithmetic, results rounded to the storage dtype.
  * Written to be obviously correct rather than fast; every other backend is tested against it.
+ *
+ * @example
+ * ```ts
+ * k.registerBackend('cpu-oracle', () => new k.CpuBackend()); // a second reference backend, e.g. with kernels hidden in a test
+ * ```
  */
 export class CpuBackend implements Backend<TypedArray> {
   readonly name = 'cpu';
