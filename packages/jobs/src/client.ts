@@ -10,13 +10,27 @@ import { DEFAULT_RETRY, KEY_PREFIX, QUEUE_NAMES, QUEUE_OF, cancelKey, jobOptions
 import type { QueueName, RetryPolicy } from './queues.js';
 import { connectRedis, redisUrl } from './redis.js';
 
-/** At most `max` submissions per user in each window of `windowMs`. */
+/**
+ * At most `max` submissions per user in each window of `windowMs`.
+ *
+ * @example
+ * ```ts
+ * const client = await JobClient.connect({ rateLimit: { max: 20, windowMs: 3_600_000 } }); // 20 jobs per user per hour
+ * ```
+ */
 export interface UserRateLimit {
   max: number;
   windowMs: number;
 }
 
-/** Options of {@link JobClient.connect}. */
+/**
+ * Options of {@link JobClient.connect}.
+ *
+ * @example
+ * ```ts
+ * const client = await JobClient.connect({ redis: 'redis://:secret@queue:6379', log: (line) => console.error(line) });
+ * ```
+ */
 export interface JobClientOptions {
   /** Redis URL (default: `KILN_REDIS_URL`, then `REDIS_URL`). */
   redis?: string;
@@ -26,7 +40,14 @@ export interface JobClientOptions {
   log?: (line: string) => void;
 }
 
-/** Options of one submission. */
+/**
+ * Options of one submission.
+ *
+ * @example
+ * ```ts
+ * await client.submit('train-dreambooth', payload, { priority: 1, retry: { attempts: 5, backoffMs: 30_000 } });
+ * ```
+ */
 export interface SubmitOptions {
   /** Retries for transient failures (default {@link DEFAULT_RETRY}). */
   retry?: RetryPolicy;
@@ -34,7 +55,15 @@ export interface SubmitOptions {
   priority?: number;
 }
 
-/** A job as `kiln jobs status` shows it. */
+/**
+ * A job as `kiln jobs status` shows it.
+ *
+ * @example
+ * ```ts
+ * const s: JobStatus = await client.status(id);
+ * if (s.state === 'failed') console.error(s.failedReason);
+ * ```
+ */
 export interface JobStatus {
   id: string;
   type: JobType;

@@ -3,6 +3,11 @@
  * model) or the run itself went bad deterministically (a diverged loss repeats with the same
  * seed). A job failing with one of these fails at once, with the error as its failure reason.
  * Everything else (a lost connection, a full disk, a crashed backend, a bug) is retried with backoff.
+ *
+ * @example
+ * ```ts
+ * PERMANENT_ERRORS.has('TrainerConfigError'); // true: fails at once, no retry
+ * ```
  */
 export const PERMANENT_ERRORS: ReadonlySet<string> = new Set([
   // @kiln/jobs

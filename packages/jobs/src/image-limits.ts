@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { DatasetError } from '@kiln/dreambooth-trainer';
 import { listImages } from '@kiln/dreambooth-trainer/node';
 
-/** How large a training image a worker accepts, checked from the file size and the header before decoding. */
+/**
+ * How large a training image a worker accepts, checked from the file size and the header before decoding.
+ *
+ * @example
+ * ```ts
+ * await PoolWorker.start({ storage, backend: 'wasm', imageLimits: { maxBytes: 20 * 2 ** 20, maxPixels: 16e6 } });
+ * ```
+ */
 export interface ImageLimits {
   /** Largest file, in bytes (default 50 MiB). */
   maxBytes: number;
@@ -11,12 +18,27 @@ export interface ImageLimits {
   maxPixels: number;
 }
 
+/**
+ * 50 MiB and 36 megapixels: any camera photo passes, a decompression bomb does not.
+ *
+ * @example
+ * ```ts
+ * await checkImageFolder('/mnt/kiln/subjects/dog', { ...DEFAULT_IMAGE_LIMITS, maxPixels: 16e6 });
+ * ```
+ */
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 50 * 2 ** 20, maxPixels: 36e6 };
 
 /** Bytes of a header enough for PNG, WebP and most JPEGs (whose size marker may follow EXIF data). */
 const HEADER_BYTES = 256 * 1024;
 
-/** Width and height from a PNG, JPEG or WebP header, or null when the header does not say (the decoder will complain). */
+/**
+ * Width and height from a PNG, JPEG or WebP header, or null when the header does not say (the decoder will complain).
+ *
+ * @example
+ * ```ts
+ * imageSize(await readFile('dog.jpg')); // { width: 4032, height: 3024 }
+ * ```
+ */
 export function imageSize(b: Uint8Array): { width: number; height: number } | null {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47)
@@ -51,8 +73,13 @@ export function imageSize(b: Uint8Array): { width: number; height: number } | nu
 
 /**
  * Refuses a training folder with an image over the limits, before the trainer decodes anything:
- * a 20000×20000 PNG is a few KB compressed and 4.8 GB decoded. A {@link DatasetError} (the
+ * a 20000×20000 PNG is a few KB compressed and 4.8 GB decoded. A `DatasetError` (the
  * trainer's own, so the job fails at once, without retries) names the file and its size.
+ *
+ * @example
+ * ```ts
+ * await checkImageFolder('/mnt/kiln/subjects/dog', DEFAULT_IMAGE_LIMITS); // throws DatasetError for a 20000×20000 PNG
+ * ```
  */
 export async function checkImageFolder(dir: string, limits: ImageLimits, what = 'instance'): Promise<void> {
   if (!(await stat(dir).catch(() => null))?.isDirectory()) return; // the trainer names a missing folder itself

@@ -6,14 +6,33 @@ import { z } from 'zod';
 import { JobPayloadError } from './errors.js';
 import { keySegments } from './storage.js';
 
-/** The kinds of job a pool runs. */
+/**
+ * The kinds of job a pool runs.
+ *
+ * @example
+ * ```ts
+ * if (!JOB_TYPES.includes(name as JobType)) throw new Error(`unknown job type ${name}`);
+ * ```
+ */
 export const JOB_TYPES = ['train-dreambooth', 'generate', 'generate-batch'] as const;
-/** A kind of job. */
+/**
+ * A kind of job.
+ *
+ * @example
+ * ```ts
+ * const type: JobType = 'generate-batch';
+ * ```
+ */
 export type JobType = (typeof JOB_TYPES)[number];
 
 /**
  * The trainer options that name files: each is a storage key, confined to the storage root.
  * (`logging_dir` is a folder inside `output_dir`, checked as a relative key too.)
+ *
+ * @example
+ * ```ts
+ * for (const field of TRAINER_PATH_FIELDS) console.log(field, config[field]); // storage keys
+ * ```
  */
 export const TRAINER_PATH_FIELDS = [
   'pretrained_model_name_or_path',
@@ -54,13 +73,29 @@ const GenerateBatchPayloadSchema = z.strictObject({
   requests: z.array(z.record(z.string(), z.unknown())).min(1).max(10_000),
 });
 
-/** A validated `train-dreambooth` payload: the trainer's config, its path fields still storage keys. */
+/**
+ * A validated `train-dreambooth` payload: the trainer's config, its path fields still storage keys.
+ *
+ * @example
+ * ```ts
+ * const p = parsePayload('train-dreambooth', data) as TrainPayload;
+ * p.config.max_train_steps;
+ * ```
+ */
 export interface TrainPayload {
   type: 'train-dreambooth';
   user?: string;
   config: TrainerConfig;
 }
-/** A validated `generate` or `generate-batch` payload (one request for `generate`). */
+/**
+ * A validated `generate` or `generate-batch` payload (one request for `generate`).
+ *
+ * @example
+ * ```ts
+ * const p = parsePayload('generate', { model: 'models/sd15', out: 'images/fox', request: { prompt: 'a fox' } }) as GeneratePayload;
+ * p.requests[0].steps; // 30
+ * ```
+ */
 export interface GeneratePayload {
   type: 'generate' | 'generate-batch';
   user?: string;
@@ -72,7 +107,15 @@ export interface GeneratePayload {
   out: string;
   requests: GenerationOptions[];
 }
-/** Any validated payload. */
+/**
+ * Any validated payload.
+ *
+ * @example
+ * ```ts
+ * const p: JobPayload = parsePayload(job.name, job.data);
+ * if (p.type === 'train-dreambooth') console.log(p.config.output_dir);
+ * ```
+ */
 export type JobPayload = TrainPayload | GeneratePayload;
 
 const issuesOf = (e: z.ZodError, prefix: string) =>
@@ -101,7 +144,7 @@ function checkKeys(p: { model: string; out: string; loras: { file: string }[] })
 
 /**
  * Validates a job's payload as a worker (and `submit`) sees it: the shape of the job type, the
- * trainer's config through {@link parseTrainerConfig} (its {@link TrainerConfigError} names the
+ * trainer's config through `parseTrainerConfig` (its `TrainerConfigError` names the
  * option), generation requests through the CLI's schema, and every path field as a storage key
  * (a {@link StoragePathError} for `../` or absolute paths). Nothing here touches the disk.
  *

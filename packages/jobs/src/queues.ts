@@ -1,27 +1,76 @@
 import type { JobsOptions } from 'bullmq';
 import type { JobType } from './payloads.js';
 
-/** The queues of a pool: training and generation are served (and limited) apart. */
+/**
+ * The queues of a pool: training and generation are served (and limited) apart.
+ *
+ * @example
+ * ```ts
+ * await PoolWorker.start({ storage, backend: 'webgpu', queues: QUEUE_NAMES.filter((q) => q === 'train') });
+ * ```
+ */
 export const QUEUE_NAMES = ['train', 'generate'] as const;
-/** A queue of the pool. */
+/**
+ * A queue of the pool.
+ *
+ * @example
+ * ```ts
+ * const gpuQueues: QueueName[] = ['train'];
+ * ```
+ */
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
-/** Which queue a job type goes to. */
+/**
+ * Which queue a job type goes to.
+ *
+ * @example
+ * ```ts
+ * QUEUE_OF['generate-batch']; // 'generate'
+ * ```
+ */
 export const QUEUE_OF: Record<JobType, QueueName> = { 'train-dreambooth': 'train', generate: 'generate', 'generate-batch': 'generate' };
 
-/** The Redis key prefix of every queue (`kiln:train:…`), so a pool can share a Redis with other apps. */
+/**
+ * The Redis key prefix of every queue (`kiln:train:…`), so a pool can share a Redis with other apps.
+ *
+ * @example
+ * ```ts
+ * const queue = new Queue('train', { connection, prefix: KEY_PREFIX }); // BullMQ's own Queue on the pool's keys
+ * ```
+ */
 export const KEY_PREFIX = 'kiln';
 
-/** How transient failures are retried: `attempts` tries in all, waiting `backoffMs`, 2×, 4×… between them. */
+/**
+ * How transient failures are retried: `attempts` tries in all, waiting `backoffMs`, 2×, 4×… between them.
+ *
+ * @example
+ * ```ts
+ * await client.submit('generate', payload, { retry: { attempts: 5, backoffMs: 60_000 } });
+ * ```
+ */
 export interface RetryPolicy {
   attempts: number;
   backoffMs: number;
 }
 
-/** Three tries, 15 s then 30 s apart: long enough for a restarted Redis or a remounted volume. */
+/**
+ * Three tries, 15 s then 30 s apart: long enough for a restarted Redis or a remounted volume.
+ *
+ * @example
+ * ```ts
+ * await client.submit('generate', payload, { retry: { ...DEFAULT_RETRY, attempts: 5 } });
+ * ```
+ */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 15_000 };
 
-/** BullMQ's options for a new job with this retry policy; finished jobs stay for `kiln jobs status` a week (failed: 30 days). */
+/**
+ * BullMQ's options for a new job with this retry policy; finished jobs stay for `kiln jobs status` a week (failed: 30 days).
+ *
+ * @example
+ * ```ts
+ * await queue.add('generate', payload, { ...jobOptions(DEFAULT_RETRY), jobId: 'generate-1' });
+ * ```
+ */
 export function jobOptions(retry: RetryPolicy): JobsOptions {
   return {
     attempts: retry.attempts,
@@ -31,7 +80,14 @@ export function jobOptions(retry: RetryPolicy): JobsOptions {
   };
 }
 
-/** Job ids carry their queue (`train-…`, `generate-…`), so one id finds its job. */
+/**
+ * Job ids carry their queue (`train-…`, `generate-…`), so one id finds its job.
+ *
+ * @example
+ * ```ts
+ * queueOfId('train-0b5c…'); // 'train'
+ * ```
+ */
 export function queueOfId(id: string): QueueName | null {
   const q = id.split('-')[0];
   return (QUEUE_NAMES as readonly string[]).includes(q) ? (q as QueueName) : null;

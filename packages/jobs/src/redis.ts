@@ -2,7 +2,14 @@ import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import { RedisUrlError } from './errors.js';
 
-/** Environment variables read, in order, when no URL is given. */
+/**
+ * Environment variables read, in order, when no URL is given.
+ *
+ * @example
+ * ```ts
+ * console.log(`set one of ${REDIS_URL_ENV.join(', ')}`);
+ * ```
+ */
 export const REDIS_URL_ENV = ['KILN_REDIS_URL', 'REDIS_URL'] as const;
 
 /**
@@ -48,7 +55,14 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
-/** Removes every occurrence of the URL's password and the URL itself from a message. */
+/**
+ * Removes every occurrence of the URL's password and the URL itself from a message.
+ *
+ * @example
+ * ```ts
+ * redactSecrets('WRONGPASS for s3cret', 'redis://:s3cret@cache:6379'); // 'WRONGPASS for ***'
+ * ```
+ */
 export function redactSecrets(message: string, url: string): string {
   let out = message.split(url).join(redactRedisUrl(url));
   try {
@@ -64,6 +78,12 @@ export function redactSecrets(message: string, url: string): string {
 /**
  * A Redis connection for BullMQ (`maxRetriesPerRequest: null`, as its workers require). Connection
  * errors go to `log` with the credentials removed; ioredis would otherwise print them unhandled.
+ *
+ * @example
+ * ```ts
+ * const redis = connectRedis(redisUrl(), (line) => console.error(line));
+ * await redis.ping();
+ * ```
  */
 export function connectRedis(url: string, log: (line: string) => void, options: RedisOptions = {}): Redis {
   const redis = new Redis(url, { maxRetriesPerRequest: null, ...options });

@@ -9,6 +9,13 @@ import { StoragePathError } from './errors.js';
  *
  * Every worker of a pool must see the same storage: a shared volume (NFS, EFS, a CSI volume)
  * mounted at the same or another path on each machine, given as the root of a {@link LocalStorage}.
+ *
+ * @example
+ * ```ts
+ * async function readReport(storage: Storage, runKey: string): Promise<string> {
+ *   return new TextDecoder().decode(await storage.read(`${runKey}/logs/report.html`));
+ * }
+ * ```
  */
 export interface Storage {
   /** What this storage is, for logs (no secrets). */
@@ -35,6 +42,12 @@ const MAX_KEY_LENGTH = 1024;
  * Checks a key's form and splits it into segments: relative, `/`-separated, no `..`, no NUL or
  * backslash (a backslash separates on Windows and would slip past a `/` split). `.` and empty
  * segments are dropped, so `a//./b` is `a/b`.
+ *
+ * @example
+ * ```ts
+ * keySegments('subjects//dog/./images'); // ['subjects', 'dog', 'images']
+ * keySegments('../x', 'out'); // throws StoragePathError: out = "../x": leaves the storage root …
+ * ```
  */
 export function keySegments(key: unknown, field = 'key'): string[] {
   const fail = (why: string): never => {

@@ -15,7 +15,15 @@ import type { Storage } from './storage.js';
 import { runGenerateJob, runTrainJob } from './run-job.js';
 import type { JobContext } from './run-job.js';
 
-/** Options of {@link PoolWorker.start}. */
+/**
+ * Options of {@link PoolWorker.start}.
+ *
+ * @example
+ * ```ts
+ * const options: PoolWorkerOptions = { storage: new LocalStorage('/mnt/kiln'), backend: 'wasm', concurrency: { generate: 2 }, lockDurationMs: 60_000 };
+ * await PoolWorker.start(options);
+ * ```
+ */
 export interface PoolWorkerOptions {
   /** Redis URL (default: `KILN_REDIS_URL`, then `REDIS_URL`). */
   redis?: string;

@@ -70,7 +70,7 @@ describe.skipIf(REDIS_MISSING !== null)(`kiln submit and kiln jobs${REDIS_MISSIN
     const gone = await kiln('jobs', 'logs', id);
     expect(gone.code).toBe(1);
     expect(gone.err).toMatch(/no such job/);
-  }, 300_000);
+  }, 600_000);
 
   it('refuses a path out of the storage and a malformed option before queueing anything', async () => {
     const out = await kiln(
@@ -100,7 +100,7 @@ describe.skipIf(REDIS_MISSING !== null)(`kiln submit and kiln jobs${REDIS_MISSIN
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/max_train_steps/);
     expect(await queues.train.count()).toBe(0);
-  }, 300_000);
+  }, 600_000);
 
   it('submits a generate-batch from a prompts file, the command line giving defaults', async () => {
     const file = join(tempDir('batch'), 'prompts.jsonl');
@@ -122,5 +122,5 @@ describe.skipIf(REDIS_MISSING !== null)(`kiln submit and kiln jobs${REDIS_MISSIN
     expect(worker.err).toMatch(/--storage DIR is required/);
     // The password given in the URL never shows.
     for (const r of [sub, worker]) expect(`${r.out}${r.err}`).not.toContain('cli-s3cret');
-  }, 300_000);
+  }, 600_000);
 });
