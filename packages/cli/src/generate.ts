@@ -7,7 +7,7 @@ import { writePng } from '@kiln/pipeline/node';
 import { z } from 'zod';
 import { GENERATE_USAGE, describeIssues, parseGenerateArgs, parseJob } from './generate-options.js';
 import type { Job } from './generate-options.js';
-import { progressLine } from './progress.js';
+import { downloadReporter, progressLine } from './progress.js';
 import { appendResult, readResults } from './results-log.js';
 import type { ResultLine } from './results-log.js';
 import { UsageError } from './usage-error.js';
@@ -99,6 +99,7 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
         pipe = await StableDiffusionPipeline.fromPretrained(a.model, {
           onDownload: ({ path, index, count, cached }) =>
             io.err(`kiln generate: ${cached ? 'in the cache' : 'downloading'} ${path} (${index + 1}/${count})`),
+          onDownloadProgress: downloadReporter(io, 'kiln generate: '),
         });
         for (const { file, scale } of a.loras) await pipe.loadLoraWeights(file, { scale });
       }

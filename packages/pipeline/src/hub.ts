@@ -15,6 +15,41 @@ export interface HubOptions {
   variant?: string;
   /** Called as each file starts downloading (or is found in the cache). */
   onFile?: (info: { path: string; index: number; count: number; cached: boolean }) => void;
+  /** Called as a file's bytes arrive (each network chunk), for a byte-level progress bar. */
+  onProgress?: (info: DownloadProgress) => void;
+}
+
+/** Where a file download stands: bytes received so far of `total` (the response's Content-Length, or null). */
+export interface DownloadProgress {
+  path: string;
+  bytes: number;
+  total: number | null;
+}
+
+/**
+ * A `fetch` that reports the bytes of file downloads (GETs of `/resolve/` URLs, not the one-byte
+ * probes `@huggingface/hub` makes to learn a file's size) as they stream through.
+ */
+function countingFetch(onBytes: (bytes: number, total: number | null) => void): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init);
+    const url = input instanceof Request ? input.url : String(input);
+    const probe = new Headers(init?.headers).get('range') === 'bytes=0-0' || (init?.method ?? 'GET').toUpperCase() !== 'GET';
+    if (!response.ok || !response.body || probe || !url.includes('/resolve/')) return response;
+    const length = Number(response.headers.get('content-length'));
+    const total = Number.isFinite(length) && length > 0 ? length : null;
+    let bytes = 0;
+    const counted = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          bytes += chunk.byteLength;
+          onBytes(bytes, total);
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
 }
 
 /** A Hub model id (`org/name`), as opposed to a local path. */
@@ -74,7 +109,8 @@ function hubError(repo: string, endpoint: string, e: unknown): never {
  * Honours `HF_ENDPOINT` (another Hub, a mirror), `HF_TOKEN` (private and gated models),
  * `HF_HUB_OFFLINE` (use only the cache) and `HF_HUB_CACHE`/`HF_HOME` (where the cache is). Files
  * already in the cache are not fetched again; each download goes to `<blob>.incomplete` and is
- * renamed when whole, so an interrupted download never counts as cached.
+ * renamed when whole, so an interrupted download never counts as cached. `onProgress` follows
+ * each file's bytes as they arrive.
  *
  * @example
  * ```ts
@@ -118,7 +154,16 @@ export async function downloadPipeline(repo: string, options: HubOptions = {}): 
     options.onFile?.({ path, index, count: pick.length, cached });
     if (cached) continue;
     try {
-      await downloadFileToCacheDir({ repo, path, revision: commit, hubUrl: endpoint, accessToken, cacheDir });
+      const onProgress = options.onProgress;
+      await downloadFileToCacheDir({
+        repo,
+        path,
+        revision: commit,
+        hubUrl: endpoint,
+        accessToken,
+        cacheDir,
+        ...(onProgress ? { fetch: countingFetch((bytes, total) => onProgress({ path, bytes, total })) } : {}),
+      });
     } catch (e) {
       hubError(`${repo}/${path}`, endpoint, e);
     }

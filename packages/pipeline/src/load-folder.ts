@@ -20,7 +20,12 @@ export async function loadPipelineFolder(source: string, options: PipelineLoadOp
   if (!(await isDir(source))) {
     if (!isHubId(source))
       throw new PipelineError(`${source}: not a folder or a Hub model id (org/name); or a .safetensors single-file checkpoint`);
-    dir = await downloadPipeline(source, { revision: options.revision, variant: options.variant, onFile: options.onDownload });
+    dir = await downloadPipeline(source, {
+      revision: options.revision,
+      variant: options.variant,
+      onFile: options.onDownload,
+      onProgress: options.onDownloadProgress,
+    });
   }
   const index = await readConfig(join(dir, 'model_index.json'), ModelIndexSchema);
   const schedulerFile = join(dir, 'scheduler', 'scheduler_config.json');

@@ -12,7 +12,7 @@
  */
 import { writeFileAtomic } from '@kiln/nn/node';
 export { downloadPipeline, isHubId } from './hub.js';
-export type { HubOptions } from './hub.js';
+export type { HubOptions, DownloadProgress } from './hub.js';
 import { encodePng } from './png.js';
 import type { RgbaImage } from './txt2img-options.js';
 

@@ -34,6 +34,8 @@ export interface PipelineLoadOptions {
   revision?: string;
   /** Told about each file of a Hub download (or cache hit), for a progress display. */
   onDownload?: (info: { path: string; index: number; count: number; cached: boolean }) => void;
+  /** Told as each downloaded file's bytes arrive (bytes so far, total or null), for a byte-level progress bar. */
+  onDownloadProgress?: (info: { path: string; bytes: number; total: number | null }) => void;
 }
 
 /** Options of {@link StableDiffusionPipeline.encodePrompt}. */

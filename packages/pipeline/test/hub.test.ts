@@ -137,6 +137,33 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
     for (const p of [pipe, fromFolder, again, offline]) p.dispose();
   }, 120_000);
 
+  it('reports every downloaded file byte by byte up to its size, and nothing for cached files', async () => {
+    useHub();
+    const downloaded: string[] = [];
+    const reports = new Map<string, { bytes: number; total: number | null }[]>();
+    const onDownloadProgress = ({ path, bytes, total }: { path: string; bytes: number; total: number | null }) => {
+      if (!reports.has(path)) reports.set(path, []);
+      reports.get(path)!.push({ bytes, total });
+    };
+    const pipe = await StableDiffusionPipeline.fromPretrained(REPO, {
+      onDownload: ({ path, cached }) => void (cached || downloaded.push(path)),
+      onDownloadProgress,
+    });
+    expect([...reports.keys()].sort()).toEqual([...downloaded].sort());
+    for (const [path, r] of reports) {
+      const size = files.get(path)!.length;
+      expect(r.every((x) => x.total === size)).toBe(true);
+      expect(r.at(-1)!.bytes).toBe(size);
+      expect(r.every((x, i) => i === 0 || x.bytes > r[i - 1]!.bytes)).toBe(true);
+    }
+    // The UNet's weights arrive in many chunks: the progress is per chunk, not per file.
+    expect(reports.get('unet/diffusion_pytorch_model.safetensors')!.length).toBeGreaterThan(3);
+    reports.clear();
+    const again = await StableDiffusionPipeline.fromPretrained(REPO, { onDownloadProgress });
+    expect(reports.size).toBe(0);
+    for (const p of [pipe, again]) p.dispose();
+  }, 120_000);
+
   it('offline without the files in the cache, a 404 model id and a missing file each give a clear error', async () => {
     useHub({ HF_HUB_OFFLINE: '1' });
     await expect(StableDiffusionPipeline.fromPretrained(REPO)).rejects.toThrow(
