@@ -18,6 +18,7 @@ install();
 const projects = [
   ...readdirSync(join(root, 'packages')).map((p) => `packages/${p}/tsconfig.json`),
   'examples/tsconfig.json',
+  'examples/browser/tsconfig.json',
   'benchmarks/tsconfig.json',
 ].filter((p) => existsSync(join(root, p)));
 let typeErrors = 0;
