@@ -2,7 +2,7 @@
 // world VAE's round trip, and the light augmentation that stands in for generation artefacts.
 import * as k from '@kiln/tensor-core';
 import type { AutoencoderKL } from '@kiln/vae';
-import { renderScene, toChw } from '../src/index.js';
+import { chwBatch, renderScene, toChw } from '../src/index.js';
 import type { Scene } from '../src/index.js';
 
 export const SIZE = 32;
@@ -12,11 +12,7 @@ const PLANE = SIZE * SIZE;
 export const renderAll = (scenes: readonly Scene[]): Float32Array[] => scenes.map((s) => toChw(renderScene(s, SIZE), SIZE));
 
 /** Images as one [N, 3, 32, 32] tensor. */
-export function batchTensor(images: readonly Float32Array[]): k.Tensor {
-  const flat = new Float32Array(images.length * 3 * PLANE);
-  images.forEach((im, i) => flat.set(im, i * 3 * PLANE));
-  return k.tensor(flat, { shape: [images.length, 3, SIZE, SIZE] });
-}
+export const batchTensor = (images: readonly Float32Array[]): k.Tensor => chwBatch(images, SIZE);
 
 /**
  * Encodes and decodes each image with the VAE (the posterior's mean, as a converged sampler's

@@ -3,8 +3,10 @@
 // all five contexts and the hard negatives (scorerScene), rendered once; with --vae, each image's
 // VAE round trip too, so that about half of every batch looks like decoded samples. Each draw is
 // lightly augmented (noise, blur).
-// Usage: node --conditions=kiln-source --import tsx packages/world/scripts/train-scorer.ts [--vae DIR] [--out DIR] [--recipe FILE]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// --cache DIR keeps the rendered pool and its round trips between runs (keyed by recipe data and VAE).
+// Usage: node --conditions=kiln-source --import tsx packages/world/scripts/train-scorer.ts [--vae DIR] [--out DIR] [--recipe FILE] [--cache DIR]
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k from '@kiln/tensor-core';
@@ -12,7 +14,7 @@ import { AdamW, getScheduler } from '@kiln/nn';
 import { keyedRandom } from '@kiln/dreambooth-trainer';
 import { AutoencoderKL } from '@kiln/vae';
 import { z } from 'zod';
-import { SCORER_LABELS, WorldScorer, sceneLabels, scorerScene } from '../src/index.js';
+import { HARD_NEGATIVES, SCORER_LABELS, WorldScorer, sceneLabels, scorerScene } from '../src/index.js';
 import type { SceneLabels } from '../src/index.js';
 import { augment, batchTensor, renderAll, vaeRoundTrip } from './scorer-common.js';
 
@@ -22,6 +24,7 @@ const { values: args } = parseArgs({
     vae: { type: 'string' },
     out: { type: 'string', default: join(here, 'scorer') },
     recipe: { type: 'string', default: join(here, 'recipe', 'scorer.json') },
+    cache: { type: 'string' },
   },
 });
 
@@ -33,6 +36,7 @@ const RecipeSchema = z.object({
     pool: z.number().int().positive(),
     mix: z.object({ world: frac, subject: frac, hardNegative: frac }),
     vae_fraction: frac,
+    render_only: z.array(z.enum(HARD_NEGATIVES)).default([]),
     augment: z.object({ noise: z.number().min(0), blur: frac }),
   }),
   train: z.object({
@@ -55,18 +59,47 @@ k.manualSeed(recipe.seed);
 
 // The pool: scenes keyed by (seed, i), their labels, renders and (with a VAE) round trips.
 const { pool, mix } = recipe.data;
-const scenes = Array.from({ length: pool }, (_, i) => scorerScene(recipe.seed, i, mix));
+const samples = Array.from({ length: pool }, (_, i) => scorerScene(recipe.seed, i, mix));
+const scenes = samples.map((s) => s.scene);
+// Families whose round trips are left out: the VAE blurs the subject's dot to a faint smudge, so a
+// decoded dotless star and the decoded subject look alike; they are told apart on sharp renders only.
+const renderOnly = samples.map((s) => (recipe.data.render_only as readonly string[]).includes(s.source));
 const labels: SceneLabels[] = scenes.map(sceneLabels);
-const renders = renderAll(scenes);
+// Renders are keyed by what makes the pool; round trips also by the VAE file (its path, size and time).
+const hash = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 16);
+const poolKey = { seed: recipe.seed, pool, mix };
+const vaeFile = vaeDir && join(vaeDir, 'diffusion_pytorch_model.safetensors');
+const vaeKey = vaeFile && existsSync(vaeFile) ? { vaeFile, size: statSync(vaeFile).size, mtime: statSync(vaeFile).mtimeMs } : vaeDir;
+const cached = (key: unknown, make: () => Promise<Float32Array[]>): Promise<Float32Array[]> =>
+  args.cache ? cachedImages(join(args.cache, `${hash(key)}.f32`), make) : make();
+const renders = await cached(poolKey, async () => renderAll(scenes));
 say(`rendered ${pool} scenes (${labels.filter((l) => l.subject).length} of the subject)`);
 let decoded: Float32Array[] | null = null;
 if (vaeDir) {
-  const vae = await AutoencoderKL.fromPretrained(vaeDir);
-  vae.eval();
-  decoded = await vaeRoundTrip(vae, renders);
-  vae.dispose();
+  decoded = await cached({ ...poolKey, vae: vaeKey }, async () => {
+    const vae = await AutoencoderKL.fromPretrained(vaeDir);
+    vae.eval();
+    const out = await vaeRoundTrip(vae, renders);
+    vae.dispose();
+    return out;
+  });
   say(`VAE round trips of the pool through ${vaeDir}`);
 } else say('no VAE given (--vae DIR): training on renders only');
+
+async function cachedImages(file: string, make: () => Promise<Float32Array[]>): Promise<Float32Array[]> {
+  const each = 3 * 32 * 32;
+  if (existsSync(file)) {
+    const b = readFileSync(file);
+    const all = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    return Array.from({ length: all.length / each }, (_, i) => all.slice(i * each, (i + 1) * each));
+  }
+  const images = await make();
+  mkdirSync(args.cache!, { recursive: true });
+  const all = new Float32Array(images.length * each);
+  images.forEach((im, i) => all.set(im, i * each));
+  writeFileSync(file, all);
+  return images;
+}
 
 const onehot = (ids: ReadonlyArray<number | null>, n: number): k.Tensor => {
   const a = new Float32Array(ids.length * n);
@@ -93,7 +126,9 @@ let avg = 0;
 for (let step = 1; step <= t.steps; step++) {
   const rand = keyedRandom(recipe.seed, step, 0x7a1);
   const ids = Array.from({ length: t.batch_size }, () => Math.floor(rand() * pool));
-  const images = ids.map((i) => augment(decoded && rand() < recipe.data.vae_fraction ? decoded[i] : renders[i], rand, recipe.data.augment));
+  const images = ids.map((i) =>
+    augment(decoded && !renderOnly[i] && rand() < recipe.data.vae_fraction ? decoded[i] : renders[i], rand, recipe.data.augment),
+  );
   const ls = ids.map((i) => labels[i]);
   const loss = k.tidy(() => {
     const out = scorer.forward(batchTensor(images));
@@ -144,6 +179,6 @@ await scorer.savePretrained(args.out, { dtype: recipe.dtype });
 const minutes = (performance.now() - started) / 60000;
 writeFileSync(
   join(args.out, 'training.json'),
-  `${JSON.stringify({ recipe, vae: vaeDir ?? null, final_loss: Number(avg.toFixed(4)), minutes: Number(minutes.toFixed(1)) }, null, 2)}\n`,
+  `${JSON.stringify({ recipe, vae: vaeDir ?? null, vae_sha256: vaeFile && existsSync(vaeFile) ? createHash('sha256').update(readFileSync(vaeFile)).digest('hex') : null, final_loss: Number(avg.toFixed(4)), minutes: Number(minutes.toFixed(1)) }, null, 2)}\n`,
 );
 say(`scorer written to ${args.out} in ${minutes.toFixed(1)} min`);

@@ -20,10 +20,10 @@ export { renderScene, toChw } from './render.js';
 export { caption, describe, DEFAULT_DROPOUT } from './caption.js';
 export type { CaptionDropout } from './caption.js';
 export { SUBJECT, SUBJECT_NOUN, CLASS_NOUN, INSTANCE_CONTEXTS, subjectScene, instanceScenes } from './subject.js';
-export { WorldScorer, SCORER_LABELS, ScorerConfigSchema, parseScorerConfig } from './scorer.js';
-export type { Score, ScoredColor, ScorerLogits, ScorerConfig, ScorerConfigInput } from './scorer.js';
+export { WorldScorer, SCORER_LABELS, ScorerConfigSchema, parseScorerConfig, rgbaToChw, chwBatch } from './scorer.js';
+export type { Score, ScoredColor, ScorerLogits, ScorerConfig, ScorerConfigInput, RgbaLike } from './scorer.js';
 export { HARD_NEGATIVES, colorLabel, sceneLabels, hardNegativeScene, scorerScene } from './scorer-data.js';
-export type { HardNegative, SceneLabels, ScorerMix } from './scorer-data.js';
+export type { HardNegative, SceneLabels, ScorerMix, ScorerSample } from './scorer-data.js';
 export {
   agreement,
   subjectFidelity,

@@ -6,6 +6,11 @@ import type { Score } from './scorer.js';
  * What a sample was generated from. `subject`: the identifier prompt ("a photo of sks star on a
  * dotted background"); `class`: the class prompt ("a photo of a star"); `world`: a prompt of the
  * base model's world ("a photo of a red square on a grid background").
+ *
+ * @example
+ * ```ts
+ * const prompt: SamplePrompt = { kind: 'subject', shape: 'star', context: 'dots' }; // "a photo of sks star on a dotted background"
+ * ```
  */
 export interface SamplePrompt {
   kind: 'subject' | 'class' | 'world';
@@ -15,14 +20,30 @@ export interface SamplePrompt {
   context?: Context;
 }
 
-/** One generated sample: its prompt, what the scorer read, and optionally the image (CHW in [−1, 1], `toChw`'s layout). */
+/**
+ * One generated sample: its prompt, what the scorer read, and optionally the image (CHW in [−1, 1], `toChw`'s layout).
+ *
+ * @example
+ * ```ts
+ * const images = result.rgba.map(rgbaToChw);
+ * const scores = await scorer.score(chwBatch(images, 32));
+ * const samples: ScoredSample[] = scores.map((score, i) => ({ prompt: { kind: 'class', shape: 'star' }, score, image: images[i] }));
+ * ```
+ */
 export interface ScoredSample {
   prompt: SamplePrompt;
   score: Score;
   image?: Float32Array;
 }
 
-/** A fraction with its counts; `value` is null when no sample qualified. */
+/**
+ * A fraction with its counts; `value` is null when no sample qualified.
+ *
+ * @example
+ * ```ts
+ * const r: Rate = pres(samples); // { value: 0.02, hits: 1, of: 50 }
+ * ```
+ */
 export interface Rate {
   value: number | null;
   hits: number;
@@ -116,7 +137,14 @@ export function pres(samples: readonly ScoredSample[]): Rate {
   );
 }
 
-/** Which quarter of the image holds an object's centroid, or `none` when no object pixels are found. */
+/**
+ * Which quarter of the image holds an object's centroid, or `none` when no object pixels are found.
+ *
+ * @example
+ * ```ts
+ * const q: Quadrant = objectQuadrant(image, 32); // 'top-left'
+ * ```
+ */
 export type Quadrant = 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right' | 'none';
 
 /** Object pixels are coloured (chroma above this) or dark (value below {@link DARK}); the world's backgrounds are light greys. */
@@ -208,7 +236,15 @@ export function pixelDiversity(samples: readonly ScoredSample[]): number | null 
   return total / pairs;
 }
 
-/** The metrics of one DreamBooth run, in the paper's terms plus the base agreement. */
+/**
+ * The metrics of one DreamBooth run, in the paper's terms plus the base agreement.
+ *
+ * @example
+ * ```ts
+ * const m: DreamBoothMetrics = dreamboothMetrics(samples);
+ * m.pres.value; // lower is better
+ * ```
+ */
 export interface DreamBoothMetrics {
   subjectFidelity: Rate;
   promptFidelity: Rate;

@@ -8,6 +8,11 @@ import { SUBJECT, subjectScene } from './subject.js';
  * The near misses a scorer must call "not the subject", each a family of scenes. The first five
  * are the looks a DreamBooth run produces when the subject is half learned or the VAE cannot hold
  * it (calibration runs drew purple blobs, which a naive scorer took for the subject 98% of the time).
+ *
+ * @example
+ * ```ts
+ * HARD_NEGATIVES.map((f) => hardNegativeScene(f, 0, 0)); // one scene of each family
+ * ```
  */
 export const HARD_NEGATIVES = [
   /** A star all in the subject's top colour (magenta), with or without the dot. */
@@ -25,9 +30,24 @@ export const HARD_NEGATIVES = [
   /** The subject's colours and dot on a circle, square or triangle. */
   'other-shape',
 ] as const;
+/**
+ * One family of {@link HARD_NEGATIVES}.
+ *
+ * @example
+ * ```ts
+ * const family: HardNegative = 'average-color';
+ * ```
+ */
 export type HardNegative = (typeof HARD_NEGATIVES)[number];
 
-/** What a scorer should read in a scene; `color: null` where the colour is ambiguous (left out of the colour loss and accuracy). */
+/**
+ * What a scorer should read in a scene; `color: null` where the colour is ambiguous (left out of the colour loss and accuracy).
+ *
+ * @example
+ * ```ts
+ * const labels: SceneLabels = sceneLabels(worldScene(0, 1));
+ * ```
+ */
 export interface SceneLabels {
   shape: Scene['shape'];
   color: ScoredColor | null;
@@ -133,11 +153,32 @@ export function hardNegativeScene(family: HardNegative, seed: number, index: num
   }
 }
 
-/** How a training batch mixes its sources (fractions, summing to 1). */
+/**
+ * How a training batch mixes its sources (relative weights).
+ *
+ * @example
+ * ```ts
+ * const mix: ScorerMix = { world: 0.5, subject: 0.2, hardNegative: 0.3 };
+ * ```
+ */
 export interface ScorerMix {
   world: number;
   subject: number;
   hardNegative: number;
+}
+
+/**
+ * One training scene of the scorer and where it came from: the captioned world, the subject, or a
+ * hard-negative family.
+ *
+ * @example
+ * ```ts
+ * const { scene, source }: ScorerSample = scorerScene(0, 12, { world: 0.5, subject: 0.2, hardNegative: 0.3 });
+ * ```
+ */
+export interface ScorerSample {
+  scene: Scene;
+  source: 'world' | 'subject' | HardNegative;
 }
 
 /**
@@ -147,16 +188,17 @@ export interface ScorerMix {
  *
  * @example
  * ```ts
- * const scene = scorerScene(0, 12, { world: 0.4, subject: 0.25, hardNegative: 0.35 });
+ * const { scene, source } = scorerScene(0, 12, { world: 0.5, subject: 0.2, hardNegative: 0.3 });
  * ```
  */
-export function scorerScene(seed: number, index: number, mix: ScorerMix): Scene {
+export function scorerScene(seed: number, index: number, mix: ScorerMix): ScorerSample {
   const rand = keyedRandom(seed, index, 0x5c0);
   const u = rand() * (mix.world + mix.subject + mix.hardNegative);
-  if (u < mix.world) return worldScene(seed, index);
+  if (u < mix.world) return { scene: worldScene(seed, index), source: 'world' };
   if (u < mix.world + mix.subject) {
     const s = subjectScene(pick(rand, CONTEXTS), seed, index);
-    return { ...s, color: jitter(rand, s.color, 0.03), secondColor: jitter(rand, s.secondColor!, 0.03) };
+    return { scene: { ...s, color: jitter(rand, s.color, 0.03), secondColor: jitter(rand, s.secondColor!, 0.03) }, source: 'subject' };
   }
-  return hardNegativeScene(pick(rand, HARD_NEGATIVES), seed, index);
+  const family = pick(rand, HARD_NEGATIVES);
+  return { scene: hardNegativeScene(family, seed, index), source: family };
 }

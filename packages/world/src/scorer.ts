@@ -5,9 +5,23 @@ import { z } from 'zod';
 import { COLOR_NAMES, CONTEXTS, SHAPES } from './scene.js';
 import type { ColorName, Context, Shape } from './scene.js';
 
-/** What the colour head reads: one of the named colours, or `other` (two-tone, or no named colour). */
+/**
+ * What the colour head reads: one of the named colours, or `other` (two-tone, or no named colour).
+ *
+ * @example
+ * ```ts
+ * const c: ScoredColor = 'other'; // the subject's colour
+ * ```
+ */
 export type ScoredColor = ColorName | 'other';
-/** The labels of each head, in logit order. */
+/**
+ * The labels of each head, in logit order.
+ *
+ * @example
+ * ```ts
+ * SCORER_LABELS.color; // ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'black', 'other']
+ * ```
+ */
 export const SCORER_LABELS = {
   shape: [...SHAPES],
   color: [...COLOR_NAMES, 'other'] as ScoredColor[],
@@ -26,6 +40,11 @@ const sameList = (want: readonly string[]) =>
 /**
  * The scorer's `config.json`: sizes, and the labels of each head (saved so that a reader of the
  * folder knows what the logits mean; they must be the world's).
+ *
+ * @example
+ * ```ts
+ * ScorerConfigSchema.parse({ block_out_channels: [32, 32, 64, 64] }).norm_num_groups; // 8
+ * ```
  */
 export const ScorerConfigSchema = z
   .object({
@@ -45,7 +64,23 @@ export const ScorerConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['norm_num_groups'], message: `does not divide block_out_channels[${i}] = ${ch}` });
     });
   });
+/**
+ * A complete, validated scorer config.
+ *
+ * @example
+ * ```ts
+ * const config: ScorerConfig = parseScorerConfig({});
+ * ```
+ */
 export type ScorerConfig = z.output<typeof ScorerConfigSchema>;
+/**
+ * What `new WorldScorer(config)` accepts: any subset of the fields.
+ *
+ * @example
+ * ```ts
+ * const input: ScorerConfigInput = { block_out_channels: [32, 32, 64, 64] };
+ * ```
+ */
 export type ScorerConfigInput = z.input<typeof ScorerConfigSchema>;
 
 /**
@@ -66,7 +101,14 @@ export function parseScorerConfig(raw: unknown, file = 'WorldScorer config'): Sc
   return r.data;
 }
 
-/** The scorer's logits per head: [N, 4] shape, [N, 8] colour, [N, 5] context, [N, 2] subject (no, yes). */
+/**
+ * The scorer's logits per head: [N, 4] shape, [N, 8] colour, [N, 5] context, [N, 2] subject (no, yes).
+ *
+ * @example
+ * ```ts
+ * const { shape, subject }: ScorerLogits = scorer.forward(x);
+ * ```
+ */
 export interface ScorerLogits {
   shape: k.Tensor;
   color: k.Tensor;
@@ -74,7 +116,14 @@ export interface ScorerLogits {
   subject: k.Tensor;
 }
 
-/** What the scorer reads in one image. */
+/**
+ * What the scorer reads in one image.
+ *
+ * @example
+ * ```ts
+ * const s: Score = { shape: 'star', color: 'other', context: 'dots', subject: true, subjectProb: 0.99 };
+ * ```
+ */
 export interface Score {
   shape: Shape;
   color: ScoredColor;
@@ -82,6 +131,57 @@ export interface Score {
   /** Whether it is the DreamBooth subject (`subjectProb` ≥ 0.5). */
   subject: boolean;
   subjectProb: number;
+}
+
+/**
+ * An image as the pipeline returns it: `width × height × 4` RGBA bytes, rows top to bottom.
+ *
+ * @example
+ * ```ts
+ * const image: RgbaLike = (await pipe.txt2img({ prompt })).rgba[0];
+ * ```
+ */
+export interface RgbaLike {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8ClampedArray | Uint8Array;
+}
+
+/**
+ * An RGBA image (what `txt2img` returns in `rgba`) in the layout the scorer and the metrics read:
+ * CHW floats in [−1, 1], alpha dropped.
+ *
+ * @example
+ * ```ts
+ * const chw = rgbaToChw(result.rgba[0]); // Float32Array of 3·32·32
+ * ```
+ */
+export function rgbaToChw(image: RgbaLike): Float32Array {
+  const n = image.width * image.height;
+  if (image.data.length !== 4 * n)
+    throw new k.ShapeError(`rgbaToChw: ${image.width}×${image.height} RGBA needs ${4 * n} bytes, got ${image.data.length}`);
+  const out = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[c * n + i] = image.data[i * 4 + c] / 127.5 - 1;
+  return out;
+}
+
+/**
+ * CHW images (all `size`×`size`) as one [N, 3, size, size] tensor, the scorer's input.
+ *
+ * @example
+ * ```ts
+ * const x = chwBatch(samples.map(rgbaToChw), 32);
+ * const scores = await scorer.score(x);
+ * ```
+ */
+export function chwBatch(images: readonly Float32Array[], size: number): k.Tensor {
+  const each = 3 * size * size;
+  const flat = new Float32Array(images.length * each);
+  images.forEach((im, i) => {
+    if (im.length !== each) throw new k.ShapeError(`chwBatch: image ${i} has ${im.length} values, 3×${size}×${size} has ${each}`);
+    flat.set(im, i * each);
+  });
+  return k.tensor(flat, { shape: [images.length, 3, size, size] });
 }
 
 /** One stride-2 step: GroupNorm + SiLU, then a 3×3 convolution that halves the side. */
@@ -115,7 +215,7 @@ class DownBlock extends Module {
 export class WorldScorer extends Module {
   readonly config: ScorerConfig;
   readonly convIn: Conv2d;
-  readonly downBlocks: ModuleList<DownBlock>;
+  private readonly downBlocks: ModuleList<DownBlock>;
   readonly normMid: GroupNorm;
   readonly convMid: Conv2d;
   readonly normOut: GroupNorm;
