@@ -19,7 +19,16 @@ export interface HubOptions {
   onProgress?: (info: DownloadProgress) => void;
 }
 
-/** Where a file download stands: bytes received so far of `total` (the response's Content-Length, or null). */
+/**
+ * Where a file download stands: bytes received so far of `total` (the response's Content-Length, or null).
+ *
+ * @example
+ * ```ts
+ * await downloadPipeline('runwayml/stable-diffusion-v1-5', {
+ *   onProgress: ({ path, bytes, total }: DownloadProgress) => console.error(path, bytes, total),
+ * });
+ * ```
+ */
 export interface DownloadProgress {
   path: string;
   bytes: number;

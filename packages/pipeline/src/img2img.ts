@@ -6,6 +6,12 @@ import type { RgbaImage, Txt2ImgOptions } from './txt2img-options.js';
 /**
  * Options of {@link StableDiffusionPipeline.img2img}: diffusers' `StableDiffusionImg2ImgPipeline.__call__`
  * arguments, camel-cased, with the same defaults. The size is the image's.
+ *
+ * @example
+ * ```ts
+ * const options: Img2ImgOptions = { image: rgba[0], prompt: 'the same scene at night', strength: 0.5, seed: 3 };
+ * const { images } = await pipe.img2img(options);
+ * ```
  */
 export interface Img2ImgOptions extends Omit<Txt2ImgOptions, 'latents' | 'width' | 'height'> {
   /**

@@ -2,7 +2,14 @@ import { applyLoraWeights, loraLayers, loraNames, mergeLora, removeLora, setLora
 import type { LoraComponent, LoraWeights, Module } from '@kiln/nn';
 import { PipelineError } from './errors.js';
 
-/** Options of `StableDiffusionPipeline.loadLoraWeights` (diffusers' `load_lora_weights` arguments). */
+/**
+ * Options of `StableDiffusionPipeline.loadLoraWeights` (diffusers' `load_lora_weights` arguments).
+ *
+ * @example
+ * ```ts
+ * await pipe.loadLoraWeights('loras/', { weightName: 'watercolor.safetensors', adapterName: 'style', scale: 0.6 });
+ * ```
+ */
 export interface LoadLoraOptions {
   /** Multiplier of the adapter (A1111's `<lora:name:0.8>`, diffusers' `set_adapters` weight; default 1). */
   scale?: number;
@@ -12,7 +19,14 @@ export interface LoadLoraOptions {
   weightName?: string;
 }
 
-/** One loaded adapter: its name, its scale, and the components it adapts. */
+/**
+ * One loaded adapter: its name, its scale, and the components it adapts.
+ *
+ * @example
+ * ```ts
+ * for (const { name, scale, components } of pipe.loraAdapters()) console.log(name, scale, components.join('+'));
+ * ```
+ */
 export interface LoraAdapterInfo {
   name: string;
   scale: number;
@@ -21,7 +35,14 @@ export interface LoraAdapterInfo {
   fused: boolean;
 }
 
-/** The models a pipeline's LoRA files address, under their diffusers component names. */
+/**
+ * The models a pipeline's LoRA files address, under their diffusers component names.
+ *
+ * @example
+ * ```ts
+ * const host: LoraHost = { unet: pipe.unet, text_encoder: pipe.textEncoder };
+ * ```
+ */
 export type LoraHost = Readonly<Record<'unet' | 'text_encoder', Module>>;
 
 const entries = (host: LoraHost): [LoraComponent, Module][] => [

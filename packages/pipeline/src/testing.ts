@@ -114,7 +114,14 @@ export async function writeTinyModel(dir: string, seed = 1234): Promise<void> {
   }
 }
 
-/** Options of {@link writeTinyLora}. */
+/**
+ * Options of {@link writeTinyLora}.
+ *
+ * @example
+ * ```ts
+ * await writeTinyLora('/tmp/unet-only.safetensors', { textEncoder: false, std: 0.1, seed: 9 });
+ * ```
+ */
 export interface TinyLoraOptions {
   /** Seed of the adapter's draws (default 3). */
   seed?: number;
