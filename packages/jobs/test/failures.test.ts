@@ -63,7 +63,7 @@ describe.skipIf(REDIS_MISSING !== null)(`job failures on a real redis-server${RE
   const startWorker = async () => {
     worker ??= await PoolWorker.start({ redis: redis.url, storage, backend: 'wasm', log: (l) => workerLog.push(l) });
   };
-  const settled = async (id: string, ms = 180_000): Promise<JobStatus> => {
+  const settled = async (id: string, ms = 540_000): Promise<JobStatus> => {
     for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 250))) {
       const s = await client.status(id);
       if (s.state === 'completed' || s.state === 'failed') return s;
@@ -116,15 +116,19 @@ describe.skipIf(REDIS_MISSING !== null)(`job failures on a real redis-server${RE
       /^TrainerConfigError: config: max_train_steps = 0 is invalid/,
     ],
     ['an unknown job type', { config: {} }, /^JobPayloadError: unknown job type "train-lora"/],
-  ])('fails %s at once, without retries, with the error as the failure reason', async (what, data, reason) => {
-    await startWorker();
-    const id = await enqueue(what === 'an unknown job type' ? 'train-lora' : 'train-dreambooth', data);
-    const s = await settled(id);
-    expect(s.state).toBe('failed');
-    expect(s.failedReason).toMatch(reason);
-    expect(s.attemptsStarted, (await client.logs(id)).join('\n')).toBe(1); // 3 were allowed
-    expect((await client.logs(id)).at(-1)).toMatch(/failed \(permanent, no retry\)/);
-  });
+  ])(
+    'fails %s at once, without retries, with the error as the failure reason',
+    async (what, data, reason) => {
+      await startWorker();
+      const id = await enqueue(what === 'an unknown job type' ? 'train-lora' : 'train-dreambooth', data);
+      const s = await settled(id);
+      expect(s.state).toBe('failed');
+      expect(s.failedReason).toMatch(reason);
+      expect(s.attemptsStarted, (await client.logs(id)).join('\n')).toBe(1); // 3 were allowed
+      expect((await client.logs(id)).at(-1)).toMatch(/failed \(permanent, no retry\)/);
+    },
+    300_000,
+  );
 
   it("fails at once on the trainer's DatasetError raised inside the task thread (an image that does not decode)", async () => {
     await startWorker();
@@ -133,7 +137,7 @@ describe.skipIf(REDIS_MISSING !== null)(`job failures on a real redis-server${RE
     expect(s.state).toBe('failed');
     expect(s.failedReason).toMatch(/^DatasetError: .*bad\.png/);
     expect(s.attemptsStarted).toBe(1);
-  });
+  }, 600_000);
 
   it('retries a transient failure with backoff and then succeeds', async () => {
     await startWorker();
@@ -151,5 +155,5 @@ describe.skipIf(REDIS_MISSING !== null)(`job failures on a real redis-server${RE
     expect(DEFAULT_RETRY.attempts).toBeGreaterThan(1);
     // Redis asked for a password; no log line shows it.
     expect(workerLog.join('\n')).not.toContain('failures-s3cret');
-  });
+  }, 600_000);
 });

@@ -112,7 +112,7 @@ describe.skipIf(REDIS_MISSING !== null)(
       const { id: killedId, step: seenAt } = killed!;
 
       const final = new Map<string, JobStatus>();
-      while (final.size < ids.length && Date.now() < deadline + 240_000) {
+      while (final.size < ids.length && Date.now() < deadline + 480_000) {
         for (const id of ids) {
           const s = await client.status(id);
           if (s.state === 'completed' || s.state === 'failed') final.set(id, s);
@@ -159,6 +159,6 @@ describe.skipIf(REDIS_MISSING !== null)(
         expect(w.log).toContain('redis://:***@127.0.0.1');
         expect(w.log).not.toContain(PASSWORD);
       }
-    }, 600_000);
+    }, 900_000);
   },
 );
