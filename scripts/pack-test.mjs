@@ -103,7 +103,7 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   const reuse = process.argv.includes('--no-build') && existsSync(join(src, 'dist'));
   const build = reuse ? { ok: true, out: '' } : sh('pnpm', ['run', 'build'], { cwd: src });
   if (!build.ok) {
-    if (PENDING[dir]) console.log(`[pack] ${dir}: build failed (pending package, not counted)`);
+    if (PENDING[dir]) console.log(`[pack] ${dir}: build failed (pending package, not counted):\n${build.out.slice(-1500)}`);
     else fail(dir, `build failed:\n${build.out.slice(-3000)}`);
     continue;
   }
