@@ -16,6 +16,7 @@ import { chromium } from 'playwright';
 import type { Browser, Page } from 'playwright';
 import * as k from '@kiln/tensor-core';
 import { parseSafetensors } from '@kiln/nn';
+import { encodePng } from '@kiln/pipeline';
 import { writeTinyModel } from '@kiln/pipeline/testing';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -62,6 +63,13 @@ const canvasStats = (page: Page, selector: string) =>
       return { width: c.width, height: c.height, distinct: distinct.size };
     }),
   );
+
+/** Waits for `selector`, failing at once with the page's message if the page shows an error instead. */
+async function waitFor(page: Page, selector: string, timeout = 180_000): Promise<void> {
+  await page.waitForFunction((sel) => document.querySelector(sel) ?? document.querySelector('#status.error'), selector, { timeout });
+  const error = await page.$('#status.error');
+  if (error) throw new Error(`the page says: ${await error.textContent()}`);
+}
 
 describe.skipIf(!existsSync(CHROMIUM))('browser app (examples/browser) in headless Chromium', () => {
   let tmp: string;
@@ -110,7 +118,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser app (examples/browser) in headle
     const { port } = server.address() as AddressInfo;
     // wasm: SwiftShader's WebGPU is a correctness driver, ~1000× slower than a GPU (docs/DESIGN.md).
     await page.goto(`http://127.0.0.1:${port}/?backend=wasm`);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    await waitFor(page, 'body[data-ready="true"]');
   }, 300_000);
 
   afterAll(async () => {
@@ -130,9 +138,14 @@ describe.skipIf(!existsSync(CHROMIUM))('browser app (examples/browser) in headle
     await page.fill('#count', '1');
     await page.fill('#seed', '3');
     await page.click('#generate');
-    await page.waitForFunction(() => /generated in/.test(document.getElementById('status')!.textContent ?? ''), null, {
-      timeout: 120_000,
-    });
+    await page.waitForFunction(
+      () => /generated in|error/.test(document.getElementById('status')!.className + document.getElementById('status')!.textContent),
+      null,
+      {
+        timeout: 120_000,
+      },
+    );
+    expect(await page.textContent('#status')).toMatch(/^generated in/);
     const images = await canvasStats(page, '#gallery canvas');
     expect(images).toHaveLength(1);
     expect(images[0].width).toBe(32);
@@ -144,8 +157,8 @@ describe.skipIf(!existsSync(CHROMIUM))('browser app (examples/browser) in headle
     await page.fill('#train-steps', '2');
     await page.fill('#sample-steps', '2');
     await page.click('#train');
-    await page.waitForSelector('body[data-trained-steps="2"]', { timeout: 180_000 });
-    expect(await page.textContent('#status')).toBe('trained 2 steps');
+    await waitFor(page, 'body[data-trained-steps="2"]');
+    expect(await page.textContent('#status')).toMatch(/^trained 2 steps \(saved in this browser/);
     const progress = (await page.textContent('#train-progress')) ?? '';
     const loss = Number(/loss ([\d.]+)/.exec(progress)?.[1]);
     expect(progress).toMatch(/^step 2 \/ 2/);
@@ -186,5 +199,46 @@ describe.skipIf(!existsSync(CHROMIUM))('browser app (examples/browser) in headle
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'browser-app.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
+  }, 300_000);
+
+  it('keeps the run across a reload (OPFS): restores the curve and images, training continues, Reset forgets it', async () => {
+    const before = await page.$$eval('#before canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).toDataURL()));
+    await page.reload();
+    await waitFor(page, 'body[data-ready="true"]');
+    expect(await page.getAttribute('body', 'data-restored-step')).toBe('2');
+    expect(await page.textContent('#train-progress')).toMatch(/^restored at step 2 \(loss [\d.]+\)/);
+    expect(await page.$$eval('#before canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).toDataURL()))).toEqual(before);
+    expect(await canvasStats(page, '#after canvas')).toHaveLength(4);
+    await page.fill('#train-steps', '1');
+    await page.fill('#sample-steps', '2');
+    await page.click('#train');
+    await waitFor(page, 'body[data-trained-steps="3"]');
+    expect(await page.textContent('#train-progress')).toMatch(/^step 3 \/ 3/);
+    await Promise.all([page.waitForEvent('load'), page.click('#forget')]);
+    await waitFor(page, 'body[data-ready="true"]');
+    expect(await page.getAttribute('body', 'data-restored-step')).toBeNull();
+    expect(pageErrors).toEqual([]);
+  }, 300_000);
+
+  it('takes the subject images from files: centre-cropped and scaled to the model size', async () => {
+    // A 60×40 image: red left half, blue right half; the centre crop keeps both halves.
+    const [w, h] = [60, 40];
+    const data = new Uint8ClampedArray(w * h * 4);
+    for (let i = 0; i < w * h; i++) data.set(i % w < w / 2 ? [255, 0, 0, 255] : [0, 0, 255, 255], i * 4);
+    const png = Buffer.from(encodePng({ width: w, height: h, data }));
+    await page.setInputFiles('#instance-files', [
+      { name: 'a.png', mimeType: 'image/png', buffer: png },
+      { name: 'b.png', mimeType: 'image/png', buffer: png },
+    ]);
+    await page.waitForFunction(() => /2 subject image\(s\) picked/.test(document.getElementById('status')!.textContent ?? ''));
+    const picked = await page.$$eval('#instances canvas', (cs) =>
+      (cs as HTMLCanvasElement[]).map((c) => {
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        const at = (x: number, y: number) => [...d.subarray((y * c.width + x) * 4, (y * c.width + x) * 4 + 3)];
+        return { width: c.width, left: at(2, 16), right: at(c.width - 3, 16) };
+      }),
+    );
+    expect(picked).toHaveLength(2);
+    for (const p of picked) expect(p).toEqual({ width: 32, left: [255, 0, 0], right: [0, 0, 255] });
   });
 });

@@ -4,22 +4,34 @@
 // none of that is needed here.
 import * as k from '@kiln/tensor-core';
 import { dreamBoothLoss } from '@kiln/dreambooth-trainer';
-import { AdamW, clipGradNorm, serializeSafetensors } from '@kiln/nn';
+import { AdamW, clipGradNorm, loadWeights, serializeSafetensors } from '@kiln/nn';
 import type { RgbaImage } from '@kiln/pipeline';
 import { DDPMScheduler } from '@kiln/scheduler';
 import type { DiagonalGaussianDistribution } from '@kiln/vae';
 import type { LoadedModel } from './load-model.js';
+import type { Restored, SavedSession } from './persist.js';
 
 export interface SessionOptions {
   /** The instance prompt, e.g. "a photo of sks star". */
   prompt: string;
-  /** The instance images, [count, 3, side, side] in [-1, 1]. */
-  pixels: Float32Array;
-  count: number;
+  /** The instance images at the model's resolution. */
+  instances: RgbaImage[];
   side: number;
   learningRate: number;
   /** Seeds the noise, offset noise and timesteps (default 0). */
   seed?: number;
+}
+
+/** RGBA images → [N, 3, side, side] in [-1, 1], as the trainer's dataset scales pixels. */
+function chw(images: readonly RgbaImage[], side: number): Float32Array {
+  const n = side * side;
+  const out = new Float32Array(images.length * 3 * n);
+  images.forEach((im, b) => {
+    if (im.width !== side || im.height !== side)
+      throw new Error(`instance image ${b} is ${im.width}×${im.height}, the model wants ${side}×${side}`);
+    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[(b * 3 + c) * n + i] = im.data[i * 4 + c] / 127.5 - 1;
+  });
+  return out;
 }
 
 /** The world's sampling: guidance 5 with rescale 0.7 (v-prediction with zero terminal SNR over-saturates without it). */
@@ -32,6 +44,12 @@ const MAX_GRAD_NORM = 1;
 export class DreamBoothSession {
   readonly prompt: string;
   step = 0;
+  /** The loss of every step so far. */
+  readonly losses: number[] = [];
+  readonly instances: RgbaImage[];
+  /** Samples before the first step and after the latest run. */
+  before: RgbaImage[] = [];
+  after: RgbaImage[] = [];
   private readonly posterior: DiagonalGaussianDistribution;
   private readonly embeds: k.Tensor;
   private readonly optimizer: AdamW;
@@ -45,6 +63,8 @@ export class DreamBoothSession {
   ) {
     const { pipe, schedulerConfig } = model;
     this.prompt = o.prompt;
+    this.instances = o.instances;
+    const count = o.instances.length;
     // The training noise schedule is the model's scheduler config as a DDPM, as the Node trainer makes it.
     const { _class_name: _ignored, ...rest } = schedulerConfig;
     this.trainScheduler = DDPMScheduler.fromConfig(rest);
@@ -53,13 +73,49 @@ export class DreamBoothSession {
     this.embeds = k.tidy(() => {
       const e = k.noGrad(() => pipe.encodePrompt([o.prompt]));
       return k.cat(
-        Array.from({ length: o.count }, () => e),
+        Array.from({ length: count }, () => e),
         0,
       );
     });
-    this.posterior = k.noGrad(() => pipe.vae.encode(k.tensor(o.pixels, { shape: [o.count, 3, o.side, o.side] })).latentDist);
+    this.posterior = k.tidy(() => {
+      const pixels = k.tensor(chw(o.instances, o.side), { shape: [count, 3, o.side, o.side] });
+      return k.noGrad(() => pipe.vae.encode(pixels).latentDist);
+    });
     this.optimizer = new AdamW(pipe.unet.parameters(), { lr: o.learningRate, weightDecay: 1e-2 });
     this.generator = new k.Generator(o.seed ?? 0);
+  }
+
+  /**
+   * A session restored from a saved run: the UNet's weights, AdamW's state, the generator's
+   * position and the history, so training goes on as if the page had not been reloaded.
+   */
+  static async restore(model: LoadedModel, o: Omit<SessionOptions, 'learningRate'>, saved: Restored): Promise<DreamBoothSession> {
+    const s = new DreamBoothSession(model, { ...o, learningRate: saved.session.learningRate });
+    await loadWeights(model.pipe.unet, saved.unet);
+    s.optimizer.loadStateDict(saved.optimizer);
+    for (const st of Object.values(saved.optimizer.state)) for (const v of Object.values(st)) if (typeof v !== 'number') v.dispose();
+    s.generator.setState(saved.session.generator);
+    s.step = saved.session.step;
+    s.losses.push(...saved.session.losses);
+    s.before = saved.session.before;
+    s.after = saved.session.after;
+    return s;
+  }
+
+  /** What {@link saveSession} keeps (the optimizer state's tensors are copies: dispose them after saving). */
+  snapshot(modelUrl: string): { session: SavedSession; unet: Record<string, k.Tensor>; optimizer: ReturnType<AdamW['stateDict']> } {
+    const session: SavedSession = {
+      modelUrl,
+      prompt: this.prompt,
+      learningRate: this.optimizer.paramGroups[0].lr,
+      step: this.step,
+      losses: [...this.losses],
+      generator: this.generator.getState(),
+      before: this.before,
+      after: this.after,
+      instances: this.instances,
+    };
+    return { session, unet: this.model.pipe.unet.stateDict(), optimizer: this.optimizer.stateDict() };
   }
 
   setLearningRate(lr: number): void {
@@ -97,6 +153,7 @@ export class DreamBoothSession {
     const value = await loss.item();
     loss.dispose();
     if (!Number.isFinite(value)) throw new Error(`the loss is ${value} at step ${this.step}: lower the learning rate`);
+    this.losses.push(value);
     return value;
   }
 

@@ -16,6 +16,9 @@ const send = (m: ToWorker) => worker.postMessage(m);
 const losses: number[] = [];
 let totalSteps = 0;
 let trained = false;
+/** The model's image size (from the worker), and subject images the user picked for the next run. */
+let side = 32;
+let uploaded: RgbaImage[] | undefined;
 
 function setStatus(text: string, error = false): void {
   const s = $('status');
@@ -56,6 +59,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       document.body.dataset.backend = m.backend;
       setStatus(`ready: ${(m.params / 1e6).toFixed(2)}M parameters loaded in ${(m.loadMs / 1000).toFixed(1)} s`);
       busy(false);
+      side = m.side;
       document.body.dataset.ready = 'true';
       return;
     case 'image':
@@ -65,6 +69,9 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       busy(false);
       return setStatus(`generated in ${(m.ms / 1000).toFixed(2)} s`);
     case 'instances':
+      // A new run: its curve starts empty.
+      losses.length = 0;
+      drawLossCurve($<HTMLCanvasElement>('loss'), losses, 0);
       return show('instances', m.images);
     case 'samples':
       return show(m.which, m.images);
@@ -78,7 +85,25 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       trained = true;
       busy(false);
       document.body.dataset.trainedSteps = String(m.step);
-      return setStatus(m.stopped ? `stopped at step ${m.step}: Train resumes` : `trained ${m.step} steps`);
+      return setStatus(
+        (m.stopped ? `stopped at step ${m.step}: Train resumes` : `trained ${m.step} steps`) +
+          (m.saved ? ' (saved in this browser: a reload continues from here)' : ''),
+      );
+    case 'restored':
+      trained = true;
+      losses.splice(0, losses.length, ...m.losses);
+      totalSteps = m.step;
+      drawLossCurve($<HTMLCanvasElement>('loss'), losses, totalSteps);
+      $<HTMLInputElement>('instance-prompt').value = m.prompt;
+      show('instances', m.instances);
+      show('before', m.before);
+      show('after', m.after);
+      $('train-progress').textContent = `restored at step ${m.step} (loss ${m.losses.at(-1)?.toFixed(4) ?? '–'}): Train continues the run`;
+      document.body.dataset.restoredStep = String(m.step);
+      return;
+    case 'forgotten':
+      location.reload();
+      return;
     case 'weights': {
       const url = URL.createObjectURL(new Blob([m.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
       const a = document.createElement('a');
@@ -122,10 +147,35 @@ $('train-form').addEventListener('submit', (e) => {
     learningRate: num('lr'),
     previewSeeds: [0, 1, 2, 3],
     sampleSteps: num('sample-steps'),
+    instances: uploaded,
   });
+  uploaded = undefined;
+});
+/** A picked image, centre-cropped to a square and scaled to the model's size (as the trainer's --center_crop). */
+async function toModelSize(file: File): Promise<RgbaImage> {
+  const bitmap = await createImageBitmap(file);
+  const s = Math.min(bitmap.width, bitmap.height);
+  const c = new OffscreenCanvas(side, side);
+  const ctx = c.getContext('2d')!;
+  ctx.drawImage(bitmap, (bitmap.width - s) / 2, (bitmap.height - s) / 2, s, s, 0, 0, side, side);
+  bitmap.close();
+  return { width: side, height: side, data: ctx.getImageData(0, 0, side, side).data };
+}
+
+$('instance-files').addEventListener('change', async () => {
+  const files = [...($<HTMLInputElement>('instance-files').files ?? [])];
+  if (files.length === 0) return;
+  try {
+    uploaded = await Promise.all(files.map(toModelSize));
+    show('instances', uploaded);
+    setStatus(`${uploaded.length} subject image(s) picked: Train starts a new run on them`);
+  } catch (e) {
+    setStatus(`cannot read the picked images: ${(e as Error).message}`, true);
+  }
 });
 $('stop').addEventListener('click', () => send({ type: 'stop' }));
 $('download').addEventListener('click', () => send({ type: 'download' }));
+$('forget').addEventListener('click', () => send({ type: 'forget' }));
 
 drawLossCurve($<HTMLCanvasElement>('loss'), [], 0);
 send({ type: 'init', modelUrl, backend });

@@ -1,16 +1,18 @@
 // The model's home: a dedicated worker that loads the pipeline, generates, and runs DreamBooth on the
 // built-in world's subject, so the page stays responsive while tensors compute.
-import { instanceScenes, renderScene, toChw } from '@kiln/world';
+import { instanceScenes, renderScene } from '@kiln/world';
 import type { RgbaImage } from '@kiln/pipeline';
 import { loadModel } from './load-model.js';
 import type { LoadedModel } from './load-model.js';
 import { pickBackend } from './backend.js';
 import { DreamBoothSession } from './dreambooth.js';
+import { clearSession, loadSession, saveSession } from './persist.js';
 import type { FromWorker, GenerateRequest, ToWorker, TrainRequest } from './protocol.js';
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 
 let model: LoadedModel | null = null;
+let modelUrl = '';
 let session: DreamBoothSession | null = null;
 let stopRequested = false;
 /** Messages run one at a time (a generation does not interleave with a training step), except `stop`. */
@@ -38,13 +40,10 @@ async function generate(pipe: LoadedModel['pipe'], r: GenerateRequest): Promise<
   post({ type: 'generated', ms: performance.now() - t0 });
 }
 
-/** The instance images: the world's subject in its instance contexts, rendered at the model's size. */
-function instanceImages(side: number): { rgba: RgbaImage[]; chw: Float32Array } {
-  const scenes = instanceScenes(5);
-  const chw = new Float32Array(scenes.length * 3 * side * side);
-  const rgba = scenes.map((scene, i) => {
+/** The world's subject in its instance contexts, rendered at the model's size. */
+function worldSubject(side: number): RgbaImage[] {
+  return instanceScenes(5).map((scene) => {
     const rgb = renderScene(scene, side);
-    chw.set(toChw(rgb, side), i * 3 * side * side);
     const data = new Uint8ClampedArray(side * side * 4);
     for (let p = 0; p < side * side; p++) {
       data.set(rgb.subarray(p * 3, p * 3 + 3), p * 4);
@@ -52,19 +51,40 @@ function instanceImages(side: number): { rgba: RgbaImage[]; chw: Float32Array } 
     }
     return { width: side, height: side, data };
   });
-  return { rgba, chw };
+}
+
+const sideOf = (m: LoadedModel) => (m.pipe.unet.config.sample_size ?? 8) * m.pipe.vaeScaleFactor;
+
+/** Saves the run to OPFS; resolves to whether it could. */
+async function save(s: DreamBoothSession): Promise<boolean> {
+  const snap = s.snapshot(modelUrl);
+  try {
+    return await saveSession(snap.session, snap.unet, snap.optimizer);
+  } finally {
+    for (const st of Object.values(snap.optimizer.state)) for (const v of Object.values(st)) if (typeof v !== 'number') v.dispose();
+  }
+}
+
+/** A run saved by an earlier visit of the page, if any, continues where it stopped. */
+async function restore(m: LoadedModel): Promise<void> {
+  const saved = await loadSession(modelUrl);
+  if (!saved) return;
+  const { prompt, step, losses, before, after, instances } = saved.session;
+  session = await DreamBoothSession.restore(m, { prompt, instances, side: sideOf(m) }, saved);
+  post({ type: 'restored', prompt, step, losses, before, after, instances });
 }
 
 async function train(m: LoadedModel, r: TrainRequest): Promise<void> {
-  const { pipe } = m;
-  const side = (pipe.unet.config.sample_size ?? 8) * pipe.vaeScaleFactor;
+  const side = sideOf(m);
   const sample = () => session!.sample(r.prompt, r.previewSeeds, r.sampleSteps);
-  if (!session || session.prompt !== r.prompt) {
+  // A new prompt or a new set of images starts a new run (from the UNet as it is now; Reset goes back to the base model).
+  if (!session || session.prompt !== r.prompt || r.instances) {
     session?.dispose();
-    const inst = instanceImages(side);
-    post({ type: 'instances', images: inst.rgba });
-    session = new DreamBoothSession(m, { prompt: r.prompt, pixels: inst.chw, count: inst.rgba.length, side, learningRate: r.learningRate });
-    post({ type: 'samples', which: 'before', images: await sample() });
+    const instances = r.instances ?? worldSubject(side);
+    post({ type: 'instances', images: instances });
+    session = new DreamBoothSession(m, { prompt: r.prompt, instances, side, learningRate: r.learningRate });
+    session.before = await sample();
+    post({ type: 'samples', which: 'before', images: session.before });
   }
   session.setLearningRate(r.learningRate);
   stopRequested = false;
@@ -76,8 +96,10 @@ async function train(m: LoadedModel, r: TrainRequest): Promise<void> {
     // Let a `stop` message in between steps (messages are tasks; awaiting a read alone may not yield to them).
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
-  post({ type: 'samples', which: 'after', images: await sample() });
-  post({ type: 'trained', step: session.step, stopped: stopRequested });
+  session.after = await sample();
+  post({ type: 'samples', which: 'after', images: session.after });
+  const saved = await save(session);
+  post({ type: 'trained', step: session.step, stopped: stopRequested, saved });
 }
 
 async function handle(msg: ToWorker): Promise<void> {
@@ -86,12 +108,15 @@ async function handle(msg: ToWorker): Promise<void> {
       const t0 = performance.now();
       const { name, detail } = await pickBackend(msg.backend);
       post({ type: 'status', text: `backend ${name}; loading the model…` });
+      modelUrl = msg.modelUrl;
       model = await loadModel(msg.modelUrl, (what) => post({ type: 'status', text: `loading ${what}…` }));
       const params = [model.pipe.textEncoder, model.pipe.unet, model.pipe.vae].reduce(
         (n, mod) => n + mod.parameters().reduce((a, p) => a + p.numel(), 0),
         0,
       );
-      post({ type: 'ready', backend: name, detail, params, loadMs: performance.now() - t0 });
+      await restore(model);
+      if (!session) post({ type: 'instances', images: worldSubject(sideOf(model)) });
+      post({ type: 'ready', backend: name, detail, params, loadMs: performance.now() - t0, side: sideOf(model) });
       return;
     }
     case 'generate':
@@ -103,6 +128,10 @@ async function handle(msg: ToWorker): Promise<void> {
       post({ type: 'weights', bytes, name: 'diffusion_pytorch_model.safetensors' }, [bytes.buffer]);
       return;
     }
+    case 'forget':
+      await clearSession();
+      post({ type: 'forgotten' });
+      return;
     case 'stop':
       return;
   }
