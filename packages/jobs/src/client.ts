@@ -153,8 +153,11 @@ export class JobClient {
 
   /** A job's state, progress, tries, failure reason or result. */
   async status(id: string): Promise<JobStatus> {
+    // The state first, then the job's data: a job that finishes in between is read with its
+    // result or failure reason (the other order could report 'failed' without the reason).
+    const queue = queueOfId(id);
+    const state = queue ? await this.queues[queue].getJobState(id) : 'unknown';
     const job = await this.job(id);
-    const state = await job.getState();
     const progress = typeof job.progress === 'object' ? (job.progress as unknown as JobProgress) : null;
     return {
       id,
