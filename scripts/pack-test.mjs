@@ -101,7 +101,8 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   const t0 = Date.now();
   // `--no-build` reuses an existing dist/ (for iterating on examples; npm test always builds).
   const reuse = process.argv.includes('--no-build') && existsSync(join(src, 'dist'));
-  const build = reuse ? { ok: true, out: '' } : sh('pnpm', ['run', 'build'], { cwd: src });
+  // tsup's declaration build takes minutes on a busy 2-core machine.
+  const build = reuse ? { ok: true, out: '' } : sh('pnpm', ['run', 'build'], { cwd: src, timeout: 900_000 });
   if (!build.ok) {
     if (PENDING[dir]) console.log(`[pack] ${dir}: build failed (pending package, not counted):\n${build.out.slice(-1500)}`);
     else fail(dir, `build failed:\n${build.out.slice(-3000)}`);
@@ -131,7 +132,7 @@ for (const dir of readdirSync(join(root, 'packages'))) {
 }
 
 const npmInstall = (project, tgzs) =>
-  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tgzs], { cwd: project });
+  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tgzs], { cwd: project, timeout: 900_000 });
 let shared;
 /** One empty project with every packed package installed (null when npm fails). */
 function sharedProject() {
