@@ -33,7 +33,7 @@ beforeAll(async () => {
     report_to: 'jsonl',
     lora: true,
   };
-});
+}, 120_000); // the tiny model is written here: slow on a loaded machine
 
 /** Tensor name → bytes of a safetensors file. */
 async function tensorsOf(path: string): Promise<Map<string, { shape: number[]; bytes: Buffer }>> {
