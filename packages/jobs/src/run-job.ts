@@ -32,6 +32,8 @@ export type JobOutcome<T> = { value: T; interrupted?: undefined } | { value?: un
 const PROGRESS_EVERY_MS = 250;
 
 const keyJoin = (...parts: string[]) => parts.join('/');
+/** A finished PNG (the atomic writer's hidden temporary files are not images yet). */
+const isImage = (key: string) => /\/[^./][^/]*\.png$/.test(key);
 
 /**
  * A training job: paths resolved in the storage, images checked against the limits, and the
@@ -86,7 +88,7 @@ export async function runTrainJob(ctx: JobContext, payload: TrainPayload): Promi
             etaSeconds: m.itPerSec > 0 ? (m.maxSteps - m.step) / m.itPerSec : 0,
           };
           if (c.validation_prompt !== null) {
-            const fresh = (await ctx.storage.list(imagesKey)).filter((k) => !seenImages.has(k));
+            const fresh = (await ctx.storage.list(imagesKey)).filter((k) => isImage(k) && !seenImages.has(k));
             for (const k of fresh) seenImages.add(k);
             if (fresh.length) progress.validationImages = fresh;
           }
