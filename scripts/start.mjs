@@ -1,5 +1,7 @@
-// `npm start`: installs what is missing, then runs the main example on its built-in defaults.
+// `npm start`: installs what is missing, then runs DreamBooth on the built-in world
+// (packages/world/scripts/start.ts; `npm start -- --help` lists its options).
 import { install, run } from './tooling.mjs';
 
 install();
-process.exit(run(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', 'examples/src/train-mlp.ts']));
+const args = ['--conditions=kiln-source', '--import', 'tsx', 'packages/world/scripts/start.ts', ...process.argv.slice(2)];
+process.exit(run(process.execPath, args));

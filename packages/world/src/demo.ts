@@ -13,7 +13,12 @@ import { z } from 'zod';
 import { describe } from './caption.js';
 import { renderScene } from './render.js';
 import { gridImage, samplePrompt } from './sampling.js';
-import { CONTEXTS } from './scene.js';
+import { COLOR_NAMES, CONTEXTS, SHAPES } from './scene.js';
+import { dreamboothMetrics, metricsTable } from './metrics.js';
+import type { DreamBoothMetrics, SamplePrompt, ScoredSample } from './metrics.js';
+import { chwBatch, rgbaToChw } from './scorer.js';
+import type { WorldScorer } from './scorer.js';
+import { loadWorldScorer } from './scorer-node.js';
 import type { Context } from './scene.js';
 import { CLASS_NOUN, INSTANCE_CONTEXTS, instanceScenes, SUBJECT_NOUN } from './subject.js';
 import { rgbToPng } from './png.js';
@@ -35,31 +40,66 @@ export const DemoOptionsSchema = z
     compare: z.boolean().default(true),
     out: z.string().min(1).default('kiln-dreambooth'),
     model: z.string().min(1).nullable().default(null),
+    /** A world scorer folder (default: the committed one). */
+    scorer: z.string().min(1).nullable().default(null),
     seed: z.number().int().min(0).default(0),
     class_images: z.number().int().min(1).default(50),
     learning_rate: z.number().positive().default(1e-4),
     /** Samples per evaluation prompt. */
-    samples: z.number().int().min(1).default(8),
+    samples: z.number().int().min(1).default(6),
+    /** Samples per world prompt (every class × colour) for the base model's agreement; 0 skips it. */
+    world_samples: z.number().int().min(0).default(1),
   })
   .strict();
 export type DemoOptions = z.output<typeof DemoOptionsSchema>;
 
-/** Samples of one model for the evaluation prompts. */
-export interface DemoSamples {
-  /** Identifier prompts in contexts no instance image shows, by context. */
-  subject: Map<Context, RgbaImage[]>;
-  /** The class prompt. */
-  klass: RgbaImage[];
+/** One evaluation sample: what it was prompted with, and the image. */
+export interface DemoSample {
+  prompt: SamplePrompt;
+  text: string;
+  image: RgbaImage;
 }
 
 const HELD_OUT = CONTEXTS.filter((c) => !INSTANCE_CONTEXTS.includes(c));
 
-async function sampleModel(pipe: StableDiffusionPipeline, o: DemoOptions): Promise<DemoSamples> {
-  const subject = new Map<Context, RgbaImage[]>();
+/** Prompts of the base world the base agreement is measured on: every class and colour, contexts in turn. */
+function worldPrompts(): SamplePrompt[] {
+  return SHAPES.flatMap((shape, i) =>
+    COLOR_NAMES.map((color, j) => ({ kind: 'world' as const, shape, color, context: CONTEXTS[(i + j) % CONTEXTS.length] })),
+  );
+}
+
+async function sampleModel(pipe: StableDiffusionPipeline, o: DemoOptions, world: boolean): Promise<DemoSample[]> {
+  const out: DemoSample[] = [];
+  const add = async (prompt: SamplePrompt, text: string, n: number, seed: number) => {
+    for (const image of await samplePrompt(pipe, text, n, seed)) out.push({ prompt, text, image });
+  };
   for (const context of HELD_OUT)
-    subject.set(context, await samplePrompt(pipe, describe({ shape: 'star', context }, { noun: `sks ${o.class_noun}` }), o.samples, 100));
-  const klass = await samplePrompt(pipe, `a photo of a ${o.class_noun}`, o.samples * 2, 200);
-  return { subject, klass };
+    await add(
+      { kind: 'subject', shape: 'star', context },
+      describe({ shape: 'star', context }, { noun: `sks ${o.class_noun}` }),
+      o.samples,
+      100,
+    );
+  await add({ kind: 'class', shape: 'star' }, `a photo of a ${o.class_noun}`, o.samples * 2, 200);
+  if (world && o.world_samples > 0)
+    for (const [i, p] of worldPrompts().entries())
+      await add(p, describe({ shape: p.shape!, colorName: p.color, context: p.context! }), o.world_samples, 300 + o.world_samples * i);
+  return out;
+}
+
+/** Scores samples with the world scorer, in batches. */
+async function scoreSamples(scorer: WorldScorer, samples: readonly DemoSample[]): Promise<ScoredSample[]> {
+  const out: ScoredSample[] = [];
+  for (let i = 0; i < samples.length; i += 64) {
+    const part = samples.slice(i, i + 64);
+    const images = part.map((s) => rgbaToChw(s.image));
+    const x = chwBatch(images, part[0].image.width);
+    const scores = await scorer.score(x);
+    x.dispose();
+    part.forEach((s, j) => out.push({ prompt: s.prompt, score: scores[j], image: images[j] }));
+  }
+  return out;
 }
 
 /** A text progress bar: `[#######.............] 140/400 loss 0.0812 6.1 it/s ETA 43s`. */
@@ -83,7 +123,13 @@ export function progressBar(step: number, total: number, extra: string, width = 
 export async function runDemo(
   input: z.input<typeof DemoOptionsSchema>,
   io: { log?: (line: string) => void; progress?: (line: string) => void } = {},
-): Promise<{ report: string; samples: Record<string, DemoSamples>; seconds: Record<string, number> }> {
+): Promise<{
+  report: string;
+  table: string;
+  metrics: Record<string, DreamBoothMetrics>;
+  models: string[];
+  seconds: Record<string, number>;
+}> {
   const o = DemoOptionsSchema.parse(input);
   const log = io.log ?? ((l: string) => console.log(l));
   const progress = io.progress ?? ((l: string) => process.stderr.write(`\r${l}`));
@@ -110,7 +156,7 @@ export async function runDemo(
     }
   }
 
-  const samples: Record<string, DemoSamples> = {};
+  const samples: Record<string, DemoSample[]> = {};
   const base = await StableDiffusionPipeline.fromPretrained(model);
   try {
     log(`generating ${o.class_images} class images ('a photo of a ${o.class_noun}') with the base model`);
@@ -120,7 +166,7 @@ export async function runDemo(
       const images = await samplePrompt(base, `a photo of a ${o.class_noun}`, o.class_images, 10_000);
       for (const [i, img] of images.entries()) await writePng(join(classDir, `class-${String(i).padStart(5, '0')}.png`), img);
     });
-    samples.base = await timed('sampling base', () => sampleModel(base, o));
+    samples.base = await timed('sampling base', () => sampleModel(base, o, true));
   } finally {
     base.dispose();
   }
@@ -170,18 +216,58 @@ export async function runDemo(
     process.stderr.write('\n');
     const tuned = await StableDiffusionPipeline.fromPretrained(join(o.out, name));
     try {
-      samples[name] = await timed(`sampling ${name}`, () => sampleModel(tuned, o));
+      samples[name] = await timed(`sampling ${name}`, () => sampleModel(tuned, o, false));
     } finally {
       tuned.dispose();
     }
   }
 
-  const run = openRun(join(o.out, 'logs'), { reportTo: ['html'], name: 'DreamBooth on the built-in world' });
-  run.logHparams({ ...o });
-  for (const [name, s] of Object.entries(samples)) {
-    run.logImages(0, `${name}/sks ${o.class_noun} on a dotted background`, [gridImage(s.subject.get('dots')!, 8)]);
-    run.logImages(0, `${name}/a photo of a ${o.class_noun}`, [gridImage(s.klass, 8)]);
+  const scorer = await loadWorldScorer(o.scorer ?? undefined);
+  const metrics: Record<string, DreamBoothMetrics> = {};
+  try {
+    for (const [name, list] of Object.entries(samples)) metrics[name] = dreamboothMetrics(await scoreSamples(scorer, list));
+  } finally {
+    scorer.dispose();
   }
+  const rows = Object.entries(metrics).map(([name, m]) => ({ label: ROW_LABELS[name] ?? name, metrics: m }));
+  const table = metricsTable(rows, 'text');
+
+  const run = openRun(join(o.out, 'logs'), { reportTo: ['html'], name: 'DreamBooth on the built-in world' });
+  run.logHparams(
+    { ...o },
+    Object.fromEntries(
+      Object.entries(metrics).flatMap(([name, m]) => [
+        [`${name}/subject_fidelity`, m.subjectFidelity.value ?? NaN],
+        [`${name}/pres`, m.pres.value ?? NaN],
+      ]),
+    ),
+  );
+  run.logText(0, 'metrics', metricsTable(rows, 'markdown'));
+  const dotted = describe({ shape: 'star', context: 'dots' }, { noun: `sks ${o.class_noun}` });
+  for (const [name, list] of Object.entries(samples)) {
+    // Before (base) and after (each run) on the same prompts and seeds.
+    const grids: Array<[string, DemoSample[], number]> = [
+      [dotted, list.filter((s) => s.text === dotted), o.samples],
+      [`a photo of a ${o.class_noun}`, list.filter((s) => s.prompt.kind === 'class'), o.samples],
+      ['world prompts', list.filter((s) => s.prompt.kind === 'world'), COLOR_NAMES.length],
+    ];
+    for (const [tag, shown, cols] of grids)
+      if (shown.length > 0)
+        run.logImages(0, `${tag}/${name}`, [
+          gridImage(
+            shown.map((s) => s.image),
+            cols,
+          ),
+        ]);
+  }
+  for (const [name, t] of Object.entries(seconds)) run.log(0, { [`seconds/${name}`]: t });
   await run.close();
-  return { report: join(o.out, 'logs', 'report.html'), samples, seconds };
+  const models = variants.map((prior) => join(o.out, prior ? 'with-prior' : 'without-prior'));
+  return { report: join(o.out, 'logs', 'report.html'), table, metrics, models, seconds };
 }
+
+const ROW_LABELS: Record<string, string> = {
+  base: 'base model (before)',
+  'with-prior': 'DreamBooth, prior preservation',
+  'without-prior': 'DreamBooth, no prior preservation',
+};

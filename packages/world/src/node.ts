@@ -54,4 +54,4 @@ export async function writeWorldFolder(dir: string, o: WorldFolderOptions): Prom
 }
 export { WORLD_SCORER_DIR, loadWorldScorer } from './scorer-node.js';
 export { runDemo, DemoOptionsSchema, BASE_MODEL_DIR, progressBar } from './demo.js';
-export type { DemoOptions, DemoSamples } from './demo.js';
+export type { DemoOptions, DemoSample } from './demo.js';
