@@ -273,7 +273,10 @@ for (const r of results) {
   else console.error(`[pack] ${r.dir}: FAILED\n${r.why}`);
 }
 const failed = results.filter((r) => !r.ok);
-console.log(`[pack] ${results.length - failed.length} of ${results.length} packages ok in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+const skipped = results.filter((r) => r.skipped).length;
+console.log(
+  `[pack] ${results.length - failed.length - skipped} of ${results.length} packages ok, ${skipped} skipped, ${failed.length} failed, in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+);
 if (process.env.KILN_KEEP_PACK_DIR === '1') console.log(`[pack] work folder: ${work}`);
 else rmSync(work, { recursive: true, force: true });
 process.exit(failed.length ? 1 : 0);
