@@ -20,6 +20,10 @@ const DREAMBOOTH_ONLY = {
   sample_batch_size: true,
   prior_generation_precision: true,
   class_inference_steps: true,
+  // LoRA text-to-image is not offered: its defaults and refusals live in parseTrainerConfig's DreamBooth rules.
+  lora: true,
+  rank: true,
+  lora_dropout: true,
 } as const;
 
 /** The options of `kiln train-text-to-image`: DreamBooth's, with `train_data_dir` (images + caption files) in place of the instance and class options. */

@@ -43,7 +43,9 @@ export abstract class MultistepScheduler<C extends MultistepConfig> extends Sigm
   protected constructor(config: C, file: string) {
     super(config, file);
     this.modelOutputs = Array(config.solver_order).fill(null);
-    this.order = config.solver_order;
+    // diffusers' `order` counts model evaluations per step (1 here, 2 for Heun), not the solver's
+    // order; img2img slices its timesteps by it.
+    this.order = 1;
     const T = config.num_train_timesteps;
     this.timesteps = npLinspace(0, T - 1, T)
       .map(F.f)
