@@ -261,6 +261,18 @@ export const OPTION_NAMES = Object.keys(TrainerConfigSchema.shape) as OptionName
 const show = (v: unknown): string =>
   typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v));
 
+/** Refuses anything but an object whose keys are all option `names`; an unknown key suggests the nearest name. */
+export function checkOptionNames(input: unknown, names: readonly string[], source: string): asserts input is Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new TrainerConfigError(`${source}: expected an object of options, got ${show(input)}`);
+  for (const key of Object.keys(input)) {
+    if (!names.includes(key)) {
+      const near = nearest(key, names);
+      throw new TrainerConfigError(`${source}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''}`, { field: key });
+    }
+  }
+}
+
 /**
  * Validates a run's settings (from a config file, flags or code) and applies diffusers' defaults
  * and its cross-field rules. Errors name the field and the bad value; an unknown key suggests
@@ -275,14 +287,7 @@ const show = (v: unknown): string =>
  * ```
  */
 export function parseTrainerConfig(input: unknown, source = 'config'): TrainerConfig {
-  if (typeof input !== 'object' || input === null || Array.isArray(input))
-    throw new TrainerConfigError(`${source}: expected an object of options, got ${show(input)}`);
-  for (const key of Object.keys(input)) {
-    if (!Object.hasOwn(TrainerConfigSchema.shape, key)) {
-      const near = nearest(key, OPTION_NAMES);
-      throw new TrainerConfigError(`${source}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''}`, { field: key });
-    }
-  }
+  checkOptionNames(input, OPTION_NAMES, source);
   const parsed = TrainerConfigSchema.safeParse(withLoraDefaults(input));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { readFlags, optionRows } from './args.js';
-import { OPTION_HELP, TrainerConfigSchema } from './config.js';
+import { checkOptionNames, OPTION_HELP, TrainerConfigSchema } from './config.js';
 import type { TrainerConfig } from './config.js';
 import { TrainerConfigError } from './errors.js';
-import { nearest } from './nearest.js';
 import { runTrainer } from './train.js';
 import type { TrainHooks, TrainResult } from './train.js';
 
@@ -36,15 +35,7 @@ export type TextToImageConfigInput = z.input<typeof TextToImageConfigSchema>;
 
 /** The validated text-to-image config, as the trainer's config (empty instance prompt, no prior preservation). */
 export function parseTextToImageConfig(input: unknown, source = 'train-text-to-image'): TrainerConfig {
-  if (typeof input !== 'object' || input === null || Array.isArray(input))
-    throw new TrainerConfigError(`${source}: expected an object of options`);
-  const names = Object.keys(TextToImageConfigSchema.shape);
-  for (const key of Object.keys(input)) {
-    if (!names.includes(key)) {
-      const near = nearest(key, names);
-      throw new TrainerConfigError(`${source}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''}`, { field: key });
-    }
-  }
+  checkOptionNames(input, Object.keys(TextToImageConfigSchema.shape), source);
   const parsed = TextToImageConfigSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
