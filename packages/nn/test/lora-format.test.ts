@@ -18,7 +18,7 @@ import {
   serializeLoraWeights,
   serializeSafetensors,
 } from '../src/index.js';
-import { convertLoraFile, loadLoraWeights, loadSafetensors, readLoraFile, saveLoraWeights } from '../src/node.js';
+import { convertLoraFile, loadLoraWeights, loadSafetensors, readLoraFile, saveLoraWeights, saveSafetensors } from '../src/node.js';
 import { maxAbsDiff, values } from './helpers.js';
 
 /** A module whose children are given by name, to build diffusers-shaped paths. */
@@ -284,5 +284,24 @@ describe('LoRA files', () => {
     await expect(loadLoraWeights(wide, file)).rejects.toThrow(LoraFormatError);
     expect(loraLayers(wide)).toHaveLength(0);
     expect(Object.keys(await loadSafetensors(file)).every((key) => key.startsWith('unet.'))).toBe(true);
+  });
+
+  it('readLoraFile keeps only the adapter matrices alive: alpha scalars are freed, and everything on a bad file', async () => {
+    const src = trained(5);
+    const file = join(dir, 'alphas_kohya.safetensors');
+    await saveLoraWeights(file, { unet: src.unet }, { format: 'kohya' });
+    const before = k.memory().liveTensors;
+    const lora = await readLoraFile(file);
+    expect(k.memory().liveTensors - before).toBe(2 * lora.modules.size);
+    for (const m of lora.modules.values()) for (const t of [m.down, m.up]) t.dispose();
+    expect(k.memory().liveTensors).toBe(before);
+    const bad = join(dir, 'unpaired.safetensors');
+    const tensors = await loadSafetensors(file);
+    const first = Object.keys(tensors).find((key) => key.endsWith('.lora_up.weight'))!;
+    await saveSafetensors(bad, Object.fromEntries(Object.entries(tensors).filter(([key]) => key !== first)));
+    for (const t of Object.values(tensors)) t.dispose();
+    const live = k.memory().liveTensors;
+    await expect(readLoraFile(bad)).rejects.toThrow(LoraFormatError);
+    expect(k.memory().liveTensors).toBe(live);
   });
 });

@@ -19,14 +19,19 @@ import type { ApplyLoraOptions, LoraModels } from './model-io.js';
  */
 export async function readLoraFile(path: string, options: { models?: LoraModels } = {}): Promise<LoraWeights> {
   const reader = await openSafetensors(path);
+  const tensors = new Map<string, k.Tensor>();
+  let kept = new Set<k.Tensor>();
   try {
-    const tensors = new Map<string, k.Tensor>();
     for (const name of reader.keys()) tensors.set(name, await reader.tensor(name));
-    return await parseLoraStateDict(tensors, reader.metadata, {
+    const lora = await parseLoraStateDict(tensors, reader.metadata, {
       file: path,
       known: options.models ? kohyaNameMap(options.models) : undefined,
     });
+    kept = new Set([...lora.modules.values()].flatMap((m) => [m.down, m.up]));
+    return lora;
   } finally {
+    // The returned weights own down/up; scalars read into numbers (alphas) and everything on failure are ours to free.
+    for (const t of tensors.values()) if (!kept.has(t) && !t.isDisposed) t.dispose();
     await reader.close();
   }
 }
