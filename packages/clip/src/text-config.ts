@@ -1,3 +1,4 @@
+import { configIssueLines } from '@kiln/nn';
 import { KilnError } from '@kiln/tensor-core';
 import { z } from 'zod';
 
@@ -87,10 +88,6 @@ export function parseCLIPTextConfig(raw: unknown, file = 'config'): CLIPTextConf
     throw new CLIPConfigError(file, ['__proto__: not a config field']);
   }
   const r = CLIPTextConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new CLIPConfigError(
-      file,
-      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
+  if (!r.success) throw new CLIPConfigError(file, configIssueLines(r.error));
   return r.data;
 }

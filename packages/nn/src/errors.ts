@@ -97,6 +97,20 @@ export class ConfigError extends k.KilnError {
   }
 }
 
+/**
+ * One `field.path: message` line per schema issue (a zod error's `issues`), the form every
+ * {@link ConfigError} lists them in.
+ *
+ * @example
+ * ```ts
+ * const r = UNetConfigSchema.safeParse(raw);
+ * if (!r.success) throw new UNetConfigError(file, configIssueLines(r.error));
+ * ```
+ */
+export function configIssueLines(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
+}
+
 /** What went wrong with a safetensors file, for programs that react to it. @example catch (e) { if (e instanceof SafetensorsError && e.code === 'truncated') console.error('download incomplete:', e.message); } */
 export type SafetensorsErrorCode =
   | 'io'

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { configIssueLines } from '@kiln/nn';
 import { UNetConfigError } from './errors.js';
 
 const int = () => z.number().int();
@@ -123,10 +124,6 @@ export function perBlock(v: number | readonly number[], i: number): number {
  */
 export function parseUNetConfig(raw: unknown, file = 'UNet2DConditionModel config'): UNetConfig {
   const r = UNetConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new UNetConfigError(
-      file,
-      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
+  if (!r.success) throw new UNetConfigError(file, configIssueLines(r.error));
   return r.data;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { configIssueLines } from '@kiln/nn';
 import { VAEConfigError } from './errors.js';
 
 const posInt = () => z.number().int().positive();
@@ -78,10 +79,6 @@ export type VAEConfigInput = z.input<typeof VAEConfigSchema>;
  */
 export function parseVAEConfig(raw: unknown, file = 'AutoencoderKL config'): VAEConfig {
   const r = VAEConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new VAEConfigError(
-      file,
-      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
+  if (!r.success) throw new VAEConfigError(file, configIssueLines(r.error));
   return r.data;
 }

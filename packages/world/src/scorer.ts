@@ -1,5 +1,5 @@
 import * as k from '@kiln/tensor-core';
-import { ConfigError, Conv2d, GroupNorm, Linear, Module, ModuleList, normSilu } from '@kiln/nn';
+import { ConfigError, Conv2d, configIssueLines, GroupNorm, Linear, Module, ModuleList, normSilu } from '@kiln/nn';
 import type { FactoryOptions } from '@kiln/nn';
 import { z } from 'zod';
 import { COLOR_NAMES, CONTEXTS, SHAPES } from './scene.js';
@@ -93,11 +93,7 @@ export type ScorerConfigInput = z.input<typeof ScorerConfigSchema>;
  */
 export function parseScorerConfig(raw: unknown, file = 'WorldScorer config'): ScorerConfig {
   const r = ScorerConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new ConfigError(
-      file,
-      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
+  if (!r.success) throw new ConfigError(file, configIssueLines(r.error));
   return r.data;
 }
 

@@ -4,7 +4,7 @@ import type * as k from '@kiln/tensor-core';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { ConfigError, SafetensorsError } from '../errors.js';
+import { ConfigError, SafetensorsError, configIssueLines } from '../errors.js';
 import { loadWeights } from '../load-weights.js';
 import type { LoadWeightsOptions } from '../load-weights.js';
 import type { Module } from '../module.js';
@@ -131,11 +131,7 @@ export async function readConfig<C>(file: string, parse: ConfigParser<C>): Promi
   }
   if (typeof parse === 'function') return parse(raw, file);
   const r = parse.safeParse(raw);
-  if (!r.success)
-    throw new ConfigError(
-      file,
-      r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
-    );
+  if (!r.success) throw new ConfigError(file, configIssueLines(r.error));
   return r.data;
 }
 
