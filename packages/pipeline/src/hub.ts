@@ -3,9 +3,11 @@
 // snapshots/<commit>, refs/<revision>}), which Python's huggingface_hub and diffusers share.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { downloadFileToCacheDir, getHFHubCachePath, listFiles, modelInfo } from '@huggingface/hub';
+import { getHFHubCachePath, listFiles, modelInfo } from '@huggingface/hub';
 import { writeFileAtomic } from '@kiln/nn/node';
 import { PipelineError } from './errors.js';
+import { HubDownloadError, downloadToCache } from './hub-download.js';
+import type { HubFile } from './hub-download.js';
 
 /** Options of {@link downloadPipeline}. */
 export interface HubOptions {
@@ -33,32 +35,6 @@ export interface DownloadProgress {
   path: string;
   bytes: number;
   total: number | null;
-}
-
-/**
- * A `fetch` that reports the bytes of file downloads (GETs of `/resolve/` URLs, not the one-byte
- * probes `@huggingface/hub` makes to learn a file's size) as they stream through.
- */
-function countingFetch(onBytes: (bytes: number, total: number | null) => void): typeof fetch {
-  return async (input, init) => {
-    const response = await fetch(input, init);
-    const url = input instanceof Request ? input.url : String(input);
-    const probe = new Headers(init?.headers).get('range') === 'bytes=0-0' || (init?.method ?? 'GET').toUpperCase() !== 'GET';
-    if (!response.ok || !response.body || probe || !url.includes('/resolve/')) return response;
-    const length = Number(response.headers.get('content-length'));
-    const total = Number.isFinite(length) && length > 0 ? length : null;
-    let bytes = 0;
-    const counted = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          bytes += chunk.byteLength;
-          onBytes(bytes, total);
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
-  };
 }
 
 /** A Hub model id (`org/name`), as opposed to a local path. */
@@ -117,9 +93,12 @@ function hubError(repo: string, endpoint: string, e: unknown): never {
  * Brings a Hub model's pipeline files into the Hugging Face cache and returns the snapshot folder.
  * Honours `HF_ENDPOINT` (another Hub, a mirror), `HF_TOKEN` (private and gated models),
  * `HF_HUB_OFFLINE` (use only the cache) and `HF_HUB_CACHE`/`HF_HOME` (where the cache is). Files
- * already in the cache are not fetched again; each download goes to `<blob>.incomplete` and is
- * renamed when whole, so an interrupted download never counts as cached. `onProgress` follows
- * each file's bytes as they arrive.
+ * already in the cache are not fetched again. Each download goes to `blobs/<etag>.incomplete`, as
+ * with Python's huggingface_hub: a rerun after an interruption resumes from the bytes already there
+ * (an HTTP Range request), and the file is renamed to its final name only once its size (and, for
+ * LFS files, its sha-256) match the Hub's listing, so a half file never counts as cached; a
+ * mismatch is a {@link HubDownloadError} naming the file. `onProgress` follows each file's bytes
+ * (counting those already on disk) as they arrive.
  *
  * @example
  * ```ts
@@ -143,37 +122,43 @@ export async function downloadPipeline(repo: string, options: HubOptions = {}): 
   }
 
   let commit: string;
-  let files: string[];
+  const listing = new Map<string, HubFile>();
   try {
     const info = await modelInfo({ name: repo, revision, hubUrl: endpoint, accessToken, additionalFields: ['sha'] });
     commit = (info as { sha?: string }).sha ?? '';
     if (!COMMIT.test(commit)) throw new PipelineError(`${repo}@${revision}: the Hub at ${endpoint} gave no commit for this revision`);
-    files = [];
-    for await (const entry of listFiles({ repo, revision: commit, recursive: true, hubUrl: endpoint, accessToken }))
-      if (entry.type === 'file') files.push(entry.path);
+    for await (const entry of listFiles({ repo, revision: commit, recursive: true, hubUrl: endpoint, accessToken })) {
+      if (entry.type !== 'file') continue;
+      // huggingface_hub's etag: the LFS sha-256 for LFS (and Xet) files, the git blob id otherwise.
+      const etag = entry.lfs?.oid ?? entry.oid ?? '';
+      listing.set(entry.path, { path: entry.path, size: entry.lfs?.size ?? entry.size, etag, sha256: entry.lfs?.oid });
+    }
   } catch (e) {
     if (e instanceof PipelineError) throw e;
     hubError(repo, endpoint, e);
   }
   if (revision !== commit) await writeFileAtomic(join(storage, 'refs', revision), commit);
-  const pick = wanted(files, options.variant, repo);
+  const pick = wanted([...listing.keys()], options.variant, repo);
   const snapshot = join(storage, 'snapshots', commit);
   for (const [index, path] of pick.entries()) {
     const cached = await isFile(join(snapshot, path));
     options.onFile?.({ path, index, count: pick.length, cached });
     if (cached) continue;
+    const file = listing.get(path)!;
+    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(file.etag))
+      throw new PipelineError(`${repo}/${path}: the Hub at ${endpoint} lists no git or LFS id for this file`);
+    const onProgress = options.onProgress;
     try {
-      const onProgress = options.onProgress;
-      await downloadFileToCacheDir({
-        repo,
-        path,
-        revision: commit,
-        hubUrl: endpoint,
-        accessToken,
-        cacheDir,
-        ...(onProgress ? { fetch: countingFetch((bytes, total) => onProgress({ path, bytes, total })) } : {}),
+      await downloadToCache({
+        url: `${endpoint}/${repo}/resolve/${commit}/${path.split('/').map(encodeURIComponent).join('/')}`,
+        file,
+        storage,
+        commit,
+        headers: accessToken ? { Authorization: `Bearer ${accessToken}` } : {},
+        ...(onProgress ? { onProgress: (bytes: number, total: number) => onProgress({ path, bytes, total }) } : {}),
       });
     } catch (e) {
+      if (e instanceof HubDownloadError) throw e;
       hubError(`${repo}/${path}`, endpoint, e);
     }
   }

@@ -13,6 +13,7 @@
 import { writeFileAtomic } from '@kiln/nn/node';
 export { downloadPipeline, isHubId } from './hub.js';
 export type { HubOptions, DownloadProgress } from './hub.js';
+export { HubDownloadError } from './hub-download.js';
 import { encodePng } from './png.js';
 import type { RgbaImage } from './txt2img-options.js';
 

@@ -1,99 +1,33 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '@kiln/tensor-core';
 import { PipelineError, StableDiffusionPipeline } from '@kiln/pipeline';
 import { relDiff, tinyModelFolder } from './helpers.js';
+import { COMMIT, REPO, startHubServer } from './hub-server.js';
+import type { HubServer } from './hub-server.js';
 
 /**
  * The Hub loader against a real HTTP server (started here, on 127.0.0.1) that serves the tiny model
- * in the Hub's URL layout: `/api/models/{id}/revision/{rev}`, `/api/models/{id}/tree/{commit}`,
- * `/api/models/{id}/paths-info/{commit}` and `/{id}/resolve/{commit}/{path}` with range requests.
- * No test reaches the internet.
+ * in the Hub's URL layout (test/hub-server.ts). No test reaches the internet.
  */
-const COMMIT = 'a'.repeat(39) + 'b';
-const REPO = 'kiln-test/tiny-sd';
-
-function listFiles(dir: string, base = dir): string[] {
-  return readdirSync(dir).flatMap((n) =>
-    statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n), base) : [relative(base, join(dir, n))],
-  );
-}
-
 describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
-  let server: Server;
+  let hub: HubServer;
   let endpoint: string;
   let folder: string;
-  const requests: { method: string; url: string; auth?: string }[] = [];
-  const files = new Map<string, Buffer>();
-  const hidden = new Set<string>();
+  let files: HubServer['files'];
+  let requests: HubServer['requests'];
+  let hidden: HubServer['hidden'];
   const saved = { ...process.env };
 
   beforeAll(async () => {
     folder = await tinyModelFolder();
-    for (const f of listFiles(folder)) files.set(f, readFileSync(join(folder, f)));
-    server = createServer((req, res) => {
-      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization });
-      const url = new URL(req.url!, 'http://x');
-      const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-        res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-        res.end(JSON.stringify(body));
-      };
-      const api = url.pathname.match(/^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree|paths-info)\/([^/]+)/);
-      const id = api?.[1] ?? url.pathname.match(/^\/([^/]+\/[^/]+)\/resolve\//)?.[1];
-      if (id !== REPO) return json(404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
-      const visible = [...files.keys()].filter((f) => !hidden.has(f));
-      const entry = (path: string) => ({
-        type: 'file',
-        path,
-        size: files.get(path)!.length,
-        oid: createHash('sha1').update(files.get(path)!).digest('hex'),
-        lastCommit: { id: COMMIT, title: 'tiny', date: '2026-01-01T00:00:00.000Z' },
-      });
-      if (api?.[2] === 'revision')
-        return json(200, {
-          _id: 'x',
-          id: REPO,
-          sha: COMMIT,
-          private: false,
-          lastModified: '2026-01-01T00:00:00.000Z',
-          siblings: visible.map((rfilename) => ({ rfilename })),
-        });
-      if (api?.[2] === 'tree') return json(200, visible.map(entry));
-      if (api?.[2] === 'paths-info') {
-        let body = '';
-        req.on('data', (c) => (body += c));
-        req.on('end', () => json(200, (JSON.parse(body).paths as string[]).filter((p) => files.has(p)).map(entry)));
-        return;
-      }
-      const path = decodeURIComponent(url.pathname.split('/').slice(5).join('/'));
-      const data = files.get(path);
-      if (!data || hidden.has(path)) return json(404, { error: 'Entry not found' }, { 'X-Error-Code': 'EntryNotFound' });
-      const etag = `"${createHash('sha1').update(data).digest('hex')}"`;
-      const range = req.headers.range?.match(/bytes=(\d+)-(\d*)/);
-      if (range) {
-        const start = Number(range[1]);
-        const end = range[2] ? Math.min(Number(range[2]), data.length - 1) : data.length - 1;
-        res.writeHead(206, {
-          'Content-Range': `bytes ${start}-${end}/${data.length}`,
-          'Content-Length': end - start + 1,
-          ETag: etag,
-          'Accept-Ranges': 'bytes',
-        });
-        return res.end(data.subarray(start, end + 1));
-      }
-      res.writeHead(200, { 'Content-Length': data.length, ETag: etag });
-      res.end(data);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    hub = await startHubServer(folder);
+    ({ endpoint, files, requests, hidden } = hub);
     await k.useBackend('cpu');
   }, 120_000);
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => hub.close());
   afterEach(() => {
     process.env = { ...saved };
     hidden.clear();
@@ -118,7 +52,9 @@ describe('StableDiffusionPipeline.fromPretrained (Hugging Face Hub id)', () => {
     expect(readFileSync(join(storage, 'refs', 'main'), 'utf8')).toBe(COMMIT);
     const snapshot = join(storage, 'snapshots', COMMIT);
     const unet = join(snapshot, 'unet', 'diffusion_pytorch_model.safetensors');
-    expect(readlinkSync(unet)).toMatch(/^\.\.\/\.\.\/\.\.\/blobs\/[0-9a-f]{40}$/); // a relative symlink into blobs/, as huggingface_hub makes
+    // A relative symlink into blobs/, named by the LFS sha-256 (the git blob id for regular files), as huggingface_hub makes.
+    expect(readlinkSync(unet)).toMatch(/^\.\.\/\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
+    expect(readlinkSync(join(snapshot, 'unet', 'config.json'))).toMatch(/^\.\.\/\.\.\/\.\.\/blobs\/[0-9a-f]{40}$/);
     expect(readFileSync(unet).equals(files.get('unet/diffusion_pytorch_model.safetensors')!)).toBe(true);
     expect(requests.every((r) => r.auth === 'Bearer hf_test_token')).toBe(true);
     const fromFolder = await StableDiffusionPipeline.fromPretrained(folder);
