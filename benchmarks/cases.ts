@@ -5,6 +5,11 @@ import type { Tensor } from '@kiln/tensor-core';
 export interface BenchCase<S = any> {
   name: string;
   flops?: number;
+  /**
+   * Bytes a bandwidth-bound case must move at the least (each input read once, each output written
+   * once), for its GB/s and its efficiency against the measured copy bandwidth.
+   */
+  bytes?: number;
   /** Fewer repetitions. */
   heavy?: boolean;
   /** Why the cpu reference backend is not timed on this case. */
@@ -110,6 +115,7 @@ function attention(L: number, backward: boolean): BenchCase<Tensor[]> {
 
 const groupNormSilu: BenchCase<Tensor[]> = {
   name: 'groupnorm_silu',
+  bytes: 2 * 2 * 320 * 64 * 64 * 4,
   setup: () => [seeded([2, 320, 64, 64], 10), seeded([320], 11), seeded([320], 12)],
   run: async ([x, w, b]) => {
     const y = k.noGrad(() => k.groupNormSilu(x, 32, w, b, 1e-6));
@@ -123,6 +129,8 @@ const groupNormSilu: BenchCase<Tensor[]> = {
 function normFwdBwd(name: string, xShape: number[], C: number, fn: (x: Tensor, w: Tensor, b: Tensor) => Tensor): BenchCase<Tensor[]> {
   return {
     name,
+    // Forward: read x, write y; backward: read x and the upstream gradient, write dx.
+    bytes: 5 * xShape.reduce((a, b) => a * b, 1) * 4,
     skipCpu: 'the f64 reference is not a contender',
     setup: () => [seeded(xShape, 15, true), seeded([C], 16, true), seeded([C], 17, true), seeded(xShape, 18)],
     run: async ([x, w, b, g]) => {
@@ -145,6 +153,8 @@ const layerNormFwdBwd = normFwdBwd('layernorm_fwd_bwd', [2, 4096, 320], 320, (x,
 const adamw: BenchCase<{ ts: Tensor[]; step: number }> = {
   name: 'adamw_100m',
   heavy: true,
+  // Read p, g, m, v; write p, m, v.
+  bytes: 7 * 100_000_000 * 4,
   skipCpu: 'the f64 reference copies 3.2 GB per step',
   setup: () => {
     const n = 100_000_000;

@@ -9,10 +9,15 @@
  *
  * The cpu backend (the f64 reference) is skipped on the large cases (each case says why); the
  * webgpu backend has its own runner for small shapes, benchmarks/webgpu.ts.
+ *
+ * The run starts by calibrating the wasm engine (SIMD128 multiply-add peak and copy bandwidth on 1
+ * and on all threads, same worker pool), and every wasm entry reports its efficiency against it.
+ * PyTorch runs with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its environment (OpenBLAS at
+ * its best for this CPU), checked against float64; `--torch-pinned` keeps the inherited environment.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +36,9 @@ const reps = Number(opt('reps') ?? 5);
 const only = opt('cases')?.split(',');
 const noTorch = args.includes('--no-torch');
 const backends = (opt('backends') ?? 'wasm,cpu').split(',');
+const torchPinned = args.includes('--torch-pinned');
+/** Variables that pin OpenBLAS to one kernel set (set on some machines for old OpenBLAS builds). */
+const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
 export interface Entry {
   case: string;
@@ -39,6 +47,10 @@ export interface Entry {
   median_ms: number | null;
   runs_ms: number[];
   gflops: number | null;
+  /** GB/s of the case's minimal memory traffic (bandwidth-bound cases). */
+  gbps?: number | null;
+  /** gflops ÷ the calibrated SIMD128 peak at this thread count, or gbps ÷ the calibrated copy bandwidth. */
+  efficiency?: number | null;
   torch_median_ms: number | null;
   ratio_vs_torch: number | null;
   note?: string;
@@ -58,11 +70,12 @@ class TorchServer {
   private lines: string[] = [];
   private failed: string | null = null;
   version = '';
-  constructor() {
+  constructor(pinned: boolean) {
     // Passive OpenMP waits: idle PyTorch threads must not spin while the Kiln side is timed.
-    this.proc = spawn('/usr/bin/python3', [join(here, 'torch_bench.py'), '--serve', '--threads', String(threads)], {
-      env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
-    });
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
+    // Unpinned: this child alone loses the OpenBLAS pins, so OpenBLAS picks its kernels for this CPU.
+    if (!pinned) for (const v of OPENBLAS_PINS) delete env[v];
+    this.proc = spawn('/usr/bin/python3', [join(here, 'torch_bench.py'), '--serve', '--threads', String(threads)], { env });
     this.proc.stdout.setEncoding('utf8');
     this.proc.stdout.on('data', (d: string) => {
       this.buf += d;
@@ -82,10 +95,23 @@ class TorchServer {
       for (const w of this.waiting.splice(0)) w('');
     });
   }
+  private next(): Promise<string> {
+    const line = this.lines.shift();
+    return line !== undefined ? Promise.resolve(line) : new Promise<string>((resolve) => this.waiting.push(resolve));
+  }
+  /** The first line torch_bench.py answers: its sgemm check against float64 and the BLAS it runs. */
+  async hello(): Promise<TorchInfo | null> {
+    const line = await this.next();
+    if (!line) {
+      console.error(this.failed);
+      return null;
+    }
+    return JSON.parse(line) as TorchInfo;
+  }
   async run(name: string): Promise<number | null> {
     if (this.failed) return null;
     this.proc.stdin.write(`${name}\n`);
-    const line = this.lines.shift() ?? (await new Promise<string>((resolve) => this.waiting.push(resolve)));
+    const line = await this.next();
     if (!line) {
       console.error(this.failed);
       return null;
@@ -97,6 +123,50 @@ class TorchServer {
   close(): void {
     this.proc.stdin.end();
   }
+}
+
+interface TorchInfo {
+  check_ok: boolean;
+  max_rel_err: number;
+  blas_core: string | null;
+  pinned: Record<string, string>;
+  torch: string;
+  threads: number;
+  blas_config: string;
+  /** Set here: why this run uses the pinned environment although unpinned was asked for. */
+  fallback?: string;
+}
+
+/**
+ * PyTorch unpinned (or pinned with --torch-pinned); an unpinned process whose sgemm fails the
+ * float64 check is replaced by a pinned one, and the result says so.
+ */
+async function startTorch(): Promise<{ server: TorchServer; info: TorchInfo | null }> {
+  const server = new TorchServer(torchPinned);
+  const info = await server.hello();
+  if (torchPinned || !info || info.check_ok) return { server, info };
+  server.close();
+  const pinned = new TorchServer(true);
+  const pinnedInfo = await pinned.hello();
+  const why = `unpinned OpenBLAS (${info.blas_core}) failed the float64 sgemm check (max relative error ${info.max_rel_err.toExponential(2)}): pinned run used`;
+  console.error(why);
+  return { server: pinned, info: pinnedInfo && { ...pinnedInfo, fallback: why } };
+}
+
+/** CPU model and flags from /proc/cpuinfo (Linux), else what os.cpus() says. */
+function cpuInfo(): { model: string; flags: string[]; logical: number } {
+  let text = '';
+  try {
+    text = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    text = '';
+  }
+  const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  return {
+    model: field('model name') ?? cpus()[0]?.model ?? 'unknown',
+    flags: (field('flags') ?? '').split(/\s+/).filter(Boolean),
+    logical: availableParallelism(),
+  };
 }
 
 /** Times a case on a Kiln backend, alternating each run with a PyTorch run of the same case. */
@@ -125,6 +195,13 @@ async function timeCase(c: BenchCase, backend: string, torch: TorchServer | null
 async function main(): Promise<void> {
   k.registerWasmBackend({ threads });
   const wasm = (await k.initBackend('wasm')) as k.WasmBackend;
+  const calibration = wasm.calibrate({ reps: Math.max(5, reps) });
+  const peakAt = (T: number) =>
+    calibration.perThreads.find((p) => p.threads === T) ?? calibration.perThreads[calibration.perThreads.length - 1];
+  for (const p of calibration.perThreads)
+    console.error(
+      `wasm SIMD128 peak on ${p.threads} thread(s): ${p.gflops.toFixed(1)} GFLOP/s (median ${p.gflopsMedian.toFixed(1)}), copy ${p.copyGBs.toFixed(1)} GB/s`,
+    );
   const cases = CASES.filter((c) => !only || only.includes(c.name));
   // Other Kiln backends (e.g. --backends wasm,cpu,webgpu) take part when they initialise here.
   const unavailable = new Map<string, string>();
@@ -137,7 +214,12 @@ async function main(): Promise<void> {
     }
   }
   const entries: Entry[] = [];
-  const torch = noTorch ? null : new TorchServer();
+  const started = noTorch ? null : await startTorch();
+  const torch = started?.server ?? null;
+  if (started?.info)
+    console.error(
+      `PyTorch ${started.info.torch}: OpenBLAS ${started.info.blas_core ?? '?'}${Object.keys(started.info.pinned).length ? ` pinned ${JSON.stringify(started.info.pinned)}` : ' unpinned'}, sgemm vs float64 ${started.info.max_rel_err.toExponential(2)}`,
+    );
   const torchRuns = new Map<string, number[]>();
   for (const c of cases) {
     for (const b of backends) {
@@ -174,13 +256,18 @@ async function main(): Promise<void> {
       if (r.torch.length) torchRuns.set(c.name, r.torch);
       const med = median(r.kiln);
       const tmed = torchRuns.has(c.name) ? median(torchRuns.get(c.name)!) : null;
+      const gflops = c.flops ? c.flops / med / 1e6 : null;
+      const gbps = c.bytes ? c.bytes / med / 1e6 : null;
+      const peak = peakAt(wasm.threads);
       entries.push({
         case: c.name,
         backend: b,
         threads: b === 'wasm' ? wasm.threads : 1,
         median_ms: med,
         runs_ms: r.kiln,
-        gflops: c.flops ? c.flops / med / 1e6 : null,
+        gflops,
+        gbps,
+        efficiency: b !== 'wasm' ? null : gflops !== null ? gflops / peak.gflops : gbps !== null ? gbps / peak.copyGBs : null,
         torch_median_ms: tmed,
         // Throughput relative to PyTorch (> 1: Kiln is faster).
         ratio_vs_torch: tmed === null ? null : tmed / med,
@@ -197,6 +284,7 @@ async function main(): Promise<void> {
         median_ms: t,
         runs_ms: tr,
         gflops: c.flops ? c.flops / t / 1e6 : null,
+        gbps: c.bytes ? c.bytes / t / 1e6 : null,
         torch_median_ms: t,
         ratio_vs_torch: 1,
       });
@@ -210,7 +298,19 @@ async function main(): Promise<void> {
     node: process.version,
     threads,
     cpu: `${cpus()[0]?.model ?? 'unknown'} × ${availableParallelism()}`,
+    cpu_info: cpuInfo(),
+    /** The wasm engine's measured ceilings in this run (efficiency denominators). */
+    peak: calibration,
     torch: torch?.version ?? null,
+    torch_blas: started?.info
+      ? {
+          ...started.info,
+          blas_config: started.info.blas_config
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean),
+        }
+      : null,
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
     notes:
@@ -219,7 +319,7 @@ async function main(): Promise<void> {
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
-  const rows = [['case', 'backend', 'threads', 'median ms', 'GFLOP/s', 'torch ms', 'Kiln/torch']];
+  const rows = [['case', 'backend', 'threads', 'median ms', 'GFLOP/s', 'GB/s', 'efficiency', 'torch ms', 'Kiln/torch']];
   for (const e of entries) {
     rows.push([
       e.case,
@@ -227,6 +327,8 @@ async function main(): Promise<void> {
       String(e.threads),
       e.median_ms === null ? (e.note ?? '-') : e.median_ms.toFixed(2),
       e.gflops === null ? '-' : e.gflops.toFixed(1),
+      e.gbps == null ? '-' : e.gbps.toFixed(1),
+      e.efficiency == null ? '-' : `${(e.efficiency * 100).toFixed(0)}%`,
       e.torch_median_ms === null ? '-' : e.torch_median_ms.toFixed(2),
       e.ratio_vs_torch === null ? '-' : `${(e.ratio_vs_torch * 100).toFixed(0)}%`,
     ]);
@@ -234,7 +336,13 @@ async function main(): Promise<void> {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const table = rows.map((r) => `| ${r.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`);
   table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  const text = `Kiln benchmarks, ${result.date}, ${threads} thread(s), relaxed SIMD ${result.relaxedSimd ? 'on' : 'off'}\n\n${table.join('\n')}\n`;
+  const peaks = calibration.perThreads
+    .map((p) => `${p.threads} thread(s) ${p.gflops.toFixed(1)} GFLOP/s, copy ${p.copyGBs.toFixed(1)} GB/s`)
+    .join('; ');
+  const blas = started?.info
+    ? `; PyTorch OpenBLAS ${started.info.blas_core ?? '?'} ${Object.keys(started.info.pinned).length ? 'pinned' : 'unpinned'}${started.info.fallback ? ' (fallback)' : ''}`
+    : '';
+  const text = `Kiln benchmarks, ${result.date}, ${result.cpu_info.model} × ${result.cpu_info.logical}, ${threads} thread(s), relaxed SIMD ${result.relaxedSimd ? 'on' : 'off'}\nwasm SIMD128 peak: ${peaks}${blas}\n\n${table.join('\n')}\n`;
   writeFileSync(join(here, 'results', 'latest.md'), text);
   console.log(text);
 }

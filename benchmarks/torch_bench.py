@@ -6,9 +6,18 @@ Prints one JSON object per case: {"case", "median_ms", "runs"}. Shapes mirror ca
 With --serve, reads one case name per line on stdin, runs that case once (setting it up on first
 use) and answers {"case", "ms"}: run.ts alternates Kiln and PyTorch runs this way, so both see the
 same machine load on a shared machine.
+
+Before serving, it multiplies two 1024x1024 matrices and checks the result against float64 (the
+relative error of the whole product must stay below 1e-4), and answers one line describing the BLAS
+it runs: {"ready", "check_ok", "max_rel_err", "blas_core", "pinned", "torch", "threads"}. run.ts
+starts it with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from this process's environment (so
+OpenBLAS picks its own kernels for the CPU) and falls back to the pinned environment when the check
+fails.
 """
 import argparse
+import ctypes
 import json
+import os
 import statistics
 import sys
 import time
@@ -126,7 +135,51 @@ CASES = {
 }
 
 
+def blas_core():
+    """The OpenBLAS kernel set this process runs (e.g. 'SkylakeX', 'Haswell'), read from the loaded library."""
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = sorted({line.split()[-1] for line in maps if "openblas" in line and ".so" in line})
+        for lib in libs:
+            fn = getattr(ctypes.CDLL(lib), "openblas_get_corename", None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    except OSError:
+        pass
+    return None
+
+
+def check_sgemm():
+    """sgemm against float64: returns (ok, max relative error over the whole product)."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(1024, 1024, generator=g)
+    b = torch.randn(1024, 1024, generator=g)
+    c = (a @ b).double()
+    ref = a.double() @ b.double()
+    err = ((c - ref).abs().max() / ref.abs().max()).item()
+    return bool(err < 1e-4 and torch.isfinite(c).all().item()), err
+
+
+def hello():
+    ok, err = check_sgemm()
+    pinned = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    info = {
+        "ready": True,
+        "check_ok": ok,
+        "max_rel_err": err,
+        "blas_core": blas_core(),
+        "pinned": pinned,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "blas_config": torch.__config__.show(),
+    }
+    print(json.dumps(info))
+    sys.stdout.flush()
+
+
 def serve():
+    hello()
     current = None
     fn = None
     for line in sys.stdin:

@@ -33,6 +33,11 @@ export { gradcheck } from './gradcheck.js';
 export type { GradcheckResult } from './gradcheck.js';
 export { CpuBackend } from './backends/cpu/index.js';
 export type { WasmBackendOptions, WasmBackend } from './backends/wasm/index.js';
+export type {
+  Calibration as WasmCalibration,
+  CalibrationPoint as WasmCalibrationPoint,
+  CalibrateOptions as WasmCalibrateOptions,
+} from './backends/wasm/calibrate.js';
 export type { Engine as WasmEngine, EngineOptions as WasmEngineOptions } from './backends/wasm/pool.js';
 export type { KernelConfig as WasmKernelConfig, TaskName as WasmTaskName } from './backends/wasm/kernels.js';
 export { numel, broadcastShapes, contiguousStrides } from './shape.js';

@@ -17,6 +17,8 @@ import { CpuBackend } from '../cpu/index.js';
 import { adamwStep } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { pool } from './bufpool.js';
+import { calibrate } from './calibrate.js';
+import type { CalibrateOptions, Calibration } from './calibrate.js';
 import { Convolutions } from './conv.js';
 import { fastBinary, fastCopyInto, fastReduce, fastUnary, fastWhere } from './elementwise.js';
 import { groupNormBackward, groupNormForward, layerNormBackward, layerNormForward, simdNormOk } from './norm.js';
@@ -54,6 +56,15 @@ export class WasmBackend implements Backend<TypedArray> {
 
   get threads(): number {
     return this.engine.threads;
+  }
+
+  /**
+   * Measures this engine's SIMD128 multiply-add peak and copy bandwidth on 1 and on all threads
+   * (about a second), for efficiency figures.
+   * @example const { perThreads } = wasm.calibrate(); console.log(perThreads.at(-1)?.gflops);
+   */
+  calibrate(options?: CalibrateOptions): Calibration {
+    return calibrate(this.engine, options);
   }
 
   // ---- memory: plain typed arrays, as the cpu backend ----

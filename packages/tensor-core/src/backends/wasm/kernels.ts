@@ -17,6 +17,7 @@ import { ModuleBuilder } from './kernels/module.js';
 import type { KernelConfig } from './kernels/module.js';
 import { emitNorm } from './kernels/norm.js';
 import { emitNormBackward } from './kernels/norm-backward.js';
+import { emitPeak } from './kernels/peak.js';
 import { emitSoftmax } from './kernels/softmax.js';
 import { WINOGRAD_TASKS, winogradFns } from './kernels/winograd.js';
 
@@ -30,6 +31,7 @@ export { SOFTMAX } from './kernels/softmax.js';
 export { GNORM, LNORM } from './kernels/norm.js';
 export { GNORM_BWD, LNORM_BWD } from './kernels/norm-backward.js';
 export { ADAMW } from './kernels/adamw.js';
+export { PEAK, PEAK_ACCS, peakFlops } from './kernels/peak.js';
 export { BIN, UN, UNARY_CODES } from './kernels/elementwise.js';
 export { WIN_MAT, WIN_TILE } from './kernels/winograd.js';
 
@@ -49,6 +51,8 @@ export const TASKS = [
   'task_groupnorm_bwd',
   'task_layernorm_bwd',
   ...WINOGRAD_TASKS,
+  'task_peak_fma',
+  'task_peak_copy',
 ] as const;
 /** The names of the wasm engine's parallel tasks. @example const task: k.WasmTaskName = 'task_gemm'; */
 export type TaskName = (typeof TASKS)[number];
@@ -66,5 +70,6 @@ export function buildModule(c: KernelConfig, memory: { initial: number; maximum:
   emitAttention(m, gemm, packBAll, softmaxRows);
   emitAttentionBackward(m, gemm, packBAll, softmaxRows);
   for (const f of winogradFns()) m.add(f);
+  emitPeak(m);
   return assemble(m.fns, memory);
 }

@@ -254,10 +254,13 @@ export class Engine {
     return p;
   }
 
-  /** Runs `task` on all threads with descriptor `desc` and waits for all of them. */
-  run(task: TaskName, desc: number): void {
+  /**
+   * Runs `task` with descriptor `desc` on `threads` threads (default: all) and waits for them.
+   * With one thread the calling thread runs it alone and the workers are not woken at all.
+   */
+  run(task: TaskName, desc: number, threads = this.threads): void {
     if (this.broken) throw new Error(this.broken);
-    const T = this.threads;
+    const T = Math.max(1, Math.min(this.threads, Math.floor(threads)));
     const ctrl = this.ctrl;
     if (T > 1) {
       Atomics.store(ctrl, CTRL.done, 0);
