@@ -1,9 +1,10 @@
 // The built-in DreamBooth demo behind `npm start`: the base model learns the subject from a few
 // images, with prior preservation, and the run is measured as the DreamBooth paper measures it.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
+import { LORA_LEARNING_RATE } from '@kiln/dreambooth-trainer';
 import { trainDreamBooth } from '@kiln/dreambooth-trainer/node';
 import { StableDiffusionPipeline } from '@kiln/pipeline';
 import type { RgbaImage } from '@kiln/pipeline';
@@ -45,12 +46,25 @@ export const DemoOptionsSchema = z
     seed: z.number().int().min(0).default(0),
     class_images: z.number().int().min(1).default(50),
     learning_rate: z.number().positive().default(1e-4),
+    /**
+     * Also (or, with `full: false`, only) train LoRA adapters of this rank instead of the whole UNet and
+     * text encoder, as diffusers' `train_dreambooth_lora.py --train_text_encoder` (alpha = rank), and
+     * sample with the adapters loaded; null: no LoRA runs.
+     */
+    lora: z.number().int().min(1).nullable().default(null),
+    /** The LoRA runs' learning rate (default: `train_dreambooth_lora.py`'s, 5e-4). */
+    lora_learning_rate: z.number().positive().default(LORA_LEARNING_RATE),
+    /** The LoRA runs' steps (default: `steps`). */
+    lora_steps: z.number().int().min(1).nullable().default(null),
+    /** Run the full fine-tune (UNet + text encoder); `false` with `lora` runs LoRA only. */
+    full: z.boolean().default(true),
     /** Samples per evaluation prompt. */
     samples: z.number().int().min(1).default(6),
     /** Samples per world prompt (every class × colour) for the base model's agreement; 0 skips it. */
     world_samples: z.number().int().min(0).default(1),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.full || o.lora !== null, { path: ['full'], message: 'full: false needs lora (a rank), or there is nothing to train' });
 export type DemoOptions = z.output<typeof DemoOptionsSchema>;
 
 /** One evaluation sample: what it was prompted with, and the image. */
@@ -110,14 +124,18 @@ export function progressBar(step: number, total: number, extra: string, width = 
 
 /**
  * Runs the demo: writes the subject's instance images, generates class images with the base model,
- * fine-tunes UNet and text encoder with prior preservation (and, with `compare`, without it), samples
- * before and after on the same seeds, and writes the models, grids and an HTML report into `out`.
- * Returns the samples of each model for scoring.
+ * fine-tunes UNet and text encoder with prior preservation (and, with `compare`, without it), and,
+ * with `lora`, trains LoRA adapters the same ways; samples before and after on the same seeds (LoRA
+ * runs: the base model with the adapter file loaded), scores the samples, and writes the models,
+ * grids and an HTML report into `out`.
  *
  * @example
  * ```ts
  * const result = await runDemo({ steps: 400 });
  * console.log(result.report);
+ * // LoRA adapters (rank 4, lr 5e-4) beside the full fine-tune, in the same table:
+ * const both = await runDemo({ lora: 4 });
+ * console.log(`${both.table}\n${both.runs}`); // weightBytes['lora-with-prior']: the adapter file
  * ```
  */
 export async function runDemo(
@@ -126,9 +144,14 @@ export async function runDemo(
 ): Promise<{
   report: string;
   table: string;
+  /** Each fine-tune's steps, learning rate, training seconds and weight bytes, as a table (`text`). */
+  runs: string;
   metrics: Record<string, DreamBoothMetrics>;
+  /** Each run's output folder: a whole model, or (LoRA) `pytorch_lora_weights.safetensors` alone. */
   models: string[];
   seconds: Record<string, number>;
+  /** Bytes of each run's weight files (`*.safetensors` in its folder): the adapter file for LoRA. */
+  weightBytes: Record<string, number>;
 }> {
   const o = DemoOptionsSchema.parse(input);
   const log = io.log ?? ((l: string) => console.log(l));
@@ -142,8 +165,7 @@ export async function runDemo(
     seconds[name] = (performance.now() - t0) / 1000;
     return r;
   };
-  for (const sub of ['instance', 'class', 'with-prior', 'without-prior', 'logs'])
-    await rm(join(o.out, sub), { recursive: true, force: true });
+  for (const sub of ['instance', 'class', ...RUN_NAMES, 'logs']) await rm(join(o.out, sub), { recursive: true, force: true });
   await mkdir(o.out, { recursive: true });
 
   let instanceDir = o.subject;
@@ -171,32 +193,34 @@ export async function runDemo(
     base.dispose();
   }
 
-  const variants = o.prior_preservation ? (o.compare ? [true, false] : [true]) : [false];
-  for (const prior of variants) {
-    const name = prior ? 'with-prior' : 'without-prior';
-    log(`\nDreamBooth ${prior ? 'with' : 'without'} prior preservation: ${o.steps} steps, UNet + text encoder`);
+  const runs = demoRuns(o);
+  for (const r of runs) {
+    const what = r.lora === null ? 'UNet + text encoder' : `LoRA rank ${r.lora} on UNet + text encoder attention`;
+    log(`\nDreamBooth ${r.prior ? 'with' : 'without'} prior preservation: ${r.steps} steps, ${what}, lr ${r.learningRate}`);
     const started = performance.now();
-    await timed(`train ${name}`, () =>
+    const outputDir = join(o.out, r.name);
+    await timed(`train ${r.name}`, () =>
       trainDreamBooth(
         {
           pretrained_model_name_or_path: model,
           instance_data_dir: instanceDir!,
           instance_prompt: `a photo of ${SUBJECT_NOUN.replace('star', o.class_noun)}`,
-          with_prior_preservation: prior,
+          with_prior_preservation: r.prior,
           class_data_dir: join(o.out, 'class'),
           class_prompt: `a photo of ${CLASS_NOUN.replace('star', o.class_noun)}`,
           num_class_images: o.class_images,
-          output_dir: join(o.out, name),
+          output_dir: outputDir,
           overwrite_output_dir: true,
           resolution: 32,
           center_crop: true,
           random_flip: false,
           train_text_encoder: true,
+          ...(r.lora === null ? {} : { lora: true, rank: r.lora }),
           tokenizer_max_length: 16,
           train_batch_size: 1,
-          max_train_steps: o.steps,
-          checkpointing_steps: o.steps,
-          learning_rate: o.learning_rate,
+          max_train_steps: r.steps,
+          checkpointing_steps: r.steps,
+          learning_rate: r.learningRate,
           lr_scheduler: 'constant',
           lr_warmup_steps: 0,
           seed: o.seed,
@@ -214,12 +238,15 @@ export async function runDemo(
       ),
     );
     process.stderr.write('\n');
-    const tuned = await StableDiffusionPipeline.fromPretrained(join(o.out, name));
+    // A LoRA run's output is the adapter file alone: sample the base model with it loaded, as a user would.
+    const tuned = await StableDiffusionPipeline.fromPretrained(r.lora === null ? outputDir : model);
     try {
-      samples[name] = await timed(`sampling ${name}`, () => sampleModel(tuned, o, false));
+      if (r.lora !== null) await tuned.loadLoraWeights(outputDir);
+      samples[r.name] = await timed(`sampling ${r.name}`, () => sampleModel(tuned, o, false));
     } finally {
       tuned.dispose();
     }
+    r.bytes = await weightBytes(outputDir);
   }
 
   const scorer = await loadWorldScorer(o.scorer ?? undefined);
@@ -231,6 +258,8 @@ export async function runDemo(
   }
   const rows = Object.entries(metrics).map(([name, m]) => ({ label: ROW_LABELS[name] ?? name, metrics: m }));
   const table = metricsTable(rows, 'text');
+  const sizes = Object.fromEntries(runs.map((r) => [r.name, r.bytes]));
+  const runsTable = runTable(runs, seconds, 'text');
 
   const run = openRun(join(o.out, 'logs'), { reportTo: ['html'], name: 'DreamBooth on the built-in world' });
   run.logHparams(
@@ -243,6 +272,7 @@ export async function runDemo(
     ),
   );
   run.logText(0, 'metrics', metricsTable(rows, 'markdown'));
+  run.logText(0, 'runs', runTable(runs, seconds, 'markdown'));
   const dotted = describe({ shape: 'star', context: 'dots' }, { noun: `sks ${o.class_noun}` });
   for (const [name, list] of Object.entries(samples)) {
     // Before (base) and after (each run) on the same prompts and seeds.
@@ -262,12 +292,73 @@ export async function runDemo(
   }
   for (const [name, t] of Object.entries(seconds)) run.log(0, { [`seconds/${name}`]: t });
   await run.close();
-  const models = variants.map((prior) => join(o.out, prior ? 'with-prior' : 'without-prior'));
-  return { report: join(o.out, 'logs', 'report.html'), table, metrics, models, seconds };
+  const models = runs.map((r) => join(o.out, r.name));
+  return { report: join(o.out, 'logs', 'report.html'), table, runs: runsTable, metrics, models, seconds, weightBytes: sizes };
 }
 
 const ROW_LABELS: Record<string, string> = {
   base: 'base model (before)',
   'with-prior': 'DreamBooth, prior preservation',
   'without-prior': 'DreamBooth, no prior preservation',
+  'lora-with-prior': 'LoRA DreamBooth, prior preservation',
+  'lora-without-prior': 'LoRA DreamBooth, no prior preservation',
 };
+const RUN_NAMES = Object.keys(ROW_LABELS).filter((name) => name !== 'base');
+
+/** One fine-tune of the demo. */
+interface DemoRun {
+  name: string;
+  prior: boolean;
+  /** LoRA rank, or null for the full fine-tune. */
+  lora: number | null;
+  steps: number;
+  learningRate: number;
+  bytes: number;
+}
+
+/** The fine-tunes the options ask for: full, then LoRA; each with prior preservation, then (with `compare`) without. */
+function demoRuns(o: DemoOptions): DemoRun[] {
+  const priors = o.prior_preservation ? (o.compare ? [true, false] : [true]) : [false];
+  const kinds: Array<number | null> = [...(o.full ? [null] : []), ...(o.lora === null ? [] : [o.lora])];
+  return kinds.flatMap((lora) =>
+    priors.map((prior) => ({
+      name: `${lora === null ? '' : 'lora-'}${prior ? 'with' : 'without'}-prior`,
+      prior,
+      lora,
+      steps: lora === null ? o.steps : (o.lora_steps ?? o.steps),
+      learningRate: lora === null ? o.learning_rate : o.lora_learning_rate,
+      bytes: 0,
+    })),
+  );
+}
+
+/** Bytes of the `*.safetensors` files under `dir` (checkpoints excluded): what a user keeps of a run. */
+async function weightBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const parent = entry.parentPath ?? entry.path;
+    if (!entry.isFile() || !entry.name.endsWith('.safetensors') || /(^|[\\/])checkpoint-\d+/.test(parent.slice(dir.length))) continue;
+    total += (await stat(join(parent, entry.name))).size;
+  }
+  return total;
+}
+
+/** The runs' steps, learning rate, training time and weight size, one row per fine-tune. */
+function runTable(runs: readonly DemoRun[], seconds: Record<string, number>, format: 'markdown' | 'text'): string {
+  const head = ['run', 'trained', 'steps', 'lr', 'train s', 'weights'];
+  const body = runs.map((r) => [
+    ROW_LABELS[r.name],
+    r.lora === null ? 'UNet + text encoder' : `LoRA rank ${r.lora} (UNet + text encoder attention)`,
+    String(r.steps),
+    r.learningRate.toExponential(0),
+    (seconds[`train ${r.name}`] ?? 0).toFixed(0),
+    r.bytes >= 2 ** 20 ? `${(r.bytes / 2 ** 20).toFixed(1)} MiB` : `${(r.bytes / 1024).toFixed(0)} kB`,
+  ]);
+  if (format === 'markdown') {
+    const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+    return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { describe, expect, it } from 'vitest';
-import { runDemo } from '../src/node.js';
+import { BASE_MODEL_DIR, runDemo } from '../src/node.js';
 
 describe('npm start (the DreamBooth demo), shortened', () => {
   it('generates class images, trains with and without prior preservation, and writes loadable models, the table and the report', async () => {
@@ -23,6 +23,39 @@ describe('npm start (the DreamBooth demo), shortened', () => {
   });
 });
 
+describe('npm start -- --lora (LoRA DreamBooth in the demo), shortened', () => {
+  it('trains LoRA adapters only, samples the base model with them loaded, and reports their rows and file size', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'kiln-demo-lora-')), 'run');
+    const r = await runDemo(
+      { out, steps: 2, class_images: 2, samples: 1, world_samples: 0, lora: 4, full: false, compare: false },
+      { log: () => {}, progress: () => {} },
+    );
+    expect(r.models).toEqual([join(out, 'lora-with-prior')]);
+    expect(Object.keys(r.metrics)).toEqual(['base', 'lora-with-prior']);
+    expect(r.table).toMatch(/LoRA DreamBooth, prior preservation/);
+    expect(r.runs).toMatch(/LoRA rank 4/);
+    expect(r.runs).toMatch(/5e-4/);
+    // The run's output is the adapter file alone, in diffusers' format, and small.
+    const file = join(out, 'lora-with-prior', 'pytorch_lora_weights.safetensors');
+    expect(readdirSync(join(out, 'lora-with-prior')).filter((f) => f.endsWith('.safetensors'))).toEqual([
+      'pytorch_lora_weights.safetensors',
+    ]);
+    expect(r.weightBytes['lora-with-prior']).toBe(statSync(file).size);
+    expect(r.weightBytes['lora-with-prior']).toBeLessThan(1 << 20);
+    const pipe = await StableDiffusionPipeline.fromPretrained(BASE_MODEL_DIR);
+    try {
+      await pipe.loadLoraWeights(join(out, 'lora-with-prior'));
+    } finally {
+      pipe.dispose();
+    }
+    expect(readFileSync(r.report, 'utf8')).toContain('LoRA DreamBooth, prior preservation');
+  }, 600_000); // class images, two steps, sampling and scoring: minutes on a loaded 2-core machine
+
+  it('refuses full: false without a LoRA rank', async () => {
+    await expect(runDemo({ full: false }, { log: () => {}, progress: () => {} })).rejects.toThrow(/full: false needs lora/);
+  });
+});
+
 describe('npm start -- --help and bad flags', () => {
   const start = (...args: string[]) =>
     spawnSync(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', 'packages/world/scripts/start.ts', ...args], {
@@ -32,7 +65,8 @@ describe('npm start -- --help and bad flags', () => {
   it('lists the knobs', () => {
     const r = start('--help');
     expect(r.status).toBe(0);
-    for (const flag of ['--steps', '--backend', '--subject', '--no-prior-preservation', '--out']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--steps', '--backend', '--subject', '--no-prior-preservation', '--out', '--lora', '--no-full'])
+      expect(r.stdout).toContain(flag);
   });
 
   it('refuses an invalid value by flag name, before doing anything', () => {
