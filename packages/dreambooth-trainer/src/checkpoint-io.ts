@@ -5,6 +5,8 @@ import type { AdamW, AdamWHyper, LambdaLR, LRSchedulerState, Module, OptimizerSt
 import { loadSafetensors, saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
 import { z } from 'zod';
 import { CheckpointError } from './errors.js';
+import { GradScalerStateSchema } from './grad-scaler.js';
+import type { GradScalerState } from './grad-scaler.js';
 
 /** Where training stands: enough to continue with the identical loss curve. */
 export interface TrainerState {
@@ -24,6 +26,8 @@ export interface TrainerState {
   batching: { train_batch_size: number; gradient_accumulation_steps: number; dataset_length: number };
   /** A LoRA run's adapter generator (initialisation and dropout masks). */
   adapterGenerator?: k.GeneratorState;
+  /** A `--mixed_precision fp16` run's loss scale and growth count. */
+  gradScaler?: GradScalerState;
 }
 
 /** Options of {@link saveCheckpoint}. */
@@ -47,6 +51,7 @@ const StateSchema = z.object({
   dataOrder: z.array(z.number().int().min(0)),
   generator: GeneratorStateSchema,
   adapterGenerator: GeneratorStateSchema.optional(),
+  gradScaler: GradScalerStateSchema.optional(),
   dataSeed: z.number().int(),
   lrScheduler: z.object({ lastEpoch: z.number().int(), baseLrs: z.array(z.number()) }),
   fingerprint: z.string(),

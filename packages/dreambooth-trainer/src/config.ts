@@ -149,7 +149,7 @@ export const OPTION_HELP: Record<OptionName, string> = {
   num_class_images: 'class images wanted; missing ones are generated with the base model',
   sample_batch_size: 'batch size when generating class images',
   class_inference_steps: 'sampling steps per generated class image (Kiln; diffusers uses the pipeline default, 50)',
-  prior_generation_precision: 'precision of class-image generation (Kiln generates in fp32)',
+  prior_generation_precision: 'precision of class-image generation: fp32 (default), fp16 or bf16 (a half-precision pipeline of its own)',
   output_dir: 'where the trained pipeline, checkpoints and logs go',
   overwrite_output_dir: 'allow writing into an output_dir that already has files',
   seed: 'seed of noise, timesteps, data order and crops (random when unset)',
@@ -180,7 +180,8 @@ export const OPTION_HELP: Record<OptionName, string> = {
   adam_weight_decay: 'AdamW decoupled weight decay',
   adam_epsilon: 'AdamW ε',
   max_grad_norm: 'clip the gradients to this global norm',
-  mixed_precision: 'no, fp16 or bf16 (Kiln trains in fp32 today; fp16/bf16 are refused)',
+  mixed_precision:
+    'no, fp16 or bf16: the models compute in half precision, the optimizer keeps float32 master weights (fp16 with dynamic loss scaling); weights are saved in float32',
   offset_noise: 'add 0.1 × per-channel noise (offset noise)',
   snr_gamma: 'min-SNR-γ loss weighting (5.0 is recommended)',
   zero_terminal_snr: 'rescale the noise schedule to zero terminal SNR',
@@ -224,7 +225,6 @@ export const COMPAT_NOTES: Partial<Record<OptionName, string>> = {
   hub_token: '--hub_token: Kiln does not upload; the token is not used',
   hub_model_id: '--hub_model_id: Kiln does not upload; the id is not used',
   set_grads_to_none: '--set_grads_to_none: Kiln always frees gradients after each optimizer step',
-  prior_generation_precision: '--prior_generation_precision: Kiln generates class images in float32',
 };
 
 /** The notes for the compatibility options that `config` sets away from their defaults. */
@@ -306,9 +306,6 @@ export function parseTrainerConfig(input: unknown, source = 'config'): TrainerCo
   }
   if (c.train_text_encoder && c.pre_compute_text_embeddings)
     fail('pre_compute_text_embeddings', '`--train_text_encoder` cannot be used with `--pre_compute_text_embeddings`');
-  if (c.mixed_precision === 'fp16' || c.mixed_precision === 'bf16') {
-    fail('mixed_precision', 'fp16/bf16 training (f32 master weights, loss scaling) is not implemented yet; use "no"');
-  }
   if (c.validation_images !== null)
     fail('validation_images', 'image-conditioned validation is for pipelines that take an image; SD txt2img has none');
   if (c.class_labels_conditioning !== null) fail('class_labels_conditioning', 'SD 1.x UNets have no class embedding');

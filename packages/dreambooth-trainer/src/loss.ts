@@ -47,7 +47,9 @@ export function dreamBoothLoss(o: LossInputs): LossTerms {
   const T = o.scheduler.alphasCumprod.length;
   const timesteps = k.randint(0, T, [B], { generator: g });
   const noisy = o.scheduler.addNoise(latents, noise, timesteps);
-  const pred = o.unet.forward(noisy, timesteps, o.encoderHiddenStates).sample.to('float32');
+  // The UNet computes in its parameters' dtype (half precision under --mixed_precision); the loss in float32.
+  const dtype = o.unet.convIn.weight.dtype;
+  const pred = o.unet.forward(noisy.to(dtype), timesteps, o.encoderHiddenStates.to(dtype)).sample.to('float32');
   const target = o.predictionType === 'epsilon' ? noise : o.scheduler.getVelocity(latents, noise, timesteps);
   const half = o.withPrior ? B / 2 : B;
   const predI = o.withPrior ? pred.narrow(0, 0, half) : pred;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type * as k from '@kiln/tensor-core';
 import { saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
 import { StableDiffusionPipeline, modelIndexFor } from '@kiln/pipeline';
+import type { StableDiffusionComponents } from '@kiln/pipeline';
 import { schedulerFromConfig } from '@kiln/scheduler';
 import { LORA_WEIGHTS_NAME } from './lora-training.js';
 import type { TrainingLora } from './lora-training.js';
@@ -37,7 +38,40 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
     },
     { className: s.pipe.scheduler.className },
   );
-  const pipe = new StableDiffusionPipeline({ ...s.pipe, scheduler });
+  const frozen = await frozenComponents(s);
+  try {
+    await writePipeline(s, new StableDiffusionPipeline({ ...s.pipe, ...frozen.components, scheduler }), o);
+  } finally {
+    frozen.release();
+  }
+}
+
+/**
+ * The VAE and text encoder to save. Under --mixed_precision the frozen ones were cast to half
+ * precision for the run, so they are read again from the base model, as diffusers' script
+ * rebuilds the pipeline from `pretrained_model_name_or_path`: the output holds them as they were.
+ */
+async function frozenComponents(s: Session): Promise<{ components: Partial<StableDiffusionComponents>; release: () => void }> {
+  const c = s.config;
+  if (s.pipe.vae.encoder.convIn.weight.dtype === 'float32') return { components: {}, release: () => {} };
+  const base = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
+    variant: c.variant ?? undefined,
+    revision: c.revision ?? undefined,
+  });
+  base.unet.dispose();
+  if (c.train_text_encoder) base.textEncoder.dispose();
+  return {
+    components: c.train_text_encoder ? { vae: base.vae } : { vae: base.vae, textEncoder: base.textEncoder },
+    release: () => {
+      base.vae.dispose();
+      if (!c.train_text_encoder) base.textEncoder.dispose();
+    },
+  };
+}
+
+async function writePipeline(s: Session, pipe: StableDiffusionPipeline, o: { steps: number; log: (line: string) => void }): Promise<void> {
+  const c = s.config;
+  const scheduler = pipe.scheduler;
   await pipe.savePretrained(c.output_dir);
   if (c.skip_save_text_encoder) {
     // diffusers saves text_encoder=None: the folder is absent and model_index.json says [null, null].
@@ -48,11 +82,8 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
   o.log(`wrote the trained pipeline to ${c.output_dir}`);
   if (c.save_single_file) {
     const file = join(c.output_dir, 'model.safetensors');
-    const tensors = new Map<string, k.Tensor>([
-      ...Object.entries(s.pipe.unet.ldmStateDict()),
-      ...Object.entries(s.pipe.vae.ldmStateDict()),
-    ]);
-    for (const [key, t] of s.pipe.textEncoder.namedParameters()) tensors.set(LDM_TEXT_PREFIX + key, t);
+    const tensors = new Map<string, k.Tensor>([...Object.entries(pipe.unet.ldmStateDict()), ...Object.entries(pipe.vae.ldmStateDict())]);
+    for (const [key, t] of pipe.textEncoder.namedParameters()) tensors.set(LDM_TEXT_PREFIX + key, t);
     const metadata = {
       format: 'pt',
       'modelspec.architecture': 'stable-diffusion-v1',

@@ -7,7 +7,8 @@ import { generateClassImages } from './class-images.js';
 import type { TrainerConfig } from './config.js';
 import { DreamBoothDataset } from './dataset.js';
 import { TrainerConfigError } from './errors.js';
-import { loadImageFolder } from './image-folder.js';
+import { listImages, loadImageFolder } from './image-folder.js';
+import { halfDTypeOf } from './mixed-precision.js';
 
 /** Everything a run works on, loaded and checked before anything is written to output_dir. */
 export interface Session {
@@ -48,25 +49,49 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
     what: 'instance',
   });
   const seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const pipe = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
-    variant: c.variant ?? undefined,
-    revision: c.revision ?? undefined,
-  });
+  const load = (dtype?: k.DType) =>
+    StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
+      variant: c.variant ?? undefined,
+      revision: c.revision ?? undefined,
+      dtype,
+    });
+  const withTokenizer = async (pipe: StableDiffusionPipeline) =>
+    c.tokenizer_name === null
+      ? pipe
+      : new StableDiffusionPipeline({
+          ...pipe,
+          tokenizer: await CLIPTokenizer.fromPretrained(c.tokenizer_name),
+          scheduler: pipe.scheduler,
+        });
+  const classImages = (p: StableDiffusionPipeline) =>
+    generateClassImages(p, {
+      dir: c.class_data_dir!,
+      prompt: c.class_prompt!,
+      numImages: c.num_class_images,
+      batchSize: c.sample_batch_size,
+      seed,
+      steps: c.class_inference_steps,
+      resolution: c.resolution,
+      log,
+    });
+  // --prior_generation_precision fp16/bf16: as diffusers, class images come from a pipeline of
+  // their own in that dtype, loaded (only when images are missing) and freed before the training one.
+  const genDType = halfDTypeOf(c.prior_generation_precision);
+  if (c.with_prior_preservation && genDType && (await listImages(c.class_data_dir!).catch(() => [])).length < c.num_class_images) {
+    const gen = await load(genDType);
+    try {
+      await classImages(await withTokenizer(gen));
+    } finally {
+      gen.dispose();
+    }
+  }
+  const pipe = await load();
   try {
-    const tokenizer = c.tokenizer_name === null ? pipe.tokenizer : await CLIPTokenizer.fromPretrained(c.tokenizer_name);
-    const p = tokenizer === pipe.tokenizer ? pipe : new StableDiffusionPipeline({ ...pipe, tokenizer, scheduler: pipe.scheduler });
+    const p = await withTokenizer(pipe);
+    const tokenizer = p.tokenizer;
     let classes = null;
     if (c.with_prior_preservation) {
-      await generateClassImages(p, {
-        dir: c.class_data_dir!,
-        prompt: c.class_prompt!,
-        numImages: c.num_class_images,
-        batchSize: c.sample_batch_size,
-        seed,
-        steps: c.class_inference_steps,
-        resolution: c.resolution,
-        log,
-      });
+      if (!genDType) await classImages(p);
       classes = await loadImageFolder(c.class_data_dir!, { prompt: c.class_prompt!, minSide, limit: c.num_class_images, what: 'class' });
     }
     const dataset = new DreamBoothDataset(instances, classes, {

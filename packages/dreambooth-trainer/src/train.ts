@@ -24,6 +24,8 @@ import type { Session } from './session.js';
 import { runValidation } from './validation.js';
 import { loadTrainedWeights } from './weights.js';
 import { LORA_WEIGHTS_NAME, TrainingLora } from './lora-training.js';
+import { GradScaler } from './grad-scaler.js';
+import { MixedPrecision, halfDTypeOf } from './mixed-precision.js';
 
 /** What `onStep` receives after each optimizer step. */
 export interface StepInfo {
@@ -37,6 +39,10 @@ export interface StepInfo {
   priorLoss: number | null;
   lr: number;
   itPerSec: number;
+  /** With `--mixed_precision fp16`: true when the gradients overflowed and the step was skipped (weights unchanged, loss scale backed off). */
+  skipped?: boolean;
+  /** With `--mixed_precision fp16`: the loss scale after this step. */
+  lossScale?: number;
 }
 
 /** Hooks of {@link trainDreamBooth}. */
@@ -66,7 +72,7 @@ const fmtTime = (s: number) => (Number.isFinite(s) ? new Date(Math.max(0, s) * 1
 
 /** A latent sample `mean + std·ε` from VAE moments [N, 8, h, w] (diffusers' DiagonalGaussianDistribution), × scaling_factor. */
 function sampleLatents(moments: k.Tensor, generator: k.Generator, scaling: number): k.Tensor {
-  const [mean, logvar] = moments.chunk(2, 1);
+  const [mean, logvar] = moments.to('float32').chunk(2, 1);
   const std = logvar.clamp(-30, 20).mul(0.5).exp();
   return mean.add(std.mul(k.randn(mean.shape, { generator }))).mul(scaling);
 }
@@ -96,6 +102,10 @@ export async function trainDreamBooth(input: TrainerConfigInput | TrainerConfig,
 export async function runTrainer(c: TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   for (const note of compatNotes(c)) log(note);
+  if ((c.mixed_precision === 'fp16' || c.mixed_precision === 'bf16') && c.backend !== 'webgpu')
+    log(
+      `--mixed_precision ${c.mixed_precision} on ${c.backend}: half precision saves memory there but runs on reference kernels, slower than float32`,
+    );
   await k.useBackend(c.backend);
   const s = await openSession(c, log);
   try {
@@ -117,20 +127,53 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const lora = c.lora
     ? new TrainingLora(unet, c.train_text_encoder ? textEncoder : null, { rank: c.rank, dropout: c.lora_dropout, seed: s.seed })
     : null;
-  const params = lora ? lora.parameters() : Object.values(trained).flatMap((m) => m.parameters());
+  const trainedParams = () => (lora ? lora.parameters() : Object.values(trained).flatMap((m) => m.parameters()));
   const fingerprint = fingerprintOf(trained);
   const batchSize = c.train_batch_size;
+  const batchesPerEpoch = Math.ceil(s.dataset.length / batchSize);
+  const batching = {
+    train_batch_size: batchSize,
+    gradient_accumulation_steps: c.gradient_accumulation_steps,
+    dataset_length: s.dataset.length,
+  };
+  // A resume loads the weights first, in float32, so mixed precision's masters start from them exactly.
+  let resumed: { dir: string; st: Awaited<ReturnType<typeof readCheckpointState>> } | null = null;
+  if (c.resume_from_checkpoint !== null) {
+    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
+    if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
+    else {
+      const st = await readCheckpointState(dir, fingerprint, batching);
+      if (lora) {
+        await lora.load(join(dir, LORA_WEIGHTS_NAME));
+        if (st.adapterGenerator) lora.generator.setState(st.adapterGenerator);
+      } else for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
+      resumed = { dir, st };
+    }
+  }
+  // --mixed_precision: float32 masters in the optimizer; every model (trained or frozen) computes in half precision.
+  const halfDType = halfDTypeOf(c.mixed_precision);
+  const amp = halfDType
+    ? new MixedPrecision({
+        dtype: halfDType,
+        trained: trainedParams,
+        trainedModules: () => (lora ? [...lora.layers().values()].flatMap((l) => [l.loraA, l.loraB]) : Object.values(trained)),
+        modules: [unet, textEncoder, vae],
+        scaler: halfDType === 'float16' ? (resumed?.st.gradScaler ? GradScaler.fromState(resumed.st.gradScaler) : new GradScaler()) : null,
+      })
+    : null;
+  const computeDType = amp?.dtype ?? 'float32';
+  const params = amp ? amp.masters : trainedParams();
   const lr = c.scale_lr ? c.learning_rate * c.gradient_accumulation_steps * batchSize : c.learning_rate;
   // --text_encoder_lr: the text encoder in its own parameter group (a slower text encoder keeps the class prior better).
+  const unetCount = unet.parameters().length;
   const groups =
     !lora && c.train_text_encoder && c.text_encoder_lr !== null
       ? [
-          { params: unet.parameters() },
-          { params: textEncoder.parameters(), lr: c.scale_lr ? (c.text_encoder_lr * lr) / c.learning_rate : c.text_encoder_lr },
+          { params: params.slice(0, unetCount) },
+          { params: params.slice(unetCount), lr: c.scale_lr ? (c.text_encoder_lr * lr) / c.learning_rate : c.text_encoder_lr },
         ]
       : params;
   const optimizer = new AdamW(groups, { lr, betas: [c.adam_beta1, c.adam_beta2], weightDecay: c.adam_weight_decay, eps: c.adam_epsilon });
-  const batchesPerEpoch = Math.ceil(s.dataset.length / batchSize);
   const updatesPerEpoch = Math.ceil(batchesPerEpoch / c.gradient_accumulation_steps);
   const maxSteps = c.max_train_steps ?? c.num_train_epochs * updatesPerEpoch;
   const numEpochs = Math.ceil(maxSteps / updatesPerEpoch);
@@ -142,31 +185,18 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     power: c.lr_power,
   });
   const generator = new k.Generator(s.seed);
-  const batching = {
-    train_batch_size: batchSize,
-    gradient_accumulation_steps: c.gradient_accumulation_steps,
-    dataset_length: s.dataset.length,
-  };
   let globalStep = 0;
   let epoch = 0;
   let batchIndex = 0;
 
-  if (c.resume_from_checkpoint !== null) {
-    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
-    if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
-    else {
-      const st = await readCheckpointState(dir, fingerprint, batching);
-      if (lora) {
-        await lora.load(join(dir, LORA_WEIGHTS_NAME));
-        if (st.adapterGenerator) lora.generator.setState(st.adapterGenerator);
-      } else for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
-      await loadOptimizer(dir, optimizer, st.optimizer);
-      lrScheduler.loadStateDict(st.lrScheduler);
-      generator.setState(st.generator);
-      s.dataset.options.seed = st.dataSeed;
-      ({ globalStep, epoch, batchIndex } = st);
-      log(`Resuming from checkpoint ${dir} at step ${globalStep}`);
-    }
+  if (resumed) {
+    const { dir, st } = resumed;
+    await loadOptimizer(dir, optimizer, st.optimizer);
+    lrScheduler.loadStateDict(st.lrScheduler);
+    generator.setState(st.generator);
+    s.dataset.options.seed = st.dataSeed;
+    ({ globalStep, epoch, batchIndex } = st);
+    log(`Resuming from checkpoint ${dir} at step ${globalStep}`);
   }
 
   // Frozen parts: cached text embeddings (per prompt) and, with --cache_latents, VAE moments.
@@ -176,7 +206,9 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const scaling = vae.config.scaling_factor;
   const R = c.resolution;
   const pixelsOf = (kind: 0 | 1, rows: number[], ep: number) =>
-    k.tensor(Float32Array.from(rows.flatMap((i) => Array.from(s.dataset.pixels(kind, i, ep)))), { shape: [rows.length, 3, R, R] });
+    k
+      .tensor(Float32Array.from(rows.flatMap((i) => Array.from(s.dataset.pixels(kind, i, ep)))), { shape: [rows.length, 3, R, R] })
+      .to(computeDType);
   const momentsOf = (kind: 0 | 1, rows: number[], ep: number): k.Tensor => {
     if (!c.cache_latents) return k.noGrad(() => vae.encode(pixelsOf(kind, rows, ep)).latentDist.parameters);
     // The rows not cached yet are encoded in one batch (an image's moments do not depend on its batch).
@@ -226,24 +258,27 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   const checkpoint = async () => {
     for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${globalStep}`);
-    await saveCheckpoint(
-      path,
-      trained,
-      optimizer,
-      lrScheduler,
-      {
-        globalStep,
-        epoch,
-        batchIndex,
-        dataOrder: s.dataset.order(epoch),
-        generator: generator.getState(),
-        dataSeed: s.dataset.options.seed,
-        fingerprint,
-        batching,
-        ...(lora ? { adapterGenerator: lora.generator.getState() } : {}),
-      },
-      lora ? { writeWeights: (dir) => lora.save(join(dir, LORA_WEIGHTS_NAME)) } : {},
-    );
+    const write = () =>
+      saveCheckpoint(
+        path,
+        trained,
+        optimizer,
+        lrScheduler,
+        {
+          globalStep,
+          epoch,
+          batchIndex,
+          dataOrder: s.dataset.order(epoch),
+          generator: generator.getState(),
+          dataSeed: s.dataset.options.seed,
+          fingerprint,
+          batching,
+          ...(lora ? { adapterGenerator: lora.generator.getState() } : {}),
+          ...(amp?.scaler ? { gradScaler: amp.scaler.stateDict() } : {}),
+        },
+        lora ? { writeWeights: (dir) => lora.save(join(dir, LORA_WEIGHTS_NAME)) } : {},
+      );
+    await (amp ? amp.withMasterWeights(write) : write());
     savedAt = globalStep;
     log(`Saved state to ${path}`);
   };
@@ -273,9 +308,11 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
             withPrior,
             priorLossWeight: c.prior_loss_weight,
           });
-          out.loss.div(c.gradient_accumulation_steps).backward();
+          const loss = out.loss.div(c.gradient_accumulation_steps);
+          (amp ? amp.scaleLoss(loss) : loss).backward();
           return k.stack([out.loss, out.instanceLoss, out.priorLoss ?? k.zeros([])]).detach();
         });
+        amp?.collectGrads();
         const [loss, inst, prior] = (await terms.toArray()) as number[];
         terms.dispose();
         batchIndex++;
@@ -292,11 +329,17 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
         sums = { loss: sums.loss + loss, inst: sums.inst + inst, prior: sums.prior + prior, n: sums.n + 1 };
         const sync = batchIndex % c.gradient_accumulation_steps === 0 || batchIndex === batches.length;
         if (!sync) continue;
-        clipGradNorm(params, c.max_grad_norm).dispose();
-        optimizer.step();
-        lrScheduler.step();
+        let skipped = false;
+        if (amp) skipped = !(await amp.step(optimizer, c.max_grad_norm));
+        else {
+          clipGradNorm(params, c.max_grad_norm).dispose();
+          optimizer.step();
+        }
+        // As accelerate: a skipped optimizer step does not advance the LR schedule, but counts as a global step.
+        if (!skipped) lrScheduler.step();
         optimizer.zeroGrad();
         globalStep++;
+        if (skipped) log(`step ${globalStep}: float16 gradients overflowed; step skipped, loss scale now ${amp!.scaler!.scale}`);
         const info: StepInfo = {
           step: globalStep,
           maxSteps,
@@ -306,6 +349,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
           priorLoss: withPrior ? sums.prior / sums.n : null,
           lr: lrScheduler.getLastLr()[0],
           itPerSec: (globalStep - startStep) / ((performance.now() - started) / 1000),
+          ...(amp?.scaler ? { skipped, lossScale: amp.scaler.scale } : {}),
         };
         sums = { loss: 0, inst: 0, prior: 0, n: 0 };
         losses.push(info.loss);
@@ -318,6 +362,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
           'it/s': info.itPerSec,
           live_mb: mem.liveBytes / 2 ** 20,
           peak_mb: mem.peakBytes / 2 ** 20,
+          ...(amp?.scaler ? { loss_scale: amp.scaler.scale, step_skipped: skipped ? 1 : 0 } : {}),
         });
         hooks.progress?.(
           `step ${globalStep}/${maxSteps} loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)} ${info.itPerSec.toFixed(2)} it/s ETA ${fmtTime((maxSteps - globalStep) / info.itPerSec)}`,
@@ -333,7 +378,8 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
       }
     }
     try {
-      await saveOutput(s, { steps: globalStep, log, lora });
+      const save = () => saveOutput(s, { steps: globalStep, log, lora });
+      await (amp ? amp.withMasterWeights(save) : save());
     } catch (e) {
       if (e instanceof k.KilnError) throw e;
       throw new OutputError(
@@ -346,6 +392,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   } finally {
     optimizer.zeroGrad();
     optimizer.dispose();
+    amp?.dispose();
     for (const t of cached) t.dispose();
     await tracker.close();
   }
