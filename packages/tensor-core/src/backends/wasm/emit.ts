@@ -131,6 +131,13 @@ export class Fn {
   v128store(off = 0): this {
     return this.smem(0x0b, 2, off);
   }
+  /** i32.atomic.rmw.add: adds to the i32 at (address + off) and leaves its old value (threads proposal). */
+  atomicAdd(off = 0): this {
+    this.code.push(0xfe, 0x1e);
+    uleb(this.code, 2);
+    uleb(this.code, off);
+    return this;
+  }
   memfill(): this {
     return this.op(0xfc, 0x0b, 0x00);
   }

@@ -77,7 +77,7 @@ export function layerNormForward(
     return streamUnits(scratch, [contig(x)], false, total / normSize, normSize, ([xs], _first, count) => {
       d[LNORM.x] = xs;
       d[LNORM.rows] = count;
-      e.run('task_layernorm', e.desc(d));
+      e.run('task_layernorm', e.desc(d), e.threadsFor(count * normSize * 2e-3));
     });
   }
   const v = contig(x);
@@ -131,7 +131,7 @@ export function groupNormForward(
       d[GNORM.x] = xs;
       d[GNORM.units] = count;
       d[GNORM.first] = first;
-      e.run('task_groupnorm', e.desc(d));
+      e.run('task_groupnorm', e.desc(d), e.threadsFor(count * unitLen * 2e-3));
     });
   }
   const v = contig(x);

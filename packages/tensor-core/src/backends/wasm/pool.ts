@@ -17,7 +17,7 @@ const PAGE = 65536;
 export const SCRATCH_BASE = 65536;
 /** 2 GiB: the kernels compare byte addresses as signed i32, so scratch stays below 2^31. */
 const MAX_PAGES = 32768;
-const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5 } as const;
+const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5, spin: 6 } as const;
 
 /** Threads and SIMD of the wasm engine. @example k.registerWasmBackend({ threads: 1, relaxedSimd: false }); // single-threaded, plain SIMD */
 export interface EngineOptions {
@@ -27,7 +27,26 @@ export interface EngineOptions {
   relaxedSimd?: boolean;
   /** Kernel blocking overrides (for tuning). */
   kernel?: Partial<Omit<KernelConfig, 'relaxed'>>;
+  /**
+   * Work estimated below this many microseconds on one thread runs on the calling thread alone:
+   * waking a worker and waiting for it costs ~20–30 µs on a 2-vCPU VM (measured with a SiLU and a
+   * GEMM sweep, `benchmarks/README.md`). Default 60, or env KILN_WASM_PARALLEL_MIN_US; 0 always
+   * uses every thread.
+   */
+  parallelMinUs?: number;
+  /**
+   * Microseconds a thread spins on the shared counters before it sleeps in `Atomics.wait` (workers
+   * between tasks, the calling thread while its workers finish). Default 0, sleep at once: on a
+   * loaded 2-vCPU VM a 50 µs spin halved small ops' time in some runs and added ~100 µs in others
+   * (a spinning thread loses its vCPU to other processes), so it is a tuning knob for quiet machines.
+   */
+  spinUs?: number;
 }
+
+/** Default of `parallelMinUs` (see there). */
+export const PARALLEL_MIN_US = 60;
+/** Default of `spinUs`. */
+export const SPIN_US = 0;
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
@@ -44,6 +63,12 @@ function serve(module, memory, t, tasks, post) {
   let gen = Atomics.load(ctrl, 0);
   post('ready');
   for (;;) {
+    // Spin briefly before sleeping: back-to-back ops then skip the futex wake-up (tens of µs on a VM).
+    const spin = Atomics.load(ctrl, 6);
+    if (spin > 0) {
+      const end = performance.now() + spin / 1000;
+      while (Atomics.load(ctrl, 0) === gen && performance.now() < end);
+    }
     Atomics.wait(ctrl, 0, gen);
     gen = Atomics.load(ctrl, 0);
     const task = Atomics.load(ctrl, 2);
@@ -118,6 +143,10 @@ export class Engine {
   readonly threads: number;
   readonly relaxed: boolean;
   readonly config: KernelConfig;
+  /** Single-thread work estimates (µs) below this run on the calling thread only. */
+  readonly parallelMinUs: number;
+  /** See `EngineOptions.spinUs`. */
+  readonly spinUs: number;
   private workers: WorkerLike[] = [];
   private ctrl: Int32Array;
   private f32Cache: Float32Array;
@@ -126,12 +155,21 @@ export class Engine {
   private broken: string | null = null;
   peakScratch = 0;
 
-  private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, threads: number, config: KernelConfig) {
+  private constructor(
+    memory: WebAssembly.Memory,
+    instance: WebAssembly.Instance,
+    threads: number,
+    config: KernelConfig,
+    parallelMinUs: number,
+    spinUs: number,
+  ) {
     this.memory = memory;
     this.exports = instance.exports as unknown as Engine['exports'];
     this.threads = threads;
     this.relaxed = config.relaxed;
     this.config = config;
+    this.parallelMinUs = parallelMinUs;
+    this.spinUs = spinUs;
     this.ctrl = new Int32Array(memory.buffer, 0, 16);
     this.f32Cache = new Float32Array(memory.buffer);
     this.i32Cache = new Int32Array(memory.buffer);
@@ -164,7 +202,15 @@ export class Engine {
     const bytes = buildModule(config, { initial: 64, maximum: MAX_PAGES, shared });
     const module = await compileOptimized(bytes);
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    const engine = new Engine(memory, instance, threads, config);
+    const envMin = isNode
+      ? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_WASM_PARALLEL_MIN_US
+      : undefined;
+    const parallelMinUs = Math.max(
+      0,
+      options.parallelMinUs ?? (envMin !== undefined && envMin !== '' ? Number(envMin) || 0 : PARALLEL_MIN_US),
+    );
+    const engine = new Engine(memory, instance, threads, config, parallelMinUs, Math.max(0, options.spinUs ?? SPIN_US));
+    Atomics.store(engine.ctrl, CTRL.spin, Math.round(engine.spinUs));
     if (threads > 1) await engine.startWorkers(module, threads - 1);
     return engine;
   }
@@ -255,6 +301,14 @@ export class Engine {
   }
 
   /**
+   * Threads for a task estimated at `us` microseconds on one thread: 1 below `parallelMinUs`
+   * (the calling thread alone, no worker woken), else all.
+   */
+  threadsFor(us: number): number {
+    return us < this.parallelMinUs ? 1 : this.threads;
+  }
+
+  /**
    * Runs `task` with descriptor `desc` on `threads` threads (default: all) and waits for them.
    * With one thread the calling thread runs it alone and the workers are not woken at all.
    */
@@ -278,6 +332,10 @@ export class Engine {
     }
     if (T > 1) {
       const want = this.workers.length;
+      if (this.spinUs > 0) {
+        const end = performance.now() + this.spinUs / 1000;
+        while (Atomics.load(ctrl, CTRL.done) < want && performance.now() < end);
+      }
       for (;;) {
         const d = Atomics.load(ctrl, CTRL.done);
         if (d >= want) break;

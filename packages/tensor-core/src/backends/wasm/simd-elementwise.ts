@@ -31,7 +31,7 @@ export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DTy
     d[UN.op] = code;
     d[UN.a] = pa;
     d[UN.n] = len;
-    e.run('task_unary', e.desc(d));
+    e.run('task_unary', e.desc(d), e.threadsFor(len * 2e-3)); // ~2 ns per element on one thread
     out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }
   if (main < n) {
@@ -93,7 +93,7 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
     d[BIN.n] = len;
     d[BIN.mode] = mode;
     d[BIN.D] = D;
-    e.run('task_binary', e.desc(d));
+    e.run('task_binary', e.desc(d), e.threadsFor(len * 1e-3));
     out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }
   return out;

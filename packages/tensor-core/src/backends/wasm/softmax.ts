@@ -28,7 +28,7 @@ export function softmaxRows(scratch: Scratch, x: WView): Float32Array {
     d[SOFTMAX.rows] = nr;
     d[SOFTMAX.n] = D;
     d[SOFTMAX.ld] = ld;
-    e.run('task_softmax', e.desc(d));
+    e.run('task_softmax', e.desc(d), e.threadsFor(nr * D * 2e-3));
     const g = e.f32;
     if (ld === D) out.set(g.subarray(s / 4, s / 4 + nr * D), r0 * D);
     else for (let r = 0; r < nr; r++) out.set(g.subarray(s / 4 + r * ld, s / 4 + r * ld + D), (r0 + r) * D);

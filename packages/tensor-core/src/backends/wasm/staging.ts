@@ -119,7 +119,7 @@ export class Scratch {
   }
 
   gemm(s: GemmSpec): void {
-    const f = new Array<number>(18);
+    const f = new Array<number>(19);
     const G = GEMM;
     f[G.A] = s.A;
     f[G.rsA] = s.rsA;
@@ -139,7 +139,10 @@ export class Scratch {
     f[G.acc] = s.acc ? 1 : 0;
     f[G.ws] = s.ws.ws;
     f[G.wsStride] = s.ws.stride;
-    this.engine.run('task_gemm', this.engine.desc(f));
+    f[G.next] = 0; // the chunk counter task_gemm's threads claim work from
+    // ~40 GFLOP/s on one thread: the estimate that decides whether the workers are worth waking.
+    const us = (2 * s.M * s.N * s.K * s.batch) / 40e3;
+    this.engine.run('task_gemm', this.engine.desc(f), this.engine.threadsFor(us));
   }
 
   /** Copies a kernel's result out of the scratch memory into `out`. */

@@ -10,7 +10,7 @@ import { field, min } from './module.js';
 import type { KernelConfig, ModuleBuilder } from './module.js';
 
 /** `task_gemm` descriptor field indices (i32 slots). */
-export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17 } as const;
+export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17, next: 18 } as const;
 
 /**
  * Emits the GEMM family; returns `gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc, packed)`
@@ -315,6 +315,10 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
   }
 
   // ---- task_gemm(desc, t, T): batched, split across threads ----
+  // Work is handed out in chunks through an atomic counter (descriptor field `next`, zeroed by the
+  // caller): whole matrices when the batch covers the threads, else column (or row) slabs of about
+  // 1/(T·chunks) of the output. A thread that is descheduled on a shared machine then costs its share
+  // of one chunk, not its whole static share.
   {
     const f = new Fn('task_gemm', [I32, I32, I32]);
     const [d, t, T] = [0, 1, 2];
@@ -323,13 +327,15 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
     for (const key of Object.keys(G)) L[key] = f.local(I32);
     for (const [key, i] of Object.entries(G)) f.set(L[key], field(d, i));
     const b = f.local(I32);
-    const b0 = f.local(I32);
-    const b1 = f.local(I32);
     const lo = f.local(I32);
     const hi = f.local(I32);
     const blocks = f.local(I32);
+    const per = f.local(I32);
+    const chunk = f.local(I32);
+    const count = f.local(I32);
     const ws = f.local(I32);
     const accb = f.local(I32);
+    const [t1, t2] = [f.local(I32), f.local(I32)];
     f.get(L.ws).get(t).get(L.wsStride).mul().add().set(ws);
     const call = (mOff: Expr, nOff: Expr, mLen: Expr, nLen: Expr) => {
       // A + (b*bsA + mOff*rsA)*4, B + (b*bsB + nOff*csB)*4, C + (b*bsC + mOff*ldc + nOff)*4
@@ -340,48 +346,50 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       f.get(L.C).get(b).get(L.bsC).mul().e(mOff).get(L.ldc).mul().add().e(nOff).add().i32(4).mul().add();
       f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).i32(0).call(mod.index(gemm));
     };
+    /** Runs `body` for each chunk index this thread claims, 0 <= chunk < count. */
+    const claim = (body: () => void) => {
+      f.block(() => {
+        f.loop(() => {
+          f.get(d).i32(1).atomicAdd(G.next * 4).tee(chunk).get(count).ges().brIf(1);
+          body();
+          f.br(0);
+        });
+      });
+    };
+    /** Slabs of `dim` (a multiple of `unit` wide, about dim/(T·chunks)); `run(lo, len)` does one. */
+    const slabs = (dim: number, unit: number, run: (lo: Expr, len: Expr) => void) => {
+      f.get(dim).i32(unit - 1).add().i32(unit).divs().set(blocks);
+      // Blocks per chunk: ceil(blocks / (T·chunks)), at least 1.
+      f.get(blocks).get(T).i32(c.chunks).mul().tee(per).add().i32(1).sub().get(per).divs().set(per);
+      f.get(per).get(per).eqz().add().set(per);
+      f.get(blocks).get(per).add().i32(1).sub().get(per).divs().set(count);
+      f.get(per).i32(unit).mul().set(per);
+      claim(() => {
+        f.get(chunk).get(per).mul().set(lo);
+        min(f, (g) => g.get(lo).get(per).add(), (g) => g.get(dim), t1, t2).set(hi);
+        f.for(b, 0, (g) => g.get(L.batch), 1, () => {
+          // Batches summed into one C (bsC == 0) accumulate after the first.
+          f.get(L.acc).get(b).i32(0).gts().get(L.bsC).eqz().and().op(0x72).set(accb);
+          run((g) => g.get(lo), (g) => g.get(hi).get(lo).sub());
+        });
+      });
+    };
     f.if(
       (g) => g.get(L.batch).get(T).ges().get(L.bsC).i32(0).ne().and(),
       () => {
-        // Whole matrices per thread.
-        f.get(L.batch).get(t).mul().get(T).divs().set(b0);
-        f.get(L.batch).get(t).i32(1).add().mul().get(T).divs().set(b1);
+        // Whole matrices per chunk.
+        f.get(L.batch).set(count);
         f.get(L.acc).set(accb);
-        f.for(b, (g) => g.get(b0), (g) => g.get(b1), 1, () => call(0, 0, (g) => g.get(L.M), (g) => g.get(L.N)));
+        claim(() => {
+          f.get(chunk).set(b);
+          call(0, 0, (g) => g.get(L.M), (g) => g.get(L.N));
+        });
       },
       () => {
         f.if(
           (g) => g.get(L.N).get(L.M).ges(),
-          () => {
-            f.get(L.N).i32(NR - 1).add().i32(NR).divs().set(blocks);
-            f.get(blocks).get(t).mul().get(T).divs().i32(NR).mul().set(lo);
-            f.get(blocks).get(t).i32(1).add().mul().get(T).divs().i32(NR).mul().set(hi);
-            min(f, (g) => g.get(hi), (g) => g.get(L.N), b0, b1).set(hi);
-            f.if(
-              (g) => g.get(hi).get(lo).gts(),
-              () => {
-                f.for(b, 0, (g) => g.get(L.batch), 1, () => {
-                  f.get(L.acc).get(b).i32(0).gts().get(L.bsC).eqz().and().op(0x72).set(accb);
-                  call(0, (g) => g.get(lo), (g) => g.get(L.M), (g) => g.get(hi).get(lo).sub());
-                });
-              },
-            );
-          },
-          () => {
-            f.get(L.M).i32(MR - 1).add().i32(MR).divs().set(blocks);
-            f.get(blocks).get(t).mul().get(T).divs().i32(MR).mul().set(lo);
-            f.get(blocks).get(t).i32(1).add().mul().get(T).divs().i32(MR).mul().set(hi);
-            min(f, (g) => g.get(hi), (g) => g.get(L.M), b0, b1).set(hi);
-            f.if(
-              (g) => g.get(hi).get(lo).gts(),
-              () => {
-                f.for(b, 0, (g) => g.get(L.batch), 1, () => {
-                  f.get(L.acc).get(b).i32(0).gts().get(L.bsC).eqz().and().op(0x72).set(accb);
-                  call((g) => g.get(lo), 0, (g) => g.get(hi).get(lo).sub(), (g) => g.get(L.N));
-                });
-              },
-            );
-          },
+          () => slabs(L.N, NR, (lo, len) => call(0, lo, (g) => g.get(L.M), len)),
+          () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N))),
         );
       },
     );

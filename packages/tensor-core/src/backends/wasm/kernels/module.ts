@@ -17,9 +17,11 @@ export interface KernelConfig {
   unroll: number;
   /** How A values are broadcast: a load-splat per row, or one load and lane shuffles (mr % 4 == 0). */
   splat?: 'load' | 'shuffle';
+  /** Work chunks per thread a multi-threaded GEMM is cut into (claimed dynamically). */
+  chunks: number;
 }
 
-export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed'> = { mr: 4, nr: 8, kc: 256, mc: 96, nc: 1024, unroll: 1, splat: 'load' };
+export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed'> = { mr: 4, nr: 8, kc: 256, mc: 96, nc: 1024, unroll: 1, splat: 'load', chunks: 2 };
 
 /** Per-thread GEMM workspace: packed A block, packed B panel, an edge tile. */
 export function gemmWorkspaceBytes(c: KernelConfig): number {
