@@ -9,10 +9,10 @@
  */
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
-import { kilnAliases } from './vitest.shared.js';
+import { kilnAliases, clientConditions } from './vitest.shared.js';
 
 export default defineConfig({
-  resolve: { alias: kilnAliases },
+  resolve: { alias: kilnAliases, conditions: clientConditions },
   define: {
     __KILN_WEBGPU_REQUIRED__: JSON.stringify(Boolean(process.env.CI || process.env.KILN_WEBGPU_REQUIRED)),
   },

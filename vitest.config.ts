@@ -1,10 +1,11 @@
 import { configDefaults, defineConfig } from 'vitest/config';
-import { kilnAliases } from './vitest.shared.js';
+import { kilnAliases, serverConditions } from './vitest.shared.js';
 
 // The Node suite. WebGPU suites run under vitest.webgpu.config.ts (once per Vulkan driver) and
 // browser suites under vitest.browser.config.ts; scripts/test.mjs runs all three.
 export default defineConfig({
   resolve: { alias: kilnAliases },
+  ssr: { resolve: { conditions: serverConditions } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts', 'scripts/test/**/*.test.mjs'],
     exclude: [

@@ -16,6 +16,15 @@ export const kilnAliases = [
   })),
 ];
 
+/**
+ * Resolve conditions: `kiln-source` first, so that packages' `#node-only` imports (package.json
+ * `imports`) resolve to their sources too, then Vite's defaults (`defaultServerConditions`,
+ * `defaultClientConditions`; vite itself is not a root dependency). In a browser the `browser`
+ * condition maps `#node-only` to each package's throwing browser module.
+ */
+export const serverConditions = ['kiln-source', 'module', 'node', 'development|production'];
+export const clientConditions = ['kiln-source', 'module', 'browser', 'development|production'];
+
 /** Suites that need a WebGPU adapter; they run under vitest.webgpu.config.ts, once per driver. */
 export const webgpuSuites = [
   'packages/*/test/parity-webgpu*.test.ts',

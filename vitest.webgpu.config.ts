@@ -8,10 +8,11 @@
  * With `CI` or `KILN_WEBGPU_REQUIRED` set, a missing adapter fails the run instead of skipping.
  */
 import { defineConfig } from 'vitest/config';
-import { kilnAliases, webgpuSuites } from './vitest.shared.js';
+import { kilnAliases, webgpuSuites, serverConditions } from './vitest.shared.js';
 
 export default defineConfig({
   resolve: { alias: kilnAliases },
+  ssr: { resolve: { conditions: serverConditions } },
   test: {
     include: webgpuSuites,
     env: { KILN_TEST_BACKENDS: 'webgpu' },

@@ -53,41 +53,6 @@ function serveModel(): Plugin {
   };
 }
 
-/**
- * Kiln's packages reach their Node-only files (filesystem loaders, the Hub client, worker_threads)
- * through dynamic `import()`, which a dev server never requests in a browser but a production
- * bundle would pull in (and fail on, with `node:` builtins and Node-only exports). In the packages'
- * sources, a dynamic import of a `node:` builtin, of a Node entry (`@kiln/x/node`, `./node.js`,
- * `*-node.js`), of `@huggingface/hub`/`tsx`, or of a file that statically imports `node:` modules
- * becomes a rejected promise that says so; calling such a path in the page is an error anyway.
- */
-function dropNodeOnlyImports(): Plugin {
-  const packages = resolve(here, '../../packages') + sep;
-  const nodeOnly = (spec: string, importer: string): boolean => {
-    if (/^node:|^tsx\/|^@huggingface\/hub|^@jsquash\/|\/node$|(^|[/-])node\.js$/.test(spec)) return true;
-    if (!spec.startsWith('.')) return false;
-    const file = resolve(importer, '..', spec.replace(/\.js$/, '.ts'));
-    return existsSync(file) && /^import [^;]*from '(node:|@kiln\/[a-z-]+\/node'|@huggingface\/hub')/m.test(readFileSync(file, 'utf8'));
-  };
-  return {
-    name: 'kiln-drop-node-only-imports',
-    enforce: 'pre',
-    transform(code, id) {
-      if (!id.startsWith(packages) || !id.endsWith('.ts')) return null;
-      // tensor-core's entry installs its backends when it loads, but its package.json says
-      // `"sideEffects": false`, so a bundler would drop that code; keep it.
-      if (id.endsWith(`tensor-core${sep}src${sep}index.ts`)) return { code, map: null, moduleSideEffects: true };
-      let changed = false;
-      const out = code.replace(/\bimport\((['"])([^'"]+)\1\)/g, (all, _q: string, spec: string) => {
-        if (!nodeOnly(spec, id)) return all;
-        changed = true;
-        return `Promise.reject(new Error(${JSON.stringify(`${spec} is Node only (imported by ${relative(packages, id)}); not available in the browser`)}))`;
-      });
-      return changed ? { code: out, map: null } : null;
-    },
-  };
-}
-
 // Cross-origin isolation gives the page SharedArrayBuffer, so the wasm backend runs threaded.
 const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
@@ -97,8 +62,10 @@ export default defineConfig({
   base: './',
   // The workspace's packages are used from their TypeScript sources (their `kiln-source` export).
   resolve: { conditions: ['kiln-source', ...defaultClientConditions] },
-  plugins: [dropNodeOnlyImports(), serveModel()],
-  worker: { format: 'es', plugins: () => [dropNodeOnlyImports()] },
+  // Node-only modules (file loaders, the Hub client) resolve to browser builds that throw
+  // NodeOnlyError, through the packages' `browser` export and import conditions.
+  plugins: [serveModel()],
+  worker: { format: 'es' },
   server: { headers: isolation },
   preview: { headers: isolation },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },

@@ -32,7 +32,7 @@ async function gunzip(bytes: Uint8Array, file: string): Promise<Uint8Array> {
 /** Read OpenAI's merges file from a URL: `file:` through Node's fs, anything else with fetch. */
 async function readMergesUrl(url: URL): Promise<string> {
   if (url.protocol === 'file:') {
-    const { readMergesFile } = await import('./node.js');
+    const { readMergesFile } = await import('#node-only');
     return readMergesFile(url);
   }
   let bytes: Uint8Array;

@@ -207,7 +207,7 @@ export class CLIPTokenizer {
    * ```
    */
   static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<CLIPTokenizer> {
-    const { readPretrainedFiles } = await import('./node.js');
+    const { readPretrainedFiles } = await import('#node-only');
     const { files, names } = await readPretrainedFiles(dir);
     return CLIPTokenizer.fromHuggingFaceFiles(files, { ...options, names });
   }
@@ -224,7 +224,7 @@ export class CLIPTokenizer {
    * ```
    */
   static async fromMergesFile(path: string, options: LoadOptions = {}): Promise<CLIPTokenizer> {
-    const { readMergesFile } = await import('./node.js');
+    const { readMergesFile } = await import('#node-only');
     return CLIPTokenizer.fromMergesText(await readMergesFile(path), { ...options, file: path });
   }
 
@@ -240,7 +240,7 @@ export class CLIPTokenizer {
    * ```
    */
   async savePretrained(dir: string): Promise<void> {
-    const { writeFilesAtomically } = await import('./node.js');
+    const { writeFilesAtomically } = await import('#node-only');
     await writeFilesAtomically(dir, this.toHuggingFaceFiles());
   }
 

@@ -163,3 +163,42 @@ export class SafetensorsError extends k.KilnError {
 export class OptimizerError extends k.KilnError {
   override name = 'OptimizerError';
 }
+
+/**
+ * A Node-only feature (reading or writing files, the Hub client) called in a browser. Bundlers
+ * resolve Kiln's Node-only modules (`@kiln/nn/node`, the loaders behind `fromPretrained`,
+ * `savePretrained`, `fromSingleFile`) to browser builds through the `browser` export condition;
+ * those builds throw this instead of pulling `node:` modules into the bundle. In a browser, load
+ * weights from bytes instead (`parseSafetensors`, `loadWeights`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await UNet2DConditionModel.fromPretrained('./sd15', { subfolder: 'unet' });
+ * } catch (err) {
+ *   if (err instanceof NodeOnlyError) console.log(err.feature); // 'loadPretrained (@kiln/nn/node)'
+ * }
+ * ```
+ */
+export class NodeOnlyError extends k.KilnError {
+  override name = 'NodeOnlyError';
+  constructor(readonly feature: string) {
+    super(`${feature} needs Node (it reads or writes files); in a browser, fetch the bytes and use parseSafetensors/loadWeights`);
+  }
+}
+
+/**
+ * The browser build of a Node-only function: throws {@link NodeOnlyError} naming it. What the
+ * `browser` builds of Kiln's Node-only modules export in place of each function.
+ *
+ * @example
+ * ```ts
+ * export const readVAEFolder = nodeOnly('readVAEFolder (@kiln/vae)');
+ * ```
+ */
+export function nodeOnly(feature: string): (...args: never[]) => never {
+  // A function, not an arrow, so that `new` on a stubbed class throws this error too.
+  return function nodeOnlyStub(): never {
+    throw new NodeOnlyError(feature);
+  };
+}

@@ -18,7 +18,7 @@
  * ```
  * @packageDocumentation
  */
-export { StateDictError, SafetensorsError, OptimizerError, ConfigError, configIssueLines } from './errors.js';
+export { StateDictError, SafetensorsError, OptimizerError, ConfigError, configIssueLines, NodeOnlyError, nodeOnly } from './errors.js';
 export type { ShapeMismatch, InvalidValue, StateDictErrorDetails, SafetensorsErrorCode } from './errors.js';
 export { parameter, isParameter } from './parameter.js';
 export type { Parameter } from './parameter.js';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { NodeOnlyError } from '@kiln/nn';
 
 const src = fileURLToPath(new URL('../src/', import.meta.url));
 
@@ -30,5 +31,18 @@ describe('entry points', () => {
     expect([...main.specifiers].filter((s) => s.startsWith('node:'))).toEqual([]);
     const node = reachable(join(src, 'node.ts'));
     expect([...node.specifiers].filter((s) => s.startsWith('node:')).sort()).toEqual(['node:crypto', 'node:fs/promises', 'node:path']);
+  });
+
+  it("@kiln/nn/node's browser build has the same names, reaches no node: module, and throws NodeOnlyError", async () => {
+    const node = await import('../src/node.js');
+    const browser: Record<string, unknown> = await import('../src/node.browser.js');
+    expect(Object.keys(browser).sort()).toEqual(Object.keys(node).sort());
+    expect([...reachable(join(src, 'node.browser.ts')).specifiers].filter((s) => s.startsWith('node:'))).toEqual([]);
+    expect(browser.WEIGHTS_NAMES).toEqual(node.WEIGHTS_NAMES);
+    const load = browser.loadPretrained as () => unknown;
+    expect(load).toThrow(NodeOnlyError);
+    expect(load).toThrow(/loadPretrained \(@kiln\/nn\/node\) needs Node/);
+    const File = browser.SafetensorsFile as new () => unknown;
+    expect(() => new File()).toThrow(NodeOnlyError);
   });
 });

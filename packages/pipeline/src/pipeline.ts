@@ -111,7 +111,7 @@ export class StableDiffusionPipeline {
    */
   static async fromPretrained(source: string, options: PipelineLoadOptions = {}): Promise<StableDiffusionPipeline> {
     if (source.endsWith('.safetensors')) return StableDiffusionPipeline.fromSingleFile(source, { dtype: options.dtype });
-    const { loadPipelineFolder } = await import('./load-folder.js');
+    const { loadPipelineFolder } = await import('#node-only');
     return new StableDiffusionPipeline(await loadPipelineFolder(source, options));
   }
 
@@ -142,7 +142,7 @@ export class StableDiffusionPipeline {
    * ```
    */
   async savePretrained(dir: string, options: { variant?: string } = {}): Promise<void> {
-    const { savePipelineFolder } = await import('./save-folder.js');
+    const { savePipelineFolder } = await import('#node-only');
     await savePipelineFolder(dir, this, options);
   }
 
@@ -165,7 +165,7 @@ export class StableDiffusionPipeline {
   async loadLoraWeights(source: string | LoraWeights, options: LoadLoraOptions = {}): Promise<string> {
     const host = this.loraHost;
     if (typeof source !== 'string') return attachLora(host, source, 'LoRA weights', options);
-    const { readPipelineLora } = await import('./lora-file.js');
+    const { readPipelineLora } = await import('#node-only');
     const { file, lora, release } = await readPipelineLora(source, host, options.weightName);
     try {
       return attachLora(host, lora, file, options);

@@ -171,7 +171,7 @@ export class AutoencoderKL extends Module {
    * ```
    */
   static async fromPretrained(dir: string, options: VAEPretrainedOptions = {}): Promise<AutoencoderKL> {
-    const { readVAEFolder } = await import('./node.js');
+    const { readVAEFolder } = await import('#node-only');
     return readVAEFolder(dir, options, (c) => new AutoencoderKL(c, { dtype: options.dtype }));
   }
 

@@ -15,17 +15,9 @@ import { skipInit } from '../skip-init.js';
 import type { LoadStateDictResult } from '../state-dict.js';
 import { entriesOf, nullRecord } from '../state-dict.js';
 import { writeFileAtomic } from './atomic.js';
+import { WEIGHTS_NAMES } from './weights-names.js';
 
-/**
- * The weight file base names of the two layouts: diffusers (`unet/diffusion_pytorch_model.safetensors`)
- * and transformers (`text_encoder/model.safetensors`).
- *
- * @example
- * ```ts
- * WEIGHTS_NAMES.diffusers; // 'diffusion_pytorch_model'
- * ```
- */
-export const WEIGHTS_NAMES = { diffusers: 'diffusion_pytorch_model', transformers: 'model' } as const;
+export { WEIGHTS_NAMES };
 
 /** Where in a model folder the weights are. @example await loadPretrained('./sd15', { subfolder: 'unet', variant: 'fp16', config: UNetConfigSchema, build: (c) => new UNet2DConditionModel(c) }); */
 export interface WeightsLocation {
