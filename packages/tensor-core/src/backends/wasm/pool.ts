@@ -143,8 +143,8 @@ export class Engine {
   readonly threads: number;
   readonly relaxed: boolean;
   readonly config: KernelConfig;
-  /** Single-thread work estimates (µs) below this run on the calling thread only. */
-  readonly parallelMinUs: number;
+  /** Single-thread work estimates (µs) below this run on the calling thread only (may be changed at run time). */
+  parallelMinUs: number;
   /** See `EngineOptions.spinUs`. */
   readonly spinUs: number;
   private workers: WorkerLike[] = [];
