@@ -56,7 +56,15 @@ export class GradScaler {
     this.growthInterval = o.growthInterval ?? 2000;
   }
 
-  /** Records one optimizer step: `foundInf` backs the scale off, otherwise it grows every `growthInterval` steps. */
+  /**
+   * Records one optimizer step: `foundInf` backs the scale off, otherwise it grows every `growthInterval` steps.
+   *
+   * @example
+   * ```ts
+   * const s = new GradScaler({ initScale: 1024 });
+   * s.update(true); // s.scale === 512
+   * ```
+   */
   update(foundInf: boolean): void {
     if (foundInf) {
       this.scale *= this.backoffFactor;
@@ -72,13 +80,27 @@ export class GradScaler {
     }
   }
 
-  /** The state a checkpoint stores. */
+  /**
+   * The state a checkpoint stores.
+   *
+   * @example
+   * ```ts
+   * new GradScaler().stateDict(); // { scale: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000, growthTracker: 0 }
+   * ```
+   */
   stateDict(): GradScalerState {
     const { scale, growthFactor, backoffFactor, growthInterval, growthTracker } = this;
     return { scale, growthFactor, backoffFactor, growthInterval, growthTracker };
   }
 
-  /** A scaler in the state `state` (from {@link GradScaler.stateDict}). */
+  /**
+   * A scaler in the state `state` (from {@link GradScaler.stateDict}).
+   *
+   * @example
+   * ```ts
+   * const resumed = GradScaler.fromState(scaler.stateDict());
+   * ```
+   */
   static fromState(state: GradScalerState): GradScaler {
     const s = new GradScaler({ ...state, initScale: state.scale });
     s.growthTracker = state.growthTracker;

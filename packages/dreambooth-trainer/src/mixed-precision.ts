@@ -72,12 +72,27 @@ export class MixedPrecision {
     for (const m of o.modules) m.to(o.dtype);
   }
 
-  /** The loss to call `backward()` on: × the loss scale with fp16, unchanged with bf16. */
+  /**
+   * The loss to call `backward()` on: × the loss scale with fp16, unchanged with bf16.
+   *
+   * @example
+   * ```ts
+   * k.tidy(() => amp.scaleLoss(loss).backward());
+   * ```
+   */
   scaleLoss(loss: k.Tensor): k.Tensor {
     return this.scaler ? loss.mul(this.scaler.scale) : loss;
   }
 
-  /** Moves the models' half-precision gradients into the masters' float32 gradients (summing across micro-batches). */
+  /**
+   * Moves the models' half-precision gradients into the masters' float32 gradients (summing across micro-batches).
+   *
+   * @example
+   * ```ts
+   * k.tidy(() => amp.scaleLoss(loss).backward());
+   * amp.collectGrads(); // amp.masters[i].grad is float32
+   * ```
+   */
   collectGrads(): void {
     const working = this.#o.trained();
     k.noGrad(() => {
@@ -103,6 +118,12 @@ export class MixedPrecision {
    * `maxGradNorm`, and steps `optimizer` unless (fp16) a gradient is inf or NaN; then updates
    * the loss scale and copies the new masters into the models. Returns whether the step was
    * applied. The caller zeroes the gradients either way.
+   *
+   * @example
+   * ```ts
+   * if (!(await amp.step(optimizer, 1.0))) console.log(`skipped; loss scale now ${amp.scaler!.scale}`);
+   * optimizer.zeroGrad();
+   * ```
    */
   async step(optimizer: Pick<Optimizer<BaseHyper>, 'step'>, maxGradNorm: number): Promise<boolean> {
     const scaler = this.scaler;
@@ -132,13 +153,27 @@ export class MixedPrecision {
     return true;
   }
 
-  /** Copies the masters into the models' half-precision parameters. */
+  /**
+   * Copies the masters into the models' half-precision parameters ({@link step} does it after each update).
+   *
+   * @example
+   * ```ts
+   * amp.syncWorking();
+   * ```
+   */
   syncWorking(): void {
     const working = this.#o.trained();
     k.noGrad(() => k.tidy(() => working.forEach((p, i) => p.assign_(k.cast(this.masters[i], this.dtype)))));
   }
 
-  /** Runs `fn` with the trained modules in float32 holding the masters' exact values (to save them), then casts them back. */
+  /**
+   * Runs `fn` with the trained modules in float32 holding the masters' exact values (to save them), then casts them back.
+   *
+   * @example
+   * ```ts
+   * await amp.withMasterWeights(() => unet.savePretrained('out/unet')); // float32 weights
+   * ```
+   */
   async withMasterWeights<T>(fn: () => Promise<T>): Promise<T> {
     const modules = this.#o.trainedModules();
     for (const m of modules) m.to('float32');
@@ -151,7 +186,14 @@ export class MixedPrecision {
     }
   }
 
-  /** Frees the masters and their gradients. */
+  /**
+   * Frees the masters and their gradients.
+   *
+   * @example
+   * ```ts
+   * amp.dispose();
+   * ```
+   */
   dispose(): void {
     for (const m of this.masters) {
       m.grad?.dispose();
