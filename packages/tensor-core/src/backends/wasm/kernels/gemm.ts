@@ -9,6 +9,9 @@ import type { Expr } from '../emit.js';
 import { field, min } from './module.js';
 import type { KernelConfig, ModuleBuilder } from './module.js';
 
+/** Rows or columns a GEMM slab keeps at least when the work is cut into more parts than threads. */
+const SLAB_MIN = 256;
+
 /** `task_gemm` descriptor field indices (i32 slots). */
 export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17, next: 18 } as const;
 
@@ -359,8 +362,12 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
     /** Slabs of `dim` (a multiple of `unit` wide, about dim/(T·chunks)); `run(lo, len)` does one. */
     const slabs = (dim: number, unit: number, run: (lo: Expr, len: Expr) => void) => {
       f.get(dim).i32(unit - 1).add().i32(unit).divs().set(blocks);
-      // Blocks per chunk: ceil(blocks / (T·chunks)), at least 1.
-      f.get(blocks).get(T).i32(c.chunks).mul().tee(per).add().i32(1).sub().get(per).divs().set(per);
+      // Parts: T·chunks when every part still spans SLAB_MIN rows/columns, else T (each part
+      // re-packs the other operand, which small products, e.g. Winograd's, cannot amortise).
+      f.get(T).i32(c.chunks).mul().set(per);
+      f.if((g) => g.get(blocks).get(per).i32(Math.ceil(SLAB_MIN / unit)).mul().lts(), () => f.get(T).set(per));
+      // Blocks per part: ceil(blocks / parts), at least 1.
+      f.get(blocks).get(per).add().i32(1).sub().get(per).divs().set(per);
       f.get(per).get(per).eqz().add().set(per);
       f.get(blocks).get(per).add().i32(1).sub().get(per).divs().set(count);
       f.get(per).i32(unit).mul().set(per);
