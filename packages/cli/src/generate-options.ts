@@ -1,18 +1,28 @@
 import { parseArgs } from 'node:util';
 import { GenerationOptionsSchema } from '@kiln/pipeline';
-import type { GenerationOptions } from '@kiln/pipeline';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { UsageError } from './usage-error.js';
 
 /**
  * One generation: the fields of a `--batch` line, and the command line's generation flags
- * (`--negative-prompt` is `negativePrompt`, …). Unknown fields are errors. The schema lives in
- * `@kiln/pipeline`, so `@kiln/jobs` validates `generate` payloads with the same one.
+ * (`--negative-prompt` is `negativePrompt`, …). Unknown fields are errors. The text-to-image
+ * fields are `@kiln/pipeline`'s schema, which `@kiln/jobs` validates `generate` payloads with;
+ * `image` and `strength` (img2img, which reads a local file) are the command's own.
  */
-export const JobSchema = GenerationOptionsSchema;
+export const JobSchema = GenerationOptionsSchema.extend({
+  /** img2img's starting image: a PNG, JPEG or WebP file. */
+  image: z.string().min(1).optional(),
+  /** img2img's denoising strength in (0, 1] (default 0.8, as diffusers). */
+  strength: z
+    .preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), z.number().gt(0).max(1))
+    .optional(),
+});
 
 /** A validated job. */
-export type Job = GenerationOptions;
+export type Job = z.output<typeof JobSchema>;
+
+/** img2img's default strength (diffusers' `StableDiffusionImg2ImgPipeline`). */
+export const DEFAULT_STRENGTH = 0.8;
 
 /** The flags of `kiln generate`, each with its job field (if any), value name and default as `--help` shows them. */
 const FLAGS = {
@@ -31,6 +41,18 @@ const FLAGS = {
   width: { field: 'width', arg: 'PX', help: 'image width, a multiple of 8', def: "the model's (512 for SD 1.x)" },
   height: { field: 'height', arg: 'PX', help: 'image height, a multiple of 8', def: "the model's (512 for SD 1.x)" },
   'num-images': { field: 'numImages', arg: 'N', help: 'images per prompt', def: '1' },
+  image: {
+    field: 'image',
+    arg: 'FILE',
+    help: 'image to image: start from this PNG, JPEG or WebP, resized to --width × --height',
+    def: 'none: text to image',
+  },
+  strength: {
+    field: 'strength',
+    arg: 'S',
+    help: 'with --image: how far the image is noised before denoising, in (0, 1] (1 ignores its content)',
+    def: String(DEFAULT_STRENGTH),
+  },
   out: { field: null, arg: 'DIR', help: 'where images and results.jsonl go', def: 'outputs' },
   batch: { field: null, arg: 'FILE', help: 'prompts.jsonl: one JSON object per line with the fields below', def: undefined },
   backend: { field: null, arg: 'NAME', help: 'wasm, cpu or webgpu', def: 'wasm' },
@@ -46,16 +68,18 @@ type Flag = keyof typeof FLAGS;
 
 export const GENERATE_USAGE = `kiln generate --model SOURCE (--prompt TEXT | --batch FILE) [options]
 
-Text to image with a Stable Diffusion 1.x model. Writes PNGs (with the generation parameters in
-their 'parameters' text chunk, as AUTOMATIC1111 writes them) and results.jsonl (one line per
-prompt: files, seeds, timings or the error) into --out. A rerun skips prompts already done.
+Text to image with a Stable Diffusion 1.x model, or image to image with --image. Writes PNGs (with
+the generation parameters in their 'parameters' text chunk, as AUTOMATIC1111 writes them, with
+'Denoising strength' for image to image) and results.jsonl (one line per prompt: files, seeds,
+timings or the error) into --out. A rerun skips prompts already done.
 
 options:
 ${(Object.entries(FLAGS) as [Flag, (typeof FLAGS)[Flag]][]).map(([name, f]) => `  --${`${name} ${f.arg}`.padEnd(24)} ${f.help}${f.def === undefined ? '' : ` (default: ${f.def})`}`).join('\n')}
 
 --batch lines take the generation options as camelCase fields: {"prompt": "…", "negativePrompt": "…",
 "steps": 30, "guidanceScale": 7.5, "seed": 1, "scheduler": "euler_a", "width": 512, "height": 512,
-"numImages": 1}; the command line's values are their defaults.`;
+"numImages": 1, "image": "start.png", "strength": 0.6}; the command line's values are their defaults.
+A line's relative "image" path is relative to the batch file's folder.`;
 
 /** The parsed command line. */
 export interface GenerateArgs {

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import { StableDiffusionPipeline, formatParameters } from '@kiln/pipeline';
 import { writePng } from '@kiln/pipeline/node';
 import { z } from 'zod';
-import { GENERATE_USAGE, describeIssues, parseGenerateArgs, parseJob } from './generate-options.js';
+import { DEFAULT_STRENGTH, GENERATE_USAGE, describeIssues, parseGenerateArgs, parseJob } from './generate-options.js';
 import type { Job } from './generate-options.js';
+import { decodeInitImage, initImageTensor } from './init-image.js';
+import type { RgbImage } from '@kiln/dreambooth-trainer';
 import { downloadReporter, progressLine } from './progress.js';
 import { appendResult, readResults } from './results-log.js';
 import type { ResultLine } from './results-log.js';
@@ -50,9 +52,39 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
   if (!k.listBackends().includes(a.backend)) throw new UsageError(`--backend ${a.backend}: not one of ${k.listBackends().join(', ')}`);
 
   for (const { file } of a.loras) if (!(await exists(file))) throw new UsageError(`--lora ${file}: no such file or folder`);
+  if (!a.batch && a.fields.strength !== undefined && a.fields.image === undefined)
+    throw new UsageError(`--strength is for image to image: give --image FILE too\n\n${GENERATE_USAGE}`);
+  // Decoded images by absolute path; the command line's is checked before anything is written.
+  const images = new Map<string, RgbImage>();
+  const decoded = async (path: string) => {
+    if (!images.has(path)) images.set(path, await decodeInitImage(path));
+    return images.get(path)!;
+  };
+  if (a.fields.image !== undefined) await decoded(resolve(a.fields.image));
   // The LoRAs are part of what an input means: a rerun with other ones does not skip it.
   const loraKey = a.loras.map((l) => `\n--lora ${resolve(l.file)}:${l.scale}`).join('');
-  const hash = (text: string) => createHash('sha256').update(`${a.model}${loraKey}\n${text}`).digest('hex');
+  // So is a starting image's content: a rerun after the image changed is not skipped.
+  const imageKey = async (text: string) => {
+    const path = imagePathOf(text) ?? (a.fields.image === undefined ? undefined : resolve(a.fields.image));
+    if (path === undefined) return '';
+    const bytes = await readFile(path).catch(() => null);
+    return `\n--image ${bytes ? createHash('sha256').update(bytes).digest('hex') : 'unreadable'}`;
+  };
+  const imagePathOf = (text: string) => {
+    if (!a.batch) return undefined;
+    const line: unknown = JSON.parse(text);
+    const image = typeof line === 'object' && line !== null ? (line as { image?: unknown }).image : undefined;
+    return typeof image === 'string' ? resolve(dirname(a.batch), image) : undefined;
+  };
+  const hash = async (text: string) => {
+    let key = '';
+    try {
+      key = await imageKey(text);
+    } catch {
+      // A line that is not JSON: its error is reported when it runs.
+    }
+    return createHash('sha256').update(`${a.model}${loraKey}${key}\n${text}`).digest('hex');
+  };
   let inputs: Input[];
   if (a.batch) {
     let text: string;
@@ -61,10 +93,11 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
     } catch (e) {
       throw new UsageError(`--batch ${a.batch}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    inputs = text.split(/\r?\n/).flatMap((t, i) => (t.trim() === '' ? [] : [{ line: i + 1, text: t, hash: hash(t) }]));
+    inputs = [];
+    for (const [i, t] of text.split(/\r?\n/).entries()) if (t.trim() !== '') inputs.push({ line: i + 1, text: t, hash: await hash(t) });
   } else {
     const t = JSON.stringify(a.fields);
-    inputs = [{ line: 1, text: t, hash: hash(t) }];
+    inputs = [{ line: 1, text: t, hash: await hash(t) }];
   }
 
   await mkdir(a.out, { recursive: true });
@@ -86,7 +119,11 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
       const base: ResultLine = { line: input.line, input: input.hash };
       let job: Job;
       try {
-        job = a.batch ? parseJob(a.fields, parseLine(input.text)) : parseJob(a.fields);
+        const line = a.batch ? parseLine(input.text) : undefined;
+        job = parseJob(a.fields, line);
+        // The command line's --image is relative to the working folder, a line's to the batch file's.
+        if (job.image !== undefined) job.image = resolve(typeof line?.image === 'string' ? dirname(a.batch!) : '.', job.image);
+        if (job.strength !== undefined && job.image === undefined) throw new Error('strength: is for image to image; give image too');
       } catch (e) {
         const error = e instanceof z.ZodError ? describeIssues(e) : (e as Error).message;
         io.err(`kiln generate: ${a.batch ?? 'prompt'}:${input.line}: ${error}`);
@@ -105,7 +142,15 @@ export async function generate(args: readonly string[], io: CommandIO): Promise<
       }
       const stem = a.batch ? `${String(input.line).padStart(5, '0')}-${input.hash.slice(0, 8)}` : input.hash.slice(0, 8);
       try {
-        const result = await runJob(pipe, job, { model: a.model, out: a.out, stem, io, job: n + 1, jobs: inputs.length });
+        const result = await runJob(pipe, job, {
+          model: a.model,
+          out: a.out,
+          stem,
+          io,
+          job: n + 1,
+          jobs: inputs.length,
+          image: job.image === undefined ? undefined : await decoded(job.image),
+        });
         await appendResult(resultsPath, { ...base, prompt: job.prompt, ...result });
         counts.images += result.files.length;
       } catch (e) {
@@ -153,6 +198,8 @@ interface JobContext {
   io: CommandIO;
   job: number;
   jobs: number;
+  /** img2img's decoded starting image (job.image). */
+  image?: RgbImage;
 }
 
 /** Generates a job's images one at a time (image i from seed + i), each written atomically before the next starts. */
@@ -172,17 +219,17 @@ async function runJob(
     const start = performance.now();
     let lastReport = start;
     let loopEnd = start;
-    const { rgba, images, scheduler } = await pipe.txt2img({
+    let ran = 0;
+    const common = {
       prompt: job.prompt,
       negativePrompt: job.negativePrompt,
       numInferenceSteps: job.steps,
       guidanceScale: job.guidanceScale,
       scheduler: job.scheduler,
-      width: job.width,
-      height: job.height,
       seed,
-      callback: ({ step, numSteps }) => {
+      callback: ({ step, numSteps }: { step: number; numSteps: number }) => {
         const now = (loopEnd = performance.now());
+        ran = step + 1;
         const line = progressLine({
           job: c.job,
           jobs: c.jobs,
@@ -198,7 +245,19 @@ async function runJob(
           lastReport = now;
         }
       },
-    });
+    };
+    let result: Awaited<ReturnType<StableDiffusionPipeline['txt2img']>>;
+    if (c.image) {
+      // The output size: --width/--height, else the model's (as for text to image); the image is resized to it.
+      const size = (pipe.unet.config.sample_size ?? 64) * pipe.vaeScaleFactor;
+      const image = initImageTensor(c.image, job.width ?? size, job.height ?? size);
+      try {
+        result = await pipe.img2img({ ...common, image, strength: job.strength ?? DEFAULT_STRENGTH });
+      } finally {
+        image.dispose();
+      }
+    } else result = await pipe.txt2img({ ...common, width: job.width, height: job.height });
+    const { rgba, images, scheduler } = result;
     const [W, H] = [rgba[0].width, rgba[0].height];
     images.dispose();
     const file = `${c.stem}-${i}.png`;
@@ -212,11 +271,12 @@ async function runJob(
       width: W,
       height: H,
       model: basename(c.model),
+      ...(c.image ? { denoisingStrength: job.strength ?? DEFAULT_STRENGTH } : {}),
     });
     await writePng(join(c.out, file), rgba[0], { parameters });
     const ms = performance.now() - start;
     stepsMs += loopEnd - start; // prompt encoding counts towards the first step, as in diffusers' progress bar
-    stepsRun += job.steps;
+    stepsRun += ran;
     files.push(file);
     seeds.push(seed);
     imagesMs.push(Math.round(ms));

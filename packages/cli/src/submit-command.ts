@@ -56,6 +56,9 @@ export async function submitCommand(args: readonly string[], io: CommandIO): Pro
     if (type === 'generate' && g.batch)
       throw new UsageError(`kiln submit generate takes --prompt; use generate-batch for --batch\n\n${SUBMIT_USAGE}`);
     if (type === 'generate-batch' && !g.batch) throw new UsageError(`kiln submit generate-batch needs --batch FILE\n\n${SUBMIT_USAGE}`);
+    // A worker runs on another machine with its own storage: it cannot read a local starting image.
+    if (g.fields.image !== undefined || g.fields.strength !== undefined)
+      throw new UsageError(`kiln submit ${type}: --image and --strength are for kiln generate on this machine (workers run text to image)`);
     jobType = type;
     if (g.batch) {
       const text = await readFile(g.batch, 'utf8').catch((e: NodeJS.ErrnoException) => {

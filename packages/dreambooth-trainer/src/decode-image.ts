@@ -12,7 +12,14 @@ export interface RgbImage {
 
 const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-/** Whether the bytes are a RIFF/WEBP file. */
+/**
+ * Whether the bytes are a RIFF/WEBP file (which {@link decodeImage} leaves to `decodeWebp` in `@kiln/dreambooth-trainer/node`).
+ *
+ * @example
+ * ```ts
+ * const img = isWebp(bytes) ? await decodeWebp(bytes, path) : decodeImage(bytes, path);
+ * ```
+ */
 export const isWebp = (b: Uint8Array) =>
   b.length > 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...b.subarray(8, 12)) === 'WEBP';
 

@@ -15,6 +15,8 @@ export { trainDreamBooth, runTrainer } from './train.js';
 export type { StepInfo, TrainHooks, TrainResult } from './train.js';
 export { parseTrainerArgs, readConfigFile, trainerHelp, readFlags } from './args.js';
 export { loadImageFolder, listImages, IMAGE_EXTENSIONS } from './image-folder.js';
+export { decodeWebp } from './webp-node.js';
+export { isWebp } from './decode-image.js';
 export type { ImageFolderOptions } from './image-folder.js';
 export { generateClassImages } from './class-images.js';
 export type { ClassImageOptions } from './class-images.js';

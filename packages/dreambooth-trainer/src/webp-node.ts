@@ -16,7 +16,15 @@ function decoder() {
   return ready;
 }
 
-/** Decodes a WebP file (lossy or lossless, alpha dropped as PIL's convert('RGB') does) into RGB in [0, 1]. */
+/**
+ * Decodes a WebP file (lossy or lossless, alpha dropped as PIL's convert('RGB') does) into RGB in [0, 1].
+ * Bytes that do not decode are a `DatasetError` naming `name`.
+ *
+ * @example
+ * ```ts
+ * const img = await decodeWebp(await readFile('dog/1.webp'), 'dog/1.webp'); // { width, height, data }
+ * ```
+ */
 export async function decodeWebp(bytes: Uint8Array, name: string): Promise<RgbImage> {
   let img: { width: number; height: number; data: Uint8ClampedArray };
   try {

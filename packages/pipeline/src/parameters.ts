@@ -15,6 +15,8 @@ export interface GenerationParameters {
   model?: string;
   /** Whether the scheduler used Karras sigmas ("DPM++ 2M Karras"). */
   karras?: boolean;
+  /** img2img's strength (written as the front ends' "Denoising strength"). */
+  denoisingStrength?: number;
 }
 
 /** AUTOMATIC1111's sampler names for diffusers' scheduler classes. */
@@ -47,6 +49,7 @@ export function formatParameters(p: GenerationParameters): string {
     ['Seed', p.seed],
     ['Size', `${p.width}x${p.height}`],
     ['Model', p.model],
+    ['Denoising strength', p.denoisingStrength],
     ['Clip skip', p.clipSkip === undefined ? undefined : p.clipSkip + 1],
   ];
   // A1111 quotes a value holding its separators so that the line parses back.

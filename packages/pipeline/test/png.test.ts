@@ -29,9 +29,10 @@ describe('PNG output', () => {
         karras: true,
         clipSkip: 1,
         model: 'sd15',
+        denoisingStrength: 0.6,
       }),
     ).toBe(
-      'a fox\nNegative prompt: blurry, dark\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: sd15, Clip skip: 2',
+      'a fox\nNegative prompt: blurry, dark\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: sd15, Denoising strength: 0.6, Clip skip: 2',
     );
   });
 
