@@ -6,6 +6,7 @@
  *   pnpm bench                      # all cases, threads = cores
  *   pnpm bench --threads 2 --reps 5 --cases gemm_1024,conv2d_3x3_fwd_bwd --no-torch
  *   pnpm bench --backends wasm,cpu,webgpu   # other Kiln backends join when they initialise
+ *   pnpm bench --threads 1 --out latest-1thread --torch-pinned   # results/latest-1thread.{json,md}; PyTorch pinned
  *
  * The cpu backend (the f64 reference) is skipped on the large cases (each case says why); the
  * webgpu backend has its own runner for small shapes, benchmarks/webgpu.ts.
@@ -37,6 +38,8 @@ const only = opt('cases')?.split(',');
 const noTorch = args.includes('--no-torch');
 const backends = (opt('backends') ?? 'wasm,cpu').split(',');
 const torchPinned = args.includes('--torch-pinned');
+/** Results file base name under results/ (default latest: latest.json and latest.md). */
+const outName = opt('out') ?? 'latest';
 /** Variables that pin OpenBLAS to one kernel set (set on some machines for old OpenBLAS builds). */
 const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
@@ -318,7 +321,7 @@ async function main(): Promise<void> {
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(here, 'results', `${outName}.json`), `${JSON.stringify(result, null, 2)}\n`);
   const rows = [['case', 'backend', 'threads', 'median ms', 'GFLOP/s', 'GB/s', 'efficiency', 'torch ms', 'Kiln/torch']];
   for (const e of entries) {
     rows.push([
@@ -343,7 +346,7 @@ async function main(): Promise<void> {
     ? `; PyTorch OpenBLAS ${started.info.blas_core ?? '?'} ${Object.keys(started.info.pinned).length ? 'pinned' : 'unpinned'}${started.info.fallback ? ' (fallback)' : ''}`
     : '';
   const text = `Kiln benchmarks, ${result.date}, ${result.cpu_info.model} × ${result.cpu_info.logical}, ${threads} thread(s), relaxed SIMD ${result.relaxedSimd ? 'on' : 'off'}\nwasm SIMD128 peak: ${peaks}${blas}\n\n${table.join('\n')}\n`;
-  writeFileSync(join(here, 'results', 'latest.md'), text);
+  writeFileSync(join(here, 'results', `${outName}.md`), text);
   console.log(text);
 }
 
