@@ -1,6 +1,13 @@
 import { z } from 'zod';
 
-/** Options of {@link GradScaler}: `torch.cuda.amp.GradScaler`'s arguments and defaults. */
+/**
+ * Options of {@link GradScaler}: `torch.cuda.amp.GradScaler`'s arguments and defaults.
+ *
+ * @example
+ * ```ts
+ * const scaler = new GradScaler({ initScale: 2 ** 16, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 });
+ * ```
+ */
 export interface GradScalerOptions {
   /** The first loss scale (default 2¹⁶). */
   initScale?: number;
@@ -12,7 +19,24 @@ export interface GradScalerOptions {
   growthInterval?: number;
 }
 
-/** Everything a {@link GradScaler} is, as checkpoints store it (PyTorch's `GradScaler.state_dict()` fields). */
+/**
+ * A {@link GradScaler}'s state, as `checkpoint-N/trainer_state.json` holds it.
+ *
+ * @example
+ * ```ts
+ * const state: GradScalerState = { scale: 32768, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000, growthTracker: 12 };
+ * ```
+ */
+export interface GradScalerState {
+  scale: number;
+  growthFactor: number;
+  backoffFactor: number;
+  growthInterval: number;
+  /** Finite steps in a row since the last change of scale. */
+  growthTracker: number;
+}
+
+/** Validates a checkpoint's {@link GradScalerState} (PyTorch's `GradScaler.state_dict()` fields). */
 export const GradScalerStateSchema = z.object({
   scale: z.number().positive(),
   growthFactor: z.number().gt(1),
@@ -20,8 +44,6 @@ export const GradScalerStateSchema = z.object({
   growthInterval: z.number().int().min(1),
   growthTracker: z.number().int().min(0),
 });
-/** A {@link GradScaler}'s state. */
-export type GradScalerState = z.infer<typeof GradScalerStateSchema>;
 
 /**
  * Dynamic loss scaling for float16 training, as `torch.cuda.amp.GradScaler` does it: the loss is

@@ -3,7 +3,14 @@ import { clipGradNorm, parameter } from '@kiln/nn';
 import type { BaseHyper, Module, Optimizer, Parameter } from '@kiln/nn';
 import { GradScaler } from './grad-scaler.js';
 
-/** The half-precision dtypes a run can compute in. */
+/**
+ * The half-precision dtypes a run can compute in.
+ *
+ * @example
+ * ```ts
+ * const dtype: HalfDType = halfDTypeOf('fp16')!; // 'float16'
+ * ```
+ */
 export type HalfDType = 'float16' | 'bfloat16';
 
 /**
@@ -20,7 +27,14 @@ export function halfDTypeOf(precision: string | null): HalfDType | null {
   return precision === 'fp16' ? 'float16' : precision === 'bf16' ? 'bfloat16' : null;
 }
 
-/** Options of {@link MixedPrecision}. */
+/**
+ * Options of {@link MixedPrecision}.
+ *
+ * @example
+ * ```ts
+ * const options: MixedPrecisionOptions = { dtype: 'bfloat16', trained: () => unet.parameters(), trainedModules: () => [unet], modules: [unet, vae], scaler: null };
+ * ```
+ */
 export interface MixedPrecisionOptions {
   dtype: HalfDType;
   /** The trained parameters in the optimizer's order, read afresh each time (casting a module replaces its parameter objects). */
