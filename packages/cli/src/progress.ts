@@ -34,9 +34,10 @@ export function formatBytes(n: number): string {
 /**
  * The progress line of one Hub file download: size so far of the total, percent, speed and time
  * left, e.g. `downloading unet/diffusion_pytorch_model.safetensors 1.20 GB/3.44 GB 35% 45.1 MB/s ETA 50s`.
+ * A resumed download's speed counts only the bytes received in this run (`bytes − resumedFrom`).
  */
-export function downloadLine(p: { path: string; bytes: number; total: number | null; elapsedMs: number }): string {
-  const rate = p.bytes / Math.max(p.elapsedMs / 1000, 1e-9);
+export function downloadLine(p: { path: string; bytes: number; total: number | null; elapsedMs: number; resumedFrom?: number }): string {
+  const rate = (p.bytes - (p.resumedFrom ?? 0)) / Math.max(p.elapsedMs / 1000, 1e-9);
   const speed = `${formatBytes(rate)}/s`;
   if (p.total === null) return `downloading ${p.path} ${formatBytes(p.bytes)} ${speed}`;
   const percent = Math.floor((100 * p.bytes) / Math.max(p.total, 1));
@@ -53,17 +54,17 @@ export function downloadReporter(
   io: { err: (s: string) => void; progress?: (line: string) => void },
   prefix = '',
   clock: () => number = () => performance.now(),
-): (info: { path: string; bytes: number; total: number | null }) => void {
+): (info: { path: string; bytes: number; total: number | null; resumedFrom?: number }) => void {
   let file = '';
   let started = 0;
   let shown = -Infinity;
-  return ({ path, bytes, total }) => {
+  return ({ path, bytes, total, resumedFrom }) => {
     const now = clock();
     if (path !== file) [file, started, shown] = [path, now, -Infinity];
     const done = total !== null && bytes >= total;
     if (!done && now - shown < (io.progress ? 100 : 5000)) return;
     shown = now;
-    const line = downloadLine({ path, bytes, total, elapsedMs: now - started });
+    const line = downloadLine({ path, bytes, total, elapsedMs: now - started, resumedFrom });
     if (io.progress) io.progress(line);
     else io.err(`${prefix}${line}`);
   };

@@ -19,6 +19,10 @@ describe('download progress', () => {
       'downloading unet/diffusion_pytorch_model.safetensors 1.20 GB/3.44 GB 34% 45.1 MB/s ETA 50s',
     );
     expect(downloadLine({ path: 'a', bytes: 2000, total: null, elapsedMs: 1000 })).toBe('downloading a 2.00 kB 2.00 kB/s');
+    // Resumed at 3 GB: the speed and time left count only this run's 100 MB in 2 s.
+    expect(downloadLine({ path: 'u', bytes: 3.1e9, total: 3.44e9, elapsedMs: 2000, resumedFrom: 3e9 })).toBe(
+      'downloading u 3.10 GB/3.44 GB 90% 50.0 MB/s ETA 7s',
+    );
   });
 
   it('redraws a terminal at most 10 times a second and prints a log every 5 s and at each file end', () => {

@@ -61,7 +61,8 @@ interface DownloadRequest {
   storage: string;
   commit: string;
   headers: Record<string, string>;
-  onProgress?: (bytes: number, total: number) => void;
+  /** Bytes on disk so far, of `total`; `resumedFrom` of them were there before this run. */
+  onProgress?: (bytes: number, total: number, resumedFrom: number) => void;
 }
 
 /** An HTTP error, with the status `hubError` turns into "not found" for 401/403/404. */
@@ -124,7 +125,7 @@ async function fetchInto(r: DownloadRequest, part: string, have: number): Promis
     for (let next = await reader.read(); !next.done; next = await reader.read()) {
       await handle.write(next.value);
       bytes += next.value.byteLength;
-      r.onProgress?.(bytes, r.file.size);
+      r.onProgress?.(bytes, r.file.size, resumedFrom);
     }
     await handle.sync();
   } finally {

@@ -22,7 +22,9 @@ export interface HubOptions {
 }
 
 /**
- * Where a file download stands: bytes received so far of `total` (the response's Content-Length, or null).
+ * Where a file download stands: bytes of the file on disk so far of `total` (its size, or null),
+ * `resumedFrom` of which were already there when this run started (a resumed download; 0 for a
+ * fresh one), so that a speed is `(bytes − resumedFrom) / elapsed`.
  *
  * @example
  * ```ts
@@ -35,6 +37,7 @@ export interface DownloadProgress {
   path: string;
   bytes: number;
   total: number | null;
+  resumedFrom?: number;
 }
 
 /** A Hub model id (`org/name`), as opposed to a local path. */
@@ -155,7 +158,9 @@ export async function downloadPipeline(repo: string, options: HubOptions = {}): 
         storage,
         commit,
         headers: accessToken ? { Authorization: `Bearer ${accessToken}` } : {},
-        ...(onProgress ? { onProgress: (bytes: number, total: number) => onProgress({ path, bytes, total }) } : {}),
+        ...(onProgress
+          ? { onProgress: (bytes: number, total: number, resumedFrom: number) => onProgress({ path, bytes, total, resumedFrom }) }
+          : {}),
       });
     } catch (e) {
       if (e instanceof HubDownloadError) throw e;

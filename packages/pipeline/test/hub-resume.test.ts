@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineError } from '@kiln/pipeline';
 import { HubDownloadError, downloadPipeline } from '@kiln/pipeline/node';
+import type { DownloadProgress } from '@kiln/pipeline/node';
 import { tinyModelFolder } from './helpers.js';
 import { COMMIT, REPO, startHubServer } from './hub-server.js';
 import type { HubServer } from './hub-server.js';
@@ -69,7 +70,7 @@ describe('downloadPipeline: resuming interrupted downloads', () => {
   it('a download cut mid-file resumes from the bytes on disk: only the rest is requested, and the file is byte-identical', async () => {
     const storage = useHub();
     const have = await interrupted(storage, Math.floor(unet.length * 0.6));
-    const progress: { path: string; bytes: number; total: number | null }[] = [];
+    const progress: DownloadProgress[] = [];
     await downloadPipeline(REPO, { onProgress: (p) => void (p.path === UNET && progress.push(p)) });
 
     const [resume, ...others] = unetRequests();
@@ -84,7 +85,7 @@ describe('downloadPipeline: resuming interrupted downloads', () => {
     expect(existsSync(`${blob(storage)}.incomplete`)).toBe(false);
     // Progress counts the bytes already on disk: it starts past them and ends at the size.
     expect(progress[0]!.bytes).toBeGreaterThan(have);
-    expect(progress.at(-1)).toEqual({ path: UNET, bytes: unet.length, total: unet.length });
+    expect(progress.at(-1)).toEqual({ path: UNET, bytes: unet.length, total: unet.length, resumedFrom: have });
   }, 60_000);
 
   it('a server that ignores Range (200 with the whole file) restarts the file cleanly', async () => {
