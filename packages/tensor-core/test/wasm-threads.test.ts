@@ -70,6 +70,24 @@ describe('wasm thread sharing', () => {
     expect(ref[i * N + j]).toBeCloseTo(s, 4);
   });
 
+  it('GEMM with a transposed B (whole strided strips and a ragged one) matches an f64 sum', async () => {
+    const [M, K, N] = [19, 23, 37];
+    const bt = view([1, N, K], 5);
+    // The same storage read as B[K, N] with strides (1, K): B[k][n] = bt[n][k].
+    const b: V = { ...bt, shape: [1, K, N], strides: [N * K, 1, K] };
+    const a = view([1, M, K], 6);
+    const got = (await three).matmul(a, b);
+    expect(Array.from((await one).matmul(a, b))).toEqual(Array.from(got));
+    let worst = 0;
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a.storage[i * K + k] * bt.storage[j * K + k];
+        worst = Math.max(worst, Math.abs(got[i * N + j] - s));
+      }
+    expect(worst).toBeLessThan(1e-5);
+  });
+
   it('elementwise SIMD ops give the same result under the threshold as across threads', async () => {
     const x = view([1 << 15], 3);
     const y = view([1 << 15], 4);

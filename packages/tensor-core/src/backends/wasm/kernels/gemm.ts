@@ -163,19 +163,32 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
             f.get(dst).i32(NR * 4).add().set(dst);
           });
         },
-        () => {
-          f.for(kk, 0, (g) => g.get(k), 1, () => {
-            for (let j = 0; j < NR; j++) {
-              f.if(
-                (g) => g.get(cols).i32(j).gts(),
-                () => f.get(dst).get(p).get(offs[j]).add().f32load().f32store(4 * j),
-                () => f.get(dst).f32(0).f32store(4 * j),
-              );
-            }
-            f.get(p).get(rs).add().set(p);
-            f.get(dst).i32(NR * 4).add().set(dst);
-          });
-        },
+        () =>
+          f.if(
+            (g) => g.get(cols).i32(NR).eq(),
+            // A whole strip of a strided (e.g. transposed) B: straight-line gathers, no per-element test.
+            () => {
+              f.for(kk, 0, (g) => g.get(k), 1, () => {
+                for (let j = 0; j < NR; j++) f.get(dst).get(p).get(offs[j]).add().f32load().f32store(4 * j);
+                f.get(p).get(rs).add().set(p);
+                f.get(dst).i32(NR * 4).add().set(dst);
+              });
+            },
+            // The ragged last strip: zero padded.
+            () => {
+              f.for(kk, 0, (g) => g.get(k), 1, () => {
+                for (let j = 0; j < NR; j++) {
+                  f.if(
+                    (g) => g.get(cols).i32(j).gts(),
+                    () => f.get(dst).get(p).get(offs[j]).add().f32load().f32store(4 * j),
+                    () => f.get(dst).f32(0).f32store(4 * j),
+                  );
+                }
+                f.get(p).get(rs).add().set(p);
+                f.get(dst).i32(NR * 4).add().set(dst);
+              });
+            },
+          ),
       );
     });
     mod.add(f);
