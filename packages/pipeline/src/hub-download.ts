@@ -2,10 +2,10 @@
 // does it: the bytes go to `blobs/<etag>.incomplete`, an interrupted download resumes from the
 // bytes already there (an HTTP Range request), the whole file is checked (size; sha-256 for LFS
 // files) and renamed to `blobs/<etag>`, and `snapshots/<commit>/<path>` becomes a relative symlink to it.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, stat, symlink, truncate } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
 import { PipelineError } from './errors.js';
 
 /**
@@ -164,14 +164,60 @@ async function verify(file: HubFile, part: string): Promise<void> {
  */
 async function link(blob: string, pointer: string): Promise<void> {
   await mkdir(dirname(pointer), { recursive: true });
-  const temp = `${pointer}.${process.pid}.tmp`;
-  await rm(temp, { force: true });
+  // A name of its own, so concurrent links of one pointer never share (or copy through) a temporary.
+  const temp = `${pointer}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     await symlink(relative(dirname(pointer), blob), temp);
-  } catch {
+  } catch (e) {
+    if (!['EPERM', 'ENOSYS', 'EOPNOTSUPP'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
     await copyFile(blob, temp);
   }
   await rename(temp, pointer);
+}
+
+/** How often a process waiting for another's download of the same blob looks again. */
+const LOCK_POLL_MS = 200;
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Runs `body` holding `lock` (created exclusively, holding our pid), so that two downloads of one
+ * blob (two `kiln generate`s, a worker pool) never append to the same `.incomplete` file. While
+ * another live process holds it, waits; returns null without running `body` if the blob appeared
+ * meanwhile. A lock whose process is gone (killed mid-download) is taken over. Per host: the pid
+ * means nothing to another machine sharing the cache.
+ */
+async function withBlobLock<T>(lock: string, blob: string, body: () => Promise<T>): Promise<T | null> {
+  await mkdir(dirname(lock), { recursive: true });
+  for (;;) {
+    if ((await sizeOf(blob)) !== null) return null;
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = await readFile(lock, 'utf8').catch(() => '');
+    const pid = Number(holder);
+    // Stale: its process is gone (an empty file is one killed between create and write).
+    if (!(Number.isSafeInteger(pid) && pid > 0 && alive(pid))) {
+      if ((await readFile(lock, 'utf8').catch(() => null)) === holder) await rm(lock, { force: true });
+      continue;
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+  try {
+    return await body();
+  } finally {
+    await rm(lock, { force: true });
+  }
 }
 
 /**
@@ -180,14 +226,16 @@ async function link(blob: string, pointer: string): Promise<void> {
  * bytes a previous, interrupted run left there (a `Range: bytes=N-` request; a server that answers
  * with the whole file restarts it cleanly). The file gets its final name only once its size, and
  * for LFS files its sha-256, match the Hub's listing: a mismatch is a {@link HubDownloadError}
- * naming the file, and the untrustworthy partial file is deleted.
+ * naming the file, and the untrustworthy partial file is deleted. Concurrent downloads of one blob
+ * take turns on `.locks/<repo folder>/<etag>.kiln.lock` (beside huggingface_hub's own locks).
  */
 export async function downloadToCache(r: DownloadRequest): Promise<DownloadOutcome> {
   const blob = join(r.storage, 'blobs', r.file.etag);
   const pointer = join(r.storage, 'snapshots', r.commit, r.file.path);
+  const lock = join(dirname(r.storage), '.locks', basename(r.storage), `${r.file.etag}.kiln.lock`);
   let outcome: DownloadOutcome = { resumedFrom: 0, received: 0 };
-  if ((await sizeOf(blob)) === null) {
-    await mkdir(dirname(blob), { recursive: true });
+  await mkdir(dirname(blob), { recursive: true });
+  const done = await withBlobLock(lock, blob, async () => {
     const part = `${blob}.incomplete`;
     let have = (await sizeOf(part)) ?? 0;
     if (have > r.file.size) {
@@ -199,7 +247,8 @@ export async function downloadToCache(r: DownloadRequest): Promise<DownloadOutco
     else outcome = { resumedFrom: have, received: 0 };
     await verify(r.file, part);
     await rename(part, blob);
-  }
+    return outcome;
+  });
   await link(blob, pointer);
-  return outcome;
+  return done ?? outcome;
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,4 +170,19 @@ describe('downloadPipeline: resuming interrupted downloads', () => {
     expect(unetRequests().map((r) => [r.range, r.status, r.sent])).toEqual([[`bytes=${bytes}-`, 206, unet.length - bytes]]);
     expect(readFileSync(pointer(storage)).equals(unet)).toBe(true);
   }, 120_000);
+
+  it('two concurrent downloads of one model take turns: the weights are fetched once, and a lock left by a dead process is taken over', async () => {
+    const storage = useHub();
+    const lockDir = join(storage, '..', '.locks', 'models--kiln-test--tiny-sd');
+    const unetLock = join(lockDir, `${sha256(unet)}.kiln.lock`);
+    // A lock from a process that no longer runs (one SIGKILLed mid-download leaves this).
+    mkdirSync(lockDir, { recursive: true });
+    writeFileSync(unetLock, '999999999');
+    const [a, b] = await Promise.all([downloadPipeline(REPO), downloadPipeline(REPO)]);
+    expect(a).toBe(b);
+    expect(unetRequests().map((r) => [r.range, r.sent])).toEqual([[undefined, unet.length]]);
+    expect(readFileSync(pointer(storage)).equals(unet)).toBe(true);
+    expect(existsSync(unetLock)).toBe(false);
+    expect(readdirSync(join(storage, 'blobs')).filter((f) => !/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(f))).toEqual([]);
+  }, 60_000);
 });
