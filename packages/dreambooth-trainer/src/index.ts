@@ -26,9 +26,9 @@ export { resizeBilinear, resizeShorterSide, cropToChw, centerCropOffsets } from 
 export { DreamBoothDataset } from './dataset.js';
 export type { Example, TransformOptions, BatchRows } from './dataset.js';
 export { epochPermutation, keyedRandom } from './rng.js';
+export { dreamBoothLoss } from './loss.js';
 export { GradScaler } from './grad-scaler.js';
 export type { GradScalerOptions, GradScalerState } from './grad-scaler.js';
 export { MixedPrecision, halfDTypeOf } from './mixed-precision.js';
 export type { HalfDType, MixedPrecisionOptions } from './mixed-precision.js';
-export { dreamBoothLoss } from './loss.js';
 export type { LossInputs, LossTerms } from './loss.js';
