@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     latent_size: size,
     backend: 'wasm',
     threads,
+    date: new Date().toISOString(),
   };
   for (const m of modes) {
     const r = runMode(m);
