@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { trainDreamBooth } from '../src/node.js';
 import type { StepInfo } from '../src/node.js';
 import type { TrainerConfigInput } from '../src/index.js';
@@ -152,7 +153,12 @@ describe('trainDreamBooth --mixed_precision', () => {
       snr_gamma: 5,
     };
     const full = tempDir('mp-full');
+    const loads = vi.spyOn(StableDiffusionPipeline, 'fromPretrained');
     const a = await trainDreamBooth({ ...cfg, output_dir: full }, { log: () => {} });
+    // --prior_generation_precision fp16: a float16 pipeline made the class images, then the float32 one trained
+    // (and the output read the frozen VAE and text encoder again); a later run finds the images and loads no float16 one.
+    expect(loads.mock.calls.map(([, o]) => o?.dtype)).toEqual(['float16', undefined, undefined]);
+    loads.mockClear();
     const split = tempDir('mp-split');
     const controller = new AbortController();
     const stopAt = 1 + Math.floor(Math.random() * 2);
@@ -165,6 +171,7 @@ describe('trainDreamBooth --mixed_precision', () => {
     expect(saved.gradScaler).toEqual({ scale: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000, growthTracker: stopAt });
     expect(dtypesOf(join(split, `checkpoint-${stopAt}`, 'unet', 'diffusion_pytorch_model.safetensors'))).toEqual(new Set(['F32']));
     const b2 = await trainDreamBooth({ ...cfg, output_dir: split, resume_from_checkpoint: 'latest' }, { log: () => {} });
+    expect(loads.mock.calls.map(([, o]) => o?.dtype)).not.toContain('float16');
     expect([...b1.losses, ...b2.losses]).toEqual(a.losses);
     const unet = ['unet', 'diffusion_pytorch_model.safetensors'];
     expect(file(split, ...unet).equals(file(full, ...unet))).toBe(true);
