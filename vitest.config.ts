@@ -15,6 +15,8 @@ export default defineConfig({
       'packages/*/test/webgpu*.test.ts',
     ],
     testTimeout: 120_000,
+    // Setup hooks write tiny models and images; on a loaded 2-core machine that outlasts the 10 s default.
+    hookTimeout: 120_000,
     pool: 'forks',
   },
 });
