@@ -54,7 +54,8 @@ describe('dreamBoothLoss', () => {
     it(`${predictionType}, snr_gamma ${gamma}: instance MSE (weighted) + λ × prior MSE`, async () => {
       const latents = k.randn(shape, { seed: 1 });
       const pred = k.randn(shape, { seed: 2 });
-      const unet = { forward: () => ({ sample: pred }) } as unknown as UNet2DConditionModel;
+      // convIn's weight gives the dtype the UNet computes in (float32 here; half under mixed precision).
+      const unet = { convIn: { weight: pred }, forward: () => ({ sample: pred }) } as unknown as UNet2DConditionModel;
       const out = dreamBoothLoss({
         unet,
         scheduler,
