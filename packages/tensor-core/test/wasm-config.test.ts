@@ -9,24 +9,10 @@ import type { View } from '@kiln/tensor-core';
 import { createWasmBackend } from '../src/backends/wasm/index.js';
 import type { WasmBackendOptions } from '../src/backends/wasm/index.js';
 import { hasRelaxedSimd, hasSimd } from '../src/backends/wasm/emit.js';
+import { seededView } from './seeded-view.js';
 
 type V = View<Float32Array>;
-function view(shape: number[], seed: number): V {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  let s = seed * 7919 + 1;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  const strides: number[] = [];
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = acc;
-    acc *= shape[i];
-  }
-  return { storage: data, dtype: 'float32', shape, strides, offset: 0 };
-}
+const view = seededView;
 
 function maxRelErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
   let worst = 0;

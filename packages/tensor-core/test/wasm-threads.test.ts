@@ -7,24 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend } from '../src/backends/wasm/index.js';
 import type { WasmBackend } from '../src/backends/wasm/index.js';
 import type { View } from '@kiln/tensor-core';
+import { seededView } from './seeded-view.js';
 
 type V = View<Float32Array>;
-function view(shape: number[], seed: number): V {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  let s = seed * 7919 + 1;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  const strides: number[] = [];
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = acc;
-    acc *= shape[i];
-  }
-  return { storage: data, dtype: 'float32', shape, strides, offset: 0 };
-}
+const view = seededView;
 
 describe('wasm thread sharing', () => {
   const made: Promise<WasmBackend>[] = [];
