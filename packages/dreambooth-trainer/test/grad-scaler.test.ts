@@ -4,10 +4,11 @@
  * Linear whose gradients are known in closed form (loss = Σ W·x + b ⇒ ∂W = 1·xᵀ, ∂b = 1).
  */
 import * as k from '@kiln/tensor-core';
-import { Linear, SGD } from '@kiln/nn';
+import { SGD } from '@kiln/nn';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GradScaler, GradScalerStateSchema } from '../src/grad-scaler.js';
-import { MixedPrecision, halfDTypeOf } from '../src/mixed-precision.js';
+import { halfDTypeOf } from '../src/mixed-precision.js';
+import { mixedLinear } from './mixed-linear.js';
 
 beforeAll(async () => {
   await k.useBackend('cpu');
@@ -56,26 +57,9 @@ describe('GradScaler', () => {
 
 describe('MixedPrecision', () => {
   const setup = (o: { scale: number; growthInterval?: number; dtype?: 'float16' | 'bfloat16' }) => {
-    const lin = new Linear(3, 2);
-    k.noGrad(() => {
-      lin.weight.assign_(
-        k.tensor([
-          [0.5, -0.25, 1],
-          [2, 0.125, -1],
-        ]),
-      );
-      lin.bias!.assign_(k.tensor([0.5, -0.5]));
-    });
     const dtype = o.dtype ?? 'float16';
-    const amp = new MixedPrecision({
-      dtype,
-      trained: () => lin.parameters(),
-      trainedModules: () => [lin],
-      modules: [lin],
-      scaler: dtype === 'float16' ? new GradScaler({ initScale: o.scale, growthInterval: o.growthInterval ?? 2000 }) : null,
-    });
+    const { lin, amp, x } = mixedLinear({ ...o, dtype });
     const opt = new SGD(amp.masters, { lr: 0.5 });
-    const x = k.tensor([[1, 2, 3]]);
     /** One micro-batch: forward in half precision, float32 loss, backward, gradients into the masters. */
     const micro = (scaleLoss = (l: k.Tensor) => amp.scaleLoss(l)) => {
       k.tidy(() => scaleLoss(lin.forward(x.to(dtype)).to('float32').sum()).backward());

@@ -8,11 +8,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
-import { Linear, SGD } from '@kiln/nn';
+import { SGD } from '@kiln/nn';
 import { describe, expect, it } from 'vitest';
 import { trainDreamBooth } from '../src/node.js';
-import { GradScaler } from '../src/grad-scaler.js';
-import { MixedPrecision } from '../src/mixed-precision.js';
+import { mixedLinear } from './mixed-linear.js';
 import type { TrainerConfigInput } from '../src/index.js';
 import { tempDir, tinyModel, writeImages } from './helpers.js';
 
@@ -29,25 +28,8 @@ const suite = unavailable === null ? describe : describe.skip;
 /** What grad-scaler.test.ts checks on cpu, on this adapter: loss = Σ W·x + b gives ∂W = 1·xᵀ, ∂b = 1. */
 async function linearStep(): Promise<void> {
   await k.useBackend('webgpu');
-  const lin = new Linear(3, 2);
-  k.noGrad(() => {
-    lin.weight.assign_(
-      k.tensor([
-        [0.5, -0.25, 1],
-        [2, 0.125, -1],
-      ]),
-    );
-    lin.bias!.assign_(k.tensor([0.5, -0.5]));
-  });
-  const amp = new MixedPrecision({
-    dtype: 'float16',
-    trained: () => lin.parameters(),
-    trainedModules: () => [lin],
-    modules: [lin],
-    scaler: new GradScaler({ initScale: 2 ** 10 }),
-  });
+  const { lin, amp, x } = mixedLinear({ dtype: 'float16', scale: 2 ** 10 });
   const opt = new SGD(amp.masters, { lr: 0.5 });
-  const x = k.tensor([[1, 2, 3]]);
   const micro = (factor: number) => {
     k.tidy(() => amp.scaleLoss(lin.forward(x.to('float16')).to('float32').sum().mul(factor)).backward());
     amp.collectGrads();
