@@ -91,6 +91,7 @@ describe('wasm kernels at block-crossing sizes', () => {
       [1, 13, 10],
       [0, 11, 9],
       [2, 6, 7],
+      [1, 18, 23], // whole groups of four tiles and a partial one per row
     ] as const) {
       const opts = { padding };
       const xs = [2, 10, H, W]; // 10 channels: the 4-wide weight transforms end on a partial group

@@ -6,9 +6,18 @@ import type { Conv2dParams } from '../../backend.js';
 import { conv2dOutputShape, convDims, numel } from '../../shape.js';
 import { pool } from './bufpool.js';
 import { IM2COL, WIN_MAT, WIN_TILE } from './kernels.js';
+import { winoPadBytes } from './kernels/winograd.js';
 import type { Scratch, WView } from './staging.js';
 
 type ConvGeom = ReturnType<Convolutions['convGeom']>;
+
+/**
+ * Element stride between the 36 Winograd components of a [36][rows][T] buffer: the size rounded
+ * up to 16 floats, plus 16. The tile transforms write (and read) all 36 components of a tile at
+ * once; with a stride of a multiple of 4 KiB (320 channels × 128 tiles is 40 × 4 KiB) the 36
+ * streams fall into one L1 set and evict each other, which the extra cache line avoids.
+ */
+const xiStride = (n: number): number => Math.ceil(n / 16) * 16 + 16;
 
 export class Convolutions {
   constructor(
@@ -81,9 +90,19 @@ export class Convolutions {
     return 36 * (C + O) * tiles * 4 + 36 * C * O * 4 < 1 << 30;
   }
 
-  private winoTile(task: 'task_wino_in' | 'task_wino_dy' | 'task_wino_out', f: Partial<Record<keyof typeof WIN_TILE, number>>): void {
-    const d = new Array<number>(13).fill(0);
+  /** A tile transform; tensors [36][C][tiles] with component stride sXi and channel stride sC. */
+  private winoTile(
+    task: 'task_wino_in' | 'task_wino_dy' | 'task_wino_out',
+    f: Omit<Record<keyof typeof WIN_TILE, number>, 'pad' | 'padStride' | 'ph' | 'pw'> & { ph?: number; pw?: number },
+  ): void {
+    const d = new Array<number>(14).fill(0);
     for (const [key, v] of Object.entries(f)) d[WIN_TILE[key as keyof typeof WIN_TILE]] = v;
+    if (task !== 'task_wino_out') {
+      // Each thread's zero-padded copy of the plane it transforms.
+      const padStride = winoPadBytes(f.tilesH, f.tilesW);
+      d[WIN_TILE.pad] = this.s.engine.alloc(padStride * this.s.engine.threads);
+      d[WIN_TILE.padStride] = padStride;
+    }
     this.s.engine.run(task, this.s.engine.desc(d));
   }
 
@@ -93,7 +112,7 @@ export class Convolutions {
     this.s.engine.run(task, this.s.engine.desc(d));
   }
 
-  /** y[N, Cout, Ho, Wo] = conv(src[N, Cin, H, W], U) where U = G g Gᵀ is already in scratch as [36][Cout][Cin]. */
+  /** y[N, Cout, Ho, Wo] = conv(src[N, Cin, H, W], U) where U = G g Gᵀ is already in scratch as [36][Cout][Cin] (component stride sU). */
   private winoConv(
     src: number,
     N: number,
@@ -103,6 +122,7 @@ export class Convolutions {
     ph: number,
     pw: number,
     U: number,
+    sU: number,
     Cout: number,
     Ho: number,
     Wo: number,
@@ -112,21 +132,23 @@ export class Convolutions {
     const tilesH = Math.ceil(Ho / 4);
     const tilesW = Math.ceil(Wo / 4);
     const T = N * tilesH * tilesW;
-    const V = e.alloc(36 * Cin * T * 4);
-    const M = e.alloc(36 * Cout * T * 4);
-    this.winoTile('task_wino_in', { src, N, C: Cin, H, W, ph, pw, tilesH, tilesW, dst: V, sXi: Cin * T, sC: T, sT: 1 });
+    const sV = xiStride(Cin * T);
+    const sM = xiStride(Cout * T);
+    const V = e.alloc(36 * sV * 4);
+    const M = e.alloc(36 * sM * 4);
+    this.winoTile('task_wino_in', { src, N, C: Cin, H, W, ph, pw, tilesH, tilesW, dst: V, sXi: sV, sC: T });
     this.s.gemm({
       A: U,
       rsA: Cin,
       csA: 1,
-      bsA: Cout * Cin,
+      bsA: sU,
       B: V,
       rsB: T,
       csB: 1,
-      bsB: Cin * T,
+      bsB: sV,
       C: M,
       ldc: T,
-      bsC: Cout * T,
+      bsC: sM,
       M: Cout,
       N: T,
       K: Cin,
@@ -134,7 +156,7 @@ export class Convolutions {
       acc: false,
       ws: this.s.workspaces(),
     });
-    this.winoTile('task_wino_out', { src: M, sXi: Cout * T, sC: T, sT: 1, N, C: Cout, H: Ho, W: Wo, tilesH, tilesW, dst: y });
+    this.winoTile('task_wino_out', { src: M, sXi: sM, sC: T, N, C: Cout, H: Ho, W: Wo, tilesH, tilesW, dst: y });
   }
 
   conv2d(x: WView, w: WView, p: Conv2dParams): Float32Array {
@@ -169,7 +191,8 @@ export class Convolutions {
       return this.s.copyOut(y, out);
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.Ho / 4) * Math.ceil(g.Wo / 4))) {
-      const U = e.alloc(36 * g.O * g.C * 4);
+      const sU = xiStride(g.O * g.C);
+      const U = e.alloc(36 * sU * 4);
       this.winoMat('task_wino_w', {
         src: ws_,
         sA: g.C * 9,
@@ -181,10 +204,10 @@ export class Convolutions {
         dst: U,
         dA: g.C,
         dB: 1,
-        dI: 6 * g.O * g.C,
-        dJ: g.O * g.C,
+        dI: 6 * sU,
+        dJ: sU,
       });
-      this.winoConv(xs, g.N, g.C, g.H, g.W, p.padding[0], p.padding[1], U, g.O, g.Ho, g.Wo, y);
+      this.winoConv(xs, g.N, g.C, g.H, g.W, p.padding[0], p.padding[1], U, sU, g.O, g.Ho, g.Wo, y);
       return this.s.copyOut(y, out);
     }
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
@@ -247,7 +270,8 @@ export class Convolutions {
     }
     if (this.winoOk(g.C, g.O, w.shape, p, g.N * Math.ceil(g.H / 4) * Math.ceil(g.W / 4))) {
       // The input gradient is the forward conv of gy with w flipped and transposed, padding 2 - p.
-      const U = e.alloc(36 * g.O * g.C * 4);
+      const sU = xiStride(g.O * g.C);
+      const U = e.alloc(36 * sU * 4);
       this.winoMat('task_wino_w', {
         src: ws_ + 8 * 4,
         sA: 9,
@@ -259,10 +283,10 @@ export class Convolutions {
         dst: U,
         dA: g.O,
         dB: 1,
-        dI: 6 * g.C * g.O,
-        dJ: g.C * g.O,
+        dI: 6 * sU,
+        dJ: sU,
       });
-      this.winoConv(gys, g.N, g.O, g.Ho, g.Wo, 2 - p.padding[0], 2 - p.padding[1], U, g.C, g.H, g.W, gx);
+      this.winoConv(gys, g.N, g.O, g.Ho, g.Wo, 2 - p.padding[0], 2 - p.padding[1], U, sU, g.C, g.H, g.W, gx);
       return this.s.copyOut(gx, out);
     }
     e.f32.fill(0, gx / 4, gx / 4 + out.length);
@@ -330,10 +354,14 @@ export class Convolutions {
       return this.s.copyOut(gw, out);
     }
     if (this.winoOk(g.C, g.O, weightShape, p, T)) {
-      // Z[ξ] = Σ_tiles (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, then dg = Gᵀ Z G.
-      const Vt = e.alloc(36 * T * g.C * 4);
-      const Wd = e.alloc(36 * g.O * T * 4);
-      const Z = e.alloc(36 * g.O * g.C * 4);
+      // Z[ξ] = Σ_tiles (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, then dg = Gᵀ Z G. Both transforms keep tiles
+      // innermost ([36][C][T], [36][O][T]); the GEMM reads V transposed.
+      const sV = xiStride(g.C * T);
+      const sW = xiStride(g.O * T);
+      const sZ = xiStride(g.O * g.C);
+      const V = e.alloc(36 * sV * 4);
+      const Wd = e.alloc(36 * sW * 4);
+      const Z = e.alloc(36 * sZ * 4);
       this.winoTile('task_wino_in', {
         src: xs,
         N: g.N,
@@ -344,38 +372,23 @@ export class Convolutions {
         pw: p.padding[1],
         tilesH,
         tilesW,
-        dst: Vt,
-        sXi: T * g.C,
-        sC: 1,
-        sT: g.C,
-      });
-      this.winoTile('task_wino_dy', {
-        src: gys,
-        N: g.N,
-        C: g.O,
-        H: g.Ho,
-        W: g.Wo,
-        ph: 0,
-        pw: 0,
-        tilesH,
-        tilesW,
-        dst: Wd,
-        sXi: g.O * T,
+        dst: V,
+        sXi: sV,
         sC: T,
-        sT: 1,
       });
+      this.winoTile('task_wino_dy', { src: gys, N: g.N, C: g.O, H: g.Ho, W: g.Wo, tilesH, tilesW, dst: Wd, sXi: sW, sC: T });
       this.s.gemm({
         A: Wd,
         rsA: T,
         csA: 1,
-        bsA: g.O * T,
-        B: Vt,
-        rsB: g.C,
-        csB: 1,
-        bsB: T * g.C,
+        bsA: sW,
+        B: V,
+        rsB: 1,
+        csB: T,
+        bsB: sV,
         C: Z,
         ldc: g.C,
-        bsC: g.O * g.C,
+        bsC: sZ,
         M: g.O,
         N: g.C,
         K: T,
@@ -387,8 +400,8 @@ export class Convolutions {
         src: Z,
         sA: g.C,
         sB: 1,
-        sI: 6 * g.O * g.C,
-        sJ: g.O * g.C,
+        sI: 6 * sZ,
+        sJ: sZ,
         nA: g.O,
         nB: g.C,
         dst: gw,

@@ -7,8 +7,9 @@
  *   weight grad:  W = A dy Aᵀ,  Z = Σ_tiles W ⊙ V (GEMMs over tiles),  dg = Gᵀ Z G
  *   input grad:   the forward with the weights flipped and transposed, padding 2 - p.
  */
-import { F32, Fn, I32, V128 } from '../emit.js';
+import { Fn, I32, V128 } from '../emit.js';
 import type { Expr } from '../emit.js';
+import { min } from './module.js';
 
 export const BT = [
   [4, 0, -5, 0, 1, 0],
@@ -34,51 +35,51 @@ export const AT = [
 ];
 const transpose = (m: number[][]): number[][] => m[0].map((_, j) => m.map((r) => r[j]));
 
-/** Tile-transform descriptor: a plane [C][H][W] per image, tiles of `step` with offset -pad. */
-export const WIN_TILE = { src: 0, N: 1, C: 2, H: 3, W: 4, ph: 5, pw: 6, tilesH: 7, tilesW: 8, dst: 9, sXi: 10, sC: 11, sT: 12 } as const;
+/**
+ * Tile-transform descriptor: planes [N·C][H][W]; tiles of step 4 at offset (-ph, -pw); the
+ * transformed tiles at dst[ξ·sXi + c·sC + tile] with tile = (n·tilesH + ty)·tilesW + tx (tiles
+ * adjacent, so four neighbours are one f32x4). `pad` is per-thread scratch, `padStride` bytes apart
+ * (`winoPadBytes`): the input transforms copy each plane into it zero-padded, so no tile needs a
+ * bounds check.
+ */
+export const WIN_TILE = { src: 0, N: 1, C: 2, H: 3, W: 4, ph: 5, pw: 6, tilesH: 7, tilesW: 8, dst: 9, sXi: 10, sC: 11, pad: 12, padStride: 13 } as const;
 /** Small-matrix transform descriptor: items (a, b), element (i, j) at a*sA + b*sB + i*sI + j*sJ. */
 export const WIN_MAT = { src: 0, sA: 1, sB: 2, sI: 3, sJ: 4, nA: 5, nB: 6, dst: 7, dA: 8, dB: 9, dI: 10, dJ: 11 } as const;
 export const WINOGRAD_TASKS = ['task_wino_in', 'task_wino_dy', 'task_wino_out', 'task_wino_w', 'task_wino_winv'] as const;
 
-const field = (d: number, i: number): Expr => (f) => f.get(d).i32load(i * 4);
-
-/** Emits `out = L · X · Lᵀ` over f32 locals (X: q×q, out: p×p, row-major). */
-function sandwich(f: Fn, L: number[][], X: number[], out: number[]): void {
-  const p = L.length;
-  const q = L[0].length;
-  const tmp = Array.from({ length: p * q }, () => f.local(F32));
-  const lin = (terms: [number, number][], dst: number) => {
-    let first = true;
-    for (const [c, loc] of terms) {
-      if (c === 0) continue;
-      if (first) {
-        f.get(loc);
-        if (c === -1) f.op(0x8c);
-        else if (c !== 1) f.f32(c).fmul();
-        first = false;
-      } else if (c === 1) f.get(loc).fadd();
-      else if (c === -1) f.get(loc).fsub();
-      else f.get(loc).f32(c).fmul().fadd();
-    }
-    if (first) f.f32(0);
-    f.set(dst);
-  };
-  for (let i = 0; i < p; i++)
-    for (let l = 0; l < q; l++)
-      lin(
-        L[i].map((c, k) => [c, X[k * q + l]]),
-        tmp[i * q + l],
-      );
-  for (let i = 0; i < p; i++)
-    for (let j = 0; j < p; j++)
-      lin(
-        L[j].map((c, l) => [c, tmp[i * q + l]]),
-        out[i * p + j],
-      );
+/** Bytes of one thread's zero-padded plane for the input transforms (a multiple of 64). */
+export function winoPadBytes(tilesH: number, tilesW: number): number {
+  const bytes = (tilesH * 4 + 2) * (Math.ceil(tilesW / 4) * 16 + 4) * 4;
+  return Math.ceil(bytes / 64) * 64;
 }
 
+const field = (d: number, i: number): Expr => (f) => f.get(d).i32load(i * 4);
 
-/** `sandwich` on f32x4 locals: four independent small matrices at once. */
+/** i8x16.shuffle of the two f32x4 on the stack, picking 32-bit lanes (0–3 first operand, 4–7 second). */
+function shuffle32(f: Fn, lanes: number[]): void {
+  f.simd(0x0d);
+  for (const l of lanes) f.code.push(4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3);
+}
+
+/** dst[l][m] = src[m][l]: four f32x4 locals transposed (8 shuffles); `tmp` are 4 scratch locals. */
+function transpose4(f: Fn, src: number[], dst: number[], tmp: number[]): void {
+  const step = (a: number, b: number, lanes: number[], to: number) => {
+    f.get(a).get(b);
+    shuffle32(f, lanes);
+    f.set(to);
+  };
+  // Interleave pairs of rows, then pairs of pairs.
+  for (const h of [0, 1]) {
+    step(src[2 * h], src[2 * h + 1], [0, 4, 1, 5], tmp[2 * h]);
+    step(src[2 * h], src[2 * h + 1], [2, 6, 3, 7], tmp[2 * h + 1]);
+  }
+  for (const h of [0, 1]) {
+    step(tmp[h], tmp[h + 2], [0, 1, 4, 5], dst[2 * h]);
+    step(tmp[h], tmp[h + 2], [2, 3, 6, 7], dst[2 * h + 1]);
+  }
+}
+
+/** Emits `out = L · X · Lᵀ` on f32x4 locals (X: q×q, out: p×p, row-major): four independent matrices at once. */
 function sandwichV(f: Fn, L: number[][], X: number[], out: number[]): void {
   const p = L.length;
   const q = L[0].length;
@@ -113,59 +114,102 @@ function sandwichV(f: Fn, L: number[][], X: number[], out: number[]): void {
       );
 }
 
+/** Reads the WIN_TILE fields into locals and emits this thread's share of the N·C planes. */
+function planes(f: Fn, F: Record<string, number>, t: number, T: number, body: (u: number, n: number, c: number) => void): void {
+  const [u, u0, u1, n, c] = Array.from({ length: 5 }, () => f.local(I32));
+  f.get(F.N).get(F.C).mul().get(t).mul().get(T).divs().set(u0);
+  f.get(F.N).get(F.C).mul().get(t).i32(1).add().mul().get(T).divs().set(u1);
+  f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
+    f.get(u).get(F.C).divs().set(n);
+    f.get(u).get(F.C).rems().set(c);
+    body(u, n, c);
+  });
+}
+
+function tileFn(name: string): { f: Fn; F: Record<string, number>; t: number; T: number } {
+  const f = new Fn(name, [I32, I32, I32]);
+  const F: Record<string, number> = {};
+  for (const key of Object.keys(WIN_TILE)) F[key] = f.local(I32);
+  for (const [key, i] of Object.entries(WIN_TILE)) f.set(F[key], field(0, i));
+  return { f, F, t: 1, T: 2 };
+}
+
 export function winogradFns(): Fn[] {
   const fns: Fn[] = [];
 
-  // Tile transforms from an image plane (input d with B, output-grad dy with A), zero outside.
+  // Tile transforms from an image plane (input d with B, output-grad dy with A), four horizontally
+  // adjacent tiles per f32x4. Each plane is first copied into the thread's zero-padded scratch
+  // plane (Hp × Wp), so every group of four tiles reads whole rows: 4 or 5 f32x4 loads per row,
+  // transposed into per-column vectors across the four tiles.
   const tileIn = (name: string, L: number[][]) => {
     const q = L[0].length;
     const p = L.length;
-    const f = new Fn(name, [I32, I32, I32]);
-    const [d, t, T] = [0, 1, 2];
-    const F: Record<string, number> = {};
-    for (const key of Object.keys(WIN_TILE)) F[key] = f.local(I32);
-    for (const [key, i] of Object.entries(WIN_TILE)) f.set(F[key], field(d, i));
-    const [u, u0, u1, n, c, ty, tx, plane, ih, iw, tile, base] = Array.from({ length: 12 }, () => f.local(I32));
-    const X = Array.from({ length: q * q }, () => f.local(F32));
-    const out = Array.from({ length: p * p }, () => f.local(F32));
-    f.get(F.N).get(F.C).mul().get(t).mul().get(T).divs().set(u0);
-    f.get(F.N).get(F.C).mul().get(t).i32(1).add().mul().get(T).divs().set(u1);
-    f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
-      f.get(u).get(F.C).divs().set(n);
-      f.get(u).get(F.C).rems().set(c);
-      f.get(F.src).get(u).get(F.H).mul().get(F.W).mul().i32(4).mul().add().set(plane);
-      f.for(ty, 0, (g) => g.get(F.tilesH), 1, () => {
-        f.for(tx, 0, (g) => g.get(F.tilesW), 1, () => {
-          f.get(ty).i32(4).mul().get(F.ph).sub().set(ih);
-          f.get(tx).i32(4).mul().get(F.pw).sub().set(iw);
+    const { f, F, t, T } = tileFn(name);
+    const [Wp, Hp, pb, rows, cols, r, j, s, dd, ty, g, tile, base, rowp, tA, tB] = Array.from({ length: 16 }, () => f.local(I32));
+    const X = Array.from({ length: q * q }, () => f.local(V128));
+    const out = Array.from({ length: p * p }, () => f.local(V128));
+    const v = Array.from({ length: 5 }, () => f.local(V128));
+    const tmp = Array.from({ length: 4 }, () => f.local(V128));
+    f.get(F.tilesW).i32(3).add().i32(2).shr_s().i32(16).mul().i32(4).add().set(Wp);
+    f.get(F.tilesH).i32(4).mul().i32(2).add().set(Hp);
+    f.get(F.pad).get(t).get(F.padStride).mul().add().set(pb);
+    f.get(pb).i32(0).get(Hp).get(Wp).mul().i32(4).mul().memfill();
+    // Rows and columns of the image that land inside the padded plane (the rest is never read).
+    min(f, (g2) => g2.get(F.H), (g2) => g2.get(Hp).get(F.ph).sub(), tA, tB).set(rows);
+    min(f, (g2) => g2.get(F.W), (g2) => g2.get(Wp).get(F.pw).sub(), tA, tB).set(cols);
+    planes(f, F, t, T, (u, n, c) => {
+      f.for(r, 0, (g2) => g2.get(rows), 1, () => {
+        f.get(F.src).get(u).get(F.H).mul().get(r).add().get(F.W).mul().i32(4).mul().add().set(s);
+        f.get(pb).get(r).get(F.ph).add().get(Wp).mul().get(F.pw).add().i32(4).mul().add().set(dd);
+        f.for(j, 0, (g2) => g2.get(cols).i32(3).sub(), 4, () => {
+          f.get(dd).get(j).i32(4).mul().add().get(s).get(j).i32(4).mul().add().v128load().v128store();
+        });
+        f.for(j, (g2) => g2.get(j), (g2) => g2.get(cols), 1, () => {
+          f.get(dd).get(j).i32(4).mul().add().get(s).get(j).i32(4).mul().add().f32load().f32store();
+        });
+      });
+      f.for(ty, 0, (g2) => g2.get(F.tilesH), 1, () => {
+        f.for(g, 0, (g2) => g2.get(F.tilesW), 4, () => {
+          f.get(pb).get(ty).i32(4).mul().get(Wp).mul().get(g).i32(4).mul().add().i32(4).mul().add().set(rowp);
+          for (let k = 0; k < q; k++) {
+            for (let m = 0; m < (q > 4 ? 5 : 4); m++) f.get(rowp).v128load(16 * m).set(v[m]);
+            const Xk = X.slice(k * q, k * q + 4);
+            transpose4(f, v.slice(0, 4), Xk, tmp);
+            // Columns 4 and 5 of the four tiles: one tile further along, the last from the fifth load.
+            for (let l = 4; l < q; l++) {
+              f.get(X[k * q + l - 4]).get(v[4]);
+              shuffle32(f, [1, 2, 3, l]);
+              f.set(X[k * q + l]);
+            }
+            if (k < q - 1) f.get(rowp).get(Wp).i32(4).mul().add().set(rowp);
+          }
+          sandwichV(f, L, X, out);
+          f.get(n).get(F.tilesH).mul().get(ty).add().get(F.tilesW).mul().get(g).add().set(tile);
+          f.get(F.dst).get(c).get(F.sC).mul().get(tile).add().i32(4).mul().add().set(base);
           f.if(
-            (g) => g.get(ih).i32(0).ges().get(iw).i32(0).ges().and().get(ih).i32(q).add().get(F.H).les().and().get(iw).i32(q).add().get(F.W).les().and(),
+            (g2) => g2.get(g).i32(4).add().get(F.tilesW).les(),
             () => {
-              // Interior tile: no bounds checks, constant column offsets.
-              f.get(plane).get(ih).get(F.W).mul().get(iw).add().i32(4).mul().add().set(base);
-              for (let kk = 0; kk < q; kk++) {
-                for (let l = 0; l < q; l++) f.get(base).f32load(4 * l).set(X[kk * q + l]);
-                f.get(base).get(F.W).i32(4).mul().add().set(base);
+              for (let xi = 0; xi < p * p; xi++) {
+                f.get(base).get(out[xi]).v128store();
+                if (xi < p * p - 1) f.get(base).get(F.sXi).i32(4).mul().add().set(base);
               }
             },
             () => {
-              for (let kk = 0; kk < q; kk++) {
-                f.get(ty).i32(4).mul().get(F.ph).sub().i32(kk).add().set(ih);
-                for (let l = 0; l < q; l++) {
-                  f.get(tx).i32(4).mul().get(F.pw).sub().i32(l).add().set(iw);
-                  f.f32(0).set(X[kk * q + l]);
-                  f.if(
-                    (g) => g.get(ih).i32(0).ges().get(ih).get(F.H).lts().and().get(iw).i32(0).ges().and().get(iw).get(F.W).lts().and(),
-                    () => f.get(plane).get(ih).get(F.W).mul().get(iw).add().i32(4).mul().add().f32load().set(X[kk * q + l]),
-                  );
-                }
+              // The row's last, partial group: only the tiles that exist.
+              for (let m = 0; m < 4; m++) {
+                f.if(
+                  (g2) => g2.get(g).i32(m).add().get(F.tilesW).lts(),
+                  () => {
+                    f.get(base).set(s);
+                    for (let xi = 0; xi < p * p; xi++) {
+                      f.get(s).get(out[xi]).vextract(m).f32store(4 * m);
+                      if (xi < p * p - 1) f.get(s).get(F.sXi).i32(4).mul().add().set(s);
+                    }
+                  },
+                );
               }
             },
           );
-          sandwich(f, L, X, out);
-          f.get(n).get(F.tilesH).mul().get(ty).add().get(F.tilesW).mul().get(tx).add().set(tile);
-          f.get(F.dst).get(c).get(F.sC).mul().get(tile).get(F.sT).mul().add().i32(4).mul().add().set(base);
-          for (let xi = 0; xi < p * p; xi++) f.get(base).get(out[xi]).f32store().get(base).get(F.sXi).i32(4).mul().add().set(base);
         });
       });
     });
@@ -174,40 +218,74 @@ export function winogradFns(): Fn[] {
   tileIn('task_wino_in', BT);
   tileIn('task_wino_dy', transpose(AT));
 
-  // Output transform: M[ξ][o][t] -> y[n][o] tiles of 4×4, clipped at the borders.
+  // Output transform: M[ξ][o][tile] -> y[n][o] tiles of 4×4, clipped at the borders; four
+  // adjacent tiles per f32x4, each output row transposed back into one f32x4 per tile.
   {
     const L = AT;
     const p = L.length;
     const q = L[0].length;
-    const f = new Fn('task_wino_out', [I32, I32, I32]);
-    const [d, t, T] = [0, 1, 2];
-    const F: Record<string, number> = {};
-    for (const key of Object.keys(WIN_TILE)) F[key] = f.local(I32);
-    // Here src = M (with sXi, sC = per-o stride, sT), dst = y planes [N][C=O][H][W].
-    for (const [key, i] of Object.entries(WIN_TILE)) f.set(F[key], field(d, i));
-    const [u, u0, u1, n, c, ty, tx, plane, oh, ow, tile, base] = Array.from({ length: 12 }, () => f.local(I32));
-    const X = Array.from({ length: q * q }, () => f.local(F32));
-    const out = Array.from({ length: p * p }, () => f.local(F32));
-    f.get(F.N).get(F.C).mul().get(t).mul().get(T).divs().set(u0);
-    f.get(F.N).get(F.C).mul().get(t).i32(1).add().mul().get(T).divs().set(u1);
-    f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
-      f.get(u).get(F.C).divs().set(n);
-      f.get(u).get(F.C).rems().set(c);
+    const { f, F, t, T } = tileFn('task_wino_out');
+    // Here src = M (sXi, sC = per-o stride), dst = y planes [N][C=O][H][W].
+    const [ty, g, tile, base, plane, oh, rowp, col, last] = Array.from({ length: 9 }, () => f.local(I32));
+    const o = Array.from({ length: 4 }, () => f.local(I32));
+    const X = Array.from({ length: q * q }, () => f.local(V128));
+    const out = Array.from({ length: p * p }, () => f.local(V128));
+    const w = Array.from({ length: 4 }, () => f.local(V128));
+    const tmp = Array.from({ length: 4 }, () => f.local(V128));
+    planes(f, F, t, T, (u, n, c) => {
       f.get(F.dst).get(u).get(F.H).mul().get(F.W).mul().i32(4).mul().add().set(plane);
-      f.for(ty, 0, (g) => g.get(F.tilesH), 1, () => {
-        f.for(tx, 0, (g) => g.get(F.tilesW), 1, () => {
-          f.get(n).get(F.tilesH).mul().get(ty).add().get(F.tilesW).mul().get(tx).add().set(tile);
-          f.get(F.src).get(c).get(F.sC).mul().get(tile).get(F.sT).mul().add().i32(4).mul().add().set(base);
-          for (let xi = 0; xi < q * q; xi++) f.get(base).f32load().set(X[xi]).get(base).get(F.sXi).i32(4).mul().add().set(base);
-          sandwich(f, L, X, out);
+      f.for(ty, 0, (g2) => g2.get(F.tilesH), 1, () => {
+        f.for(g, 0, (g2) => g2.get(F.tilesW), 4, () => {
+          f.get(n).get(F.tilesH).mul().get(ty).add().get(F.tilesW).mul().get(g).add().set(tile);
+          f.get(F.src).get(c).get(F.sC).mul().get(tile).add().i32(4).mul().add().set(base);
+          f.if(
+            (g2) => g2.get(g).i32(4).add().get(F.tilesW).les(),
+            () => {
+              for (let xi = 0; xi < q * q; xi++) {
+                f.get(base).v128load().set(X[xi]);
+                if (xi < q * q - 1) f.get(base).get(F.sXi).i32(4).mul().add().set(base);
+              }
+            },
+            () => {
+              // Partial group: lanes past the row's last tile repeat it (their results are not stored).
+              f.get(F.tilesW).i32(1).sub().get(g).sub().set(last);
+              for (let m = 1; m < 4; m++) f.get(last).i32(4).mul().i32(4 * m).get(last).i32(m).lts().select().set(o[m]);
+              for (let xi = 0; xi < q * q; xi++) {
+                f.get(base).f32load().vsplat();
+                for (let m = 1; m < 4; m++) {
+                  f.get(base).get(o[m]).add().f32load();
+                  f.simd(0x20);
+                  f.code.push(m);
+                }
+                f.set(X[xi]);
+                if (xi < q * q - 1) f.get(base).get(F.sXi).i32(4).mul().add().set(base);
+              }
+            },
+          );
+          sandwichV(f, L, X, out);
           for (let i = 0; i < p; i++) {
             f.get(ty).i32(4).mul().i32(i).add().set(oh);
-            f.if((g) => g.get(oh).get(F.H).lts(), () => {
-              for (let j = 0; j < p; j++) {
-                f.get(tx).i32(4).mul().i32(j).add().set(ow);
-                f.if((g) => g.get(ow).get(F.W).lts(), () => f.get(plane).get(oh).get(F.W).mul().get(ow).add().i32(4).mul().add().get(out[i * p + j]).f32store());
-              }
-            });
+            f.if(
+              (g2) => g2.get(oh).get(F.H).lts(),
+              () => {
+                transpose4(f, out.slice(i * p, i * p + 4), w, tmp);
+                f.get(plane).get(oh).get(F.W).mul().get(g).i32(4).mul().add().i32(4).mul().add().set(rowp);
+                for (let m = 0; m < 4; m++) {
+                  f.get(g).i32(m).add().i32(4).mul().set(col);
+                  f.if(
+                    (g2) => g2.get(col).i32(4).add().get(F.W).les(),
+                    () => f.get(rowp).get(w[m]).v128store(16 * m),
+                    () => {
+                      for (let jj = 0; jj < 4; jj++)
+                        f.if(
+                          (g2) => g2.get(col).i32(jj).add().get(F.W).lts(),
+                          () => f.get(rowp).get(w[m]).vextract(jj).f32store(16 * m + 4 * jj),
+                        );
+                    },
+                  );
+                }
+              },
+            );
           }
         });
       });
@@ -225,7 +303,7 @@ export function winogradFns(): Fn[] {
     const F: Record<string, number> = {};
     for (const key of Object.keys(WIN_MAT)) F[key] = f.local(I32);
     for (const [key, i] of Object.entries(WIN_MAT)) f.set(F[key], field(d, i));
-    const [a, a0, a1, b, bl, last] = Array.from({ length: 6 }, () => f.local(I32));
+    const [a, a0, a1, b, bl, last, full] = Array.from({ length: 7 }, () => f.local(I32));
     const sb = Array.from({ length: 4 }, () => f.local(I32));
     const db = Array.from({ length: 4 }, () => f.local(I32));
     const X = Array.from({ length: q * q }, () => f.local(V128));
@@ -241,24 +319,40 @@ export function winogradFns(): Fn[] {
           f.get(F.src).get(a).get(F.sA).mul().get(bl).get(F.sB).mul().add().i32(4).mul().add().set(sb[l]);
           f.get(F.dst).get(a).get(F.dA).mul().get(bl).get(F.dB).mul().add().i32(4).mul().add().set(db[l]);
         }
-        for (let i = 0; i < q; i++)
-          for (let j = 0; j < q; j++) {
-            const off = (g: Fn) => g.get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul();
-            f.get(sb[0]).e(off).add().f32load().vsplat();
-            for (let l = 1; l < 4; l++) {
-              f.get(sb[l]).e(off).add().f32load();
-              f.simd(0x20);
-              f.code.push(l);
-            }
-            f.set(X[i * q + j]);
-          }
+        // Four whole items adjacent in memory (unit b stride) move as one f32x4, else lane by lane.
+        f.get(b).i32(4).add().get(F.nB).les().set(full);
+        const srcOff = (i: number, j: number) => (g: Fn) => g.get(F.sI).i32(i).mul().get(F.sJ).i32(j).mul().add().i32(4).mul();
+        f.if(
+          (g) => g.get(full).get(F.sB).i32(1).eq().and(),
+          () => {
+            for (let i = 0; i < q; i++) for (let j = 0; j < q; j++) f.get(sb[0]).e(srcOff(i, j)).add().v128load().set(X[i * q + j]);
+          },
+          () => {
+            for (let i = 0; i < q; i++)
+              for (let j = 0; j < q; j++) {
+                f.get(sb[0]).e(srcOff(i, j)).add().f32load().vsplat();
+                for (let l = 1; l < 4; l++) {
+                  f.get(sb[l]).e(srcOff(i, j)).add().f32load();
+                  f.simd(0x20);
+                  f.code.push(l);
+                }
+                f.set(X[i * q + j]);
+              }
+          },
+        );
         sandwichV(f, L, X, out);
-        for (let i = 0; i < p; i++)
-          for (let j = 0; j < p; j++)
-            for (let l = 0; l < 4; l++) {
-              f.get(db[l]).get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul().add();
-              f.get(out[i * p + j]).vextract(l).f32store();
-            }
+        const dstOff = (i: number, j: number) => (g: Fn) => g.get(F.dI).i32(i).mul().get(F.dJ).i32(j).mul().add().i32(4).mul();
+        f.if(
+          (g) => g.get(full).get(F.dB).i32(1).eq().and(),
+          () => {
+            for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) f.get(db[0]).e(dstOff(i, j)).add().get(out[i * p + j]).v128store();
+          },
+          () => {
+            for (let i = 0; i < p; i++)
+              for (let j = 0; j < p; j++)
+                for (let l = 0; l < 4; l++) f.get(db[l]).e(dstOff(i, j)).add().get(out[i * p + j]).vextract(l).f32store();
+          },
+        );
       });
     });
     fns.push(f);
