@@ -13,7 +13,7 @@ interface LoadedCommand {
  * every command's dependencies (the trainer, BullMQ, the pipeline). `test/main.test.ts` checks
  * that each synopsis is its usage's first line.
  */
-export const COMMANDS: Record<string, { synopsis: string; load: () => Promise<LoadedCommand> }> = {
+export const COMMANDS: Record<string, { synopsis: string; load: () => Promise<LoadedCommand>; usage?: () => Promise<string> }> = {
   report: {
     synopsis: 'kiln report RUN_DIR [RUN_DIR…] [--out FILE]',
     load: async () => {
@@ -27,6 +27,7 @@ export const COMMANDS: Record<string, { synopsis: string; load: () => Promise<Lo
       const m = await import('./generate.js');
       return { usage: m.GENERATE_USAGE, run: m.generate };
     },
+    usage: async () => (await import('./generate-usage.js')).GENERATE_USAGE,
   },
   'train-dreambooth': {
     synopsis: 'kiln train-dreambooth --pretrained_model_name_or_path DIR --instance_data_dir DIR --instance_prompt TEXT [options]',
@@ -105,11 +106,11 @@ export async function main(
     err(`kiln: unknown command '${name}'\n\n${HELP}`);
     return 2;
   }
-  const command = await entry.load();
   if (args.includes('--help') || args.includes('-h')) {
-    out(command.usage);
+    out(entry.usage ? await entry.usage() : (await entry.load()).usage);
     return 0;
   }
+  const command = await entry.load();
   try {
     // A terminal gets a progress line redrawn in place; a log or a caller's err() gets one now and then.
     const progress = err === console.error && process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;

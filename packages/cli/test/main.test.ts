@@ -45,6 +45,15 @@ describe('kiln (the dispatcher)', () => {
     for (const [name, c] of Object.entries(COMMANDS)) expect((await c.load()).usage.split('\n')[0], name).toBe(c.synopsis);
   });
 
+  it('`kiln generate --help` prints the same usage without importing the command (and so the pipeline)', async () => {
+    loaded.clear();
+    const r = await kiln('generate', '--help');
+    expect(r.code).toBe(0);
+    expect([...loaded]).toEqual([]);
+    expect(r.out).toBe((await COMMANDS.generate.load()).usage);
+    expect(r.out).toContain('--strength S');
+  });
+
   it('a failing command prints its typed error as one line, exit 2 for usage and 1 for input', async () => {
     const usage = await kiln('report');
     expect(usage.code).toBe(2);

@@ -1,5 +1,5 @@
-// Node only: Hugging Face Hub model ids, downloaded with the maintained @huggingface/hub library
-// into the standard cache layout (HF_HUB_CACHE, else HF_HOME/hub: models--org--name/{blobs,
+// Node only: Hugging Face Hub model ids, resolved and listed with the maintained @huggingface/hub
+// library and downloaded resumably (hub-download.ts) into the standard cache layout (HF_HUB_CACHE, else HF_HOME/hub: models--org--name/{blobs,
 // snapshots/<commit>, refs/<revision>}), which Python's huggingface_hub and diffusers share.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -99,7 +99,8 @@ export class StableDiffusionPipeline {
   /**
    * Loads a pipeline from a diffusers folder (`model_index.json` with `tokenizer/`, `text_encoder/`,
    * `unet/`, `vae/` and `scheduler/`), or from a Hugging Face Hub id (`org/name`), downloaded into
-   * the standard Hugging Face cache with `@huggingface/hub` (honouring `HF_ENDPOINT`, `HF_TOKEN`,
+   * the standard Hugging Face cache (`@huggingface/hub` resolves the revision and lists the files;
+   * Kiln's own resumable downloader fetches them, honouring `HF_ENDPOINT`, `HF_TOKEN`,
    * `HF_HUB_OFFLINE`, `HF_HOME`; see `downloadPipeline`); the scheduler's class is the `_class_name` of its
    * `scheduler_config.json`. Each model is read tensor by tensor into an uninitialised model, so
    * loading peaks at the models' own size. Node only.
