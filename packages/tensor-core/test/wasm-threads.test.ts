@@ -40,6 +40,7 @@ describe('wasm thread sharing', () => {
     ['tall M', [1, 301, 17], [1, 17, 9]],
     ['batched, fewer than threads', [2, 33, 40], [2, 40, 70]],
     ['batched, more than threads', [7, 12, 20], [7, 20, 13]],
+    ['one product, B packed once for all threads (ragged kc and nc blocks)', [1, 150, 300], [1, 300, 1100]],
   ])('GEMM %s: identical bits on 1 thread, 3 threads in chunks and a thresholded engine', async (_name, as, bs) => {
     const a = view(as, 1);
     const b = view(bs, 2);

@@ -53,6 +53,7 @@ export const TASKS = [
   ...WINOGRAD_TASKS,
   'task_peak_fma',
   'task_peak_copy',
+  'task_gemm_packb',
 ] as const;
 /** The names of the wasm engine's parallel tasks. @example const task: k.WasmTaskName = 'task_gemm'; */
 export type TaskName = (typeof TASKS)[number];

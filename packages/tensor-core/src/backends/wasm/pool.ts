@@ -289,6 +289,14 @@ export class Engine {
     if (this.top > this.peakScratch) this.peakScratch = this.top;
     return p;
   }
+  /** The scratch allocation point, for `release`. */
+  mark(): number {
+    return this.top;
+  }
+  /** Gives back every allocation made since `mark` returned `at` (their contents are dead). */
+  release(at: number): void {
+    this.top = at;
+  }
   /** Bytes still allocatable in this kernel's scratch. */
   get free(): number {
     return this.maxScratch + SCRATCH_BASE - this.top;

@@ -8,7 +8,7 @@ import type { TypedArray } from '../../dtype.js';
 import { contiguousStrides, numel } from '../../shape.js';
 import { offsets } from '../cpu/strided.js';
 import type { CpuView } from '../cpu/strided.js';
-import { GEMM, gemmWorkspaceBytes } from './kernels.js';
+import { GEMM, gemmWorkspaceBytes, packedBBytes } from './kernels.js';
 import type { Engine } from './pool.js';
 
 // The wasm backend stores tensors like the cpu backend (typed arrays outside wasm memory).
@@ -74,6 +74,12 @@ export interface GemmSpec {
   ws: Workspaces;
 }
 
+/**
+ * Rows from which a one-matrix GEMM on several threads shares one packed B (below, the row slabs
+ * get too thin for the threads to split them into balanced parts).
+ */
+const SHARED_B_MIN_M = 128;
+
 export class Scratch {
   private readonly wsBytes: number;
   constructor(readonly engine: Engine) {
@@ -119,7 +125,7 @@ export class Scratch {
   }
 
   gemm(s: GemmSpec): void {
-    const f = new Array<number>(19);
+    const f = new Array<number>(20).fill(0);
     const G = GEMM;
     f[G.A] = s.A;
     f[G.rsA] = s.rsA;
@@ -142,7 +148,20 @@ export class Scratch {
     f[G.next] = 0; // the chunk counter task_gemm's threads claim work from
     // ~40 GFLOP/s on one thread: the estimate that decides whether the workers are worth waking.
     const us = (2 * s.M * s.N * s.K * s.batch) / 40e3;
-    this.engine.run('task_gemm', this.engine.desc(f), this.engine.threadsFor(us));
+    const e = this.engine;
+    const T = e.threadsFor(us);
+    if (T > 1 && s.batch === 1 && s.M >= SHARED_B_MIN_M) {
+      // One product across threads: B packed once, by all threads, into scratch freed right after;
+      // the threads then split the rows (without this, each column slab re-packs all of A).
+      const mark = e.mark();
+      f[G.pb] = e.alloc(packedBBytes(e.config, s.K, s.N));
+      const d = e.desc(f);
+      e.run('task_gemm_packb', d, T);
+      e.run('task_gemm', d, T);
+      e.release(mark);
+      return;
+    }
+    e.run('task_gemm', e.desc(f), T);
   }
 
   /** Copies a kernel's result out of the scratch memory into `out`. */

@@ -13,7 +13,11 @@ import type { KernelConfig, ModuleBuilder } from './module.js';
 const SLAB_MIN = 256;
 
 /** `task_gemm` descriptor field indices (i32 slots). */
-export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17, next: 18 } as const;
+/**
+ * `task_gemm` descriptor field indices (i32 slots). `pb`: 0, or B already packed there for all
+ * threads by `task_gemm_packb` (one batch matrix); the threads then split the rows of A and C.
+ */
+export const GEMM = { A: 0, rsA: 1, csA: 2, bsA: 3, B: 4, rsB: 5, csB: 6, bsB: 7, C: 8, ldc: 9, bsC: 10, M: 11, N: 12, K: 13, batch: 14, acc: 15, ws: 16, wsStride: 17, next: 18, pb: 19 } as const;
 
 /**
  * Emits the GEMM family; returns `gemm(A, rsA, csA, B, rsB, csB, C, ldc, M, N, K, ws, acc, packed)`
@@ -353,14 +357,14 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
     const accb = f.local(I32);
     const [t1, t2] = [f.local(I32), f.local(I32)];
     f.get(L.ws).get(t).get(L.wsStride).mul().add().set(ws);
-    const call = (mOff: Expr, nOff: Expr, mLen: Expr, nLen: Expr) => {
+    const call = (mOff: Expr, nOff: Expr, mLen: Expr, nLen: Expr, packed: Expr = 0) => {
       // A + (b*bsA + mOff*rsA)*4, B + (b*bsB + nOff*csB)*4, C + (b*bsC + mOff*ldc + nOff)*4
       f.get(L.A).get(b).get(L.bsA).mul().e(mOff).get(L.rsA).mul().add().i32(4).mul().add();
       f.get(L.rsA).get(L.csA);
       f.get(L.B).get(b).get(L.bsB).mul().e(nOff).get(L.csB).mul().add().i32(4).mul().add();
       f.get(L.rsB).get(L.csB);
       f.get(L.C).get(b).get(L.bsC).mul().e(mOff).get(L.ldc).mul().add().e(nOff).add().i32(4).mul().add();
-      f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).i32(0).call(mod.index(gemm));
+      f.get(L.ldc).e(mLen).e(nLen).get(L.K).get(ws).get(accb).e(packed).call(mod.index(gemm));
     };
     /** Runs `body` for each chunk index this thread claims, 0 <= chunk < count. */
     const claim = (body: () => void) => {
@@ -377,8 +381,9 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       f.get(dim).i32(unit - 1).add().i32(unit).divs().set(blocks);
       // Parts: T·chunks when every part still spans SLAB_MIN rows/columns, else T (each part
       // re-packs the other operand, which small products, e.g. Winograd's, cannot amortise).
+      // One thread takes the whole problem in one part (chunks only balance load between threads).
       f.get(T).i32(c.chunks).mul().set(per);
-      f.if((g) => g.get(blocks).get(per).i32(Math.ceil(SLAB_MIN / unit)).mul().lts(), () => f.get(T).set(per));
+      f.if((g) => g.get(blocks).get(per).i32(Math.ceil(SLAB_MIN / unit)).mul().lts().get(T).i32(1).eq().op(0x72), () => f.get(T).set(per));
       // Blocks per part: ceil(blocks / parts), at least 1.
       f.get(blocks).get(per).add().i32(1).sub().get(per).divs().set(per);
       f.get(per).get(per).eqz().add().set(per);
@@ -407,12 +412,48 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       },
       () => {
         f.if(
-          (g) => g.get(L.N).get(L.M).ges(),
-          () => slabs(L.N, NR, (lo, len) => call(0, lo, (g) => g.get(L.M), len)),
-          () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N))),
+          (g) => g.get(L.pb),
+          // B packed once for everyone: row slabs, each packing only its own rows of A.
+          () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N), (g) => g.get(L.pb))),
+          () =>
+            f.if(
+              (g) => g.get(L.N).get(L.M).ges(),
+              () => slabs(L.N, NR, (lo, len) => call(0, lo, (g) => g.get(L.M), len)),
+              () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N))),
+            ),
         );
       },
     );
+    mod.add(f);
+  }
+
+  // ---- task_gemm_packb(desc, t, T): B of a one-matrix task_gemm descriptor packed into `pb`, ----
+  // in gemm's (jc, pc) panel order (as packBAll), the panels shared out between the threads.
+  {
+    const f = new Fn('task_gemm_packb', [I32, I32, I32]);
+    const [d, t, T] = [0, 1, 2];
+    const G = GEMM;
+    const [B, rsB, csB, K, N, pb, nK, P, p, jc, pc, nc, kc, t1, t2] = Array.from({ length: 15 }, () => f.local(I32));
+    f.set(B, field(d, G.B));
+    f.set(rsB, field(d, G.rsB));
+    f.set(csB, field(d, G.csB));
+    f.set(K, field(d, G.K));
+    f.set(N, field(d, G.N));
+    f.set(pb, field(d, G.pb));
+    f.get(K).i32(c.kc - 1).add().i32(c.kc).divs().set(nK);
+    f.get(N).i32(c.nc - 1).add().i32(c.nc).divs().get(nK).mul().set(P);
+    f.for(p, (g) => g.get(t), (g) => g.get(P), (g) => g.get(T), () => {
+      f.get(p).get(nK).divs().i32(c.nc).mul().set(jc);
+      f.get(p).get(nK).rems().i32(c.kc).mul().set(pc);
+      min(f, (g) => g.get(N).get(jc).sub(), c.nc, t1, t2).set(nc);
+      min(f, (g) => g.get(K).get(pc).sub(), c.kc, t1, t2).set(kc);
+      f.get(B).get(pc).get(rsB).mul().get(jc).get(csB).mul().add().i32(4).mul().add();
+      f.get(rsB).get(csB).get(kc).get(nc);
+      // Earlier column blocks are whole (ncp wide, all of K); then this block's earlier panels.
+      f.get(pb).get(jc).i32(c.nc).divs().i32(ncp).mul().get(K).mul();
+      f.get(nc).i32(NR - 1).add().i32(NR).divs().i32(NR).mul().get(pc).mul().add().i32(4).mul().add();
+      f.call(mod.index(packB));
+    });
     mod.add(f);
   }
   return { gemm, packBAll };
