@@ -107,6 +107,15 @@ const CASES: Case[] = [
     fn: (x, w, b) => k.layerNorm(x, [768], w, b),
   },
   {
+    // 2,100 rows: two streamed chunks of whole 33-row partial blocks, sub-blocks of 8 rows, a
+    // 260-float row that is not a whole number of 4-vector loop steps.
+    name: 'layerNorm 260-wide rows over two chunks, affine',
+    kernel: 'layerNormBackward',
+    shapes: [[3, 700, 260], [260], [260]],
+    task: 'task_layernorm_bwd',
+    fn: (x, w, b) => k.layerNorm(x, [260], w, b),
+  },
+  {
     name: 'layerNorm 321-wide rows, weight only',
     kernel: 'layerNormBackward',
     shapes: [[37, 321], [321]],
@@ -125,6 +134,14 @@ const CASES: Case[] = [
     shapes: [[2, 64, 32, 32], [64], [64]],
     task: 'task_groupnorm_bwd',
     fn: (x, w, b) => k.groupNormSilu(x, 32, w, b, 1e-6),
+  },
+  {
+    // 16 units of 36,864 floats: two streamed chunks, the second starting mid-image.
+    name: 'groupNorm+SiLU [2, 32, 96, 96], 8 groups, over two chunks',
+    kernel: 'groupNormBackward',
+    shapes: [[2, 32, 96, 96], [32], [32]],
+    task: 'task_groupnorm_bwd',
+    fn: (x, w, b) => k.groupNormSilu(x, 8, w, b, 1e-6),
   },
   {
     name: 'groupNorm 7×9 spatial, 4 groups, frozen weight',

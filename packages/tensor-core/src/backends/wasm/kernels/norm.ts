@@ -1,31 +1,141 @@
 /**
- * groupNorm (+SiLU) and layerNorm forward, in place in scratch: SIMD statistics per unit (image ×
- * group, or row), then the fused affine (and SiLU).
+ * groupNorm (+SiLU) and layerNorm forward, in place in scratch: per unit (image × group, or row)
+ * SIMD statistics in one pass, then the fused affine (and SiLU), while the unit is still in cache.
+ * Threads claim units (groupNorm) or blocks of rows (layerNorm) from an atomic counter in the
+ * descriptor, so a thread that the machine deschedules delays a unit, not half the tensor.
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
-import { emitExp } from './exp.js';
+import type { Expr } from '../emit.js';
+import { LogisticExp } from './logistic.js';
 import { field } from './module.js';
 import type { ModuleBuilder } from './module.js';
 
-/** x holds `units` (image, group) units starting at global unit `first` (the host streams x in chunks of units). */
-export const GNORM = { x: 0, units: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8, first: 9 } as const;
-export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5 } as const;
+/**
+ * x holds `units` (image, group) units starting at global unit `first` (the host streams x in
+ * chunks of units); `next` is the claim counter (the host writes 0).
+ */
+export const GNORM = { x: 0, units: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8, first: 9, next: 10 } as const;
+/**
+ * x [rows, size] in place; `next` is the claim counter (the host writes 0); `stats`: LN_ROWS
+ * (mean, rstd) pairs of f32 per thread.
+ */
+export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5, next: 6, stats: 7 } as const;
 
 /**
- * mean and rstd of the f32s in [base, end) (`n` of them) in one pass over x − x₀ (x₀ the first
- * element, a shift that keeps the variance well conditioned). Clobbers the v128 locals in `v`
- * and the f32 local `tmp`; `p` is the loop pointer.
+ * Rows a layerNorm thread claims and works on together: the statistics of all of them first
+ * (each row's ends in a dependent chain of horizontal sums, a divide and a square root, which
+ * overlaps the next row's loop), then the rows' other passes, from L1.
  */
-export function emitStats(f: Fn, base: number, end: number, n: number, eps: number, mean: number, rstd: number, tmp: number, v: number[], p: number): void {
-  const [s1, s2, x0, xv] = v;
-  f.get(base).v128splat32().set(x0);
-  f.f32(0).vsplat().set(s1);
-  f.f32(0).vsplat().set(s2);
-  f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
-    f.get(p).v128load().get(x0).vsub().set(xv);
-    f.get(s1).get(xv).vadd().set(s1);
-    f.get(s2).get(xv).get(xv).vmul().vadd().set(s2);
+export const LN_ROWS = 8;
+
+/** Loads every field of `desc` into a fresh i32 local. */
+export function loadFields(f: Fn, d: number, desc: Record<string, number>): Record<string, number> {
+  const L: Record<string, number> = {};
+  for (const key of Object.keys(desc)) L[key] = f.local(I32);
+  for (const [key, i] of Object.entries(desc)) f.set(L[key], field(d, i));
+  return L;
+}
+
+/**
+ * Runs `body` for each block [lo, hi) of `count` items this thread claims, `step` at a time, from
+ * the i32 counter at descriptor field `next` (zeroed by the host before the dispatch).
+ */
+export function claimBlocks(f: Fn, d: number, next: number, count: number, step: Expr, lo: number, hi: number, body: () => void): void {
+  f.block(() => {
+    f.loop(() => {
+      f.get(d).e(step).atomicAdd(next * 4).tee(lo).get(count).ges().brIf(1);
+      f.get(lo).e(step).add().set(hi);
+      f.if(
+        (g) => g.get(hi).get(count).gts(),
+        () => f.get(count).set(hi),
+      );
+      body();
+      f.br(0);
+    });
   });
+}
+
+/** a·b + c of three v128 locals, left on the stack (relaxed FMA, or mul + add). */
+export const madd = (f: Fn, relaxed: boolean, a: number, b: number, c: number): Fn =>
+  relaxed ? f.get(a).get(b).get(c).simd(0x105) : f.get(a).get(b).vmul().get(c).vadd();
+
+/**
+ * `for (j = 0; j < bytes; j += 16) …` over vectors, `U` per iteration: `prelude()` sets the
+ * iteration's pointers from byte offset `j` once, then `body(off)` handles the vector `off` bytes
+ * past them (a constant memarg offset, so the U vectors share one address computation and one
+ * loop test); the last (bytes / 16) % U vectors run one per iteration. `lim` is a scratch i32.
+ */
+export function vecLoop(f: Fn, j: number, bytes: Expr, lim: number, U: number, prelude: () => void, body: (off: number) => void): void {
+  f.e(bytes).i32(-16 * U).and().set(lim);
+  f.for(j, 0, (g) => g.get(lim), 16 * U, () => {
+    prelude();
+    for (let k = 0; k < U; k++) body(16 * k);
+  });
+  if (U > 1)
+    f.for(j, (g) => g.get(lim), bytes, 16, () => {
+      prelude();
+      body(0);
+    });
+}
+
+/** The sum of the four lanes of v128 local `v`, left on the stack. */
+export const hsum = (f: Fn, v: number): Fn => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
+
+/** Independent (Σd, Σd²) accumulator pairs of `emitStats`: an FMA's latency (4 cycles) hides behind 4 vectors. */
+const STATS_PAIRS = 4;
+
+/** Locals `emitStats` works in. */
+export interface StatsLocals {
+  /** i32: loop offset, pointer and bound. */
+  j: number;
+  p: number;
+  lim: number;
+  /** v128: the accumulator pairs, the shift and a loaded vector. */
+  acc: [number, number][];
+  x0: number;
+  xv: number;
+  /** f32 scratch. */
+  tmp: number;
+}
+
+/** The locals `emitStats` needs, fresh in `f`. */
+export function statsLocals(f: Fn): StatsLocals {
+  const [j, p, lim] = [f.local(I32), f.local(I32), f.local(I32)];
+  const acc = Array.from({ length: STATS_PAIRS }, () => [f.local(V128), f.local(V128)] as [number, number]);
+  return { j, p, lim, acc, x0: f.local(V128), xv: f.local(V128), tmp: f.local(F32) };
+}
+
+/**
+ * mean and rstd = 1/√(var + eps) of the `n` f32s from byte address `base` (n % 4 == 0), in one
+ * pass over d = x − x₀ (x₀ the first element: a shift that keeps Σd² − (Σd)²/n well conditioned)
+ * with independent accumulator pairs, so the adds do not wait on each other.
+ */
+export function emitStats(f: Fn, relaxed: boolean, base: number, n: number, eps: number, mean: number, rstd: number, s: StatsLocals): void {
+  const { j, p, lim, acc, x0, xv, tmp } = s;
+  f.get(base).v128splat32().set(x0);
+  for (const [s1, s2] of acc) {
+    f.f32(0).vsplat().set(s1);
+    f.f32(0).vsplat().set(s2);
+  }
+  vecLoop(
+    f,
+    j,
+    (g) => g.get(n).i32(4).mul(),
+    lim,
+    STATS_PAIRS,
+    () => f.get(base).get(j).add().set(p),
+    (off) => {
+      const [s1, s2] = acc[off / 16];
+      f.get(p).v128load(off).get(x0).vsub().set(xv);
+      f.get(s1).get(xv).vadd().set(s1);
+      madd(f, relaxed, xv, xv, s2).set(s2);
+    },
+  );
+  const [s1, s2] = acc[0];
+  for (const [a1, a2] of acc.slice(1)) {
+    f.get(s1).get(a1).vadd().set(s1);
+    f.get(s2).get(a2).vadd().set(s2);
+  }
   hsum(f, s1).get(n).fconvi().fdiv().set(tmp);
   f.get(x0).vextract(0).get(tmp).fadd().set(mean);
   f.f32(1);
@@ -33,55 +143,59 @@ export function emitStats(f: Fn, base: number, end: number, n: number, eps: numb
   f.fdiv().set(rstd);
 }
 
-/** The sum of the four lanes of v128 local `v`, left on the stack. */
-export const hsum = (f: Fn, v: number): Fn => f.get(v).vextract(0).get(v).vextract(1).fadd().get(v).vextract(2).fadd().get(v).vextract(3).fadd();
-
 export function emitNorm(mod: ModuleBuilder): void {
-  const c = mod.config;
-  // ---- task_groupnorm(desc, t, T): in place, (n, group) units split across threads; spatial % 4 == 0 ----
+  const relaxed = mod.config.relaxed;
+  // ---- task_groupnorm(desc, t, T): in place; threads claim (image, group) units; spatial % 4 == 0 ----
   {
     const f = new Fn('task_groupnorm', [I32, I32, I32]);
-    const [d, t, T] = [0, 1, 2];
-    const L: Record<string, number> = {};
-    for (const key of Object.keys(GNORM)) L[key] = f.local(I32);
-    for (const [key, i] of Object.entries(GNORM)) f.set(L[key], field(d, i));
-    const [u, u0, u1, units, cg, base, size, p, end, cc, ch] = Array.from({ length: 11 }, () => f.local(I32));
-    const [acc, x, e, vsc, vsh] = Array.from({ length: 5 }, () => f.local(V128));
+    const d = 0;
+    const L = loadFields(f, d, GNORM);
+    const [u, u1, cg, size, base, p, end, cc, ch] = Array.from({ length: 9 }, () => f.local(I32));
+    const [a, e, t, r, vsc, vsh] = Array.from({ length: 6 }, () => f.local(V128));
     const [mean, rstd, sc, sh, eps] = Array.from({ length: 5 }, () => f.local(F32));
+    const st = statsLocals(f);
+    const ex = new LogisticExp(f, relaxed);
     f.get(d).f32load(GNORM.eps * 4).set(eps);
     f.get(L.C).get(L.groups).divs().set(cg);
-    f.get(L.units).set(units);
-    f.get(units).get(t).mul().get(T).divs().set(u0);
-    f.get(units).get(t).i32(1).add().mul().get(T).divs().set(u1);
     f.get(cg).get(L.spatial).mul().set(size);
-    f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
-      // unit u = n * groups + g  ->  its elements start at u * size
+    claimBlocks(f, d, GNORM.next, L.units, 1, u, u1, () => {
+      // unit u = n·groups + g: its elements start at u·size
       f.get(L.x).get(u).get(size).mul().i32(4).mul().add().set(base);
-      f.get(base).get(size).i32(4).mul().add().set(end);
-      emitStats(f, base, end, size, eps, mean, rstd, sc, [acc, vsh, e, x], p);
+      emitStats(f, relaxed, base, size, eps, mean, rstd, st);
       f.get(base).set(p);
       f.for(cc, 0, (g) => g.get(cg), 1, () => {
         f.get(u).get(L.first).add().get(L.groups).rems().get(cg).mul().get(cc).add().set(ch);
         f.get(rstd).set(sc);
-        f.if((g) => g.get(L.w), () => f.get(L.w).get(ch).i32(4).mul().add().f32load().get(sc).fmul().set(sc));
+        f.if(
+          (g) => g.get(L.w),
+          () => f.get(L.w).get(ch).i32(4).mul().add().f32load().get(sc).fmul().set(sc),
+        );
         f.f32(0).get(mean).get(sc).fmul().fsub().set(sh);
-        f.if((g) => g.get(L.b), () => f.get(L.b).get(ch).i32(4).mul().add().f32load().get(sh).fadd().set(sh));
-        f.get(sc).vsplat().set(vsc);
-        f.get(sh).vsplat().set(vsh);
+        f.if(
+          (g) => g.get(L.b),
+          () => f.get(L.b).get(ch).i32(4).mul().add().f32load().get(sh).fadd().set(sh),
+        );
         f.get(p).get(L.spatial).i32(4).mul().add().set(end);
         f.if(
           (g) => g.get(L.silu),
           () => {
+            // a = −z = x·(−sc) − sh;  silu(z) = z / (1 + e^−z) = a / (−1 − e^a)
+            f.f32(0).get(sc).fsub().vsplat().set(vsc);
+            f.f32(0).get(sh).fsub().vsplat().set(vsh);
             f.for(p, (g) => g.get(p), (g) => g.get(end), 16, () => {
-              f.get(p).v128load().get(vsc).vmul().get(vsh).vadd().set(x);
-              f.f32(0).vsplat().get(x).vsub().set(e);
-              emitExp(f, e, acc, c.relaxed);
-              f.get(p).get(x).f32(1).vsplat().get(e).vadd().vdiv().v128store();
+              f.get(p).v128load().set(t);
+              madd(f, relaxed, t, vsc, vsh).set(a);
+              ex.emit(a, e, t, r);
+              f.get(p).get(a).get(ex.negOne).get(e).vsub().vdiv().v128store();
             });
           },
           () => {
+            f.get(sc).vsplat().set(vsc);
+            f.get(sh).vsplat().set(vsh);
             f.for(p, (g) => g.get(p), (g) => g.get(end), 16, () => {
-              f.get(p).get(p).v128load().get(vsc).vmul().get(vsh).vadd().v128store();
+              f.get(p).v128load().set(t);
+              f.get(p);
+              madd(f, relaxed, t, vsc, vsh).v128store();
             });
           },
         );
@@ -91,42 +205,74 @@ export function emitNorm(mod: ModuleBuilder): void {
     mod.add(f);
   }
 
-  // ---- task_layernorm(desc, t, T): in place over rows of `size` (size % 4 == 0), rows split across threads ----
+  // ---- task_layernorm(desc, t, T): in place over rows of `size` (size % 4 == 0); threads claim blocks of rows ----
   {
     const f = new Fn('task_layernorm', [I32, I32, I32]);
-    const [d, t, T] = [0, 1, 2];
-    const L: Record<string, number> = {};
-    for (const key of Object.keys(LNORM)) L[key] = f.local(I32);
-    for (const [key, i] of Object.entries(LNORM)) f.set(L[key], field(d, i));
-    const [r, r0, r1, base, end, p, o] = Array.from({ length: 7 }, () => f.local(I32));
-    const [acc, x, vm, vr] = Array.from({ length: 4 }, () => f.local(V128));
+    const d = 0;
+    const L = loadFields(f, d, LNORM);
+    const [r, r0, r1, base, j, lim, px, pw, pb, rowBytes, sp0, sp] = Array.from({ length: 12 }, () => f.local(I32));
+    const [y, vm, vr, wv] = Array.from({ length: 4 }, () => f.local(V128));
     const [mean, rstd, eps] = Array.from({ length: 3 }, () => f.local(F32));
+    const st = statsLocals(f);
     f.get(d).f32load(LNORM.eps * 4).set(eps);
-    f.get(L.rows).get(t).mul().get(T).divs().set(r0);
-    f.get(L.rows).get(t).i32(1).add().mul().get(T).divs().set(r1);
-    f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
-      f.get(L.x).get(r).get(L.size).mul().i32(4).mul().add().set(base);
-      f.get(base).get(L.size).i32(4).mul().add().set(end);
-      f.f32(0).vsplat().set(acc);
-      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => f.get(acc).get(p).v128load().vadd().set(acc));
-      hsum(f, acc).get(L.size).fconvi().fdiv().set(mean);
-      f.get(mean).vsplat().set(vm);
-      f.f32(0).vsplat().set(acc);
-      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
-        f.get(p).v128load().get(vm).vsub().set(x);
-        f.get(acc).get(x).get(x).vmul().vadd().set(acc);
+    f.get(L.size).i32(4).mul().set(rowBytes);
+    f.get(L.stats).get(1).i32(LN_ROWS * 8).mul().add().set(sp0);
+    /** The normalise loop over one row, for one affine variant: y = (x − mean)·rstd (· w) (+ b). */
+    const normalise = (w: boolean, b: boolean) =>
+      vecLoop(
+        f,
+        j,
+        (g) => g.get(rowBytes),
+        lim,
+        4,
+        () => {
+          f.get(base).get(j).add().set(px);
+          if (w) f.get(L.w).get(j).add().set(pw);
+          if (b) f.get(L.b).get(j).add().set(pb);
+        },
+        (off) => {
+          f.get(px);
+          f.get(px).v128load(off).get(vm).vsub().get(vr).vmul().set(y);
+          if (w && b) {
+            f.get(pw).v128load(off).set(wv);
+            if (relaxed) f.get(y).get(wv).get(pb).v128load(off).simd(0x105);
+            else f.get(y).get(wv).vmul().get(pb).v128load(off).vadd();
+          } else if (w) f.get(y).get(pw).v128load(off).vmul();
+          else if (b) f.get(y).get(pb).v128load(off).vadd();
+          else f.get(y);
+          f.v128store(off);
+        },
+      );
+    claimBlocks(f, d, LNORM.next, L.rows, LN_ROWS, r0, r1, () => {
+      f.get(sp0).set(sp);
+      f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
+        f.get(L.x).get(r).get(rowBytes).mul().add().set(base);
+        emitStats(f, relaxed, base, L.size, eps, mean, rstd, st);
+        f.get(sp).get(mean).f32store(0);
+        f.get(sp).get(rstd).f32store(4);
+        f.get(sp).i32(8).add().set(sp);
       });
-      f.f32(1);
-      hsum(f, acc).get(L.size).fconvi().fdiv().get(eps).fadd().fsqrt();
-      f.fdiv().set(rstd);
-      f.get(rstd).vsplat().set(vr);
-      f.i32(0).set(o);
-      f.for(p, (g) => g.get(base), (g) => g.get(end), 16, () => {
-        f.get(p).v128load().get(vm).vsub().get(vr).vmul().set(x);
-        f.if((g) => g.get(L.w), () => f.get(x).get(L.w).get(o).add().v128load().vmul().set(x));
-        f.if((g) => g.get(L.b), () => f.get(x).get(L.b).get(o).add().v128load().vadd().set(x));
-        f.get(p).get(x).v128store();
-        f.get(o).i32(16).add().set(o);
+      f.get(sp0).set(sp);
+      f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
+        f.get(L.x).get(r).get(rowBytes).mul().add().set(base);
+        f.get(sp).v128splat32(0).set(vm);
+        f.get(sp).v128splat32(4).set(vr);
+        f.get(sp).i32(8).add().set(sp);
+        f.if(
+          (g) => g.get(L.w),
+          () =>
+            f.if(
+              (g) => g.get(L.b),
+              () => normalise(true, true),
+              () => normalise(true, false),
+            ),
+          () =>
+            f.if(
+              (g) => g.get(L.b),
+              () => normalise(false, true),
+              () => normalise(false, false),
+            ),
+        );
       });
     });
     mod.add(f);
