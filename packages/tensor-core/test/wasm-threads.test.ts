@@ -57,6 +57,17 @@ describe('wasm thread sharing', () => {
     expect(ref[i * N + j]).toBeCloseTo(s, 4);
   });
 
+  it('Winograd conv2d and both gradients: identical bits on 1 thread and 3 threads claiming planes', async () => {
+    const p = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 } as const;
+    const x = view([2, 16, 21, 23], 11);
+    const w = view([12, 16, 3, 3], 12);
+    const gy = view([2, 12, 21, 23], 13);
+    const [a, b] = [await one, await three];
+    expect(Array.from(b.conv2d(x, w, p))).toEqual(Array.from(a.conv2d(x, w, p)));
+    expect(Array.from(b.conv2dInputGrad(gy, w, x.shape, p))).toEqual(Array.from(a.conv2dInputGrad(gy, w, x.shape, p)));
+    expect(Array.from(b.conv2dWeightGrad(x, gy, w.shape, p))).toEqual(Array.from(a.conv2dWeightGrad(x, gy, w.shape, p)));
+  });
+
   it('GEMM with a transposed B (whole strided strips and a ragged one) matches an f64 sum', async () => {
     const [M, K, N] = [19, 23, 37];
     const bt = view([1, N, K], 5);

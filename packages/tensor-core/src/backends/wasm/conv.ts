@@ -93,9 +93,9 @@ export class Convolutions {
   /** A tile transform; tensors [36][C][tiles] with component stride sXi and channel stride sC. */
   private winoTile(
     task: 'task_wino_in' | 'task_wino_dy' | 'task_wino_out',
-    f: Omit<Record<keyof typeof WIN_TILE, number>, 'pad' | 'padStride' | 'ph' | 'pw'> & { ph?: number; pw?: number },
+    f: Omit<Record<keyof typeof WIN_TILE, number>, 'pad' | 'padStride' | 'ph' | 'pw' | 'next'> & { ph?: number; pw?: number },
   ): void {
-    const d = new Array<number>(14).fill(0);
+    const d = new Array<number>(15).fill(0);
     for (const [key, v] of Object.entries(f)) d[WIN_TILE[key as keyof typeof WIN_TILE]] = v;
     if (task !== 'task_wino_out') {
       // Each thread's zero-padded copy of the plane it transforms.
@@ -106,8 +106,8 @@ export class Convolutions {
     this.s.engine.run(task, this.s.engine.desc(d));
   }
 
-  private winoMat(task: 'task_wino_w' | 'task_wino_winv', f: Record<keyof typeof WIN_MAT, number>): void {
-    const d = new Array<number>(12).fill(0);
+  private winoMat(task: 'task_wino_w' | 'task_wino_winv', f: Omit<Record<keyof typeof WIN_MAT, number>, 'next'>): void {
+    const d = new Array<number>(13).fill(0);
     for (const [key, v] of Object.entries(f)) d[WIN_MAT[key as keyof typeof WIN_MAT]] = v;
     this.s.engine.run(task, this.s.engine.desc(d));
   }

@@ -42,9 +42,9 @@ const transpose = (m: number[][]): number[][] => m[0].map((_, j) => m.map((r) =>
  * (`winoPadBytes`): the input transforms copy each plane into it zero-padded, so no tile needs a
  * bounds check.
  */
-export const WIN_TILE = { src: 0, N: 1, C: 2, H: 3, W: 4, ph: 5, pw: 6, tilesH: 7, tilesW: 8, dst: 9, sXi: 10, sC: 11, pad: 12, padStride: 13 } as const;
+export const WIN_TILE = { src: 0, N: 1, C: 2, H: 3, W: 4, ph: 5, pw: 6, tilesH: 7, tilesW: 8, dst: 9, sXi: 10, sC: 11, pad: 12, padStride: 13, next: 14 } as const;
 /** Small-matrix transform descriptor: items (a, b), element (i, j) at a*sA + b*sB + i*sI + j*sJ. */
-export const WIN_MAT = { src: 0, sA: 1, sB: 2, sI: 3, sJ: 4, nA: 5, nB: 6, dst: 7, dA: 8, dB: 9, dI: 10, dJ: 11 } as const;
+export const WIN_MAT = { src: 0, sA: 1, sB: 2, sI: 3, sJ: 4, nA: 5, nB: 6, dst: 7, dA: 8, dB: 9, dI: 10, dJ: 11, next: 12 } as const;
 export const WINOGRAD_TASKS = ['task_wino_in', 'task_wino_dy', 'task_wino_out', 'task_wino_w', 'task_wino_winv'] as const;
 
 /** Bytes of one thread's zero-padded plane for the input transforms (a multiple of 64). */
@@ -114,12 +114,31 @@ function sandwichV(f: Fn, L: number[][], X: number[], out: number[]): void {
       );
 }
 
-/** Reads the WIN_TILE fields into locals and emits this thread's share of the N·C planes. */
-function planes(f: Fn, F: Record<string, number>, t: number, T: number, body: (u: number, n: number, c: number) => void): void {
-  const [u, u0, u1, n, c] = Array.from({ length: 5 }, () => f.local(I32));
-  f.get(F.N).get(F.C).mul().get(t).mul().get(T).divs().set(u0);
-  f.get(F.N).get(F.C).mul().get(t).i32(1).add().mul().get(T).divs().set(u1);
-  f.for(u, (g) => g.get(u0), (g) => g.get(u1), 1, () => {
+/**
+ * `body(i)` for each i < count this thread claims. Work is claimed in chunks of about
+ * count / (8·T) through the atomic counter in descriptor field `next` (zeroed by the caller), so a
+ * thread descheduled on a shared machine holds up one chunk, not a static half. Every item is
+ * computed the same way whoever claims it: results do not depend on the thread count.
+ */
+function claimed(f: Fn, next: number, count: Expr, T: number, body: (i: number) => void): void {
+  const [n, ch, i0, i1, i] = Array.from({ length: 5 }, () => f.local(I32));
+  f.set(n, count);
+  f.get(n).get(T).i32(8).mul().add().i32(1).sub().get(T).i32(8).mul().divs().set(ch);
+  f.block(() => {
+    f.loop(() => {
+      f.get(0).get(ch).atomicAdd(next * 4).tee(i0).get(n).ges().brIf(1);
+      f.get(i0).get(ch).add().set(i1);
+      f.if((g) => g.get(i1).get(n).gts(), () => f.get(n).set(i1));
+      f.for(i, (g) => g.get(i0), (g) => g.get(i1), 1, () => body(i));
+      f.br(0);
+    });
+  });
+}
+
+/** This thread's share of the N·C planes of a WIN_TILE descriptor (fields in locals F). */
+function planes(f: Fn, F: Record<string, number>, T: number, body: (u: number, n: number, c: number) => void): void {
+  const [n, c] = Array.from({ length: 2 }, () => f.local(I32));
+  claimed(f, WIN_TILE.next, (g) => g.get(F.N).get(F.C).mul(), T, (u) => {
     f.get(u).get(F.C).divs().set(n);
     f.get(u).get(F.C).rems().set(c);
     body(u, n, c);
@@ -157,7 +176,7 @@ export function winogradFns(): Fn[] {
     // Rows and columns of the image that land inside the padded plane (the rest is never read).
     min(f, (g2) => g2.get(F.H), (g2) => g2.get(Hp).get(F.ph).sub(), tA, tB).set(rows);
     min(f, (g2) => g2.get(F.W), (g2) => g2.get(Wp).get(F.pw).sub(), tA, tB).set(cols);
-    planes(f, F, t, T, (u, n, c) => {
+    planes(f, F, T, (u, n, c) => {
       f.for(r, 0, (g2) => g2.get(rows), 1, () => {
         f.get(F.src).get(u).get(F.H).mul().get(r).add().get(F.W).mul().i32(4).mul().add().set(s);
         f.get(pb).get(r).get(F.ph).add().get(Wp).mul().get(F.pw).add().i32(4).mul().add().set(dd);
@@ -224,7 +243,7 @@ export function winogradFns(): Fn[] {
     const L = AT;
     const p = L.length;
     const q = L[0].length;
-    const { f, F, t, T } = tileFn('task_wino_out');
+    const { f, F, T } = tileFn('task_wino_out');
     // Here src = M (sXi, sC = per-o stride), dst = y planes [N][C=O][H][W].
     const [ty, g, tile, base, plane, oh, rowp, col, last] = Array.from({ length: 9 }, () => f.local(I32));
     const o = Array.from({ length: 4 }, () => f.local(I32));
@@ -232,7 +251,7 @@ export function winogradFns(): Fn[] {
     const out = Array.from({ length: p * p }, () => f.local(V128));
     const w = Array.from({ length: 4 }, () => f.local(V128));
     const tmp = Array.from({ length: 4 }, () => f.local(V128));
-    planes(f, F, t, T, (u, n, c) => {
+    planes(f, F, T, (u, n, c) => {
       f.get(F.dst).get(u).get(F.H).mul().get(F.W).mul().i32(4).mul().add().set(plane);
       f.for(ty, 0, (g2) => g2.get(F.tilesH), 1, () => {
         f.for(g, 0, (g2) => g2.get(F.tilesW), 4, () => {
@@ -299,19 +318,17 @@ export function winogradFns(): Fn[] {
     const p = L.length;
     const q = L[0].length;
     const f = new Fn(name, [I32, I32, I32]);
-    const [d, t, T] = [0, 1, 2];
+    const [d, T] = [0, 2];
     const F: Record<string, number> = {};
     for (const key of Object.keys(WIN_MAT)) F[key] = f.local(I32);
     for (const [key, i] of Object.entries(WIN_MAT)) f.set(F[key], field(d, i));
-    const [a, a0, a1, b, bl, last, full] = Array.from({ length: 7 }, () => f.local(I32));
+    const [b, bl, last, full] = Array.from({ length: 4 }, () => f.local(I32));
     const sb = Array.from({ length: 4 }, () => f.local(I32));
     const db = Array.from({ length: 4 }, () => f.local(I32));
     const X = Array.from({ length: q * q }, () => f.local(V128));
     const out = Array.from({ length: p * p }, () => f.local(V128));
-    f.get(F.nA).get(t).mul().get(T).divs().set(a0);
-    f.get(F.nA).get(t).i32(1).add().mul().get(T).divs().set(a1);
     f.get(F.nB).i32(1).sub().set(last);
-    f.for(a, (g) => g.get(a0), (g) => g.get(a1), 1, () => {
+    claimed(f, WIN_MAT.next, (g) => g.get(F.nA), T, (a) => {
       f.for(b, 0, (g) => g.get(F.nB), 4, () => {
         for (let l = 0; l < 4; l++) {
           f.get(b).i32(l).add().set(bl);
