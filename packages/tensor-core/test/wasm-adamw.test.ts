@@ -59,4 +59,26 @@ describe('wasm adamw with shared storage', () => {
     expect([...got.view!]).toEqual([...((await first.data()) as Float32Array)]);
     first.dispose();
   });
+
+  it('streams a parameter over several chunks and claimed blocks, as the cpu backend computes it', async () => {
+    // 2^20 + 4,103: two staged chunks, the second with one whole and one partial 4,096-element
+    // block, then a 3-element tail in JS.
+    const n = (1 << 20) + 4103;
+    const run = async () => {
+      const [p, g, m, v] = [k.randn([n], { seed: 3 }), k.randn([n], { seed: 4 }), k.zeros([n]), k.zeros([n])];
+      for (let s = 1; s <= 2; s++) k.adamwUpdate(p, g, m, v, hp(s));
+      const out = await Promise.all([p, m, v].map(async (t) => (await t.data()) as Float32Array));
+      [p, g, m, v].forEach((t) => t.dispose());
+      return out;
+    };
+    await k.useBackend('cpu');
+    const ref = await run();
+    await k.useBackend('wasm');
+    const got = await run();
+    ref.forEach((r, j) => {
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[j][i] - r[i]) / (1e-6 + 1e-5 * Math.abs(r[i])));
+      expect(worst, ['p', 'm', 'v'][j]).toBeLessThanOrEqual(1);
+    });
+  });
 });
