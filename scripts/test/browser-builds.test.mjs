@@ -24,6 +24,7 @@ describe('browser builds of Node-only modules', () => {
   it('exist for the packages whose main entry reaches file access', () => {
     expect(mappings.map(([dir, sub]) => `${dir} ${sub}`).sort()).toEqual([
       'clip #node-only',
+      'dreambooth-trainer #node-only',
       'nn ./node',
       'pipeline #node-only',
       'vae #node-only',

@@ -11,8 +11,8 @@ import { schedulerFromConfig } from '@kiln/scheduler';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
 
-/** Builds the tiny pipeline on the current backend and writes it to `dir`. */
-export async function writeTinyDreamBoothModel(dir: string, seed = 7, hidden = 32): Promise<void> {
+/** Builds the tiny pipeline on the current backend (the browser tests build it in the page from the same code). */
+export async function tinyDreamBoothPipeline(seed = 7, hidden = 32): Promise<StableDiffusionPipeline> {
   const tokenizer = await CLIPTokenizer.fromOpenAI();
   k.manualSeed(seed);
   const textEncoder = new CLIPTextModel({
@@ -60,7 +60,12 @@ export async function writeTinyDreamBoothModel(dir: string, seed = 7, hidden = 3
     skip_prk_steps: true,
     steps_offset: 1,
   });
-  const pipe = new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler });
+  return new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler });
+}
+
+/** Builds the tiny pipeline on the current backend and writes it to `dir`. */
+export async function writeTinyDreamBoothModel(dir: string, seed = 7, hidden = 32): Promise<void> {
+  const pipe = await tinyDreamBoothPipeline(seed, hidden);
   try {
     await pipe.savePretrained(dir);
   } finally {
@@ -68,8 +73,10 @@ export async function writeTinyDreamBoothModel(dir: string, seed = 7, hidden = 3
   }
 }
 
-if (process.argv[1]?.endsWith('tiny-model.ts') && process.argv[2]) {
+// `globalThis.process`: the browser tests import this module too.
+const argv = (globalThis as { process?: { argv: string[] } }).process?.argv ?? [];
+if (argv[1]?.endsWith('tiny-model.ts') && argv[2]) {
   await k.useBackend('wasm');
-  await writeTinyDreamBoothModel(process.argv[2], process.argv[3] === undefined ? 7 : Number(process.argv[3]));
-  console.log(`tiny DreamBooth base model -> ${process.argv[2]}`);
+  await writeTinyDreamBoothModel(argv[2], argv[3] === undefined ? 7 : Number(argv[3]));
+  console.log(`tiny DreamBooth base model -> ${argv[2]}`);
 }

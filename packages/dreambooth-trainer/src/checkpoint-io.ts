@@ -1,9 +1,10 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join, basename, dirname } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import type { AdamW, AdamWHyper, LambdaLR, LRSchedulerState, Module, OptimizerStateDict } from '@kiln/nn';
-import { loadSafetensors, saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
 import { z } from 'zod';
+import { resolveEnvironment } from './environment.js';
+import { loadTensors, saveModelFolder, writeTensors } from './storage/tensor-files.js';
+import { baseName, dirName, readText } from './storage/storage.js';
+import type { TrainerStorage } from './storage/storage.js';
 import { CheckpointError } from './errors.js';
 import { GradScalerStateSchema } from './grad-scaler.js';
 import type { GradScalerState } from './grad-scaler.js';
@@ -32,7 +33,7 @@ export interface TrainerState {
 
 /** Options of {@link saveCheckpoint}. */
 export interface SaveCheckpointOptions {
-  /** Writes the trained weights into the folder instead of each model's `savePretrained` (a LoRA run writes its adapters). */
+  /** Writes the trained weights into the folder instead of each model's folder (a LoRA run writes its adapters). */
   writeWeights?: (dir: string) => Promise<void>;
 }
 
@@ -80,23 +81,34 @@ export function fingerprintOf(models: Record<string, Module>): string {
   return `${parts.length} tensors, fnv1a ${h.toString(16).padStart(8, '0')}`;
 }
 
-/** The `checkpoint-N` folders of `outputDir`, oldest first. */
-export async function listCheckpoints(outputDir: string): Promise<{ step: number; path: string }[]> {
-  const names = await readdir(outputDir).catch(() => [] as string[]);
+/** The storage a public helper uses when none is given: the filesystem in Node, OPFS in a browser. */
+const defaultStorage = async () => (await resolveEnvironment({})).storage;
+
+/**
+ * The `checkpoint-N` folders of `outputDir`, oldest first.
+ *
+ * @example
+ * ```ts
+ * await listCheckpoints('out/dog'); // [{ step: 100, path: 'out/dog/checkpoint-100' }, …]
+ * ```
+ */
+export async function listCheckpoints(outputDir: string, storage?: TrainerStorage): Promise<{ step: number; path: string }[]> {
+  const s = storage ?? (await defaultStorage());
+  const names = await s.list(outputDir).catch(() => [] as string[]);
   return names
     .map((n) => /^checkpoint-(\d+)$/.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ step: Number(m[1]), path: join(outputDir, m[0]) }))
+    .map((m) => ({ step: Number(m[1]), path: s.join(outputDir, m[0]) }))
     .sort((a, b) => a.step - b.step);
 }
 
 /** diffusers' rule: before saving, remove the oldest so that at most `limit − 1` remain. */
-export async function pruneCheckpoints(outputDir: string, limit: number | null): Promise<string[]> {
+export async function pruneCheckpoints(storage: TrainerStorage, outputDir: string, limit: number | null): Promise<string[]> {
   if (limit === null) return [];
-  const all = await listCheckpoints(outputDir);
+  const all = await listCheckpoints(outputDir, storage);
   if (all.length < limit) return [];
   const remove = all.slice(0, all.length - limit + 1);
-  for (const c of remove) await rm(c.path, { recursive: true, force: true });
+  for (const c of remove) await storage.remove(c.path);
   return remove.map((c) => c.path);
 }
 
@@ -106,40 +118,42 @@ export async function pruneCheckpoints(outputDir: string, limit: number | null):
  * folder and renames it into place, so a kill never leaves a half-written checkpoint.
  */
 export async function saveCheckpoint(
+  storage: TrainerStorage,
   dir: string,
-  models: Record<string, Module & { savePretrained(dir: string): Promise<void> }>,
+  models: Record<string, Module>,
   optimizer: AdamW,
   lrScheduler: LambdaLR,
   state: Omit<TrainerState, 'lrScheduler'>,
   options: SaveCheckpointOptions = {},
 ): Promise<void> {
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp`);
+  const tmp = storage.join(dirName(dir), `.${baseName(dir)}.tmp`);
   try {
-    await writeCheckpointFolder(tmp, models, optimizer, lrScheduler, state, options);
+    await writeCheckpointFolder(storage, tmp, models, optimizer, lrScheduler, state, options);
   } catch (e) {
     // A full disk or an I/O error: drop the partial folder; earlier checkpoints stay as they were.
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    await storage.remove(tmp).catch(() => {});
     throw new CheckpointError(
       `${dir}: the checkpoint could not be written (${(e as Error).message}); nothing was left half-written and earlier checkpoints are intact`,
       { cause: e },
     );
   }
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
+  await storage.remove(dir);
+  await storage.rename(tmp, dir);
 }
 
 async function writeCheckpointFolder(
+  storage: TrainerStorage,
   tmp: string,
-  models: Record<string, Module & { savePretrained(dir: string): Promise<void> }>,
+  models: Record<string, Module>,
   optimizer: AdamW,
   lrScheduler: LambdaLR,
   state: Omit<TrainerState, 'lrScheduler'>,
   options: SaveCheckpointOptions,
 ): Promise<void> {
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
+  await storage.remove(tmp);
+  await storage.mkdir(tmp);
   if (options.writeWeights) await options.writeWeights(tmp);
-  else for (const [name, m] of Object.entries(models)) await m.savePretrained(join(tmp, name));
+  else for (const [name, m] of Object.entries(models)) await saveModelFolder(storage, storage.join(tmp, name), m);
   const opt = optimizer.stateDict();
   const tensors = new Map<string, k.Tensor>();
   const steps: Record<string, number> = {};
@@ -149,7 +163,7 @@ async function writeCheckpointFolder(
       tensors.set(`${id}.exp_avg`, s.expAvg as k.Tensor);
       tensors.set(`${id}.exp_avg_sq`, s.expAvgSq as k.Tensor);
     }
-    await saveSafetensors(join(tmp, OPT_FILE), tensors);
+    await writeTensors(storage, storage.join(tmp, OPT_FILE), tensors);
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
@@ -160,39 +174,47 @@ async function writeCheckpointFolder(
     lrScheduler: lrScheduler.stateDict(),
     optimizer: { paramGroups: opt.paramGroups, steps },
   };
-  await writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(json, null, 1)}\n`);
+  await storage.write(storage.join(tmp, STATE_FILE), `${JSON.stringify(json, null, 1)}\n`);
 }
 
-/** Finds the checkpoint `--resume_from_checkpoint` names: a path, a name inside `outputDir`, or `latest`. Null when `latest` finds none. */
-export async function resolveCheckpoint(spec: string, outputDir: string): Promise<string | null> {
+/**
+ * Finds the checkpoint `--resume_from_checkpoint` names: a path, a name inside `outputDir`, or `latest`. Null when `latest` finds none.
+ *
+ * @example
+ * ```ts
+ * await resolveCheckpoint('latest', 'out/dog'); // 'out/dog/checkpoint-200', or null
+ * ```
+ */
+export async function resolveCheckpoint(spec: string, outputDir: string, storage?: TrainerStorage): Promise<string | null> {
+  const s = storage ?? (await defaultStorage());
   if (spec === 'latest') {
-    const all = await listCheckpoints(outputDir);
+    const all = await listCheckpoints(outputDir, s);
     return all.length ? all[all.length - 1].path : null;
   }
-  for (const p of [spec, join(outputDir, basename(spec))]) if ((await stat(p).catch(() => null))?.isDirectory()) return p;
-  throw new CheckpointError(
-    `resume_from_checkpoint: ${spec} is not a checkpoint folder (looked in ${spec} and ${join(outputDir, basename(spec))})`,
-  );
+  const inside = s.join(outputDir, baseName(spec));
+  for (const p of [spec, inside]) if ((await s.kind(p).catch(() => null)) === 'folder') return p;
+  throw new CheckpointError(`resume_from_checkpoint: ${spec} is not a checkpoint folder (looked in ${spec} and ${inside})`);
 }
 
 /** Reads a checkpoint's state and checks it belongs to these models; the caller then loads weights and optimizer. */
 export async function readCheckpointState(
+  storage: TrainerStorage,
   dir: string,
   fingerprint: string,
   batching: TrainerState['batching'],
 ): Promise<TrainerState & { optimizer: z.infer<typeof StateSchema>['optimizer'] }> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8'));
+    raw = JSON.parse(await readText(storage, storage.join(dir, STATE_FILE)));
   } catch (e) {
     throw new CheckpointError(
-      `${join(dir, STATE_FILE)}: cannot be read as JSON (${(e as Error).message}); is ${dir} a Kiln DreamBooth checkpoint?`,
+      `${storage.join(dir, STATE_FILE)}: cannot be read as JSON (${(e as Error).message}); is ${dir} a Kiln DreamBooth checkpoint?`,
     );
   }
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new CheckpointError(`${join(dir, STATE_FILE)}: ${i.path.join('.') || 'file'}: ${i.message}`);
+    throw new CheckpointError(`${storage.join(dir, STATE_FILE)}: ${i.path.join('.') || 'file'}: ${i.message}`);
   }
   if (parsed.data.fingerprint !== fingerprint) {
     throw new CheckpointError(
@@ -213,17 +235,18 @@ export async function readCheckpointState(
 
 /** Loads the optimizer moments of a checkpoint into `optimizer` (its param order must match, which the fingerprint ensures). */
 export async function loadOptimizer(
+  storage: TrainerStorage,
   dir: string,
   optimizer: AdamW,
   saved: { paramGroups: Record<string, unknown>[]; steps: Record<string, number> },
 ): Promise<void> {
-  const tensors = await loadSafetensors(join(dir, OPT_FILE));
+  const tensors = await loadTensors(storage, storage.join(dir, OPT_FILE));
   try {
     const state: OptimizerStateDict<AdamWHyper>['state'] = {};
     for (const [id, step] of Object.entries(saved.steps)) {
       const expAvg = tensors[`${id}.exp_avg`];
       const expAvgSq = tensors[`${id}.exp_avg_sq`];
-      if (!expAvg || !expAvgSq) throw new CheckpointError(`${join(dir, OPT_FILE)}: moments of parameter ${id} are missing`);
+      if (!expAvg || !expAvgSq) throw new CheckpointError(`${storage.join(dir, OPT_FILE)}: moments of parameter ${id} are missing`);
       state[Number(id)] = { step, expAvg, expAvgSq };
     }
     optimizer.loadStateDict({ state, paramGroups: saved.paramGroups as unknown as OptimizerStateDict<AdamWHyper>['paramGroups'] });

@@ -1,9 +1,9 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
+import { encodePng } from '@kiln/pipeline';
 import type { StableDiffusionPipeline } from '@kiln/pipeline';
-import { writePng } from '@kiln/pipeline/node';
+import { resolveEnvironment } from './environment.js';
 import { listImages } from './image-folder.js';
+import type { TrainerStorage } from './storage/storage.js';
 
 /** What class-image generation needs. */
 export interface ClassImageOptions {
@@ -16,6 +16,8 @@ export interface ClassImageOptions {
   steps: number;
   resolution: number;
   log?: (line: string) => void;
+  /** Where `dir` is (default: the filesystem in Node, the Origin Private File System in a browser). */
+  storage?: TrainerStorage;
 }
 
 /**
@@ -30,8 +32,9 @@ export interface ClassImageOptions {
  * ```
  */
 export async function generateClassImages(pipe: StableDiffusionPipeline, o: ClassImageOptions): Promise<number> {
-  await mkdir(o.dir, { recursive: true });
-  const have = (await listImages(o.dir)).length;
+  const storage = o.storage ?? (await resolveEnvironment({})).storage;
+  await storage.mkdir(o.dir);
+  const have = (await listImages(o.dir, storage)).length;
   if (have >= o.numImages) return 0;
   const scale = pipe.vaeScaleFactor;
   const size = Math.round(o.resolution / scale) * scale;
@@ -56,9 +59,10 @@ export async function generateClassImages(pipe: StableDiffusionPipeline, o: Clas
     latents.dispose();
     images.dispose();
     for (let j = 0; j < n; j++)
-      await writePng(join(o.dir, `class-${String(start + j).padStart(5, '0')}.png`), rgba[j], {
-        parameters: `${o.prompt}\nSteps: ${o.steps}, Seed: ${o.seed + start + j}`,
-      });
+      await storage.write(
+        storage.join(o.dir, `class-${String(start + j).padStart(5, '0')}.png`),
+        encodePng(rgba[j], { text: { parameters: `${o.prompt}\nSteps: ${o.steps}, Seed: ${o.seed + start + j}` } }),
+      );
     made += n;
     o.log?.(`class images ${start + n}/${o.numImages}`);
   }

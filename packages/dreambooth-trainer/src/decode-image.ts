@@ -13,7 +13,7 @@ export interface RgbImage {
 const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 /**
- * Whether the bytes are a RIFF/WEBP file (which {@link decodeImage} leaves to `decodeWebp` in `@kiln/dreambooth-trainer/node`).
+ * Whether the bytes are a RIFF/WEBP file (which {@link decodeImage} leaves to `decodeWebpImage`).
  *
  * @example
  * ```ts
@@ -58,12 +58,16 @@ function fromPng(bytes: Uint8Array): RgbImage {
   return { width, height, data: out };
 }
 
-function fromJpeg(bytes: Uint8Array): RgbImage {
-  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
+/** 8-bit RGBA (a decoder's output) as RGB in [0, 1]; alpha is dropped, as PIL's convert('RGB') does. */
+export function rgbFromRgba(img: { width: number; height: number; data: ArrayLike<number> }): RgbImage {
   const n = img.width * img.height;
   const out = new Float32Array(n * 3);
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = img.data[i * 4 + c] / 255;
   return { width: img.width, height: img.height, data: out };
+}
+
+function fromJpeg(bytes: Uint8Array): RgbImage {
+  return rgbFromRgba(jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 }));
 }
 
 /**
@@ -83,7 +87,7 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
     else if (isJpeg(bytes)) img = fromJpeg(bytes);
     else if (isWebp(bytes))
       throw new DatasetError(
-        `${name}: WebP decodes asynchronously (loadImageFolder in @kiln/dreambooth-trainer/node reads it); decodeImage takes PNG and JPEG`,
+        `${name}: WebP decodes asynchronously (decodeWebpImage and loadImageFolder read it); decodeImage takes PNG and JPEG`,
       );
     else throw new DatasetError(`${name}: not a PNG, JPEG or WebP image (unrecognised file signature)`);
   } catch (e) {

@@ -1,20 +1,38 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
 import type { Example } from './dataset.js';
 import { decodeImage, isWebp } from './decode-image.js';
-import { decodeWebp } from './webp-node.js';
+import { resolveEnvironment } from './environment.js';
 import { DatasetError } from './errors.js';
+import { errorCode, readText } from './storage/storage.js';
+import type { TrainerStorage } from './storage/storage.js';
+import { decodeWebpImage } from './webp.js';
 
 /** File extensions read as images (any case). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.jpe', '.webp'];
 
-/** The image files of a folder, sorted by name (hidden files skipped). */
-export async function listImages(dir: string): Promise<string[]> {
+/** The extension of a file name, with its dot (`''` when it has none). */
+const extname = (name: string) => {
+  const i = name.lastIndexOf('.');
+  return i > 0 ? name.slice(i) : '';
+};
+
+/** The storage of a call that names none: the filesystem in Node, the Origin Private File System in a browser. */
+const storageOf = async (storage?: TrainerStorage) => storage ?? (await resolveEnvironment({})).storage;
+
+/**
+ * The image files of a folder, sorted by name (hidden files skipped).
+ *
+ * @example
+ * ```ts
+ * await listImages('data/dog'); // ['1.jpg', '2.png']
+ * ```
+ */
+export async function listImages(dir: string, storage?: TrainerStorage): Promise<string[]> {
+  const s = await storageOf(storage);
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = await s.list(dir);
   } catch (e) {
-    throw new DatasetError(`${dir}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DatasetError(`${dir}: cannot list the folder (${errorCode(e)})`);
   }
   return names.filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort();
 }
@@ -31,6 +49,8 @@ export interface ImageFolderOptions {
   limit?: number;
   /** "instance" or "class", for messages. */
   what: string;
+  /** Where `dir` is (default: the filesystem in Node, the Origin Private File System in a browser). */
+  storage?: TrainerStorage;
 }
 
 /**
@@ -44,15 +64,16 @@ export interface ImageFolderOptions {
  * ```
  */
 export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promise<Example[]> {
-  if (!(await stat(dir).catch(() => null))?.isDirectory()) throw new DatasetError(`${o.what} images: ${dir} is not a folder`);
-  let files = await listImages(dir);
+  const s = await storageOf(o.storage);
+  if ((await s.kind(dir).catch(() => null)) !== 'folder') throw new DatasetError(`${o.what} images: ${dir} is not a folder`);
+  let files = await listImages(dir, s);
   if (files.length === 0) throw new DatasetError(`${o.what} images: ${dir} has no images (${IMAGE_EXTENSIONS.join(', ')})`);
   if (o.limit !== undefined) files = files.slice(0, o.limit);
   const out: Example[] = [];
   for (const f of files) {
-    const path = join(dir, f);
-    const bytes = new Uint8Array(await readFile(path));
-    const image = isWebp(bytes) ? await decodeWebp(bytes, path) : decodeImage(bytes, path);
+    const path = s.join(dir, f);
+    const bytes = await s.read(path);
+    const image = isWebp(bytes) ? await decodeWebpImage(bytes, path) : decodeImage(bytes, path);
     if (Math.min(image.width, image.height) < o.minSide) {
       throw new DatasetError(
         `${path}: ${image.width}×${image.height} is too small: the shorter side must be at least ${o.minSide} px (a quarter of --resolution: upscaling more only trains blur)`,
@@ -60,7 +81,7 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions): Promi
     }
     let prompt = o.prompt;
     if (o.captionExtension) {
-      const caption = await readFile(join(dir, f.slice(0, f.length - extname(f).length) + o.captionExtension), 'utf8').catch(() => null);
+      const caption = await readText(s, s.join(dir, f.slice(0, f.length - extname(f).length) + o.captionExtension)).catch(() => null);
       // An empty caption file is an empty prompt (unconditional), as kohya and diffusers' imagefolder read it.
       if (caption !== null) prompt = caption.trim();
     }

@@ -1,9 +1,10 @@
 import * as k from '@kiln/tensor-core';
-import { LORA_TARGETS, injectLora, loraLayers } from '@kiln/nn';
-import type { LoraLayer, Module, Parameter } from '@kiln/nn';
-import { readLoraFile, saveLoraWeights } from '@kiln/nn/node';
+import { LORA_TARGETS, extractLoraWeights, injectLora, kohyaNameMap, loraLayers, parseLoraStateDict, serializeLoraWeights } from '@kiln/nn';
+import type { LoraLayer, LoraWeights, Module, Parameter } from '@kiln/nn';
 import { CheckpointError } from './errors.js';
 import { keyedRandom } from './rng.js';
+import { openTensors, writeTensors } from './storage/tensor-files.js';
+import type { TrainerStorage } from './storage/storage.js';
 
 /** diffusers' `LORA_WEIGHT_NAME_SAFE`: the adapter file of the output folder and of each checkpoint. */
 export const LORA_WEIGHTS_NAME = 'pytorch_lora_weights.safetensors';
@@ -49,15 +50,31 @@ export class TrainingLora {
   }
 
   /** Writes the adapters as diffusers' `save_lora_weights` does (`unet.…lora_A.weight`, …), atomically. */
-  async save(path: string, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
-    await saveLoraWeights(path, this.models, { metadata });
+  async save(storage: TrainerStorage, path: string, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
+    const { tensors, metadata: header } = serializeLoraWeights(extractLoraWeights(this.models, undefined, metadata), 'diffusers');
+    await writeTensors(storage, path, tensors, header);
+  }
+
+  /** A LoRA file of the storage, as `@kiln/nn/node`'s readLoraFile reads one from disk. */
+  private async read(storage: TrainerStorage, path: string): Promise<LoraWeights> {
+    const file = await openTensors(storage, path);
+    const tensors = new Map<string, k.Tensor>();
+    let kept = new Set<k.Tensor>();
+    try {
+      for (const name of file.keys()) tensors.set(name, await file.tensor(name));
+      const lora = await parseLoraStateDict(tensors, file.metadata, { file: path, known: kohyaNameMap(this.models) });
+      kept = new Set([...lora.modules.values()].flatMap((m) => [m.down, m.up]));
+      return lora;
+    } finally {
+      for (const t of tensors.values()) if (!kept.has(t) && !t.isDisposed) t.dispose();
+    }
   }
 
   /** Puts a checkpoint's adapter values back into these adapters (the optimizer's parameters stay the same objects). */
-  async load(path: string): Promise<void> {
+  async load(storage: TrainerStorage, path: string): Promise<void> {
     let lora;
     try {
-      lora = await readLoraFile(path, { models: this.models });
+      lora = await this.read(storage, path);
     } catch (e) {
       throw new CheckpointError(`${path}: the checkpoint's LoRA weights cannot be read (${(e as Error).message})`, { cause: e });
     }

@@ -1,7 +1,8 @@
 /**
- * `@kiln/dreambooth-trainer/node`: the trainer (`trainDreamBooth`), the command-line parser
- * (`parseTrainerArgs`, `trainerHelp`), image folders, class-image generation and checkpoints.
- * Node only: it reads image folders and writes checkpoints and the trained model.
+ * `@kiln/dreambooth-trainer/node`: the command-line parser (`parseTrainerArgs`, `trainerHelp`),
+ * config files, the filesystem storage (`nodeStorage`), WebP decoding from disk, and the VAE and
+ * text-to-image trainers. `trainDreamBooth`, image folders, class images and checkpoints are
+ * re-exported from the main entry (the same functions, which in Node default to the filesystem).
  *
  * @example
  * ```ts
@@ -12,6 +13,7 @@
  * @packageDocumentation
  */
 export { trainDreamBooth, runTrainer } from './train.js';
+export { nodeStorage } from './storage/node-storage.js';
 export type { StepInfo, TrainHooks, TrainResult } from './train.js';
 export { parseTrainerArgs, readConfigFile, trainerHelp, readFlags } from './args.js';
 export { loadImageFolder, listImages, IMAGE_EXTENSIONS } from './image-folder.js';

@@ -1,13 +1,12 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type * as k from '@kiln/tensor-core';
-import { saveSafetensors, writeFileAtomic } from '@kiln/nn/node';
 import { StableDiffusionPipeline, modelIndexFor } from '@kiln/pipeline';
 import type { StableDiffusionComponents } from '@kiln/pipeline';
 import { schedulerFromConfig } from '@kiln/scheduler';
 import { LORA_WEIGHTS_NAME } from './lora-training.js';
 import type { TrainingLora } from './lora-training.js';
 import type { Session } from './session.js';
+import { savePipelineFolder } from './storage/pipeline-folder.js';
+import { writeTensors } from './storage/tensor-files.js';
 
 /** The SD 1.x single-file key of a transformers CLIP text-model key (`cond_stage_model.transformer.` + key). */
 export const LDM_TEXT_PREFIX = 'cond_stage_model.transformer.';
@@ -24,8 +23,8 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
   const c = s.config;
   if (o.lora) {
     // train_dreambooth_lora.py's output: the adapters alone, which load_lora_weights reads onto the base model.
-    const file = join(c.output_dir, LORA_WEIGHTS_NAME);
-    await o.lora.save(file);
+    const file = s.storage.join(c.output_dir, LORA_WEIGHTS_NAME);
+    await o.lora.save(s.storage, file);
     o.log(`wrote the LoRA weights to ${file}`);
     return;
   }
@@ -54,10 +53,7 @@ export async function saveOutput(s: Session, o: { steps: number; log: (line: str
 async function frozenComponents(s: Session): Promise<{ components: Partial<StableDiffusionComponents>; release: () => void }> {
   const c = s.config;
   if (s.pipe.vae.encoder.convIn.weight.dtype === 'float32') return { components: {}, release: () => {} };
-  const base = await StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
-    variant: c.variant ?? undefined,
-    revision: c.revision ?? undefined,
-  });
+  const base = await s.loadBase();
   base.unet.dispose();
   if (c.train_text_encoder) base.textEncoder.dispose();
   return {
@@ -72,16 +68,17 @@ async function frozenComponents(s: Session): Promise<{ components: Partial<Stabl
 async function writePipeline(s: Session, pipe: StableDiffusionPipeline, o: { steps: number; log: (line: string) => void }): Promise<void> {
   const c = s.config;
   const scheduler = pipe.scheduler;
-  await pipe.savePretrained(c.output_dir);
+  const storage = s.storage;
+  await savePipelineFolder(storage, c.output_dir, pipe);
   if (c.skip_save_text_encoder) {
     // diffusers saves text_encoder=None: the folder is absent and model_index.json says [null, null].
-    await rm(join(c.output_dir, 'text_encoder'), { recursive: true, force: true });
+    await storage.remove(storage.join(c.output_dir, 'text_encoder'));
     const index = { ...modelIndexFor(scheduler.className), text_encoder: [null, null] };
-    await writeFileAtomic(join(c.output_dir, 'model_index.json'), `${JSON.stringify(index, null, 2)}\n`);
+    await storage.write(storage.join(c.output_dir, 'model_index.json'), `${JSON.stringify(index, null, 2)}\n`);
   }
   o.log(`wrote the trained pipeline to ${c.output_dir}`);
   if (c.save_single_file) {
-    const file = join(c.output_dir, 'model.safetensors');
+    const file = storage.join(c.output_dir, 'model.safetensors');
     const tensors = new Map<string, k.Tensor>([...Object.entries(pipe.unet.ldmStateDict()), ...Object.entries(pipe.vae.ldmStateDict())]);
     for (const [key, t] of pipe.textEncoder.namedParameters()) tensors.set(LDM_TEXT_PREFIX + key, t);
     const metadata = {
@@ -96,7 +93,7 @@ async function writePipeline(s: Session, pipe: StableDiffusionPipeline, o: { ste
       ss_resolution: String(c.resolution),
       ss_seed: String(s.seed),
     };
-    await saveSafetensors(file, tensors, metadata);
+    await writeTensors(storage, file, tensors, metadata);
     o.log(`wrote ${file}`);
   }
 }

@@ -1,6 +1,5 @@
-import { mkdir, readdir } from 'node:fs/promises';
-import * as k from '@kiln/tensor-core';
-import { CLIPTokenizer } from '@kiln/clip';
+import type * as k from '@kiln/tensor-core';
+import type { CLIPTokenizer } from '@kiln/clip';
 import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { DDPMScheduler } from '@kiln/scheduler';
 import { generateClassImages } from './class-images.js';
@@ -9,10 +8,16 @@ import { DreamBoothDataset } from './dataset.js';
 import { TrainerConfigError } from './errors.js';
 import { listImages, loadImageFolder } from './image-folder.js';
 import { halfDTypeOf } from './mixed-precision.js';
+import type { TrainerEnvironment } from './environment.js';
+import type { TrainerStorage } from './storage/storage.js';
 
 /** Everything a run works on, loaded and checked before anything is written to output_dir. */
 export interface Session {
   config: TrainerConfig;
+  /** Where the run reads and writes. */
+  storage: TrainerStorage;
+  /** Loads the base model again (a new pipeline, in `dtype`). */
+  loadBase: (dtype?: k.DType) => Promise<StableDiffusionPipeline>;
   pipe: StableDiffusionPipeline;
   trainScheduler: DDPMScheduler;
   dataset: DreamBoothDataset;
@@ -24,8 +29,9 @@ export interface Session {
 /** Refuses to write into an output_dir that has files, unless overwriting or resuming is asked for. */
 export async function checkOutputDir(
   c: Pick<TrainerConfig, 'output_dir' | 'overwrite_output_dir' | 'resume_from_checkpoint'>,
+  storage: TrainerStorage,
 ): Promise<void> {
-  const entries = await readdir(c.output_dir).catch(() => [] as string[]);
+  const entries = await storage.list(c.output_dir).catch(() => [] as string[]);
   if (entries.length > 0 && !c.overwrite_output_dir && c.resume_from_checkpoint === null) {
     throw new TrainerConfigError(
       `output_dir = ${JSON.stringify(c.output_dir)} already has files (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); pass --overwrite_output_dir to write into it, or --resume_from_checkpoint latest`,
@@ -39,18 +45,20 @@ export async function checkOutputDir(
  * noise schedule (the model's scheduler config as a DDPM, with `prediction_type` and zero
  * terminal SNR applied). Bad data fails here, before output_dir is touched.
  */
-export async function openSession(c: TrainerConfig, log: (line: string) => void): Promise<Session> {
-  await checkOutputDir(c);
+export async function openSession(c: TrainerConfig, env: TrainerEnvironment, log: (line: string) => void): Promise<Session> {
+  const storage = env.storage;
+  await checkOutputDir(c, storage);
   const minSide = Math.max(1, Math.ceil(c.resolution / 4));
   const instances = await loadImageFolder(c.instance_data_dir, {
     prompt: c.instance_prompt,
     captionExtension: c.caption_extension,
     minSide,
     what: 'instance',
+    storage,
   });
   const seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
   const load = (dtype?: k.DType) =>
-    StableDiffusionPipeline.fromPretrained(c.pretrained_model_name_or_path, {
+    env.loadPipeline(c.pretrained_model_name_or_path, {
       variant: c.variant ?? undefined,
       revision: c.revision ?? undefined,
       dtype,
@@ -60,7 +68,7 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
       ? pipe
       : new StableDiffusionPipeline({
           ...pipe,
-          tokenizer: await CLIPTokenizer.fromPretrained(c.tokenizer_name),
+          tokenizer: await env.loadTokenizer(c.tokenizer_name),
           scheduler: pipe.scheduler,
         });
   const classImages = (p: StableDiffusionPipeline) =>
@@ -73,11 +81,12 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
       steps: c.class_inference_steps,
       resolution: c.resolution,
       log,
+      storage,
     });
   // --prior_generation_precision fp16/bf16: as diffusers, class images come from a pipeline of
   // their own in that dtype, loaded (only when images are missing) and freed before the training one.
   const genDType = halfDTypeOf(c.prior_generation_precision);
-  if (c.with_prior_preservation && genDType && (await listImages(c.class_data_dir!).catch(() => [])).length < c.num_class_images) {
+  if (c.with_prior_preservation && genDType && (await listImages(c.class_data_dir!, storage).catch(() => [])).length < c.num_class_images) {
     const gen = await load(genDType);
     try {
       await classImages(await withTokenizer(gen));
@@ -92,7 +101,13 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
     let classes = null;
     if (c.with_prior_preservation) {
       if (!genDType) await classImages(p);
-      classes = await loadImageFolder(c.class_data_dir!, { prompt: c.class_prompt!, minSide, limit: c.num_class_images, what: 'class' });
+      classes = await loadImageFolder(c.class_data_dir!, {
+        prompt: c.class_prompt!,
+        minSide,
+        limit: c.num_class_images,
+        what: 'class',
+        storage,
+      });
     }
     const dataset = new DreamBoothDataset(instances, classes, {
       resolution: c.resolution,
@@ -121,8 +136,8 @@ export async function openSession(c: TrainerConfig, log: (line: string) => void)
         { field: 'tokenizer_max_length', value: maxLength },
       );
     }
-    await mkdir(c.output_dir, { recursive: true });
-    return { config: c, pipe: p, trainScheduler, dataset, seed, predictionType, maxLength };
+    await storage.mkdir(c.output_dir);
+    return { config: c, storage, loadBase: load, pipe: p, trainScheduler, dataset, seed, predictionType, maxLength };
   } catch (e) {
     pipe.dispose();
     throw e;

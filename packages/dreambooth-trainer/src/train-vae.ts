@@ -19,6 +19,7 @@ import { DreamBoothDataset } from './dataset.js';
 import { TrainerConfigError, TrainingDivergedError } from './errors.js';
 import { loadImageFolder } from './image-folder.js';
 import { checkOutputDir } from './session.js';
+import { nodeStorage } from './storage/node-storage.js';
 import { loadTrainedWeights } from './weights.js';
 
 const str = z.string().min(1);
@@ -100,8 +101,9 @@ export async function trainVae(
   const c = parsed.data;
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   await k.useBackend(c.backend);
-  await checkOutputDir(c);
-  const images = await loadImageFolder(c.train_data_dir, { prompt: '', minSide: Math.ceil(c.resolution / 4), what: 'training' });
+  const storage = nodeStorage();
+  await checkOutputDir(c, storage);
+  const images = await loadImageFolder(c.train_data_dir, { prompt: '', minSide: Math.ceil(c.resolution / 4), what: 'training', storage });
   const data = new DreamBoothDataset(images, null, {
     resolution: c.resolution,
     centerCrop: c.center_crop,
@@ -140,11 +142,11 @@ export async function trainVae(
   let epoch = 0;
   let batchIndex = 0;
   if (c.resume_from_checkpoint !== null) {
-    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
+    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir, storage);
     if (dir !== null) {
-      const st = await readCheckpointState(dir, fingerprint, batching);
+      const st = await readCheckpointState(storage, dir, fingerprint, batching);
       await loadTrainedWeights(vae, join(dir, 'vae'));
-      await loadOptimizer(dir, optimizer, st.optimizer);
+      await loadOptimizer(storage, dir, optimizer, st.optimizer);
       lrScheduler.loadStateDict(st.lrScheduler);
       generator.setState(st.generator);
       ({ globalStep: step, epoch, batchIndex } = st);
@@ -157,9 +159,9 @@ export async function trainVae(
   const tracker = openRun(join(c.output_dir, 'logs'));
   tracker.logHparams({ ...c });
   const checkpoint = async () => {
-    for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
+    for (const removed of await pruneCheckpoints(storage, c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${step}`);
-    await saveCheckpoint(path, trained, optimizer, lrScheduler, {
+    await saveCheckpoint(storage, path, trained, optimizer, lrScheduler, {
       globalStep: step,
       epoch,
       batchIndex,

@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import * as k from '@kiln/tensor-core';
 import { AdamW, clipGradNorm, getScheduler } from '@kiln/nn';
 import type { Module } from '@kiln/nn';
 import type { RunLogger } from '@kiln/tracking';
-import { openRun } from '@kiln/tracking/node';
 import {
   fingerprintOf,
   listCheckpoints,
@@ -17,12 +15,14 @@ import { compatNotes, parseTrainerConfig } from './config.js';
 import type { TrainerConfig, TrainerConfigInput } from './config.js';
 import type { BatchRows } from './dataset.js';
 import { OutputError, TrainingDivergedError } from './errors.js';
+import { resolveEnvironment } from './environment.js';
+import type { EnvironmentOptions, TrainerEnvironment } from './environment.js';
 import { dreamBoothLoss } from './loss.js';
 import { saveOutput } from './output.js';
 import { encodeText, openSession } from './session.js';
 import type { Session } from './session.js';
 import { runValidation } from './validation.js';
-import { loadTrainedWeights } from './weights.js';
+import { loadModelWeights } from './storage/tensor-files.js';
 import { LORA_WEIGHTS_NAME, TrainingLora } from './lora-training.js';
 import { GradScaler } from './grad-scaler.js';
 import { MixedPrecision, halfDTypeOf } from './mixed-precision.js';
@@ -45,13 +45,16 @@ export interface StepInfo {
   lossScale?: number;
 }
 
-/** Hooks of {@link trainDreamBooth}. */
-export interface TrainHooks {
+/**
+ * Hooks and environment of {@link trainDreamBooth}: progress, stopping, and (in a browser, or to
+ * train from memory) where the config's paths are and how the base model is loaded.
+ */
+export interface TrainHooks extends EnvironmentOptions {
   /** Called after each optimizer step (awaited). */
   onStep?: (info: StepInfo) => void | Promise<void>;
   /** Aborting stops at the next step boundary, after saving a checkpoint of that step. */
   signal?: AbortSignal;
-  /** Notes and messages (default: stderr). */
+  /** Notes and messages (default: stderr in Node, the console in a browser). */
   log?: (line: string) => void;
   /** The progress line after each step (default: none; the CLI prints it on stderr). */
   progress?: (line: string) => void;
@@ -83,15 +86,30 @@ function sampleLatents(moments: k.Tensor, generator: k.Generator, scaling: numbe
  * preservation with generated class images, ε or v targets, offset noise, min-SNR weighting,
  * gradient accumulation and clipping, AdamW with diffusers' LR schedules, checkpoints that resume
  * with the identical loss curve, validation images, tracking, and the trained pipeline written to
- * `output_dir`. Node only.
+ * `output_dir`.
+ *
+ * In Node its paths are files (and `pretrained_model_name_or_path` may be a Hub id or a single
+ * file); in a browser they are folders of the Origin Private File System, or of any
+ * {@link TrainerStorage} passed as `storage`, with the base model a diffusers folder there or
+ * whatever `loadPipeline` returns. Checkpoints and the output are the same files either way.
  *
  * @example
  * ```ts
- * import { trainDreamBooth } from '@kiln/dreambooth-trainer/node';
+ * import { trainDreamBooth } from '@kiln/dreambooth-trainer';
  * const result = await trainDreamBooth(
  *   { pretrained_model_name_or_path: './sd15', instance_data_dir: './dog', instance_prompt: 'a photo of sks dog', output_dir: './dog-model', max_train_steps: 400, seed: 0 },
  *   { onStep: ({ step, loss }) => console.log(step, loss) },
  * );
+ * ```
+ * @example
+ * In a browser, with the data and model in OPFS, stopping and resuming:
+ * ```ts
+ * import { opfsStorage, trainDreamBooth } from '@kiln/dreambooth-trainer';
+ * const storage = await opfsStorage();
+ * const stop = new AbortController();
+ * const config = { pretrained_model_name_or_path: 'models/sd15', instance_data_dir: 'dog', instance_prompt: 'a photo of sks dog', output_dir: 'dog-model', checkpointing_steps: 50 };
+ * await trainDreamBooth(config, { storage, signal: stop.signal }); // stop.abort() saves a checkpoint and returns
+ * await trainDreamBooth({ ...config, resume_from_checkpoint: 'latest' }, { storage });
  * ```
  */
 export async function trainDreamBooth(input: TrainerConfigInput | TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -100,28 +118,31 @@ export async function trainDreamBooth(input: TrainerConfigInput | TrainerConfig,
 
 /** Runs a validated config (DreamBooth, or text-to-image with `instance_prompt` as the caption fallback). */
 export async function runTrainer(c: TrainerConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const env = await resolveEnvironment(hooks);
+  const log = hooks.log ?? env.log;
   for (const note of compatNotes(c)) log(note);
   if ((c.mixed_precision === 'fp16' || c.mixed_precision === 'bf16') && c.backend !== 'webgpu')
     log(
       `--mixed_precision ${c.mixed_precision} on ${c.backend}: half precision saves memory there but runs on reference kernels, slower than float32`,
     );
   await k.useBackend(c.backend);
-  const s = await openSession(c, log);
+  const s = await openSession(c, env, log);
   try {
-    return await trainSession(s, hooks, log);
+    return await trainSession(s, env, hooks, log);
   } finally {
     s.pipe.dispose();
   }
 }
 
-async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) => void): Promise<TrainResult> {
+async function trainSession(s: Session, env: TrainerEnvironment, hooks: TrainHooks, log: (line: string) => void): Promise<TrainResult> {
   const c = s.config;
+  const storage = s.storage;
+  const join = storage.join.bind(storage);
   const { unet, textEncoder, vae } = s.pipe;
   if (c.gradient_checkpointing) unet.enableGradientCheckpointing();
   unet.train();
   if (c.train_text_encoder) textEncoder.train();
-  const trained: Record<string, Module & { savePretrained(dir: string): Promise<void> }> = { unet };
+  const trained: Record<string, Module> = { unet };
   if (c.train_text_encoder) trained.text_encoder = textEncoder;
   // --lora: adapters on the attention projections; the base weights are frozen and stay as loaded.
   const lora = c.lora
@@ -139,14 +160,14 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
   // A resume loads the weights first, in float32, so mixed precision's masters start from them exactly.
   let resumed: { dir: string; st: Awaited<ReturnType<typeof readCheckpointState>> } | null = null;
   if (c.resume_from_checkpoint !== null) {
-    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir);
+    const dir = await resolveCheckpoint(c.resume_from_checkpoint, c.output_dir, storage);
     if (dir === null) log(`Checkpoint '${c.resume_from_checkpoint}' does not exist. Starting a new training run.`);
     else {
-      const st = await readCheckpointState(dir, fingerprint, batching);
+      const st = await readCheckpointState(storage, dir, fingerprint, batching);
       if (lora) {
-        await lora.load(join(dir, LORA_WEIGHTS_NAME));
+        await lora.load(storage, join(dir, LORA_WEIGHTS_NAME));
         if (st.adapterGenerator) lora.generator.setState(st.adapterGenerator);
-      } else for (const [name, m] of Object.entries(trained)) await loadTrainedWeights(m, join(dir, name));
+      } else for (const [name, m] of Object.entries(trained)) await loadModelWeights(storage, join(dir, name), m);
       resumed = { dir, st };
     }
   }
@@ -191,7 +212,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
 
   if (resumed) {
     const { dir, st } = resumed;
-    await loadOptimizer(dir, optimizer, st.optimizer);
+    await loadOptimizer(storage, dir, optimizer, st.optimizer);
     lrScheduler.loadStateDict(st.lrScheduler);
     generator.setState(st.generator);
     s.dataset.options.seed = st.dataSeed;
@@ -247,19 +268,22 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
     );
   };
 
-  const tracker: RunLogger = openRun(join(c.output_dir, c.logging_dir), {
-    reportTo: c.report_to === 'all' ? ['tensorboard', 'html'] : c.report_to === 'tensorboard' ? ['tensorboard'] : [],
-  });
+  const tracker: RunLogger = env.openTracker(
+    join(c.output_dir, c.logging_dir),
+    c.report_to === 'all' ? ['tensorboard', 'html'] : c.report_to === 'tensorboard' ? ['tensorboard'] : [],
+    log,
+  );
   tracker.logHparams({ ...c });
   const losses: number[] = [];
   const started = performance.now();
   const startStep = globalStep;
   let savedAt = -1;
   const checkpoint = async () => {
-    for (const removed of await pruneCheckpoints(c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
+    for (const removed of await pruneCheckpoints(storage, c.output_dir, c.checkpoints_total_limit)) log(`removed ${removed}`);
     const path = join(c.output_dir, `checkpoint-${globalStep}`);
     const write = () =>
       saveCheckpoint(
+        storage,
         path,
         trained,
         optimizer,
@@ -276,7 +300,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
           ...(lora ? { adapterGenerator: lora.generator.getState() } : {}),
           ...(amp?.scaler ? { gradScaler: amp.scaler.stateDict() } : {}),
         },
-        lora ? { writeWeights: (dir) => lora.save(join(dir, LORA_WEIGHTS_NAME)) } : {},
+        lora ? { writeWeights: (dir) => lora.save(storage, join(dir, LORA_WEIGHTS_NAME)) } : {},
       );
     await (amp ? amp.withMasterWeights(write) : write());
     savedAt = globalStep;
@@ -319,7 +343,7 @@ async function trainSession(s: Session, hooks: TrainHooks, log: (line: string) =
         const bad = !Number.isFinite(inst) ? 'instance loss' : withPrior && !Number.isFinite(prior) ? 'prior-preservation loss' : null;
         if (bad) {
           optimizer.zeroGrad();
-          const last = (await listCheckpoints(c.output_dir)).at(-1);
+          const last = (await listCheckpoints(c.output_dir, storage)).at(-1);
           throw new TrainingDivergedError(
             `step ${globalStep + 1}: the ${bad} is ${bad === 'instance loss' ? inst : prior}; training stopped without applying it. ${last ? `The last good checkpoint is ${last.path}.` : 'No checkpoint was saved yet.'} Lower --learning_rate or check the data.`,
             globalStep + 1,

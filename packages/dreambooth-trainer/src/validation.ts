@@ -1,6 +1,4 @@
-import { join } from 'node:path';
-import { StableDiffusionPipeline } from '@kiln/pipeline';
-import { writePng } from '@kiln/pipeline/node';
+import { StableDiffusionPipeline, encodePng } from '@kiln/pipeline';
 import { schedulerFromConfig } from '@kiln/scheduler';
 import type { RunLogger } from '@kiln/tracking';
 import type { Session } from './session.js';
@@ -29,9 +27,10 @@ export async function runValidation(s: Session, step: number, tracker: RunLogger
     });
     out.images.dispose();
     rgba.push(out.rgba[0]);
-    await writePng(join(c.output_dir, 'validation', `step-${step}-${i}.png`), out.rgba[0], {
-      parameters: `${c.validation_prompt}\nSteps: ${VALIDATION_STEPS}, Seed: ${s.seed + i}`,
-    });
+    await s.storage.write(
+      s.storage.join(c.output_dir, 'validation', `step-${step}-${i}.png`),
+      encodePng(out.rgba[0], { text: { parameters: `${c.validation_prompt}\nSteps: ${VALIDATION_STEPS}, Seed: ${s.seed + i}` } }),
+    );
   }
   tracker.logImages(step, 'validation', rgba);
   s.pipe.unet.train();

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { rgbFromRgba } from './decode-image.js';
 import type { RgbImage } from './decode-image.js';
 import { DatasetError } from './errors.js';
 
@@ -33,8 +34,5 @@ export async function decodeWebp(bytes: Uint8Array, name: string): Promise<RgbIm
   } catch (e) {
     throw new DatasetError(`${name}: the WebP image does not decode: ${(e as Error).message}`);
   }
-  const n = img.width * img.height;
-  const out = new Float32Array(n * 3);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = img.data[i * 4 + c] / 255;
-  return { width: img.width, height: img.height, data: out };
+  return rgbFromRgba(img);
 }
