@@ -377,8 +377,13 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       });
     };
     /** Slabs of `dim` (a multiple of `unit` wide, about dim/(T·chunks)); `run(lo, len)` does one. */
-    const slabs = (dim: number, unit: number, run: (lo: Expr, len: Expr) => void) => {
+    const slabs = (dim: number, unit: number, run: (lo: Expr, len: Expr) => void, fixed = 0) => {
       f.get(dim).i32(unit - 1).add().i32(unit).divs().set(blocks);
+      if (fixed) {
+        // Slabs of `fixed` (nothing is re-packed per slab): as many parts as that makes.
+        f.get(blocks).i32(fixed / unit - 1).add().i32(fixed / unit).divs().set(count);
+        f.i32(fixed).set(per);
+      } else {
       // Parts: T·chunks when every part still spans SLAB_MIN rows/columns, else T (each part
       // re-packs the other operand, which small products, e.g. Winograd's, cannot amortise).
       // One thread takes the whole problem in one part (chunks only balance load between threads).
@@ -389,6 +394,7 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       f.get(per).get(per).eqz().add().set(per);
       f.get(blocks).get(per).add().i32(1).sub().get(per).divs().set(count);
       f.get(per).i32(unit).mul().set(per);
+      }
       claim(() => {
         f.get(chunk).get(per).mul().set(lo);
         min(f, (g) => g.get(lo).get(per).add(), (g) => g.get(dim), t1, t2).set(hi);
@@ -413,8 +419,9 @@ export function emitGemm(mod: ModuleBuilder): { gemm: Fn; packBAll: Fn } {
       () => {
         f.if(
           (g) => g.get(L.pb),
-          // B packed once for everyone: row slabs, each packing only its own rows of A.
-          () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N), (g) => g.get(L.pb))),
+          // B packed once for everyone: row slabs of one mc block, each packing only its own rows
+          // of A, so many small parts cost nothing and balance a descheduled thread.
+          () => slabs(L.M, MR, (lo, len) => call(lo, 0, len, (g) => g.get(L.N), (g) => g.get(L.pb)), mcp),
           () =>
             f.if(
               (g) => g.get(L.N).get(L.M).ges(),
