@@ -54,7 +54,15 @@ export function storageEnvironment(storage: TrainerStorage): TrainerEnvironment 
   };
 }
 
-/** The options of `trainDreamBooth` that choose the environment. */
+/**
+ * The options of `trainDreamBooth` that choose the environment.
+ *
+ * @example
+ * ```ts
+ * // A pipeline already fetched over HTTP, and the run's files in memory:
+ * await trainDreamBooth(config, { storage: memoryStorage(), loadPipeline: async () => (await loadModel(url)).pipe });
+ * ```
+ */
 export interface EnvironmentOptions {
   /** Where paths of the config are (default: the filesystem in Node, the Origin Private File System in a browser). */
   storage?: TrainerStorage;

@@ -28,7 +28,7 @@ export function memoryStorage(): TrainerStorage {
     }
   };
   const under = (p: string) => (q: string) => q.startsWith(p === '/' ? '/' : `${p}/`) && q !== p;
-  return {
+  const storage: TrainerStorage = {
     name: 'memory',
     join: joinPosix,
     async read(path) {
@@ -38,7 +38,7 @@ export function memoryStorage(): TrainerStorage {
       return f.slice();
     },
     async blob(path) {
-      return new Blob([(await this.read(path)) as Uint8Array<ArrayBuffer>]);
+      return new Blob([(await storage.read(path)) as Uint8Array<ArrayBuffer>]);
     },
     async write(path, data) {
       const p = norm(path);
@@ -77,4 +77,5 @@ export function memoryStorage(): TrainerStorage {
       for (const q of [...folders]) if (under(p)(q)) folders.delete(q);
     },
   };
+  return storage;
 }

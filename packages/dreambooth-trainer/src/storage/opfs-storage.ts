@@ -87,7 +87,7 @@ export async function opfsStorage(root?: FileSystemDirectoryHandle): Promise<Tra
     name: 'OPFS',
     join: joinPosix,
     async read(path) {
-      return new Uint8Array(await (await this.blob(path)).arrayBuffer());
+      return new Uint8Array(await (await storage.blob(path)).arrayBuffer());
     },
     async blob(path) {
       const h = await file(path);

@@ -4,7 +4,14 @@ import type { TensorMap } from '@kiln/nn';
 /** What went wrong with a storage path, in POSIX's words (Node's own errors carry the same codes). */
 export type StorageErrorCode = 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EEXIST' | 'EIO';
 
-/** A storage operation failed; names the path and carries a POSIX-style `code`. */
+/**
+ * A storage operation failed; names the path and carries a POSIX-style `code`.
+ *
+ * @example
+ * ```ts
+ * await memoryStorage().read('missing.txt').catch((e: StorageError) => e.code); // 'ENOENT'
+ * ```
+ */
 export class StorageError extends KilnError {
   override name = 'StorageError';
   constructor(
