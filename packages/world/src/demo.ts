@@ -61,7 +61,7 @@ export const DemoOptionsSchema = z
     /** Samples per evaluation prompt. */
     samples: z.number().int().min(1).default(6),
     /** Samples per world prompt (every class × colour) for the base model's agreement; 0 skips it. */
-    world_samples: z.number().int().min(0).default(1),
+    world_samples: z.number().int().min(0).default(4),
   })
   .strict()
   .refine((o) => o.full || o.lora !== null, { path: ['full'], message: 'full: false needs lora (a rank), or there is nothing to train' });

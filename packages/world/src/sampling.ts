@@ -3,10 +3,13 @@ import type { RgbaImage, StableDiffusionPipeline } from '@kiln/pipeline';
 
 /**
  * How the world's models are sampled: DDIM with trailing timesteps (the model's scheduler), 25 steps,
- * classifier-free guidance 5 with guidance rescale 0.7 (Lin et al.: v-prediction with zero terminal
- * SNR over-saturates without it).
+ * classifier-free guidance 3 without guidance rescale. Measured on the committed base model, every
+ * class × colour prompt 4 times (112 seeded samples, scored): guidance 3 read 0.95 class, 0.94
+ * colour and 0.92 context; 4 with rescale 0.3, 0.89/0.89/0.96; 5 with rescale 0.7 (the calibration
+ * runs' setting), 0.85/0.79/0.94; 7.5 and 10 lower still (purple drifts to magenta, triangles grow
+ * points).
  */
-export const WORLD_SAMPLING = { numInferenceSteps: 25, guidanceScale: 5, guidanceRescale: 0.7 } as const;
+export const WORLD_SAMPLING = { numInferenceSteps: 25, guidanceScale: 3, guidanceRescale: 0 } as const;
 
 /**
  * `n` samples of a prompt, image i from seed `seed + i` (so two models compare on the same start noise).
