@@ -5,7 +5,15 @@ import { resolveEnvironment } from './environment.js';
 import { listImages } from './image-folder.js';
 import type { TrainerStorage } from './storage/storage.js';
 
-/** What class-image generation needs. */
+/**
+ * What class-image generation needs.
+ *
+ * @example
+ * ```ts
+ * const options: ClassImageOptions = { dir: 'class-dog', prompt: 'a photo of a dog', numImages: 100, batchSize: 4, seed: 0, steps: 50, resolution: 512 };
+ * await generateClassImages(pipe, options);
+ * ```
+ */
 export interface ClassImageOptions {
   dir: string;
   prompt: string;

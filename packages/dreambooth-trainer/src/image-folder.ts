@@ -6,7 +6,14 @@ import { errorCode, readText } from './storage/storage.js';
 import type { TrainerStorage } from './storage/storage.js';
 import { decodeWebpImage } from './webp.js';
 
-/** File extensions read as images (any case). */
+/**
+ * File extensions read as images (any case).
+ *
+ * @example
+ * ```ts
+ * IMAGE_EXTENSIONS.includes('.webp'); // true
+ * ```
+ */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.jpe', '.webp'];
 
 /** The extension of a file name, with its dot (`''` when it has none). */
@@ -37,7 +44,14 @@ export async function listImages(dir: string, storage?: TrainerStorage): Promise
   return names.filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort();
 }
 
-/** Options of {@link loadImageFolder}. */
+/**
+ * Options of {@link loadImageFolder}.
+ *
+ * @example
+ * ```ts
+ * const examples = await loadImageFolder('dog', { prompt: 'a photo of sks dog', captionExtension: '.txt', minSide: 64, what: 'instance' });
+ * ```
+ */
 export interface ImageFolderOptions {
   /** The prompt of every image without a caption file. */
   prompt: string;

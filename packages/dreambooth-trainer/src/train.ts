@@ -27,7 +27,14 @@ import { LORA_WEIGHTS_NAME, TrainingLora } from './lora-training.js';
 import { GradScaler } from './grad-scaler.js';
 import { MixedPrecision, halfDTypeOf } from './mixed-precision.js';
 
-/** What `onStep` receives after each optimizer step. */
+/**
+ * What `onStep` receives after each optimizer step.
+ *
+ * @example
+ * ```ts
+ * await trainDreamBooth(config, { onStep: (info: StepInfo) => console.log(info.step, info.loss) });
+ * ```
+ */
 export interface StepInfo {
   /** Optimizer steps done (diffusers' global_step). */
   step: number;
@@ -48,6 +55,13 @@ export interface StepInfo {
 /**
  * Hooks and environment of {@link trainDreamBooth}: progress, stopping, and (in a browser, or to
  * train from memory) where the config's paths are and how the base model is loaded.
+ *
+ * @example
+ * ```ts
+ * const stop = new AbortController();
+ * const hooks: TrainHooks = { signal: stop.signal, storage: memoryStorage(), log: (line) => console.log(line) };
+ * await trainDreamBooth(config, hooks);
+ * ```
  */
 export interface TrainHooks extends EnvironmentOptions {
   /** Called after each optimizer step (awaited). */
@@ -60,7 +74,15 @@ export interface TrainHooks extends EnvironmentOptions {
   progress?: (line: string) => void;
 }
 
-/** What a run ends with. */
+/**
+ * What a run ends with.
+ *
+ * @example
+ * ```ts
+ * const result: TrainResult = await trainDreamBooth(config);
+ * if (!result.interrupted) console.log(`${result.step} steps, model in ${result.outputDir}`);
+ * ```
+ */
 export interface TrainResult {
   /** Optimizer steps done. */
   step: number;

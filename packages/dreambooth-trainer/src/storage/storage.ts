@@ -1,7 +1,14 @@
 import { KilnError } from '@kiln/tensor-core';
 import type { TensorMap } from '@kiln/nn';
 
-/** What went wrong with a storage path, in POSIX's words (Node's own errors carry the same codes). */
+/**
+ * What went wrong with a storage path, in POSIX's words (Node's own errors carry the same codes).
+ *
+ * @example
+ * ```ts
+ * const missing = (e: unknown) => e instanceof StorageError && e.code === 'ENOENT';
+ * ```
+ */
 export type StorageErrorCode = 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EEXIST' | 'EIO';
 
 /**
