@@ -25,10 +25,9 @@ import * as k from '@kiln/tensor-core';
 import { AdamW } from '@kiln/nn';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
+import { opt } from './flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const config = (name: string) => JSON.parse(readFileSync(join(here, 'configs', name), 'utf8')) as Record<string, unknown>;
 
 interface Case {

@@ -23,10 +23,10 @@ import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
 import { AdamW, LORA_TARGETS, injectLora } from '@kiln/nn';
 import { UNet2DConditionModel } from '@kiln/unet';
+import { opt } from './flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const configName = opt('config') ?? 'unet_tiny.json';
 const size = Number(opt('size') ?? (configName === 'unet_tiny.json' ? 16 : 64));
 const threads = Number(opt('threads') ?? 2);

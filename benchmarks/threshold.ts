@@ -14,10 +14,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '@kiln/tensor-core';
 import { UNet2DConditionModel } from '@kiln/unet';
+import { opt } from './flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const threads = Number(opt('threads') ?? Math.min(2, availableParallelism()));
 const reps = Number(opt('reps') ?? 15);
 

@@ -31,10 +31,9 @@ import { SD15_SCHEDULER_CONFIG } from '@kiln/pipeline/testing';
 import { schedulerFromConfig } from '@kiln/scheduler';
 import { UNet2DConditionModel } from '@kiln/unet';
 import { AutoencoderKL } from '@kiln/vae';
+import { flag, opt } from './flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const threads = Number(opt('threads') ?? Math.min(2, availableParallelism()));
 const steps = Number(opt('steps') ?? 3);
 const reps = Number(opt('reps') ?? 1);
@@ -144,4 +143,4 @@ async function parent(): Promise<void> {
   );
 }
 
-await (args.includes('--child') ? kilnChild() : parent());
+await (flag('child') ? kilnChild() : parent());

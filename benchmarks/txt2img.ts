@@ -20,10 +20,9 @@ import * as k from '@kiln/tensor-core';
 import { saveSafetensors } from '@kiln/nn/node';
 import { StableDiffusionPipeline } from '@kiln/pipeline';
 import { writeTinyModel } from '@kiln/pipeline/testing';
+import { opt } from './flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const threads = Number(opt('threads') ?? Math.min(2, availableParallelism()));
 const steps = Number(opt('steps') ?? 10);
 const reps = Number(opt('reps') ?? 3);
