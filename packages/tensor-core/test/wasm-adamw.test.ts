@@ -61,8 +61,8 @@ describe('wasm adamw with shared storage', () => {
   });
 
   it('streams a parameter over several chunks and claimed blocks, as the cpu backend computes it', async () => {
-    // 2^20 + 4,103: two staged chunks, the second with one whole and one partial 4,096-element
-    // block, then a 3-element tail in JS.
+    // 2^20 + 4,103: nine staged chunks through both buffer sets, the last with one whole and one
+    // partial 4,096-element block, then a 3-element tail in JS.
     const n = (1 << 20) + 4103;
     const run = async () => {
       const [p, g, m, v] = [k.randn([n], { seed: 3 }), k.randn([n], { seed: 4 }), k.zeros([n]), k.zeros([n])];

@@ -39,6 +39,11 @@ function stageMask(scratch: Scratch, mask: WView | null): { ptr: number; bs: num
   return { ptr: scratch.stageContig(mask), bs: Lq * Lk };
 }
 
+/** Single-thread time of an attention forward (µs, at ~20 GFLOP/s), for `engine.threadsFor`. */
+function attentionUs(B: number, Lq: number, Lk: number, E: number, Ev: number): number {
+  return (2 * B * Lq * Lk * (E + Ev)) / 20e3;
+}
+
 /** Flash-style attention forward: per (batch, 64-query block) S = q kᵀ, softmax, S v. f32 views. */
 export function attentionForward(
   scratch: Scratch,
@@ -85,7 +90,7 @@ export function attentionForward(
   f[A.bq] = BQ;
   f[A.ldS] = ldS;
   f[A.pkBytes] = pk;
-  e.run('task_attention', e.desc(f));
+  e.run('task_attention', e.desc(f), e.threadsFor(attentionUs(B, Lq, Lk, E, Ev)));
   return scratch.copyOut(o, out);
 }
 
@@ -113,7 +118,8 @@ export function attentionBackward(
   const dv = pool.f32(B * Lk * Ev);
   if (B * Lq === 0 || Lk === 0) return [dq.fill(0), dk.fill(0), dv.fill(0)];
   const e = scratch.engine;
-  const T = e.threads;
+  // Five GEMMs to the forward's two.
+  const T = e.threadsFor(2.5 * attentionUs(B, Lq, Lk, E, Ev));
   e.reset();
   const qs = scratch.stageContig(q);
   const ks = scratch.stageContig(k);
@@ -164,7 +170,7 @@ export function attentionBackward(
     e.f32.fill(0, gv / 4, gv / 4 + vLen);
     f[A.mode] = 0;
     f[A.b0] = 0;
-    e.run('task_attention_bwd', e.desc(f));
+    e.run('task_attention_bwd', e.desc(f), T);
     for (let b = 0; b < B; b++) {
       transposeOut(e.f32, gk / 4 + b * Lk * E, 1, E, Lk, dk, b * Lk * E);
       transposeOut(e.f32, gv / 4 + b * Lk * Ev, 1, Ev, Lk, dv, b * Lk * Ev);
@@ -175,7 +181,7 @@ export function attentionBackward(
       e.f32.fill(0, gv / 4, gv / 4 + vLen);
       f[A.mode] = 1;
       f[A.b0] = b;
-      e.run('task_attention_bwd', e.desc(f));
+      e.run('task_attention_bwd', e.desc(f), T);
       transposeOut(e.f32, gk / 4, T, E, Lk, dk, b * Lk * E);
       transposeOut(e.f32, gv / 4, T, Ev, Lk, dv, b * Lk * Ev);
     }

@@ -103,13 +103,16 @@ export class Convolutions {
       d[WIN_TILE.pad] = this.s.engine.alloc(padStride * this.s.engine.threads);
       d[WIN_TILE.padStride] = padStride;
     }
-    this.s.engine.run(task, this.s.engine.desc(d));
+    // ~1 ns per transformed element on one thread: small convolutions stay on the calling thread.
+    const e = this.s.engine;
+    e.run(task, e.desc(d), e.threadsFor(f.N * f.C * f.tilesH * f.tilesW * 36 * 1e-3));
   }
 
   private winoMat(task: 'task_wino_w' | 'task_wino_winv', f: Omit<Record<keyof typeof WIN_MAT, number>, 'next'>): void {
     const d = new Array<number>(13).fill(0);
     for (const [key, v] of Object.entries(f)) d[WIN_MAT[key as keyof typeof WIN_MAT]] = v;
-    this.s.engine.run(task, this.s.engine.desc(d));
+    const e = this.s.engine;
+    e.run(task, e.desc(d), e.threadsFor(f.nA * f.nB * 36 * 2e-3));
   }
 
   /** y[N, Cout, Ho, Wo] = conv(src[N, Cin, H, W], U) where U = G g Gᵀ is already in scratch as [36][Cout][Cin] (component stride sU). */
@@ -213,7 +216,11 @@ export class Convolutions {
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.s.workspaces();
     this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
-      e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      e.run(
+        'task_im2col',
+        this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col),
+        e.threadsFor(g.CKK * (oh1 - oh0) * g.Wo * 1e-3),
+      );
       this.s.gemm({
         A: ws_,
         rsA: g.CKK,
@@ -313,7 +320,11 @@ export class Convolutions {
         acc: false,
         ws,
       });
-      e.run('task_col2im', this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      e.run(
+        'task_col2im',
+        this.im2colDesc(gx + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col),
+        e.threadsFor(g.CKK * (oh1 - oh0) * g.Wo * 1e-3),
+      );
     });
     return this.s.copyOut(gx, out);
   }
@@ -416,7 +427,11 @@ export class Convolutions {
     const col = e.alloc(g.CKK * g.rows * g.Wo * 4);
     const ws = this.s.workspaces();
     this.forEachRowChunk(g, (n, oh0, oh1, Pc) => {
-      e.run('task_im2col', this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col));
+      e.run(
+        'task_im2col',
+        this.im2colDesc(xs + n * g.C * g.H * g.W * 4, g, p, oh0, oh1, col),
+        e.threadsFor(g.CKK * (oh1 - oh0) * g.Wo * 1e-3),
+      );
       // gw[O, CKK] += gy[n][O, chunk] · colᵀ[chunk, CKK]
       this.s.gemm({
         A: gys + (n * g.O * g.P + oh0 * g.Wo) * 4,

@@ -8,12 +8,8 @@ import { pool } from './bufpool.js';
 import { GNORM, GNORM_BWD, LNORM, LNORM_BWD, LN_ROWS } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
-
-/**
- * Floats per staged array per chunk: 2 MiB, so a chunk's kernel passes run in cache, in few
- * enough dispatches (each one wakes the worker threads, which costs most on a busy machine).
- */
-const CHUNK_FLOATS = 1 << 19;
+import { STREAM_CHUNK_FLOATS, stream } from './stream.js';
+import type { StreamSpec } from './stream.js';
 
 /**
  * Single-thread cost estimates of the kernels (µs per element, measured on a 2-vCPU EPYC), for
@@ -28,35 +24,17 @@ const US_PER_ELEMENT = {
   groupNormSiluBwd: 1.8e-3,
 };
 
-/**
- * Streams `srcs` (each `units × len` contiguous floats) through scratch in chunks of whole units
- * (a multiple of `align`): copies a chunk of each in, runs `kernel(ptrs, first, count)`, and
- * copies the result (in place in the first array, or in an extra output buffer when `outBuffer`)
- * into a fresh output. So each element crosses memory once in and once out, and the kernel's
- * passes hit cache. Allocates after whatever the caller staged since its `reset()`.
- */
-function streamUnits(
-  scratch: Scratch,
-  srcs: Float32Array[],
-  outBuffer: boolean,
+/** Streams one f32 array of `units × len` floats through `kernel` (in place) into a fresh output. */
+function streamInPlace(
+  e: Scratch['engine'],
+  x: Float32Array,
   units: number,
   len: number,
-  kernel: (ptrs: number[], first: number, count: number) => void,
-  align = 1,
+  usPerUnit: number,
+  kernel: StreamSpec['kernel'],
 ): Float32Array {
-  const e = scratch.engine;
-  const fit = Math.max(1, Math.floor(CHUNK_FLOATS / len));
-  const per = Math.min(units, Math.max(align, fit - (fit % align)));
-  const ptrs = srcs.map(() => e.alloc(per * len * 4));
-  const outPtr = outBuffer ? e.alloc(per * len * 4) : ptrs[0];
   const out = pool.f32(units * len);
-  for (let first = 0; first < units; first += per) {
-    const count = Math.min(per, units - first);
-    const f = e.f32;
-    srcs.forEach((s, i) => f.set(s.subarray(first * len, (first + count) * len), ptrs[i] / 4));
-    kernel(outBuffer ? [...ptrs, outPtr] : ptrs, first, count);
-    out.set(e.f32.subarray(outPtr / 4, outPtr / 4 + count * len), first * len);
-  }
+  stream(e, { ins: [x], outs: [[0, out]], units, len, usPerUnit, kernel });
   return out;
 }
 
@@ -90,11 +68,12 @@ export function layerNormForward(
     d[LNORM.b] = bs;
     d[LNORM.eps] = bitsOf(eps);
     d[LNORM.stats] = e.alloc(e.threads * LN_ROWS * 8);
-    return streamUnits(scratch, [contig(x)], false, total / normSize, normSize, ([xs], _first, count) => {
+    const perRow = normSize * US_PER_ELEMENT.layerNorm;
+    return streamInPlace(e, contig(x), total / normSize, normSize, perRow, ([xs], _first, count, threads, meanwhile) => {
       d[LNORM.x] = xs;
       d[LNORM.rows] = count;
       d[LNORM.next] = 0;
-      e.run('task_layernorm', e.desc(d), e.threadsFor(count * normSize * US_PER_ELEMENT.layerNorm));
+      e.run('task_layernorm', e.desc(d), threads, meanwhile);
     });
   }
   const v = contig(x);
@@ -144,13 +123,13 @@ export function groupNormForward(
     d[GNORM.b] = bs;
     d[GNORM.eps] = bitsOf(eps);
     d[GNORM.silu] = silu ? 1 : 0;
-    return streamUnits(scratch, [contig(x)], false, N * groups, unitLen, ([xs], first, count) => {
+    const perUnit = unitLen * (silu ? US_PER_ELEMENT.groupNormSilu : US_PER_ELEMENT.groupNorm);
+    return streamInPlace(e, contig(x), N * groups, unitLen, perUnit, ([xs], first, count, threads, meanwhile) => {
       d[GNORM.x] = xs;
       d[GNORM.units] = count;
       d[GNORM.first] = first;
       d[GNORM.next] = 0;
-      const us = count * unitLen * (silu ? US_PER_ELEMENT.groupNormSilu : US_PER_ELEMENT.groupNorm);
-      e.run('task_groupnorm', e.desc(d), e.threadsFor(us));
+      e.run('task_groupnorm', e.desc(d), threads, meanwhile);
     });
   }
   const v = contig(x);
@@ -239,7 +218,7 @@ export function layerNormBackward(
   const e = scratch.engine;
   const rows = numel(x.shape) / normSize;
   // Rows per partial row: ≤ LN_PARTIALS partials, and a block never spans two chunks.
-  const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(CHUNK_FLOATS / normSize)));
+  const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(STREAM_CHUNK_FLOATS / normSize)));
   const blocks = Math.ceil(rows / block);
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, blocks * normSize);
   const d = new Array<number>(13);
@@ -251,16 +230,25 @@ export function layerNormBackward(
   d[D.dwp] = dwp;
   d[D.dbp] = dbp;
   d[D.block] = block;
-  const kernel = ([xs, gs, dxs]: number[], first: number, count: number) => {
-    d[D.x] = xs;
-    d[D.gy] = gs;
-    d[D.dx] = dxs;
-    d[D.rows] = count;
-    d[D.firstBlock] = first / block;
-    d[D.next] = 0;
-    e.run('task_layernorm_bwd', e.desc(d), e.threadsFor(count * normSize * US_PER_ELEMENT.layerNormBwd));
-  };
-  const dx = streamUnits(scratch, [contig(x), contig(gy)], true, rows, normSize, kernel, block);
+  const dx = pool.f32(rows * normSize);
+  stream(e, {
+    ins: [contig(x), contig(gy)],
+    extra: 1,
+    outs: [[2, dx]],
+    units: rows,
+    len: normSize,
+    align: block,
+    usPerUnit: normSize * US_PER_ELEMENT.layerNormBwd,
+    kernel: ([xs, gs, dxs], first, count, threads, meanwhile) => {
+      d[D.x] = xs;
+      d[D.gy] = gs;
+      d[D.dx] = dxs;
+      d[D.rows] = count;
+      d[D.firstBlock] = first / block;
+      d[D.next] = 0;
+      e.run('task_layernorm_bwd', e.desc(d), threads, meanwhile);
+    },
+  });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, blocks, normSize)];
 }
 
@@ -291,15 +279,23 @@ export function groupNormBackward(
   d[D.silu] = silu ? 1 : 0;
   d[D.dwp] = dwp;
   d[D.dbp] = dbp;
-  const perElement = silu ? US_PER_ELEMENT.groupNormSiluBwd : US_PER_ELEMENT.groupNormBwd;
-  const dx = streamUnits(scratch, [contig(x), contig(gy)], true, N * groups, unitLen, ([xs, gs, dxs], first, count) => {
-    d[D.x] = xs;
-    d[D.gy] = gs;
-    d[D.dx] = dxs;
-    d[D.units] = count;
-    d[D.first] = first;
-    d[D.next] = 0;
-    e.run('task_groupnorm_bwd', e.desc(d), e.threadsFor(count * unitLen * perElement));
+  const dx = pool.f32(N * groups * unitLen);
+  stream(e, {
+    ins: [contig(x), contig(gy)],
+    extra: 1,
+    outs: [[2, dx]],
+    units: N * groups,
+    len: unitLen,
+    usPerUnit: unitLen * (silu ? US_PER_ELEMENT.groupNormSiluBwd : US_PER_ELEMENT.groupNormBwd),
+    kernel: ([xs, gs, dxs], first, count, threads, meanwhile) => {
+      d[D.x] = xs;
+      d[D.gy] = gs;
+      d[D.dx] = dxs;
+      d[D.units] = count;
+      d[D.first] = first;
+      d[D.next] = 0;
+      e.run('task_groupnorm_bwd', e.desc(d), threads, meanwhile);
+    },
   });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, N, C)];
 }

@@ -319,8 +319,10 @@ export class Engine {
   /**
    * Runs `task` with descriptor `desc` on `threads` threads (default: all) and waits for them.
    * With one thread the calling thread runs it alone and the workers are not woken at all.
+   * `meanwhile` runs on the calling thread while the workers start, before it joins the task (the
+   * task's threads must claim their work, so that a late thread takes less); with one thread, after.
    */
-  run(task: TaskName, desc: number, threads = this.threads): void {
+  run(task: TaskName, desc: number, threads = this.threads, meanwhile?: () => void): void {
     if (this.broken) throw new Error(this.broken);
     const T = Math.max(1, Math.min(this.threads, Math.floor(threads)));
     const ctrl = this.ctrl;
@@ -334,7 +336,9 @@ export class Engine {
     }
     let error: unknown;
     try {
+      if (T > 1) meanwhile?.();
       this.exports[task](desc, 0, T);
+      if (T === 1) meanwhile?.();
     } catch (e) {
       error = e;
     }
