@@ -7,6 +7,7 @@
  *   pnpm bench --threads 2 --reps 5 --cases gemm_1024,conv2d_3x3_fwd_bwd --no-torch
  *   pnpm bench --backends wasm,cpu,webgpu   # other Kiln backends join when they initialise
  *   pnpm bench --threads 1 --out latest-1thread --torch-pinned   # results/latest-1thread.{json,md}; PyTorch pinned
+ *   pnpm bench --threads 2 --scaling --cases gemm_2048   # also 1 thread on the same engine, alternating: 2t ÷ 1t
  *
  * The cpu backend (the f64 reference) is skipped on the large cases (each case says why); the
  * webgpu backend has its own runner for small shapes, benchmarks/webgpu.ts.
@@ -38,6 +39,11 @@ const only = opt('cases')?.split(',');
 const noTorch = args.includes('--no-torch');
 const backends = (opt('backends') ?? 'wasm,cpu').split(',');
 const torchPinned = args.includes('--torch-pinned');
+/**
+ * Thread scaling measured in pairs: every wasm run is followed by one on the calling thread alone
+ * (same engine, memory and data), so the ratio does not depend on which minute each side ran in.
+ */
+const scaling = args.includes('--scaling');
 /** Results file base name under results/ (default latest: latest.json and latest.md). */
 const outName = opt('out') ?? 'latest';
 /** Variables that pin OpenBLAS to one kernel set (set on some machines for old OpenBLAS builds). */
@@ -62,6 +68,10 @@ export interface Entry {
   executed_efficiency?: number | null;
   torch_median_ms: number | null;
   ratio_vs_torch: number | null;
+  /** With --scaling: runs on the calling thread alone, each right after the run in `runs_ms`. */
+  runs_1thread_ms?: number[];
+  /** With --scaling: median over the pairs of (1-thread ms ÷ all-threads ms). */
+  scaling?: number;
   note?: string;
 }
 
@@ -178,27 +188,51 @@ function cpuInfo(): { model: string; flags: string[]; logical: number } {
   };
 }
 
-/** Times a case on a Kiln backend, alternating each run with a PyTorch run of the same case. */
-async function timeCase(c: BenchCase, backend: string, torch: TorchServer | null): Promise<{ kiln: number[]; torch: number[] }> {
+/**
+ * Times a case on a Kiln backend, alternating each run with a PyTorch run of the same case, and
+ * with `solo` (a wasm engine of several threads) with a run on its calling thread alone.
+ */
+async function timeCase(
+  c: BenchCase,
+  backend: string,
+  torch: TorchServer | null,
+  solo: k.WasmBackend | null,
+): Promise<{ kiln: number[]; torch: number[]; one: number[] }> {
   await k.useBackend(backend);
   const state = c.setup();
   const n = c.heavy ? Math.max(3, Math.ceil(reps / 2)) : reps;
   const kiln: number[] = [];
   const tt: number[] = [];
+  const one: number[] = [];
   const warm = c.heavy ? 1 : 2;
-  for (let i = 0; i < n + warm; i++) {
+  const timed = async () => {
     const t0 = performance.now();
     await c.run(state);
-    const dt = performance.now() - t0;
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < n + warm; i++) {
+    const dt = await timed();
+    let d1: number | null = null;
+    if (solo) {
+      // Every estimate counts as too small to wake a worker: the calling thread runs it all.
+      const min = solo.engine.parallelMinUs;
+      solo.engine.parallelMinUs = Number.POSITIVE_INFINITY;
+      try {
+        d1 = await timed();
+      } finally {
+        solo.engine.parallelMinUs = min;
+      }
+    }
     const td = torch ? await torch.run(c.name) : null;
     // The first runs of each side are warm-up (scratch growth, buffer pool, allocator).
     if (i >= warm) {
       kiln.push(dt);
+      if (d1 !== null) one.push(d1);
       if (td !== null) tt.push(td);
     }
   }
   c.teardown?.(state);
-  return { kiln, torch: tt };
+  return { kiln, torch: tt, one };
 }
 
 async function main(): Promise<void> {
@@ -261,7 +295,8 @@ async function main(): Promise<void> {
         continue;
       }
       // PyTorch runs interleaved with the first backend's runs only (cpu is a reference, not a contender).
-      const r = await timeCase(c, b, b === backends[0] ? torch : null);
+      const solo = scaling && b === 'wasm' && wasm.threads > 1 ? wasm : null;
+      const r = await timeCase(c, b, b === backends[0] ? torch : null, solo);
       if (r.torch.length) torchRuns.set(c.name, r.torch);
       const med = median(r.kiln);
       const tmed = torchRuns.has(c.name) ? median(torchRuns.get(c.name)!) : null;
@@ -282,6 +317,7 @@ async function main(): Promise<void> {
         torch_median_ms: tmed,
         // Throughput relative to PyTorch (> 1: Kiln is faster).
         ratio_vs_torch: tmed === null ? null : tmed / med,
+        ...(r.one.length ? { runs_1thread_ms: r.one, scaling: median(r.one.map((t, i) => t / r.kiln[i])) } : {}),
       });
       console.error(`${c.name} on ${b}: ${med.toFixed(2)} ms${tmed === null ? '' : ` (torch ${tmed.toFixed(2)} ms)`}`);
     }
@@ -325,12 +361,14 @@ async function main(): Promise<void> {
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
     notes:
-      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer).',
+      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer). With --scaling, each wasm run is followed by a run of the same case on the calling thread alone (the same engine, so the same shared memory), and scaling is the median over those pairs of 1-thread ms / all-threads ms.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', `${outName}.json`), `${JSON.stringify(result, null, 2)}\n`);
-  const rows = [['case', 'backend', 'threads', 'median ms', 'GFLOP/s', 'GB/s', 'efficiency', 'executed', 'torch ms', 'Kiln/torch']];
+  const rows = [
+    ['case', 'backend', 'threads', 'median ms', 'GFLOP/s', 'GB/s', 'efficiency', 'executed', 'torch ms', 'Kiln/torch', '÷ 1 thread'],
+  ];
   for (const e of entries) {
     rows.push([
       e.case,
@@ -343,6 +381,7 @@ async function main(): Promise<void> {
       e.executed_efficiency == null ? '-' : `${e.executed_gflops!.toFixed(1)} (${(e.executed_efficiency * 100).toFixed(0)}%)`,
       e.torch_median_ms === null ? '-' : e.torch_median_ms.toFixed(2),
       e.ratio_vs_torch === null ? '-' : `${(e.ratio_vs_torch * 100).toFixed(0)}%`,
+      e.scaling == null ? '-' : `${e.scaling.toFixed(2)}×`,
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
