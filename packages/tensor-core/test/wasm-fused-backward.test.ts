@@ -211,13 +211,19 @@ describe('wasm fused backward kernels at larger sizes vs the composite on cpu', 
       const ref = await withoutKernels(cpu, FUSED_BACKWARD_KERNELS, () => grads(c));
       const wasm = (await k.useBackend('wasm')) as k.WasmBackend;
       const tasks = new Set<string>();
-      const run = wasm.engine.run;
+      // Kernels run through run(), or runStream() where every thread copies its own chunks.
+      const { run, runStream } = wasm.engine;
       wasm.engine.run = (task, ...rest) => {
         tasks.add(task);
         run.call(wasm.engine, task, ...rest);
       };
+      wasm.engine.runStream = (task, ...rest) => {
+        tasks.add(task);
+        runStream.call(wasm.engine, task, ...rest);
+      };
       const [got, calls] = await counted(wasm, c.kernel, () => grads(c)).finally(() => {
         wasm.engine.run = run;
+        wasm.engine.runStream = runStream;
       });
       expect(calls).toBeGreaterThan(0);
       if (c.task) expect([...tasks]).toContain(c.task);

@@ -31,7 +31,7 @@ export function adamwStep(
   const e = scratch.engine;
   const main = size - (size % 4);
   e.reset();
-  const d = new Array<number>(14);
+  const d = new Array<number>(14).fill(0);
   d[ADAMW.decay] = bitsOf(decay);
   d[ADAMW.b1] = bitsOf(b1);
   d[ADAMW.c1] = bitsOf(c1);
@@ -52,15 +52,11 @@ export function adamwStep(
       len: 1,
       align: 4,
       usPerUnit: US_PER_ELEMENT,
-      kernel: ([pp, gp, mp, vp], _first, count, threads, meanwhile) => {
-        d[ADAMW.p] = pp;
-        d[ADAMW.g] = gp;
-        d[ADAMW.m] = mp;
-        d[ADAMW.v] = vp;
-        d[ADAMW.n] = count;
-        d[ADAMW.next] = 0;
-        e.run('task_adamw', e.desc(d), threads, meanwhile);
-      },
+      task: 'task_adamw',
+      desc: d,
+      slotFields: [ADAMW.p, ADAMW.g, ADAMW.m, ADAMW.v],
+      countField: ADAMW.n,
+      nextField: ADAMW.next,
     });
   for (let i = main; i < size; i++) {
     const gi = g[i];

@@ -2,12 +2,17 @@
  * A size-keyed pool of freed tensor buffers (decision 4: backends pool buffers by size). Fresh
  * large ArrayBuffers cost a page fault per 4 KiB on first touch, which dominates memory-bound
  * kernels; reusing freed ones avoids it. Only whole, large buffers are pooled, up to a byte cap.
+ *
+ * With `shared` set (a Node engine with workers), large buffers are SharedArrayBuffers, so that
+ * the workers can copy their own parts of a tensor in and out of the engine's memory.
  */
 const MIN_BYTES = 1 << 16;
 
 export class BufferPool {
-  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly free = new Map<number, ArrayBufferLike[]>();
   bytes = 0;
+  /** Allocate large buffers as SharedArrayBuffers. */
+  shared = false;
   constructor(public capBytes = 1 << 30) {}
 
   /** A Float32Array of n elements with unspecified contents. */
@@ -20,6 +25,7 @@ export class BufferPool {
         this.bytes -= bytes;
         return new Float32Array(buf);
       }
+      if (this.shared) return new Float32Array(new SharedArrayBuffer(bytes));
     }
     return new Float32Array(n);
   }
@@ -28,7 +34,8 @@ export class BufferPool {
   put(a: ArrayBufferView): void {
     const buf = a.buffer;
     const bytes = a.byteLength;
-    if (bytes < MIN_BYTES || a.byteOffset !== 0 || buf.byteLength !== bytes || !(buf instanceof ArrayBuffer)) return;
+    const whole = buf instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer);
+    if (bytes < MIN_BYTES || a.byteOffset !== 0 || buf.byteLength !== bytes || !whole) return;
     if (this.bytes + bytes > this.capBytes) return;
     let list = this.free.get(bytes);
     if (!list) this.free.set(bytes, (list = []));

@@ -52,6 +52,8 @@ export class WasmBackend implements Backend<TypedArray> {
   ) {
     this.scratch = new Scratch(engine);
     this.conv = new Convolutions(this.scratch, options.winograd ?? true);
+    // Storage the workers can be handed: they copy their own parts of streamed ops (`stream.ts`).
+    if (engine.sharesStorage) pool.shared = true;
   }
 
   get threads(): number {
@@ -67,7 +69,7 @@ export class WasmBackend implements Backend<TypedArray> {
     return calibrate(this.engine, options);
   }
 
-  // ---- memory: plain typed arrays, as the cpu backend ----
+  // ---- memory: typed arrays outside wasm memory (large f32 ones on SharedArrayBuffers where workers take them) ----
   alloc(dtype: DType, size: number): TypedArray {
     return dtype === 'float32' ? pool.f32(size) : this.cpu.alloc(dtype, size);
   }
@@ -88,7 +90,8 @@ export class WasmBackend implements Backend<TypedArray> {
     return pool.f32(size).fill(value);
   }
   random(dist: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], counter: number): TypedArray {
-    return this.cpu.random(dist, dtype, size, key, counter);
+    const r = this.cpu.random(dist, dtype, size, key, counter);
+    return dtype === 'float32' ? this.upload(dtype, r) : r;
   }
 
   // ---- elementwise and reductions: fast f32 paths, cpu fallback ----

@@ -24,17 +24,10 @@ const US_PER_ELEMENT = {
   groupNormSiluBwd: 1.8e-3,
 };
 
-/** Streams one f32 array of `units × len` floats through `kernel` (in place) into a fresh output. */
-function streamInPlace(
-  e: Scratch['engine'],
-  x: Float32Array,
-  units: number,
-  len: number,
-  usPerUnit: number,
-  kernel: StreamSpec['kernel'],
-): Float32Array {
-  const out = pool.f32(units * len);
-  stream(e, { ins: [x], outs: [[0, out]], units, len, usPerUnit, kernel });
+/** Streams one f32 array through a kernel that works in place on its slot 0, into a fresh output. */
+function streamInPlace(e: Scratch['engine'], x: Float32Array, spec: Omit<StreamSpec, 'ins' | 'outs'>): Float32Array {
+  const out = pool.f32(spec.units * spec.len);
+  stream(e, { ...spec, ins: [x], outs: [[0, out]] });
   return out;
 }
 
@@ -62,18 +55,21 @@ export function layerNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(8);
+    const d = new Array<number>(8).fill(0);
     d[LNORM.size] = normSize;
     d[LNORM.w] = ws;
     d[LNORM.b] = bs;
     d[LNORM.eps] = bitsOf(eps);
     d[LNORM.stats] = e.alloc(e.threads * LN_ROWS * 8);
-    const perRow = normSize * US_PER_ELEMENT.layerNorm;
-    return streamInPlace(e, contig(x), total / normSize, normSize, perRow, ([xs], _first, count, threads, meanwhile) => {
-      d[LNORM.x] = xs;
-      d[LNORM.rows] = count;
-      d[LNORM.next] = 0;
-      e.run('task_layernorm', e.desc(d), threads, meanwhile);
+    return streamInPlace(e, contig(x), {
+      units: total / normSize,
+      len: normSize,
+      usPerUnit: normSize * US_PER_ELEMENT.layerNorm,
+      task: 'task_layernorm',
+      desc: d,
+      slotFields: [LNORM.x],
+      countField: LNORM.rows,
+      nextField: LNORM.next,
     });
   }
   const v = contig(x);
@@ -115,7 +111,7 @@ export function groupNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(11);
+    const d = new Array<number>(11).fill(0);
     d[GNORM.C] = C;
     d[GNORM.spatial] = spatialSize;
     d[GNORM.groups] = groups;
@@ -123,13 +119,16 @@ export function groupNormForward(
     d[GNORM.b] = bs;
     d[GNORM.eps] = bitsOf(eps);
     d[GNORM.silu] = silu ? 1 : 0;
-    const perUnit = unitLen * (silu ? US_PER_ELEMENT.groupNormSilu : US_PER_ELEMENT.groupNorm);
-    return streamInPlace(e, contig(x), N * groups, unitLen, perUnit, ([xs], first, count, threads, meanwhile) => {
-      d[GNORM.x] = xs;
-      d[GNORM.units] = count;
-      d[GNORM.first] = first;
-      d[GNORM.next] = 0;
-      e.run('task_groupnorm', e.desc(d), threads, meanwhile);
+    return streamInPlace(e, contig(x), {
+      units: N * groups,
+      len: unitLen,
+      usPerUnit: unitLen * (silu ? US_PER_ELEMENT.groupNormSilu : US_PER_ELEMENT.groupNorm),
+      task: 'task_groupnorm',
+      desc: d,
+      slotFields: [GNORM.x],
+      countField: GNORM.units,
+      firstField: GNORM.first,
+      nextField: GNORM.next,
     });
   }
   const v = contig(x);
@@ -221,7 +220,7 @@ export function layerNormBackward(
   const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(STREAM_CHUNK_FLOATS / normSize)));
   const blocks = Math.ceil(rows / block);
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, blocks * normSize);
-  const d = new Array<number>(13);
+  const d = new Array<number>(13).fill(0);
   const D = LNORM_BWD;
   d[D.stats] = e.alloc(e.threads * LN_ROWS * 16);
   d[D.size] = normSize;
@@ -239,15 +238,12 @@ export function layerNormBackward(
     len: normSize,
     align: block,
     usPerUnit: normSize * US_PER_ELEMENT.layerNormBwd,
-    kernel: ([xs, gs, dxs], first, count, threads, meanwhile) => {
-      d[D.x] = xs;
-      d[D.gy] = gs;
-      d[D.dx] = dxs;
-      d[D.rows] = count;
-      d[D.firstBlock] = first / block;
-      d[D.next] = 0;
-      e.run('task_layernorm_bwd', e.desc(d), threads, meanwhile);
-    },
+    task: 'task_layernorm_bwd',
+    desc: d,
+    slotFields: [D.x, D.gy, D.dx],
+    countField: D.rows,
+    firstField: D.firstBlock,
+    nextField: D.next,
   });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, blocks, normSize)];
 }
@@ -268,7 +264,7 @@ export function groupNormBackward(
   const spatial = numel(x.shape) / (N * C);
   const unitLen = (C / groups) * spatial;
   const { ws, bs, dwp, dbp } = stageBackward(scratch, weight, bias, N * C);
-  const d = new Array<number>(15);
+  const d = new Array<number>(15).fill(0);
   const D = GNORM_BWD;
   d[D.C] = C;
   d[D.spatial] = spatial;
@@ -287,15 +283,12 @@ export function groupNormBackward(
     units: N * groups,
     len: unitLen,
     usPerUnit: unitLen * (silu ? US_PER_ELEMENT.groupNormSiluBwd : US_PER_ELEMENT.groupNormBwd),
-    kernel: ([xs, gs, dxs], first, count, threads, meanwhile) => {
-      d[D.x] = xs;
-      d[D.gy] = gs;
-      d[D.dx] = dxs;
-      d[D.units] = count;
-      d[D.first] = first;
-      d[D.next] = 0;
-      e.run('task_groupnorm_bwd', e.desc(d), threads, meanwhile);
-    },
+    task: 'task_groupnorm_bwd',
+    desc: d,
+    slotFields: [D.x, D.gy, D.dx],
+    countField: D.units,
+    firstField: D.first,
+    nextField: D.next,
   });
   return [dx, ...sums(scratch, weight, bias, dwp, dbp, N, C)];
 }

@@ -11,6 +11,7 @@
 import { DEFAULT_CONFIG, TASKS, buildModule } from './kernels.js';
 import type { KernelConfig, TaskName } from './kernels.js';
 import { hasRelaxedSimd, hasSimd } from './emit.js';
+import { streamChunks } from './stream-chunks.js';
 
 const PAGE = 65536;
 /** Bytes below this are the control block and descriptors. */
@@ -55,11 +56,20 @@ function nodeImport<T>(specifier: string): Promise<T> {
   return import(/* @vite-ignore */ specifier) as Promise<T>;
 }
 
-/** Worker body, shared by Node and browsers: instantiate, then serve tasks forever. */
+/** The task index (one past the kernels) that runs `streamChunks` on every thread. */
+const STREAM_TASK = TASKS.length;
+
+/**
+ * Worker body, shared by Node and browsers: instantiate, then serve tasks forever. Before each
+ * task, \`drain\` takes the tensor buffers the main thread handed over (or dropped) since the last.
+ */
 const WORKER_LOOP = `
-function serve(module, memory, t, tasks, post) {
+${streamChunks.toString()}
+function serve(module, memory, t, tasks, post, drain) {
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   const ctrl = new Int32Array(memory.buffer, 0, 16);
+  const bufs = new Map();
+  const buf = (id) => bufs.get(id);
   let gen = Atomics.load(ctrl, 0);
   post('ready');
   for (;;) {
@@ -75,8 +85,12 @@ function serve(module, memory, t, tasks, post) {
     if (task < 0) break;
     const T = Atomics.load(ctrl, 4);
     if (t < T) {
-      try { inst.exports[tasks[task]](Atomics.load(ctrl, 3), t, T); }
-      catch (e) { Atomics.store(ctrl, 5, 1); }
+      try {
+        drain(bufs);
+        const desc = Atomics.load(ctrl, 3);
+        if (task === tasks.length) streamChunks(memory, desc, t, buf, (k, d) => inst.exports[tasks[k]](d, t, T));
+        else inst.exports[tasks[task]](desc, t, T);
+      } catch (e) { Atomics.store(ctrl, 5, 1); }
     }
     Atomics.add(ctrl, 1, 1);
     Atomics.notify(ctrl, 1);
@@ -84,13 +98,22 @@ function serve(module, memory, t, tasks, post) {
 }
 `;
 
+// Node workers take buffers synchronously from their port while they serve tasks.
 const NODE_WORKER = `${WORKER_LOOP}
-const { parentPort, workerData } = require('node:worker_threads');
-serve(workerData.module, workerData.memory, workerData.t, workerData.tasks, (m) => parentPort.postMessage(m));
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
+const port = workerData.port;
+const drain = (bufs) => {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    if (m.message.drop !== undefined) bufs.delete(m.message.drop);
+    else bufs.set(m.message.id, new Float32Array(m.message.buf));
+  }
+};
+serve(workerData.module, workerData.memory, workerData.t, workerData.tasks, (m) => parentPort.postMessage(m), drain);
 `;
 
+// A browser worker blocked in Atomics.wait cannot take messages: it is never handed buffers.
 const BROWSER_WORKER = `${WORKER_LOOP}
-onmessage = (e) => { const d = e.data; serve(d.module, d.memory, d.t, d.tasks, (m) => postMessage(m)); };
+onmessage = (e) => { const d = e.data; serve(d.module, d.memory, d.t, d.tasks, (m) => postMessage(m), () => {}); };
 `;
 
 /**
@@ -116,6 +139,12 @@ async function compileOptimized(bytes: Uint8Array): Promise<WebAssembly.Module> 
 
 interface WorkerLike {
   terminate(): unknown;
+}
+
+/** The main thread's end of a Node worker's buffer channel. */
+interface PortLike {
+  postMessage(message: unknown): void;
+  close(): void;
 }
 
 async function defaultThreads(): Promise<number> {
@@ -148,6 +177,11 @@ export class Engine {
   /** See `EngineOptions.spinUs`. */
   readonly spinUs: number;
   private workers: WorkerLike[] = [];
+  /** Node only: one channel per worker for handing over tensor buffers (see `reach`). */
+  private ports: PortLike[] = [];
+  private bufferIds = new WeakMap<SharedArrayBuffer, number>();
+  private nextBufferId = 1;
+  private dropped: FinalizationRegistry<number> | null = null;
   private ctrl: Int32Array;
   private f32Cache: Float32Array;
   private i32Cache: Int32Array;
@@ -219,10 +253,18 @@ export class Engine {
     const tasks = [...TASKS];
     const ready: Promise<void>[] = [];
     if (isNode) {
-      const { Worker } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
+      const { MessageChannel, Worker } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
       for (let i = 0; i < count; i++) {
+        const { port1, port2 } = new MessageChannel();
+        port1.unref();
+        this.ports.push(port1);
         // execArgv: [] so the parent's flags (--input-type=module, loaders) don't turn the CommonJS body into ESM.
-        const w = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory: this.memory, t: i + 1, tasks } });
+        const w = new Worker(NODE_WORKER, {
+          eval: true,
+          execArgv: [],
+          workerData: { module, memory: this.memory, t: i + 1, tasks, port: port2 },
+          transferList: [port2],
+        });
         w.unref();
         ready.push(
           new Promise((resolve, reject) => {
@@ -235,6 +277,10 @@ export class Engine {
         });
         this.workers.push(w);
       }
+      // A buffer the main thread no longer holds is dropped by the workers too.
+      this.dropped = new FinalizationRegistry((id: number) => {
+        for (const p of this.ports) p.postMessage({ drop: id });
+      });
     } else {
       const url = URL.createObjectURL(new Blob([BROWSER_WORKER], { type: 'text/javascript' }));
       for (let i = 0; i < count; i++) {
@@ -323,12 +369,58 @@ export class Engine {
    * task's threads must claim their work, so that a late thread takes less); with one thread, after.
    */
   run(task: TaskName, desc: number, threads = this.threads, meanwhile?: () => void): void {
+    this.dispatch(
+      TASKS.indexOf(task),
+      desc,
+      threads,
+      (T) => {
+        if (T > 1) meanwhile?.();
+        this.exports[task](desc, 0, T);
+        if (T === 1) meanwhile?.();
+      },
+      task,
+    );
+  }
+
+  /** Whether the workers can be handed tensor buffers (`reach`): Node with workers. */
+  get sharesStorage(): boolean {
+    return this.ports.length > 0;
+  }
+
+  /**
+   * A number by which the workers know `a`'s buffer, handing it to them the first time; −1 where
+   * they cannot reach it (not on a SharedArrayBuffer, or no Node workers: browser workers cannot
+   * take messages while they wait for tasks).
+   */
+  reach(a: Float32Array): number {
+    const buf = a.buffer;
+    if (!this.ports.length || !(buf instanceof SharedArrayBuffer)) return -1;
+    let id = this.bufferIds.get(buf);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buf, id);
+      for (const p of this.ports) p.postMessage({ id, buf });
+      this.dropped?.register(buf, id);
+    }
+    return id;
+  }
+
+  /**
+   * Runs the shared stream of kernel `task` described at `sd` (`stream-chunks.ts`) on `threads`
+   * threads; `bufs` maps the ids `reach` gave to Float32Arrays over the whole buffers.
+   */
+  runStream(task: TaskName, sd: number, threads: number, bufs: (id: number) => Float32Array): void {
+    this.dispatch(STREAM_TASK, sd, threads, (T) => streamChunks(this.memory, sd, 0, bufs, (k, d) => this.exports[TASKS[k]](d, 0, T)), task);
+  }
+
+  /** Wakes the workers on task index `k` (unless one thread), runs `local(T)` here, then joins them. */
+  private dispatch(k: number, desc: number, threads: number, local: (T: number) => void, name: TaskName): void {
     if (this.broken) throw new Error(this.broken);
     const T = Math.max(1, Math.min(this.threads, Math.floor(threads)));
     const ctrl = this.ctrl;
     if (T > 1) {
       Atomics.store(ctrl, CTRL.done, 0);
-      Atomics.store(ctrl, CTRL.task, TASKS.indexOf(task));
+      Atomics.store(ctrl, CTRL.task, k);
       Atomics.store(ctrl, CTRL.desc, desc);
       Atomics.store(ctrl, CTRL.threads, T);
       Atomics.add(ctrl, CTRL.gen, 1);
@@ -336,9 +428,7 @@ export class Engine {
     }
     let error: unknown;
     try {
-      if (T > 1) meanwhile?.();
-      this.exports[task](desc, 0, T);
-      if (T === 1) meanwhile?.();
+      local(T);
     } catch (e) {
       error = e;
     }
@@ -356,7 +446,7 @@ export class Engine {
       }
       if (Atomics.load(ctrl, CTRL.error)) {
         Atomics.store(ctrl, CTRL.error, 0);
-        error ??= new Error(`wasm backend: ${task} failed on a worker thread`);
+        error ??= new Error(`wasm backend: ${name} failed on a worker thread`);
       }
     }
     if (error) throw error;
@@ -369,7 +459,9 @@ export class Engine {
       Atomics.add(this.ctrl, CTRL.gen, 1);
       Atomics.notify(this.ctrl, CTRL.gen);
       for (const w of this.workers) void w.terminate();
+      for (const p of this.ports) p.close();
       this.workers = [];
+      this.ports = [];
     }
   }
 }

@@ -1,64 +1,85 @@
 /**
- * Streaming memory-bound kernels (the norms, AdamW) through scratch in chunks, double-buffered.
+ * Streaming memory-bound kernels (the norms, AdamW) through scratch in chunks.
  *
  * Tensors live outside wasm memory, so every chunk is copied in and its results copied out, and
  * into or out of a *shared* memory V8 copies word by word (relaxed atomics): about 2.5× slower
- * than a plain copy, and only the calling thread can do it (workers cannot see the tensors). So
- * the copies of the neighbouring chunks run on the calling thread while the workers start on the
- * current one, and the calling thread joins the work afterwards (the kernels' threads claim work
- * from a counter, so a late thread simply takes less). On one thread, small chunks keep a chunk's
- * arrays in L2 between the copy in, the kernel's passes and the copy out; on several, chunks are
- * larger, since every chunk wakes the workers (tens of µs on a VM).
+ * than a plain copy. Two ways to spread that over threads:
+ *
+ * - Where the workers can reach every array (Node, storage on SharedArrayBuffers: `Engine.reach`),
+ *   each thread claims whole chunks and copies them in, runs the kernel and copies them out itself
+ *   (`stream-chunks.ts`): copies and kernel both run on every thread.
+ * - Otherwise only the calling thread can copy. It copies the neighbouring chunks while the
+ *   workers start on the current one and joins the work afterwards (the kernels' threads claim
+ *   work from a counter, so a late thread simply takes less), double-buffered; and where the
+ *   kernel costs less than the copy, the calling thread runs it all.
+ *
+ * On one thread small chunks keep a chunk's arrays in L2 between the copy in, the kernel's passes
+ * and the copy out; the calling thread's pipeline takes larger ones, since every chunk wakes the
+ * workers (tens of µs on a VM).
  */
+import type { TaskName } from './kernels.js';
+import { TASKS } from './kernels.js';
 import type { Engine } from './pool.js';
+import { STREAM_DESC } from './stream-chunks.js';
 
 /**
- * Floats per staged array per chunk on one thread (512 KiB; on several threads twice that): the
- * best of 32K–1M on a quiet 2-vCPU EPYC for groupNorm(+SiLU), layerNorm forward and backward and
- * AdamW (`benchmarks/README.md`).
+ * Floats per staged array per chunk on one thread (512 KiB; twice that in the calling thread's
+ * pipeline over several threads): the best of 32K–1M on a quiet 2-vCPU EPYC for groupNorm(+SiLU),
+ * layerNorm forward and backward and AdamW (`benchmarks/README.md`).
  */
 export const STREAM_CHUNK_FLOATS = 1 << 17;
 
 /**
  * A copy into or out of shared memory on the calling thread, µs per byte (~10 GB/s on a 2-vCPU
  * EPYC). Measured there: layerNorm forward + backward and AdamW, whose kernels cost less per byte
- * than this, ran slower on 2 threads than on 1; groupNorm+SiLU, which costs more, ran faster.
+ * than this, ran slower pipelined over 2 threads than on the calling thread alone; groupNorm+SiLU,
+ * which costs more, ran faster.
  */
 const COPY_US_PER_BYTE = 1e-4;
 
-/** One streamed op: contiguous arrays of `units × len` floats, cut into chunks of whole units. */
+/**
+ * One streamed op: contiguous arrays of `units × len` floats, cut into chunks of whole units, and
+ * a kernel whose descriptor takes each chunk's scratch addresses, unit count and first unit.
+ */
 export interface StreamSpec {
-  /** Arrays copied into scratch, chunk by chunk. */
+  /** Arrays copied into scratch, chunk by chunk: slots 0 … ins.length − 1. */
   ins: Float32Array[];
-  /** Further scratch arrays per chunk the kernel writes (no copy in). */
+  /** Further scratch arrays per chunk the kernel writes (no copy in): the following slots. */
   extra?: number;
-  /** Results: [slot, destination], slots numbered over `ins` then the extra arrays. */
+  /** Results: [slot, destination]. */
   outs: [number, Float32Array][];
   units: number;
   len: number;
   /** Units per chunk are a multiple of this (e.g. a kernel's block of rows). */
   align?: number;
-  /** Single-thread cost of one unit (µs), for `engine.threadsFor` over the whole op. */
+  /** Single-thread cost of one unit's kernel (µs), for `engine.threadsFor` over the whole op. */
   usPerUnit: number;
-  /**
-   * Runs one chunk with its slots' scratch addresses on `threads` threads; it must hand
-   * `meanwhile` to `engine.run`, which runs it on the calling thread before that thread joins.
-   */
-  kernel(ptrs: number[], first: number, count: number, threads: number, meanwhile: () => void): void;
+  task: TaskName;
+  /** The kernel's descriptor with every field but the per-chunk ones below set. */
+  desc: number[];
+  /** Descriptor field of each slot's byte address. */
+  slotFields: number[];
+  /** Descriptor fields: units in the chunk; its first unit ÷ align (optional); the kernel's claim counter. */
+  countField: number;
+  firstField?: number;
+  nextField: number;
 }
 
 /** Runs a stream (see the module comment); allocates after whatever the caller staged since `reset()`. */
 export function stream(e: Engine, s: StreamSpec): void {
-  const align = s.align ?? 1;
-  // The copies are the calling thread's alone: where they cost more than the kernel, a second
-  // thread has nothing to overlap and only adds traffic between the cores' caches.
   const copyUs = (s.ins.length + s.outs.length) * s.len * 4 * COPY_US_PER_BYTE;
+  const arrays = [...s.ins, ...s.outs.map(([, a]) => a)];
+  if (e.threads > 1 && e.sharesStorage) {
+    const T = e.threadsFor(s.units * (s.usPerUnit + copyUs));
+    const ids = T > 1 ? arrays.map((a) => e.reach(a)) : [];
+    if (ids.length && ids.every((id) => id >= 0)) return streamShared(e, s, arrays, ids, T);
+  }
+  // The calling thread copies: where its copies cost more than the kernel, a second thread has
+  // nothing to overlap and only adds traffic between the cores' caches.
   const threads = s.usPerUnit > copyUs ? e.threadsFor(s.units * s.usPerUnit) : 1;
-  const fit = Math.max(1, Math.floor(((threads > 1 ? 2 : 1) * STREAM_CHUNK_FLOATS) / s.len));
-  const per = Math.min(s.units, Math.max(align, fit - (fit % align)));
+  const per = chunkUnits(s, threads > 1 ? 2 * STREAM_CHUNK_FLOATS : STREAM_CHUNK_FLOATS);
   const chunks = Math.ceil(s.units / per);
-  const slots = s.ins.length + (s.extra ?? 0);
-  const sets = Array.from({ length: Math.min(2, chunks) }, () => Array.from({ length: slots }, () => e.alloc(per * s.len * 4)));
+  const sets = Array.from({ length: Math.min(2, chunks) }, () => Array.from({ length: slotCount(s) }, () => e.alloc(per * s.len * 4)));
   const range = (c: number) => [c * per * s.len, Math.min(s.units, (c + 1) * per) * s.len];
   const copyIn = (c: number) => {
     const [a, b] = range(c);
@@ -73,13 +94,75 @@ export function stream(e: Engine, s: StreamSpec): void {
       dst.set(f.subarray(p, p + b - a), a);
     }
   };
+  const d = [...s.desc];
   copyIn(0);
   for (let c = 0; c < chunks; c++) {
     const first = c * per;
-    s.kernel(sets[c % 2], first, Math.min(per, s.units - first), threads, () => {
+    sets[c % 2].forEach((p, i) => (d[s.slotFields[i]] = p));
+    d[s.countField] = Math.min(per, s.units - first);
+    if (s.firstField !== undefined) d[s.firstField] = first / (s.align ?? 1);
+    d[s.nextField] = 0;
+    e.run(s.task, e.desc(d), threads, () => {
       if (c > 0) copyOut(c - 1);
       if (c + 1 < chunks) copyIn(c + 1);
     });
   }
   copyOut(chunks - 1);
+}
+
+const slotCount = (s: StreamSpec): number => s.ins.length + (s.extra ?? 0);
+
+/** Whole units per chunk: about `floats` per array, a multiple of the spec's alignment. */
+function chunkUnits(s: StreamSpec, floats: number): number {
+  const align = s.align ?? 1;
+  const fit = Math.max(1, Math.floor(floats / s.len));
+  return Math.min(s.units, Math.max(align, fit - (fit % align)));
+}
+
+/** Every thread copies and computes its own chunks (`stream-chunks.ts`); `ids` from `Engine.reach`. */
+function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: number[], T: number): void {
+  const D = STREAM_DESC;
+  const per = chunkUnits(s, STREAM_CHUNK_FLOATS);
+  const slots = slotCount(s);
+  const slotBytes = Math.ceil((per * s.len * 4) / 64) * 64;
+  const slotBase = e.alloc(T * slots * slotBytes);
+  const template = e.alloc(s.desc.length * 4);
+  const descs = e.alloc(T * s.desc.length * 4);
+  const words = D.lists + slots + 2 * s.ins.length + 3 * s.outs.length;
+  const sd = e.alloc(words * 4);
+  const offset = (a: Float32Array) => a.byteOffset / 4;
+  const w = new Array<number>(words);
+  w[D.task] = TASKS.indexOf(s.task);
+  w[D.template] = template;
+  w[D.templateLen] = s.desc.length;
+  w[D.units] = s.units;
+  w[D.len] = s.len;
+  w[D.per] = per;
+  w[D.ins] = s.ins.length;
+  w[D.outs] = s.outs.length;
+  w[D.slots] = slots;
+  w[D.slotBase] = slotBase;
+  w[D.slotBytes] = slotBytes;
+  w[D.count] = s.countField;
+  w[D.first] = s.firstField ?? -1;
+  w[D.next] = s.nextField;
+  w[D.descs] = descs;
+  w[D.counter] = 0;
+  w[D.align] = s.align ?? 1;
+  let i = D.lists;
+  for (const f of s.slotFields) w[i++] = f;
+  s.ins.forEach((a, j) => {
+    w[i++] = ids[j];
+    w[i++] = offset(a);
+  });
+  s.outs.forEach(([slot, a], j) => {
+    w[i++] = slot;
+    w[i++] = ids[s.ins.length + j];
+    w[i++] = offset(a);
+  });
+  const i32 = e.i32;
+  i32.set(s.desc, template / 4);
+  i32.set(w, sd / 4);
+  const whole = new Map(ids.map((id, j) => [id, new Float32Array(arrays[j].buffer)]));
+  e.runStream(s.task, sd, T, (id) => whole.get(id)!);
 }

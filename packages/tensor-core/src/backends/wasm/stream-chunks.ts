@@ -1,0 +1,98 @@
+/**
+ * One thread's part of a stream whose arrays every thread can reach (tensor storage on
+ * SharedArrayBuffers the workers were handed, `Engine.reach`): the thread claims chunks from a
+ * shared counter, copies a chunk's inputs into its own scratch slots, runs the kernel on them by
+ * itself (its own copy of the kernel's descriptor, with its own claim counter) and copies the
+ * results back. So the copies, not only the kernel, run on every thread.
+ *
+ * The calling thread runs this function, and every worker runs its source text (`pool.ts`), so it
+ * refers to nothing outside itself and defines no inner functions (a transpiler may wrap those in
+ * its own helpers): the descriptor's word offsets are written out here and named in
+ * `STREAM_DESC`, which `stream.ts` writes with.
+ */
+
+/** Word offsets of a shared stream's descriptor (i32 words); after them the per-slot and per-array lists. */
+export const STREAM_DESC = {
+  /** Index of the kernel in `TASKS`. */
+  task: 0,
+  /** Byte address and length in words of the kernel's descriptor template. */
+  template: 1,
+  templateLen: 2,
+  units: 3,
+  /** Floats per unit in every array. */
+  len: 4,
+  /** Units per chunk. */
+  per: 5,
+  ins: 6,
+  outs: 7,
+  slots: 8,
+  /** Byte address of thread 0's first slot; thread t's slot s is at slotBase + (t·slots + s)·slotBytes. */
+  slotBase: 9,
+  slotBytes: 10,
+  /** Template fields the thread fills per chunk: units in it, first unit ÷ align (−1: none), claim counter. */
+  count: 11,
+  first: 12,
+  next: 13,
+  /** Byte address of the threads' descriptor copies (templateLen words each). */
+  descs: 14,
+  /** The chunk counter the threads claim from (the host writes 0). */
+  counter: 15,
+  align: 16,
+  /** Then: the template field of each slot's address; (buffer id, element offset) per input (slot i); (slot, buffer id, element offset) per output. */
+  lists: 17,
+} as const;
+
+/**
+ * Runs thread `t`'s chunks of the stream described at byte address `sd`. `bufs` maps a buffer id
+ * to a Float32Array over its whole SharedArrayBuffer; `run(task, desc)` runs kernel `task` on this
+ * thread with the descriptor at byte address `desc`.
+ */
+export function streamChunks(
+  memory: WebAssembly.Memory,
+  sd: number,
+  t: number,
+  bufs: (id: number) => Float32Array,
+  run: (task: number, desc: number) => void,
+): void {
+  const i32 = new Int32Array(memory.buffer);
+  const f32 = new Float32Array(memory.buffer);
+  const w = sd >> 2;
+  // The STREAM_DESC words in order (15 is the shared chunk counter, claimed below).
+  const [task, tmplAt, tlen, units, len, per, nIn, nOut, nSlots, slotBase, slotBytes, countF, firstF, nextF, descs, , align] = i32.subarray(
+    w,
+    w + 17,
+  );
+  const tmpl = tmplAt >> 2;
+  const desc = descs + t * tlen * 4;
+  const fields = w + 17;
+  const ins = fields + nSlots;
+  const outs = ins + 2 * nIn;
+  const dw = desc >> 2;
+  // This thread's slot s starts at float index slot0 + s·slotFloats.
+  const slot0 = (slotBase + t * nSlots * slotBytes) >> 2;
+  const slotFloats = slotBytes >> 2;
+  i32.copyWithin(dw, tmpl, tmpl + tlen);
+  for (let s = 0; s < nSlots; s++) i32[dw + i32[fields + s]] = (slot0 + s * slotFloats) << 2;
+  const chunks = Math.ceil(units / per);
+  for (;;) {
+    const c = Atomics.add(i32, w + 15, 1);
+    if (c >= chunks) break;
+    const first = c * per;
+    const count = Math.min(per, units - first);
+    const a = first * len;
+    const n = count * len;
+    for (let i = 0; i < nIn; i++) {
+      const off = i32[ins + 2 * i + 1] + a;
+      f32.set(bufs(i32[ins + 2 * i]).subarray(off, off + n), slot0 + i * slotFloats);
+    }
+    i32[dw + countF] = count;
+    if (firstF >= 0) i32[dw + firstF] = first / align;
+    i32[dw + nextF] = 0;
+    run(task, desc);
+    for (let o = 0; o < nOut; o++) {
+      const q = outs + 3 * o;
+      const p = slot0 + i32[q] * slotFloats;
+      bufs(i32[q + 1]).set(f32.subarray(p, p + n), i32[q + 2] + a);
+    }
+  }
+}
