@@ -123,9 +123,13 @@ describe('wasm streams where the workers reach the tensors', () => {
     expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ streams: 1, same: true });
   });
 
-  it('allocates large f32 storage where the workers can reach it', async () => {
+  it('allocates large f32 storage where the workers can reach it, while such an engine lives', async () => {
     const b = await three;
     expect(b.engine.sharesStorage).toBe(true);
+    expect((await one).engine.sharesStorage).toBe(false);
+    expect(b.alloc('float32', 1 << 16).buffer).toBeInstanceOf(SharedArrayBuffer);
+    const other = await createWasmBackend({ threads: 2 });
+    other.dispose();
     expect(b.alloc('float32', 1 << 16).buffer).toBeInstanceOf(SharedArrayBuffer);
   });
 });

@@ -3,16 +3,16 @@
  * large ArrayBuffers cost a page fault per 4 KiB on first touch, which dominates memory-bound
  * kernels; reusing freed ones avoids it. Only whole, large buffers are pooled, up to a byte cap.
  *
- * With `shared` set (a Node engine with workers), large buffers are SharedArrayBuffers, so that
- * the workers can copy their own parts of a tensor in and out of the engine's memory.
+ * While a Node engine with workers is alive (`share`), large buffers are SharedArrayBuffers, so
+ * that the workers can copy their own parts of a tensor in and out of the engine's memory.
  */
 const MIN_BYTES = 1 << 16;
 
 export class BufferPool {
   private readonly free = new Map<number, ArrayBufferLike[]>();
   bytes = 0;
-  /** Allocate large buffers as SharedArrayBuffers. */
-  shared = false;
+  /** Live engines that want large buffers on SharedArrayBuffers (see `share`). */
+  private sharers = 0;
   constructor(public capBytes = 1 << 30) {}
 
   /** A Float32Array of n elements with unspecified contents. */
@@ -25,9 +25,14 @@ export class BufferPool {
         this.bytes -= bytes;
         return new Float32Array(buf);
       }
-      if (this.shared) return new Float32Array(new SharedArrayBuffer(bytes));
+      if (this.sharers > 0) return new Float32Array(new SharedArrayBuffer(bytes));
     }
     return new Float32Array(n);
+  }
+
+  /** An engine whose workers take tensor buffers starts (true) or stops (false) wanting shared ones. */
+  share(on: boolean): void {
+    this.sharers = Math.max(0, this.sharers + (on ? 1 : -1));
   }
 
   /** Takes back a typed array that nothing references any more. */

@@ -53,7 +53,7 @@ export class WasmBackend implements Backend<TypedArray> {
     this.scratch = new Scratch(engine);
     this.conv = new Convolutions(this.scratch, options.winograd ?? true);
     // Storage the workers can be handed: they copy their own parts of streamed ops (`stream.ts`).
-    if (engine.sharesStorage) pool.shared = true;
+    if (engine.sharesStorage) pool.share(true);
   }
 
   get threads(): number {
@@ -287,6 +287,8 @@ export class WasmBackend implements Backend<TypedArray> {
 
   dispose(): void {
     pool.clear();
+    // Without such an engine, plain buffers copy faster than shared ones.
+    if (this.engine.sharesStorage) pool.share(false);
     this.engine.dispose();
   }
 }
