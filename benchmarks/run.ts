@@ -211,6 +211,10 @@ async function timeCase(
     return performance.now() - t0;
   };
   for (let i = 0; i < n + warm; i++) {
+    // After the other side's run, a Kiln op on 2 threads starts cold (gemm_512: 6.4 ms against
+    // 4.2 back to back; a pause alone, with no other process, does the same). So each side's timed
+    // run follows an untimed one of the same case, as ops follow each other in a training loop.
+    if (torch) await c.run(state);
     const dt = await timed();
     let d1: number | null = null;
     if (solo) {
@@ -223,7 +227,7 @@ async function timeCase(
         solo.engine.parallelMinUs = min;
       }
     }
-    const td = torch ? await torch.run(c.name) : null;
+    const td = torch ? (await torch.run(c.name), await torch.run(c.name)) : null;
     // The first runs of each side are warm-up (scratch growth, buffer pool, allocator).
     if (i >= warm) {
       kiln.push(dt);
@@ -361,7 +365,7 @@ async function main(): Promise<void> {
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
     notes:
-      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer). With --scaling, each wasm run is followed by a run of the same case on the calling thread alone (the same engine, so the same shared memory), and scaling is the median over those pairs of 1-thread ms / all-threads ms.',
+      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine; each timed run follows an untimed run of the same case on the same side, so that neither starts with cold threads. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer). With --scaling, each wasm run is followed by a run of the same case on the calling thread alone (the same engine, so the same shared memory), and scaling is the median over those pairs of 1-thread ms / all-threads ms.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
