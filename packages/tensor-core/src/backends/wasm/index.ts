@@ -12,6 +12,7 @@
  */
 import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
+import { philoxFill } from '../../random.js';
 import { contiguousStrides, isContiguous, numel } from '../../shape.js';
 import { CpuBackend } from '../cpu/index.js';
 import { adamwStep } from './adamw.js';
@@ -90,8 +91,11 @@ export class WasmBackend implements Backend<TypedArray> {
     return pool.f32(size).fill(value);
   }
   random(dist: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], counter: number): TypedArray {
-    const r = this.cpu.random(dist, dtype, size, key, counter);
-    return dtype === 'float32' ? this.upload(dtype, r) : r;
+    if (dtype !== 'float32') return this.cpu.random(dist, dtype, size, key, counter);
+    // Straight into a pooled buffer (one the workers can be handed), not via the cpu backend's array.
+    const out = pool.f32(size);
+    out.set(philoxFill(dist, new Float64Array(size), key, counter));
+    return out;
   }
 
   // ---- elementwise and reductions: fast f32 paths, cpu fallback ----
