@@ -37,7 +37,7 @@ const result = {
   liveBytes: live,
   tensors: count,
   tensorBytes: rows * cols * 4,
-  wasmMemoryBytes: Number(k.memory().wasmScratchBytes ?? 0),
+  wasmMemoryBytes: Number(k.memory().wasmMemoryBytes ?? 0),
   allocMs: tAlloc,
   gemmMsPerTensor: tGemm / count,
   ok,

@@ -39,6 +39,7 @@ export type {
   CalibrateOptions as WasmCalibrateOptions,
 } from './backends/wasm/calibrate.js';
 export type { Engine as WasmEngine, EngineOptions as WasmEngineOptions } from './backends/wasm/pool.js';
+export type { Heap as WasmHeap } from './backends/wasm/heap.js';
 export type { KernelConfig as WasmKernelConfig, TaskName as WasmTaskName } from './backends/wasm/kernels.js';
 export { numel, broadcastShapes, contiguousStrides } from './shape.js';
 export type { Shape } from './shape.js';

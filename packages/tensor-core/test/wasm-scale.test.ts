@@ -46,7 +46,7 @@ describe.skipIf(!enabled)('wasm backend beyond 4 GiB of live tensors', () => {
     ).toEqual([count + 1, count + 1]);
     s.dispose();
     console.log(
-      `wasm scale test: ${(live / 1e9).toFixed(2)} GB live in ${count} tensors; wasm memory ${(Number(k.memory().wasmScratchBytes ?? 0) / 1e9).toFixed(2)} GB`,
+      `wasm scale test: ${(live / 1e9).toFixed(2)} GB live in ${count} tensors; wasm memory ${(Number(k.memory().wasmMemoryBytes ?? 0) / 1e9).toFixed(2)} GB`,
     );
     big.forEach((t) => t.dispose());
     w.dispose();

@@ -66,7 +66,7 @@ export function attentionForward(
   const kt = stageTransposed(scratch, k);
   const vs = scratch.stageContig(v);
   const ms = stageMask(scratch, mask);
-  const o = e.alloc(out.length * 4);
+  const o = scratch.target(out);
   const ldS = Math.ceil(Lk / 4) * 4;
   const pk = Math.ceil(packedBBytes(e.config, E, Lk) / 64) * 64;
   const ws = scratch.workspaces(BQ * ldS * 4 + pk + packedBBytes(e.config, Lk, Ev));
@@ -127,7 +127,7 @@ export function attentionBackward(
   const vt = stageTransposed(scratch, v);
   const gs = scratch.stageContig(gy);
   const ms = stageMask(scratch, mask);
-  const gq = e.alloc(dq.length * 4);
+  const gq = scratch.target(dq);
   const nqb = Math.ceil(Lq / BQ);
   const byBatch = T === 1 || B % T === 0 || B >= 4 * T || nqb === 1;
   // mode 0: dK/dV themselves; mode 1: one partial per thread.

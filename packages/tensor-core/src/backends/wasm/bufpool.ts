@@ -3,9 +3,13 @@
  * large ArrayBuffers cost a page fault per 4 KiB on first touch, which dominates memory-bound
  * kernels; reusing freed ones avoids it. Only whole, large buffers are pooled, up to a byte cap.
  *
- * While a Node engine with workers is alive (`share`), large buffers are SharedArrayBuffers, so
- * that the workers can copy their own parts of a tensor in and out of the engine's memory.
+ * Large buffers come first from the heap of the latest engine that has one (`heap.ts`: inside its
+ * memory, where its kernels use them in place). Beyond it, while a Node engine with workers is
+ * alive (`share`), they are SharedArrayBuffers, so that the workers can copy their own parts of a
+ * tensor in and out of the engine's memory.
  */
+import type { Heap } from './heap.js';
+
 const MIN_BYTES = 1 << 16;
 
 export class BufferPool {
@@ -13,12 +17,15 @@ export class BufferPool {
   bytes = 0;
   /** Live engines that want large buffers on SharedArrayBuffers (see `share`). */
   private sharers = 0;
+  private heaps: Heap[] = [];
   constructor(public capBytes = 1 << 30) {}
 
   /** A Float32Array of n elements with unspecified contents. */
   f32(n: number): Float32Array {
     const bytes = n * 4;
     if (bytes >= MIN_BYTES) {
+      const h = this.heaps.at(-1)?.f32(n);
+      if (h) return h;
       const list = this.free.get(bytes);
       const buf = list?.pop();
       if (buf) {
@@ -35,8 +42,15 @@ export class BufferPool {
     this.sharers = Math.max(0, this.sharers + (on ? 1 : -1));
   }
 
+  /** An engine's heap starts (true) or stops (false) taking large buffers. */
+  useHeap(heap: Heap, on: boolean): void {
+    this.heaps = this.heaps.filter((h) => h !== heap);
+    if (on) this.heaps.push(heap);
+  }
+
   /** Takes back a typed array that nothing references any more. */
   put(a: ArrayBufferView): void {
+    if (a instanceof Float32Array && this.heaps.some((h) => h.free(a))) return;
     const buf = a.buffer;
     const bytes = a.byteLength;
     const whole = buf instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer);

@@ -170,7 +170,7 @@ export class Convolutions {
     e.reset();
     const xs = this.s.stageContig(x);
     const ws_ = this.s.stageContig(w);
-    const y = e.alloc(out.length * 4);
+    const y = this.s.target(out);
     if (this.pointwise(w.shape, p)) {
       this.s.gemm({
         A: ws_,
@@ -252,7 +252,7 @@ export class Convolutions {
     e.reset();
     const gys = this.s.stageContig(gy);
     const ws_ = this.s.stageContig(w);
-    const gx = e.alloc(out.length * 4);
+    const gx = this.s.target(out);
     if (this.pointwise(w.shape, p)) {
       this.s.gemm({
         A: ws_,
@@ -337,7 +337,7 @@ export class Convolutions {
     e.reset();
     const xs = this.s.stageContig(x);
     const gys = this.s.stageContig(gy);
-    const gw = e.alloc(out.length * 4);
+    const gw = this.s.target(out);
     const tilesH = Math.ceil(g.Ho / 4);
     const tilesW = Math.ceil(g.Wo / 4);
     const T = g.N * tilesH * tilesW;

@@ -5,10 +5,11 @@
  * work runs as tight JS loops on the tensor buffers; everything else falls back to the cpu
  * reference kernels. See README.md in this folder.
  *
- * Tensors live in their own ArrayBuffers (plain `Float32Array`s, like the cpu backend), outside the
- * WebAssembly memory, so the sum of live tensors is not capped by wasm32's 4 GiB: each kernel
- * copies its operands into the shared scratch memory, runs, and copies its result out. This class
- * dispatches: f32 work goes to the family modules beside it, the rest to the cpu kernels.
+ * Large f32 tensors live in a heap inside the engine's WebAssembly memory, where the kernels use
+ * them in place; the rest (and what does not fit) in their own typed arrays like the cpu backend's,
+ * so the sum of live tensors is not capped by wasm32: a kernel copies those operands into scratch
+ * and its result out. This class dispatches: f32 work goes to the family modules beside it, the
+ * rest to the cpu kernels.
  */
 import type { AdamWHyper, Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
@@ -55,6 +56,8 @@ export class WasmBackend implements Backend<TypedArray> {
     this.conv = new Convolutions(this.scratch, options.winograd ?? true);
     // Storage the workers can be handed: they copy their own parts of streamed ops (`stream.ts`).
     if (engine.sharesStorage) pool.share(true);
+    // Large tensors go into the engine's memory first, where the kernels use them in place.
+    if (engine.heap) pool.useHeap(engine.heap, true);
   }
 
   get threads(): number {
@@ -70,7 +73,7 @@ export class WasmBackend implements Backend<TypedArray> {
     return calibrate(this.engine, options);
   }
 
-  // ---- memory: typed arrays outside wasm memory (large f32 ones on SharedArrayBuffers where workers take them) ----
+  // ---- memory: large f32 tensors in the engine's heap, the rest typed arrays outside (see bufpool.ts) ----
   alloc(dtype: DType, size: number): TypedArray {
     return dtype === 'float32' ? pool.f32(size) : this.cpu.alloc(dtype, size);
   }
@@ -160,7 +163,8 @@ export class WasmBackend implements Backend<TypedArray> {
       e.reset();
       const sa = scratch.stage(sub(a));
       const sb = scratch.stage(sub(b));
-      const c = e.alloc(nb * M * N * 4);
+      const dst = out.subarray(b0 * M * N, (b0 + nb) * M * N);
+      const c = scratch.target(dst);
       const ws = scratch.workspaces();
       scratch.gemm({
         A: sa.ptr,
@@ -181,7 +185,7 @@ export class WasmBackend implements Backend<TypedArray> {
         acc: false,
         ws,
       });
-      out.set(e.f32.subarray(c / 4, c / 4 + nb * M * N), b0 * M * N);
+      scratch.copyOut(c, dst);
     }
     return out;
   }
@@ -286,13 +290,21 @@ export class WasmBackend implements Backend<TypedArray> {
   }
 
   memoryInfo(): Record<string, number> {
-    return { wasmScratchBytes: this.engine.memory.buffer.byteLength, wasmThreads: this.engine.threads, wasmPoolBytes: pool.bytes };
+    const e = this.engine;
+    return {
+      wasmMemoryBytes: e.memory.buffer.byteLength,
+      wasmHeapBytes: e.heap?.bytes ?? 0,
+      wasmScratchPeakBytes: e.peakScratch,
+      wasmThreads: e.threads,
+      wasmPoolBytes: pool.bytes,
+    };
   }
 
   dispose(): void {
     pool.clear();
     // Without such an engine, plain buffers copy faster than shared ones.
     if (this.engine.sharesStorage) pool.share(false);
+    if (this.engine.heap) pool.useHeap(this.engine.heap, false);
     this.engine.dispose();
   }
 }

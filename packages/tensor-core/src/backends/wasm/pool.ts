@@ -11,13 +11,21 @@
 import { DEFAULT_CONFIG, TASKS, buildModule } from './kernels.js';
 import type { KernelConfig, TaskName } from './kernels.js';
 import { hasRelaxedSimd, hasSimd } from './emit.js';
+import { ArgumentError } from '../../errors.js';
+import { Heap } from './heap.js';
 import { streamChunks } from './stream-chunks.js';
 
 const PAGE = 65536;
 /** Bytes below this are the control block and descriptors. */
 export const SCRATCH_BASE = 65536;
-/** 2 GiB: the kernels compare byte addresses as signed i32, so scratch stays below 2^31. */
+/** 2 GiB: the kernels compare byte addresses as signed i32, so everything stays below 2^31. */
 const MAX_PAGES = 32768;
+/** The top of the usable memory: one page short of 2^31, so that end addresses stay positive. */
+const TOP = MAX_PAGES * PAGE - PAGE;
+/** Default `heapBytes`. */
+export const HEAP_BYTES = 1 << 30;
+/** Scratch a heap always leaves a kernel. */
+const MIN_SCRATCH = 256 << 20;
 const CTRL = { gen: 0, done: 1, task: 2, desc: 3, threads: 4, error: 5, spin: 6 } as const;
 
 /** Threads and SIMD of the wasm engine. @example k.registerWasmBackend({ threads: 1, relaxedSimd: false }); // single-threaded, plain SIMD */
@@ -42,6 +50,12 @@ export interface EngineOptions {
    * (a spinning thread loses its vCPU to other processes), so it is a tuning knob for quiet machines.
    */
   spinUs?: number;
+  /**
+   * Bytes of the engine's 2 GiB memory that hold tensors (large f32 ones, from 64 KiB), which the
+   * kernels then read and write in place; the rest is the kernels' scratch. Default 1 GiB; at most
+   * 2 GiB − 256 MiB. Tensors that do not fit are stored outside and copied in per op, as with 0.
+   */
+  heapBytes?: number;
 }
 
 /** Default of `parallelMinUs` (see there). */
@@ -64,7 +78,7 @@ const STREAM_TASK = TASKS.length;
  * task, \`drain\` takes the tensor buffers the main thread handed over (or dropped) since the last.
  */
 const WORKER_LOOP = `
-${streamChunks.toString()}
+const streamChunks = (${streamChunks.toString()}); // bound to this name: a minifier renames the declaration
 function serve(module, memory, t, tasks, post, drain) {
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   const ctrl = new Int32Array(memory.buffer, 0, 16);
@@ -186,6 +200,8 @@ export class Engine {
   private f32Cache: Float32Array;
   private i32Cache: Int32Array;
   private top = SCRATCH_BASE;
+  /** Where tensors live in this memory (`heap.ts`); null: all outside. */
+  readonly heap: Heap | null;
   private broken: string | null = null;
   peakScratch = 0;
 
@@ -196,8 +212,20 @@ export class Engine {
     config: KernelConfig,
     parallelMinUs: number,
     spinUs: number,
+    heapBytes: number,
   ) {
     this.memory = memory;
+    this.heap = null;
+    if (heapBytes > 0) {
+      try {
+        // All at once (address space, not resident memory), so that the buffer never changes and
+        // tensor views into it never detach.
+        memory.grow(MAX_PAGES - memory.buffer.byteLength / PAGE);
+        this.heap = new Heap(memory.buffer, TOP - heapBytes, TOP);
+      } catch {
+        this.heap = null; // an engine that cannot reserve 2 GiB keeps its tensors outside
+      }
+    }
     this.exports = instance.exports as unknown as Engine['exports'];
     this.threads = threads;
     this.relaxed = config.relaxed;
@@ -243,7 +271,10 @@ export class Engine {
       0,
       options.parallelMinUs ?? (envMin !== undefined && envMin !== '' ? Number(envMin) || 0 : PARALLEL_MIN_US),
     );
-    const engine = new Engine(memory, instance, threads, config, parallelMinUs, Math.max(0, options.spinUs ?? SPIN_US));
+    const heapBytes = Math.floor((options.heapBytes ?? HEAP_BYTES) / 64) * 64;
+    if (!(heapBytes >= 0 && heapBytes <= TOP - SCRATCH_BASE - MIN_SCRATCH))
+      throw new ArgumentError(`wasm backend: heapBytes must be 0 … ${TOP - SCRATCH_BASE - MIN_SCRATCH}, got ${options.heapBytes}`);
+    const engine = new Engine(memory, instance, threads, config, parallelMinUs, Math.max(0, options.spinUs ?? SPIN_US), heapBytes);
     Atomics.store(engine.ctrl, CTRL.spin, Math.round(engine.spinUs));
     if (threads > 1) await engine.startWorkers(module, threads - 1);
     return engine;
@@ -318,9 +349,9 @@ export class Engine {
   reset(): void {
     this.top = SCRATCH_BASE;
   }
-  /** Largest scratch a single kernel may use (bytes). */
+  /** Largest scratch a single kernel may use (bytes): up to the heap. */
   get maxScratch(): number {
-    return MAX_PAGES * PAGE - SCRATCH_BASE - PAGE;
+    return (this.heap?.lo ?? TOP) - SCRATCH_BASE;
   }
   /** Scratch bytes (64-byte aligned); grows the memory as needed. */
   alloc(bytes: number): number {
@@ -328,7 +359,7 @@ export class Engine {
     this.top = p + Math.ceil(bytes / 64) * 64;
     if (this.top > this.maxScratch + SCRATCH_BASE)
       throw new RangeError(
-        `wasm backend: one kernel needs ${this.top} bytes of scratch, over the 2 GiB limit of its working memory (tensors themselves are not limited)`,
+        `wasm backend: one kernel needs ${this.top} bytes of scratch, over the ${this.maxScratch + SCRATCH_BASE}-byte limit of its working memory (tensors themselves are not limited; a smaller heapBytes leaves more)`,
       );
     const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
     if (need > 0) this.memory.grow(need);

@@ -1,17 +1,18 @@
 /**
- * Moving data between tensor storages (plain typed arrays outside wasm memory) and the engine's
- * scratch memory, and the descriptor call every GEMM user makes. One `Scratch` per backend; a
+ * Where a kernel finds its operands and puts its result: in place when the tensor lies in the
+ * engine's heap, else copied between its storage (a typed array outside wasm memory) and the
+ * engine's scratch. Also the descriptor call every GEMM user makes. One `Scratch` per backend; a
  * kernel calls `engine.reset()` and then stages its operands bottom-up.
  */
 import type { View } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
-import { contiguousStrides, numel } from '../../shape.js';
+import { contiguousStrides, isContiguous, numel } from '../../shape.js';
 import { offsets } from '../cpu/strided.js';
 import type { CpuView } from '../cpu/strided.js';
 import { GEMM, gemmWorkspaceBytes, packedBBytes } from './kernels.js';
 import type { Engine } from './pool.js';
 
-// The wasm backend stores tensors like the cpu backend (typed arrays outside wasm memory).
+// The wasm backend's views are the cpu backend's: typed arrays, large f32 ones in the engine's heap.
 export type WView = CpuView;
 
 const f32bits = new Float32Array(1);
@@ -86,9 +87,19 @@ export class Scratch {
     this.wsBytes = Math.ceil(gemmWorkspaceBytes(engine.config) / 64) * 64;
   }
 
-  /** Copies the storage range a view touches into scratch; returns the base address and element strides. */
+  /** Byte address of an f32 array in the engine's heap, else −1. */
+  private heapAddr(a: Float32Array): number {
+    return this.engine.heap?.addr(a) ?? -1;
+  }
+
+  /**
+   * A view's base address and element strides for a kernel that only reads it: where it lies
+   * in the heap, else a copy of the storage range it touches in scratch.
+   */
   stage(v: WView): { ptr: number; strides: number[] } {
     const e = this.engine;
+    const at = this.heapAddr(v.storage as Float32Array);
+    if (at >= 0) return { ptr: at + v.offset * 4, strides: [...v.strides] };
     const n = numel(v.shape);
     let lo = v.offset;
     let hi = v.offset;
@@ -111,8 +122,10 @@ export class Scratch {
     return { ptr: p, strides: contiguousStrides(v.shape) };
   }
 
-  /** Stages a view as a contiguous block. */
+  /** A view as a contiguous block for a kernel that only reads it (in place where it can be). */
   stageContig(v: WView): number {
+    const at = this.heapAddr(v.storage as Float32Array);
+    if (at >= 0 && isContiguous(v.shape, v.strides)) return at + v.offset * 4;
     const p = this.engine.alloc(Math.max(1, numel(v.shape)) * 4);
     this.engine.f32.set(contig(v), p / 4);
     return p;
@@ -164,9 +177,15 @@ export class Scratch {
     e.run('task_gemm', e.desc(f), T);
   }
 
-  /** Copies a kernel's result out of the scratch memory into `out`. */
+  /** Where a kernel writes a result for `out`: `out` itself in the heap, else scratch (then `copyOut`). */
+  target(out: Float32Array): number {
+    const at = this.heapAddr(out);
+    return at >= 0 ? at : this.engine.alloc(out.length * 4);
+  }
+
+  /** Copies a kernel's result at `ptr` into `out`, unless it is already there (`target`). */
   copyOut(ptr: number, out: Float32Array): Float32Array {
-    out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
+    if (this.heapAddr(out) !== ptr) out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
     return out;
   }
 }

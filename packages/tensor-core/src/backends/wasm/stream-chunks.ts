@@ -1,9 +1,11 @@
 /**
- * One thread's part of a stream whose arrays every thread can reach (tensor storage on
- * SharedArrayBuffers the workers were handed, `Engine.reach`): the thread claims chunks from a
- * shared counter, copies a chunk's inputs into its own scratch slots, runs the kernel on them by
- * itself (its own copy of the kernel's descriptor, with its own claim counter) and copies the
- * results back. So the copies, not only the kernel, run on every thread.
+ * One thread's part of a stream whose arrays every thread can reach (tensors in the engine's heap,
+ * or storage on SharedArrayBuffers the workers were handed, `Engine.reach`): the thread claims
+ * chunks from a shared counter, copies a chunk's inputs into its own scratch slots, runs the kernel
+ * on them by itself (its own copy of the kernel's descriptor, with its own claim counter) and
+ * copies the results back. So the copies, not only the kernel, run on every thread. A slot may be
+ * *direct*: the chunk of a heap array itself, which the kernel then reads or writes in place, and
+ * whatever input or result already lies there is not copied.
  *
  * The calling thread runs this function, and every worker runs its source text (`pool.ts`), so it
  * refers to nothing outside itself and defines no inner functions (a transpiler may wrap those in
@@ -38,14 +40,18 @@ export const STREAM_DESC = {
   /** The chunk counter the threads claim from (the host writes 0). */
   counter: 15,
   align: 16,
-  /** Then: the template field of each slot's address; (buffer id, element offset) per input (slot i); (slot, buffer id, element offset) per output. */
+  /**
+   * Then: the template field of each slot's address; each slot's element offset in the memory
+   * when direct, else −1; (buffer id, element offset) per input (slot i); (slot, buffer id, element
+   * offset) per output. Buffer id 0 is the engine's memory itself.
+   */
   lists: 17,
 } as const;
 
 /**
  * Runs thread `t`'s chunks of the stream described at byte address `sd`. `bufs` maps a buffer id
- * to a Float32Array over its whole SharedArrayBuffer; `run(task, desc)` runs kernel `task` on this
- * thread with the descriptor at byte address `desc`.
+ * (from 1) to a Float32Array over its whole SharedArrayBuffer; `run(task, desc)` runs kernel `task`
+ * on this thread with the descriptor at byte address `desc`.
  */
 export function streamChunks(
   memory: WebAssembly.Memory,
@@ -65,14 +71,15 @@ export function streamChunks(
   const tmpl = tmplAt >> 2;
   const desc = descs + t * tlen * 4;
   const fields = w + 17;
-  const ins = fields + nSlots;
+  const direct = fields + nSlots;
+  const ins = direct + nSlots;
   const outs = ins + 2 * nIn;
   const dw = desc >> 2;
-  // This thread's slot s starts at float index slot0 + s·slotFloats.
+  // This thread's slot s starts at float index slot0 + s·slotFloats, unless it is direct.
   const slot0 = (slotBase + t * nSlots * slotBytes) >> 2;
   const slotFloats = slotBytes >> 2;
+  const at = new Array<number>(nSlots);
   i32.copyWithin(dw, tmpl, tmpl + tlen);
-  for (let s = 0; s < nSlots; s++) i32[dw + i32[fields + s]] = (slot0 + s * slotFloats) << 2;
   const chunks = Math.ceil(units / per);
   for (;;) {
     const c = Atomics.add(i32, w + 15, 1);
@@ -81,9 +88,15 @@ export function streamChunks(
     const count = Math.min(per, units - first);
     const a = first * len;
     const n = count * len;
+    for (let s = 0; s < nSlots; s++) {
+      at[s] = i32[direct + s] >= 0 ? i32[direct + s] + a : slot0 + s * slotFloats;
+      i32[dw + i32[fields + s]] = at[s] << 2;
+    }
     for (let i = 0; i < nIn; i++) {
+      const id = i32[ins + 2 * i];
       const off = i32[ins + 2 * i + 1] + a;
-      f32.set(bufs(i32[ins + 2 * i]).subarray(off, off + n), slot0 + i * slotFloats);
+      if (id !== 0) f32.set(bufs(id).subarray(off, off + n), at[i]);
+      else if (off !== at[i]) f32.copyWithin(at[i], off, off + n);
     }
     i32[dw + countF] = count;
     if (firstF >= 0) i32[dw + firstF] = first / align;
@@ -91,8 +104,11 @@ export function streamChunks(
     run(task, desc);
     for (let o = 0; o < nOut; o++) {
       const q = outs + 3 * o;
-      const p = slot0 + i32[q] * slotFloats;
-      bufs(i32[q + 1]).set(f32.subarray(p, p + n), i32[q + 2] + a);
+      const p = at[i32[q]];
+      const id = i32[q + 1];
+      const off = i32[q + 2] + a;
+      if (id !== 0) bufs(id).set(f32.subarray(p, p + n), off);
+      else if (off !== p) f32.copyWithin(off, p, p + n);
     }
   }
 }

@@ -1,9 +1,11 @@
 /**
- * Streaming memory-bound kernels (the norms, AdamW) through scratch in chunks.
+ * Streaming memory-bound kernels (the norms, AdamW) in chunks.
  *
- * Tensors live outside wasm memory, so every chunk is copied in and its results copied out, and
- * into or out of a *shared* memory V8 copies word by word (relaxed atomics): about 2.5× slower
- * than a plain copy. Two ways to spread that over threads:
+ * A chunk of a tensor in the engine's heap is used where it lies. Any other is copied into scratch
+ * and its results copied out, and into or out of a *shared* memory V8 copies word by word (relaxed
+ * atomics): about 2.5× slower than a plain copy. With every array in the heap, or on one thread,
+ * the threads claim whole chunks (`stream-chunks.ts`). Otherwise, two ways to spread the copies
+ * over threads:
  *
  * - Where the workers can reach every array (Node, storage on SharedArrayBuffers: `Engine.reach`),
  *   each thread claims whole chunks and copies them in, runs the kernel and copies them out itself
@@ -67,16 +69,27 @@ export interface StreamSpec {
 
 /** Runs a stream (see the module comment); allocates after whatever the caller staged since `reset()`. */
 export function stream(e: Engine, s: StreamSpec): void {
-  const copyUs = (s.ins.length + s.outs.length) * s.len * 4 * COPY_US_PER_BYTE;
   const arrays = [...s.ins, ...s.outs.map(([, a]) => a)];
-  if (e.threads > 1 && e.sharesStorage) {
-    const T = e.threadsFor(s.units * (s.usPerUnit + copyUs));
-    const ids = T > 1 ? arrays.map((a) => e.reach(a)) : [];
-    if (ids.length && ids.every((id) => id >= 0)) return streamShared(e, s, arrays, ids, T);
+  const inHeap = arrays.map((a) => (e.heap?.addr(a) ?? -1) >= 0);
+  const copied = inHeap.filter((h) => !h).length;
+  const copyUs = copied * s.len * 4 * COPY_US_PER_BYTE;
+  const T = e.threadsFor(s.units * (s.usPerUnit + copyUs));
+  // Buffer id 0 is the engine's memory; on one thread any array can be named, by its index + 1.
+  if (T === 1 || copied === 0)
+    return streamShared(
+      e,
+      s,
+      arrays,
+      arrays.map((_, j) => (inHeap[j] ? 0 : j + 1)),
+      T,
+    );
+  if (e.sharesStorage) {
+    const ids = arrays.map((a, j) => (inHeap[j] ? 0 : e.reach(a)));
+    if (ids.every((id) => id >= 0)) return streamShared(e, s, arrays, ids, T);
   }
   // The calling thread copies: where its copies cost more than the kernel, a second thread has
   // nothing to overlap and only adds traffic between the cores' caches.
-  const threads = s.usPerUnit > copyUs ? e.threadsFor(s.units * s.usPerUnit) : 1;
+  const threads = s.usPerUnit > copyUs ? T : 1;
   const per = chunkUnits(s, threads > 1 ? 2 * STREAM_CHUNK_FLOATS : STREAM_CHUNK_FLOATS);
   const chunks = Math.ceil(s.units / per);
   const sets = Array.from({ length: Math.min(2, chunks) }, () => Array.from({ length: slotCount(s) }, () => e.alloc(per * s.len * 4)));
@@ -119,18 +132,31 @@ function chunkUnits(s: StreamSpec, floats: number): number {
   return Math.min(s.units, Math.max(align, fit - (fit % align)));
 }
 
-/** Every thread copies and computes its own chunks (`stream-chunks.ts`); `ids` from `Engine.reach`. */
+/**
+ * Every thread copies and computes its own chunks (`stream-chunks.ts`); `ids` name each array's
+ * buffer for the threads (0: the engine's memory, whose chunks the kernel may use in place).
+ */
 function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: number[], T: number): void {
   const D = STREAM_DESC;
   const per = chunkUnits(s, STREAM_CHUNK_FLOATS);
   const slots = slotCount(s);
+  const offset = (a: Float32Array) => a.byteOffset / 4;
+  // A slot is direct where its result goes to a heap array, or where it holds a heap input that
+  // is no slot's result (the kernel writes a result over its slot's input).
+  const direct = new Array<number>(slots).fill(-1);
+  s.outs.forEach(([slot, a], j) => {
+    if (ids[s.ins.length + j] === 0 && direct[slot] < 0) direct[slot] = offset(a);
+  });
+  s.ins.forEach((a, i) => {
+    if (ids[i] === 0 && !s.outs.some(([slot]) => slot === i)) direct[i] = offset(a);
+  });
   const slotBytes = Math.ceil((per * s.len * 4) / 64) * 64;
-  const slotBase = e.alloc(T * slots * slotBytes);
+  const scratchSlots = direct.filter((d) => d < 0).length;
+  const slotBase = scratchSlots ? e.alloc(T * slots * slotBytes) : 0;
   const template = e.alloc(s.desc.length * 4);
   const descs = e.alloc(T * s.desc.length * 4);
-  const words = D.lists + slots + 2 * s.ins.length + 3 * s.outs.length;
+  const words = D.lists + 2 * slots + 2 * s.ins.length + 3 * s.outs.length;
   const sd = e.alloc(words * 4);
-  const offset = (a: Float32Array) => a.byteOffset / 4;
   const w = new Array<number>(words);
   w[D.task] = TASKS.indexOf(s.task);
   w[D.template] = template;
@@ -151,6 +177,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
   w[D.align] = s.align ?? 1;
   let i = D.lists;
   for (const f of s.slotFields) w[i++] = f;
+  for (const d of direct) w[i++] = d;
   s.ins.forEach((a, j) => {
     w[i++] = ids[j];
     w[i++] = offset(a);
