@@ -124,6 +124,15 @@ describe('wasm engines with a heap', () => {
         (b, [x, w, gy]) => [b.conv2d(x, w, conv(pad)), b.conv2dInputGrad(gy, w, xs, conv(pad)), b.conv2dWeightGrad(x, gy, ws, conv(pad))],
       ];
     }),
+    ['SiLU over 2^15 + 3 elements', [seededView([(1 << 15) + 3], 24)], (b, [x]) => [b.unary('silu', x, 'float32')]],
+    [
+      'add of the same shape (one operand at an offset), and mul by one value per row, over 2^20 elements',
+      [seededView([4096, 256], 25), seededView([4097 * 256], 26), seededView([4100], 27)],
+      (b, [x, y, r]) => [
+        b.binary('add', x, { ...y, shape: [4096, 256], strides: [256, 1], offset: 256 }, 'float32'),
+        b.binary('mul', x, { ...r, shape: [4096, 256], strides: [1, 0], offset: 3 }, 'float32'),
+      ],
+    ],
     [
       'attention forward and backward',
       [seededView([2, 150, 64], 8), seededView([2, 170, 64], 9), seededView([2, 170, 64], 10), seededView([2, 150, 64], 11)],

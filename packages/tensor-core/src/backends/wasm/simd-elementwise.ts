@@ -1,7 +1,9 @@
 /**
- * Large f32 elementwise ops as SIMD across threads, streamed through scratch in chunks: the
- * transcendental unary ops, and add/sub/mul/div. `null` means "not this path" (the caller falls
- * back to JS loops or the cpu kernels).
+ * Large f32 elementwise ops as SIMD across threads, in chunks: the transcendental unary ops, and
+ * add/sub/mul/div. The kernels work in place on their first operand, so a chunk of it is moved to
+ * where the result goes (the result itself when it lies in the engine's heap, else scratch and a
+ * copy out); a second operand in the heap is read where it lies. `null` means "not this path" (the
+ * caller falls back to JS loops or the cpu kernels).
  */
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
@@ -21,18 +23,19 @@ export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DTy
   const out = pool.f32(n);
   const main = n - (n % 4);
   const e = scratch.engine;
+  const at = scratch.heapAddr(out);
   const CH = 1 << 22;
   for (let c0 = 0; c0 < main; c0 += CH) {
     const len = Math.min(CH, main - c0);
     e.reset();
-    const pa = e.alloc(len * 4);
-    e.f32.set(src.subarray(c0, c0 + len), pa / 4);
+    const pa = at >= 0 ? at + c0 * 4 : e.alloc(len * 4);
+    scratch.place(src.subarray(c0, c0 + len), pa);
     const d = new Array<number>(3);
     d[UN.op] = code;
     d[UN.a] = pa;
     d[UN.n] = len;
     e.run('task_unary', e.desc(d), e.threadsFor(len * 2e-3)); // ~2 ns per element on one thread
-    out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+    if (at < 0) out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }
   if (main < n) {
     const tail = fastUnary(
@@ -69,22 +72,22 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
   const B = b.storage as Float32Array;
   const out = pool.f32(n);
   const e = scratch.engine;
+  const at = scratch.heapAddr(out);
+  const atB = scratch.heapAddr(B);
   const CH = mode === 2 ? Math.max(D, Math.floor((1 << 22) / D) * D) : 1 << 22;
   for (let c0 = 0; c0 < n; c0 += CH) {
     const len = Math.min(CH, n - c0);
     e.reset();
-    const pa = e.alloc(len * 4);
-    e.f32.set(A.subarray(a.offset + c0, a.offset + c0 + len), pa / 4);
+    const pa = at >= 0 ? at + c0 * 4 : e.alloc(len * 4);
+    scratch.place(A.subarray(a.offset + c0, a.offset + c0 + len), pa);
     let pb: number;
-    if (mode === 0) {
-      pb = e.alloc(len * 4);
-      e.f32.set(B.subarray(b.offset + c0, b.offset + c0 + len), pb / 4);
-    } else if (mode === 1) {
+    if (mode === 1) {
       pb = e.alloc(16);
       e.f32[pb / 4] = B[b.offset];
     } else {
-      pb = e.alloc((len / D) * 4);
-      e.f32.set(B.subarray(b.offset + c0 / D, b.offset + (c0 + len) / D), pb / 4);
+      const [b0, b1] = mode === 0 ? [b.offset + c0, b.offset + c0 + len] : [b.offset + c0 / D, b.offset + (c0 + len) / D];
+      pb = atB >= 0 ? atB + b0 * 4 : e.alloc((b1 - b0) * 4);
+      if (atB < 0) e.f32.set(B.subarray(b0, b1), pb / 4);
     }
     const d = new Array<number>(6);
     d[BIN.op] = code;
@@ -94,7 +97,7 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
     d[BIN.mode] = mode;
     d[BIN.D] = D;
     e.run('task_binary', e.desc(d), e.threadsFor(len * 1e-3));
-    out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+    if (at < 0) out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
   }
   return out;
 }

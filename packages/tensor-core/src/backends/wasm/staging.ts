@@ -88,8 +88,16 @@ export class Scratch {
   }
 
   /** Byte address of an f32 array in the engine's heap, else −1. */
-  private heapAddr(a: Float32Array): number {
+  heapAddr(a: Float32Array): number {
     return this.engine.heap?.addr(a) ?? -1;
+  }
+
+  /** Copies `src` into the engine's memory at byte address `ptr` (a move within it when `src` lies in the heap). */
+  place(src: Float32Array, ptr: number): void {
+    const at = this.heapAddr(src);
+    if (at === ptr) return;
+    if (at >= 0) this.engine.f32.copyWithin(ptr / 4, at / 4, at / 4 + src.length);
+    else this.engine.f32.set(src, ptr / 4);
   }
 
   /**
