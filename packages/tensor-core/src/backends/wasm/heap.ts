@@ -66,18 +66,26 @@ export class Heap {
   }
 
   private take(size: number): number | null {
-    const reuse = this.freeBySize.get(size)?.pop();
+    const reuse = this.pop(size);
     if (reuse !== undefined) return reuse;
     if (this.low - size >= this.lo) return (this.low -= size);
     // First fit in a larger free block, splitting it.
-    for (const [s, list] of this.freeBySize) {
-      if (s > size && list.length) {
-        const addr = list.pop()!;
+    for (const s of this.freeBySize.keys()) {
+      if (s > size) {
+        const addr = this.pop(s)!;
         this.put(addr + size, s - size);
         return addr;
       }
     }
     return null;
+  }
+
+  /** A free block of exactly `size` bytes; an emptied size leaves the map, so first fit scans only sizes that have blocks. */
+  private pop(size: number): number | undefined {
+    const list = this.freeBySize.get(size);
+    const addr = list?.pop();
+    if (list && !list.length) this.freeBySize.delete(size);
+    return addr;
   }
 
   private put(addr: number, size: number): void {

@@ -349,6 +349,10 @@ export class Engine {
   reset(): void {
     this.top = SCRATCH_BASE;
   }
+  /** Byte address of an f32 array in this engine's heap, else −1 (then a kernel copies it through scratch). */
+  heapAddr(a: Float32Array): number {
+    return this.heap?.addr(a) ?? -1;
+  }
   /** Largest scratch a single kernel may use (bytes): up to the heap. */
   get maxScratch(): number {
     return (this.heap?.lo ?? TOP) - SCRATCH_BASE;

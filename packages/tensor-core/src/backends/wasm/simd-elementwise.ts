@@ -23,7 +23,7 @@ export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DTy
   const out = pool.f32(n);
   const main = n - (n % 4);
   const e = scratch.engine;
-  const at = scratch.heapAddr(out);
+  const at = scratch.engine.heapAddr(out);
   const CH = 1 << 22;
   for (let c0 = 0; c0 < main; c0 += CH) {
     const len = Math.min(CH, main - c0);
@@ -72,8 +72,8 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
   const B = b.storage as Float32Array;
   const out = pool.f32(n);
   const e = scratch.engine;
-  const at = scratch.heapAddr(out);
-  const atB = scratch.heapAddr(B);
+  const at = scratch.engine.heapAddr(out);
+  const atB = scratch.engine.heapAddr(B);
   const CH = mode === 2 ? Math.max(D, Math.floor((1 << 22) / D) * D) : 1 << 22;
   for (let c0 = 0; c0 < n; c0 += CH) {
     const len = Math.min(CH, n - c0);

@@ -87,14 +87,9 @@ export class Scratch {
     this.wsBytes = Math.ceil(gemmWorkspaceBytes(engine.config) / 64) * 64;
   }
 
-  /** Byte address of an f32 array in the engine's heap, else −1. */
-  heapAddr(a: Float32Array): number {
-    return this.engine.heap?.addr(a) ?? -1;
-  }
-
   /** Copies `src` into the engine's memory at byte address `ptr` (a move within it when `src` lies in the heap). */
   place(src: Float32Array, ptr: number): void {
-    const at = this.heapAddr(src);
+    const at = this.engine.heapAddr(src);
     if (at === ptr) return;
     if (at >= 0) this.engine.f32.copyWithin(ptr / 4, at / 4, at / 4 + src.length);
     else this.engine.f32.set(src, ptr / 4);
@@ -106,7 +101,7 @@ export class Scratch {
    */
   stage(v: WView): { ptr: number; strides: number[] } {
     const e = this.engine;
-    const at = this.heapAddr(v.storage as Float32Array);
+    const at = this.engine.heapAddr(v.storage as Float32Array);
     if (at >= 0) return { ptr: at + v.offset * 4, strides: [...v.strides] };
     const n = numel(v.shape);
     let lo = v.offset;
@@ -132,7 +127,7 @@ export class Scratch {
 
   /** A view as a contiguous block for a kernel that only reads it (in place where it can be). */
   stageContig(v: WView): number {
-    const at = this.heapAddr(v.storage as Float32Array);
+    const at = this.engine.heapAddr(v.storage as Float32Array);
     if (at >= 0 && isContiguous(v.shape, v.strides)) return at + v.offset * 4;
     const p = this.engine.alloc(Math.max(1, numel(v.shape)) * 4);
     this.engine.f32.set(contig(v), p / 4);
@@ -187,13 +182,13 @@ export class Scratch {
 
   /** Where a kernel writes a result for `out`: `out` itself in the heap, else scratch (then `copyOut`). */
   target(out: Float32Array): number {
-    const at = this.heapAddr(out);
+    const at = this.engine.heapAddr(out);
     return at >= 0 ? at : this.engine.alloc(out.length * 4);
   }
 
   /** Copies a kernel's result at `ptr` into `out`, unless it is already there (`target`). */
   copyOut(ptr: number, out: Float32Array): Float32Array {
-    if (this.heapAddr(out) !== ptr) out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
+    if (this.engine.heapAddr(out) !== ptr) out.set(this.engine.f32.subarray(ptr / 4, ptr / 4 + out.length));
     return out;
   }
 }

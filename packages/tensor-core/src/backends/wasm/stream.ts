@@ -70,7 +70,7 @@ export interface StreamSpec {
 /** Runs a stream (see the module comment); allocates after whatever the caller staged since `reset()`. */
 export function stream(e: Engine, s: StreamSpec): void {
   const arrays = [...s.ins, ...s.outs.map(([, a]) => a)];
-  const inHeap = arrays.map((a) => (e.heap?.addr(a) ?? -1) >= 0);
+  const inHeap = arrays.map((a) => e.heapAddr(a) >= 0);
   const copied = inHeap.filter((h) => !h).length;
   const copyUs = copied * s.len * 4 * COPY_US_PER_BYTE;
   const T = e.threadsFor(s.units * (s.usPerUnit + copyUs));
@@ -151,8 +151,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
     if (ids[i] === 0 && !s.outs.some(([slot]) => slot === i)) direct[i] = offset(a);
   });
   const slotBytes = Math.ceil((per * s.len * 4) / 64) * 64;
-  const scratchSlots = direct.filter((d) => d < 0).length;
-  const slotBase = scratchSlots ? e.alloc(T * slots * slotBytes) : 0;
+  const slotBase = direct.some((d) => d < 0) ? e.alloc(T * slots * slotBytes) : 0;
   const template = e.alloc(s.desc.length * 4);
   const descs = e.alloc(T * s.desc.length * 4);
   const words = D.lists + 2 * slots + 2 * s.ins.length + 3 * s.outs.length;
@@ -190,6 +189,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
   const i32 = e.i32;
   i32.set(s.desc, template / 4);
   i32.set(w, sd / 4);
-  const whole = new Map(ids.map((id, j) => [id, new Float32Array(arrays[j].buffer)]));
+  // Views over the whole buffers the threads copy from (id 0, the engine's memory, they have).
+  const whole = new Map(ids.flatMap((id, j) => (id > 0 ? [[id, new Float32Array(arrays[j].buffer)] as const] : [])));
   e.runStream(s.task, sd, T, (id) => whole.get(id)!);
 }
