@@ -29,7 +29,7 @@ export { ATTN } from './kernels/attention.js';
 export { ATTN_BWD } from './kernels/attention-backward.js';
 export { SOFTMAX } from './kernels/softmax.js';
 export { GNORM, LNORM, LN_ROWS } from './kernels/norm.js';
-export { GNORM_BWD, LNORM_BWD } from './kernels/norm-backward.js';
+export { GNORM_BWD, LNORM_BWD, SUM_ROWS } from './kernels/norm-backward.js';
 export { ADAMW } from './kernels/adamw.js';
 export { PEAK, PEAK_ACCS, peakFlops } from './kernels/peak.js';
 export { BIN, UN, UNARY_CODES } from './kernels/elementwise.js';
@@ -50,6 +50,7 @@ export const TASKS = [
   'task_attention_bwd',
   'task_groupnorm_bwd',
   'task_layernorm_bwd',
+  'task_sum_rows',
   ...WINOGRAD_TASKS,
   'task_peak_fma',
   'task_peak_copy',

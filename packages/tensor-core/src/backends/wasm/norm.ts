@@ -5,7 +5,7 @@
  */
 import { numel } from '../../shape.js';
 import { pool } from './bufpool.js';
-import { GNORM, GNORM_BWD, LNORM, LNORM_BWD, LN_ROWS } from './kernels.js';
+import { GNORM, GNORM_BWD, LNORM, LNORM_BWD, LN_ROWS, SUM_ROWS } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 import { STREAM_CHUNK_FLOATS, stream } from './stream.js';
@@ -166,13 +166,17 @@ export function groupNormForward(
   return out;
 }
 
-/** out[i] = Σ_r src[base + r·len + i] for r < rows (partial sums the kernels leave per thread or image). */
-function sumRows(src: Float32Array, base: number, rows: number, len: number): Float32Array {
-  const out = pool.f32(len).fill(0);
-  for (let r = 0; r < rows; r++) {
-    const o = base + r * len;
-    for (let i = 0; i < len; i++) out[i] += src[o + i];
-  }
+/** out[i] = Σ_r f32[src/4 + r·len + i] for r < rows: the partial sums the kernels leave per block or image, in order. */
+function sumRows(e: Scratch['engine'], src: number, rows: number, len: number): Float32Array {
+  const d = new Array<number>(4);
+  d[SUM_ROWS.src] = src;
+  d[SUM_ROWS.rows] = rows;
+  d[SUM_ROWS.len] = len;
+  const at = e.alloc(len * 4);
+  d[SUM_ROWS.out] = at;
+  e.run('task_sum_rows', e.desc(d), 1);
+  const out = pool.f32(len);
+  out.set(e.f32.subarray(at / 4, at / 4 + len));
   return out;
 }
 
@@ -197,8 +201,8 @@ function sums(
   rows: number,
   len: number,
 ): [Float32Array | null, Float32Array | null] {
-  const f = scratch.engine.f32;
-  return [weight ? sumRows(f, dwp / 4, rows, len) : null, bias ? sumRows(f, dbp / 4, rows, len) : null];
+  const e = scratch.engine;
+  return [weight ? sumRows(e, dwp, rows, len) : null, bias ? sumRows(e, dbp, rows, len) : null];
 }
 
 /** At most this many dweight/dbias partial rows per layerNorm backward (the host sums them). */
@@ -220,9 +224,8 @@ export function layerNormBackward(
   const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(STREAM_CHUNK_FLOATS / normSize)));
   const blocks = Math.ceil(rows / block);
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, blocks * normSize);
-  const d = new Array<number>(13).fill(0);
+  const d = new Array<number>(12).fill(0);
   const D = LNORM_BWD;
-  d[D.stats] = e.alloc(e.threads * LN_ROWS * 16);
   d[D.size] = normSize;
   d[D.w] = ws;
   d[D.eps] = bitsOf(eps);

@@ -1,25 +1,29 @@
 /**
- * groupNorm(+SiLU) and layerNorm backward in SIMD, f32 throughout, in three passes per normalised
- * unit (image × group, or row) while it is in cache: the statistics again (one shifted pass, as the
- * forward); one pass that recomputes x̂ (and σ(z) for SiLU) and forms
+ * groupNorm(+SiLU) and layerNorm backward in SIMD, f32 throughout. Both need, per normalised unit
+ * (image × group, or row), the statistics again (one shifted pass, as the forward) and the sums
+ * Σgx̂ and Σgx̂·x̂ before they can write
  *
- *   gz = gy (· σ(z)(1 + z(1 − σ(z))) with SiLU),  gx̂ = gz · w,
- *   Σgz·x̂ and Σgz per channel (dweight, dbias),  Σgx̂ and Σgx̂·x̂ per unit,
+ *   dx = rstd · (gx̂ − mean(gx̂) − x̂ · mean(gx̂·x̂)) = (rstd·w)·gz + (x − mean)·k₁ + k₀,
  *
- * storing gz (groupNorm+SiLU) or gx̂ (layerNorm) where dx goes; and a last pass
+ * with gz = gy (· σ(z)(1 + z(1 − σ(z))) with SiLU) and gx̂ = gz · w; dweight and dbias are Σgz·x̂
+ * and Σgz per channel.
  *
- *   dx = rstd · (gx̂ − mean(gx̂) − x̂ · mean(gx̂·x̂)) = (rstd·w)·gz + (x − mean)·k₁ + k₀.
+ * groupNorm works unit by unit in three passes while the unit is in cache: the statistics; x̂ (and
+ * σ(z)), the per-channel sums and gz stored where dx goes; dx. It needs no per-unit sums in the
+ * loop: a group's channels each have one weight, so Σgx̂ = Σ_c w_c Σgz and Σgx̂·x̂ = Σ_c w_c Σgz·x̂.
  *
- * groupNorm needs no per-unit sums in the loop: a group's channels each have one weight, so
- * Σgx̂ = Σ_c w_c Σgz and Σgx̂·x̂ = Σ_c w_c Σgz·x̂ come from the per-channel sums.
+ * layerNorm rows are short (a few KB), so it pipelines rows instead: one loop reads row r + 1 from
+ * memory for its statistics and sums, while it writes row r's dx and dweight/dbias from L1. Memory
+ * is then busy for the whole kernel rather than in bursts between passes that only compute.
  *
- * dweight/dbias are sums over units that threads share, so each kernel writes partial sums the
- * host adds in a fixed order (results do not depend on the thread count): groupNorm one per
- * (image, channel), layerNorm one row of `size` per block of `block` rows.
+ * dweight/dbias are sums over units that threads share, so each kernel writes partial sums that
+ * `task_sum_rows` adds in a fixed order (results do not depend on the thread count): groupNorm one
+ * per (image, channel), layerNorm one row of `size` per block of `block` rows.
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
+import type { Expr } from '../emit.js';
 import { LogisticExp } from './logistic.js';
-import { LN_ROWS, claimBlocks, emitStats, hsum, loadFields, madd, statsLocals, vecLoop } from './norm.js';
+import { claimBlocks, emitStats, hsum, loadFields, madd, statsLocals, vecLoop } from './norm.js';
 import type { ModuleBuilder } from './module.js';
 
 /**
@@ -47,8 +51,7 @@ export const GNORM_BWD = {
 /**
  * x, gy, dx [rows, size] (size % 4 == 0); dwp, dbp: one partial row of `size` per block of
  * `block` rows, block i of this chunk at row `firstBlock + i` (written, not accumulated, by the
- * thread that claims the block); `next` is the claim counter (the host writes 0); `stats`:
- * LN_ROWS × 4 f32 per thread.
+ * thread that claims the block); `next` is the claim counter (the host writes 0).
  */
 export const LNORM_BWD = {
   x: 0,
@@ -63,11 +66,43 @@ export const LNORM_BWD = {
   block: 9,
   firstBlock: 10,
   next: 11,
-  stats: 12,
 } as const;
+
+/** out[i] = Σ_r src[r·len + i] over r < rows, in row order: the host's sum of the kernels' partials. */
+export const SUM_ROWS = { src: 0, rows: 1, len: 2, out: 3 } as const;
 
 export function emitNormBackward(mod: ModuleBuilder): void {
   const relaxed = mod.config.relaxed;
+  // ---- task_sum_rows(desc, t, T): on one thread ----
+  {
+    const f = new Fn('task_sum_rows', [I32, I32, I32]);
+    const L = loadFields(f, 0, SUM_ROWS);
+    const [j, r, p, stride, vend] = Array.from({ length: 5 }, () => f.local(I32));
+    const acc = f.local(V128);
+    const s = f.local(F32);
+    f.get(L.len).i32(4).mul().set(stride);
+    f.get(stride).i32(-16).and().set(vend);
+    f.for(j, 0, (h) => h.get(vend), 16, () => {
+      f.f32(0).vsplat().set(acc);
+      f.get(L.src).get(j).add().set(p);
+      f.for(r, 0, (h) => h.get(L.rows), 1, () => {
+        f.get(acc).get(p).v128load().vadd().set(acc);
+        f.get(p).get(stride).add().set(p);
+      });
+      f.get(L.out).get(j).add().get(acc).v128store();
+    });
+    f.for(j, (h) => h.get(vend), (h) => h.get(stride), 4, () => {
+      f.f32(0).set(s);
+      f.get(L.src).get(j).add().set(p);
+      f.for(r, 0, (h) => h.get(L.rows), 1, () => {
+        f.get(s).get(p).f32load().fadd().set(s);
+        f.get(p).get(stride).add().set(p);
+      });
+      f.get(L.out).get(j).add().get(s).f32store();
+    });
+    mod.add(f);
+  }
+
   // ---- task_groupnorm_bwd(desc, t, T): threads claim (image, group) units ----
   {
     const f = new Fn('task_groupnorm_bwd', [I32, I32, I32]);
@@ -183,50 +218,97 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     const f = new Fn('task_layernorm_bwd', [I32, I32, I32]);
     const d = 0;
     const L = loadFields(f, d, LNORM_BWD);
-    const [r, r0, r1, q0, q1, xb, gb, db, j, lim, dw, dbias, rowBytes, sp0, sp] = Array.from({ length: 15 }, () => f.local(I32));
-    const [px, pg, pw, pdw, pdb, pd] = Array.from({ length: 6 }, () => f.local(I32));
-    const [xh, g, gx, vm, vr, k1, k0, tv] = Array.from({ length: 8 }, () => f.local(V128));
-    // Two (Σgx̂, Σgx̂·x̂) pairs, alternating between vectors, so the adds do not wait on each other.
-    const sums = [0, 1].map(() => [f.local(V128), f.local(V128)]);
-    const [[sa, sb], [sa2, sb2]] = sums;
-    const [mean, rstd, eps] = Array.from({ length: 3 }, () => f.local(F32));
-    const st = statsLocals(f);
+    const [r, r0, r1, j, lim, dw, dbias, rowBytes, xn, gn, xc, gc, dc] = Array.from({ length: 13 }, () => f.local(I32));
+    const [pxn, pgn, pw, px, pg, pd, pdw, pdb] = Array.from({ length: 8 }, () => f.local(I32));
+    const [dv, gxn, W, t, xh, g, shift, vm, vr, k1, k0] = Array.from({ length: 11 }, () => f.local(V128));
+    const [s1, s2, sa, sc] = Array.from({ length: 4 }, () => f.local(V128));
+    const [n, mo, mean, rstd, eps, A, B, cm, cr, ck1, ck0] = Array.from({ length: 11 }, () => f.local(F32));
     f.get(d).f32load(LNORM_BWD.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
-    f.get(L.stats).get(1).i32(LN_ROWS * 16).mul().add().set(sp0);
-    const U = 4;
-    /** Pass 2 over one row: dweight/dbias partials, Σgx̂, Σgx̂·x̂, and gx̂ stored in dx. */
-    const gradPass = (w: boolean) =>
+    f.get(L.size).fconvi().set(n);
+    /**
+     * One pass over a row pair: `next` sums the next row (from memory) for its statistics and
+     * gradient means, `cur` writes the current row's dx and adds to the dweight/dbias partials (its
+     * x and gy are in L1 from the previous pass). Interleaving the two keeps memory busy throughout.
+     */
+    const pass = (next: boolean, cur: boolean, w: boolean) =>
       vecLoop(
         f,
         j,
         (h) => h.get(rowBytes),
         lim,
-        U,
+        4,
         () => {
-          f.get(xb).get(j).add().set(px);
-          f.get(gb).get(j).add().set(pg);
+          if (next) {
+            f.get(xn).get(j).add().set(pxn);
+            f.get(gn).get(j).add().set(pgn);
+          }
           if (w) f.get(L.w).get(j).add().set(pw);
-          f.get(dw).get(j).add().set(pdw);
-          f.get(dbias).get(j).add().set(pdb);
-          f.get(db).get(j).add().set(pd);
+          if (cur) {
+            f.get(xc).get(j).add().set(px);
+            f.get(gc).get(j).add().set(pg);
+            f.get(dc).get(j).add().set(pd);
+            f.get(dw).get(j).add().set(pdw);
+            f.get(dbias).get(j).add().set(pdb);
+          }
         },
         (off) => {
-          f.get(px).v128load(off).get(vm).vsub().get(vr).vmul().set(xh);
-          f.get(pg).v128load(off).set(g);
-          if (w) f.get(g).get(pw).v128load(off).vmul().set(gx);
-          else f.get(g).set(gx);
-          f.get(pdw).v128load(off).set(tv);
-          f.get(pdw);
-          madd(f, relaxed, g, xh, tv).v128store(off);
-          f.get(pdb);
-          f.get(pdb).v128load(off).get(g).vadd().v128store(off);
-          const [a, b] = sums[(off / 16) % 2];
-          f.get(a).get(gx).vadd().set(a);
-          madd(f, relaxed, gx, xh, b).set(b);
-          f.get(pd).get(gx).v128store(off);
+          if (w) f.get(pw).v128load(off).set(W);
+          if (next) {
+            f.get(pxn).v128load(off).get(shift).vsub().set(dv);
+            f.get(pgn).v128load(off);
+            if (w) f.get(W).vmul();
+            f.set(gxn);
+            f.get(s1).get(dv).vadd().set(s1);
+            madd(f, relaxed, dv, dv, s2).set(s2);
+            f.get(sa).get(gxn).vadd().set(sa);
+            madd(f, relaxed, gxn, dv, sc).set(sc);
+          }
+          if (cur) {
+            f.get(px).v128load(off).get(vm).vsub().set(t);
+            f.get(t).get(vr).vmul().set(xh);
+            f.get(pg).v128load(off).set(g);
+            f.get(pdw).v128load(off).set(dv);
+            f.get(pdw);
+            madd(f, relaxed, g, xh, dv).v128store(off);
+            f.get(pdb).get(pdb).v128load(off).get(g).vadd().v128store(off);
+            if (w) f.get(g).get(W).vmul().set(g);
+            madd(f, relaxed, t, k1, k0).set(xh);
+            f.get(pd);
+            madd(f, relaxed, g, vr, xh).v128store(off);
+          }
         },
       );
+    const variants = (next: boolean, cur: boolean) =>
+      f.if(
+        (h) => h.get(L.w),
+        () => pass(next, cur, true),
+        () => pass(next, cur, false),
+      );
+    /** Row r's pointers into x and gy, for the pass that sums it. */
+    const startNext = (row: Expr) => {
+      f.e(row).get(rowBytes).mul().set(j);
+      f.get(L.x).get(j).add().set(xn);
+      f.get(L.gy).get(j).add().set(gn);
+      f.get(xn).v128splat32().set(shift);
+      for (const v of [s1, s2, sa, sc]) f.f32(0).vsplat().set(v);
+    };
+    /**
+     * The summed row's constants, for the pass that writes its dx: with d = x − x₀ and mo = mean − x₀,
+     * var = mean(d²) − mo², A = mean(gx̂), B = mean(gx̂·x̂) = rstd·(mean(gx̂·d) − mo·A), and
+     * dx = rstd·(gx̂ − A − x̂·B) = rstd·gx̂ + (x − mean)·k₁ + k₀ with k₁ = −rstd²·B, k₀ = −rstd·A.
+     */
+    const finishNext = () => {
+      hsum(f, s1).get(n).fdiv().set(mo);
+      f.get(shift).vextract(0).get(mo).fadd().set(cm);
+      f.f32(1);
+      hsum(f, s2).get(n).fdiv().get(mo).get(mo).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
+      f.fdiv().set(cr);
+      hsum(f, sa).get(n).fdiv().set(A);
+      hsum(f, sc).get(n).fdiv().get(mo).get(A).fmul().fsub().get(cr).fmul().set(B);
+      f.f32(0).get(cr).get(cr).fmul().get(B).fmul().fsub().set(ck1);
+      f.f32(0).get(cr).get(A).fmul().fsub().set(ck0);
+    };
     claimBlocks(f, d, LNORM_BWD.next, L.rows, (h) => h.get(L.block), r0, r1, () => {
       // This block's partial rows: block (firstBlock + r0 / block), zeroed here, summed over its rows.
       f.get(L.firstBlock).get(r0).get(L.block).divs().add().get(rowBytes).mul().set(j);
@@ -236,72 +318,27 @@ export function emitNormBackward(mod: ModuleBuilder): void {
         f.get(dw).get(j).add().f32(0).vsplat().v128store();
         f.get(dbias).get(j).add().f32(0).vsplat().v128store();
       });
-      // Sub-blocks of LN_ROWS rows [q0, q1): statistics of all, then pass 2 of all, then dx.
-      f.for(q0, (h) => h.get(r0), (h) => h.get(r1), LN_ROWS, () => {
-        f.get(q0).i32(LN_ROWS).add().set(q1);
+      startNext((h) => h.get(r0));
+      variants(true, false);
+      finishNext();
+      f.for(r, (h) => h.get(r0), (h) => h.get(r1), 1, () => {
+        f.get(cm).vsplat().set(vm);
+        f.get(cr).vsplat().set(vr);
+        f.get(ck1).vsplat().set(k1);
+        f.get(ck0).vsplat().set(k0);
+        f.get(r).get(rowBytes).mul().set(j);
+        f.get(L.x).get(j).add().set(xc);
+        f.get(L.gy).get(j).add().set(gc);
+        f.get(L.dx).get(j).add().set(dc);
         f.if(
-          (h) => h.get(q1).get(r1).gts(),
-          () => f.get(r1).set(q1),
+          (h) => h.get(r).i32(1).add().get(r1).lts(),
+          () => {
+            startNext((h) => h.get(r).i32(1).add());
+            variants(true, true);
+            finishNext();
+          },
+          () => variants(false, true),
         );
-        /** Row r's pointers in x, gy, dx; its (mean, rstd, k₁, k₀) slot `sp`. */
-        const rows = (body: () => void) => {
-          f.get(sp0).set(sp);
-          f.for(r, (h) => h.get(q0), (h) => h.get(q1), 1, () => {
-            f.get(r).get(rowBytes).mul().set(j);
-            f.get(L.x).get(j).add().set(xb);
-            f.get(L.gy).get(j).add().set(gb);
-            f.get(L.dx).get(j).add().set(db);
-            body();
-            f.get(sp).i32(16).add().set(sp);
-          });
-        };
-        rows(() => {
-          emitStats(f, relaxed, xb, L.size, eps, mean, rstd, st);
-          f.get(sp).get(mean).f32store(0);
-          f.get(sp).get(rstd).f32store(4);
-        });
-        rows(() => {
-          f.get(sp).v128splat32(0).set(vm);
-          f.get(sp).v128splat32(4).set(vr);
-          for (const v of [sa, sb, sa2, sb2]) f.f32(0).vsplat().set(v);
-          f.if(
-            (h) => h.get(L.w),
-            () => gradPass(true),
-            () => gradPass(false),
-          );
-          f.get(sa).get(sa2).vadd().set(sa);
-          f.get(sb).get(sb2).vadd().set(sb);
-          // k₁ = −rstd²·mean(gx̂·x̂), k₀ = −rstd·mean(gx̂); dx = rstd·gx̂ + (x − mean)·k₁ + k₀
-          f.get(sp).f32load(4).set(rstd);
-          f.get(sp).f32(0).get(rstd).get(rstd).fmul();
-          hsum(f, sb).fmul().get(L.size).fconvi().fdiv().fsub().f32store(8);
-          f.get(sp).f32(0).get(rstd);
-          hsum(f, sa).fmul().get(L.size).fconvi().fdiv().fsub().f32store(12);
-        });
-        rows(() => {
-          f.get(sp).v128splat32(0).set(vm);
-          f.get(sp).v128splat32(4).set(vr);
-          f.get(sp).v128splat32(8).set(k1);
-          f.get(sp).v128splat32(12).set(k0);
-          vecLoop(
-            f,
-            j,
-            (h) => h.get(rowBytes),
-            lim,
-            U,
-            () => {
-              f.get(xb).get(j).add().set(px);
-              f.get(db).get(j).add().set(pd);
-            },
-            (off) => {
-              f.get(px).v128load(off).get(vm).vsub().set(xh);
-              madd(f, relaxed, xh, k1, k0).set(tv);
-              f.get(pd).v128load(off).set(gx);
-              f.get(pd);
-              madd(f, relaxed, gx, vr, tv).v128store(off);
-            },
-          );
-        });
       });
     });
     mod.add(f);
