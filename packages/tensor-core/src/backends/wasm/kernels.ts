@@ -28,7 +28,7 @@ export { IM2COL } from './kernels/im2col.js';
 export { ATTN } from './kernels/attention.js';
 export { ATTN_BWD } from './kernels/attention-backward.js';
 export { SOFTMAX } from './kernels/softmax.js';
-export { GNORM, LNORM, LN_ROWS } from './kernels/norm.js';
+export { GNORM, LNORM } from './kernels/norm.js';
 export { GNORM_BWD, LNORM_BWD, SUM_ROWS } from './kernels/norm-backward.js';
 export { ADAMW } from './kernels/adamw.js';
 export { PEAK, PEAK_ACCS, peakFlops } from './kernels/peak.js';

@@ -5,11 +5,10 @@
  */
 import { numel } from '../../shape.js';
 import { pool } from './bufpool.js';
-import { GNORM, GNORM_BWD, LNORM, LNORM_BWD, LN_ROWS, SUM_ROWS } from './kernels.js';
+import { GNORM, GNORM_BWD, LNORM, LNORM_BWD, SUM_ROWS } from './kernels.js';
 import { bitsOf, contig } from './staging.js';
 import type { Scratch, WView } from './staging.js';
 import { STREAM_CHUNK_FLOATS, stream } from './stream.js';
-import type { StreamSpec } from './stream.js';
 
 /**
  * Single-thread cost estimates of the kernels (µs per element, measured on a 2-vCPU EPYC), for
@@ -23,13 +22,6 @@ const US_PER_ELEMENT = {
   groupNormBwd: 7e-4,
   groupNormSiluBwd: 1.8e-3,
 };
-
-/** Streams one f32 array through a kernel that works in place on its slot 0, into a fresh output. */
-function streamInPlace(e: Scratch['engine'], x: Float32Array, spec: Omit<StreamSpec, 'ins' | 'outs'>): Float32Array {
-  const out = pool.f32(spec.units * spec.len);
-  stream(e, { ...spec, ins: [x], outs: [[0, out]] });
-  return out;
-}
 
 /**
  * Whether the SIMD kernels take this shape: rows of a multiple of 4 (the kernels have no scalar
@@ -60,17 +52,21 @@ export function layerNormForward(
     d[LNORM.w] = ws;
     d[LNORM.b] = bs;
     d[LNORM.eps] = bitsOf(eps);
-    d[LNORM.stats] = e.alloc(e.threads * LN_ROWS * 8);
-    return streamInPlace(e, contig(x), {
+    const out = pool.f32(total);
+    stream(e, {
+      ins: [contig(x)],
+      extra: 1,
+      outs: [[1, out]],
       units: total / normSize,
       len: normSize,
       usPerUnit: normSize * US_PER_ELEMENT.layerNorm,
       task: 'task_layernorm',
       desc: d,
-      slotFields: [LNORM.x],
+      slotFields: [LNORM.x, LNORM.y],
       countField: LNORM.rows,
       nextField: LNORM.next,
     });
+    return out;
   }
   const v = contig(x);
   const w = weight && contig(weight);
@@ -111,7 +107,7 @@ export function groupNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(11).fill(0);
+    const d = new Array<number>(12).fill(0);
     d[GNORM.C] = C;
     d[GNORM.spatial] = spatialSize;
     d[GNORM.groups] = groups;
@@ -119,17 +115,22 @@ export function groupNormForward(
     d[GNORM.b] = bs;
     d[GNORM.eps] = bitsOf(eps);
     d[GNORM.silu] = silu ? 1 : 0;
-    return streamInPlace(e, contig(x), {
+    const out = pool.f32(total);
+    stream(e, {
+      ins: [contig(x)],
+      extra: 1,
+      outs: [[1, out]],
       units: N * groups,
       len: unitLen,
       usPerUnit: unitLen * (silu ? US_PER_ELEMENT.groupNormSilu : US_PER_ELEMENT.groupNorm),
       task: 'task_groupnorm',
       desc: d,
-      slotFields: [GNORM.x],
+      slotFields: [GNORM.x, GNORM.y],
       countField: GNORM.units,
       firstField: GNORM.first,
       nextField: GNORM.next,
     });
+    return out;
   }
   const v = contig(x);
   const w = weight && contig(weight);

@@ -1,8 +1,9 @@
 /**
- * groupNorm (+SiLU) and layerNorm forward, in place in scratch: per unit (image × group, or row)
- * SIMD statistics in one pass, then the fused affine (and SiLU), while the unit is still in cache.
- * Threads claim units (groupNorm) or blocks of rows (layerNorm) from an atomic counter in the
- * descriptor, so a thread that the machine deschedules delays a unit, not half the tensor.
+ * groupNorm (+SiLU) and layerNorm forward, x → y. groupNorm works unit by unit (image × group):
+ * SIMD statistics in one pass, then the fused affine (and SiLU) while the unit is still in cache.
+ * layerNorm pipelines rows (see `LN_ROWS`). Threads claim units
+ * (groupNorm) or blocks of rows (layerNorm) from an atomic counter in the descriptor, so a thread
+ * that the machine deschedules delays a unit, not half the tensor.
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
 import type { Expr } from '../emit.js';
@@ -11,22 +12,18 @@ import { field } from './module.js';
 import type { ModuleBuilder } from './module.js';
 
 /**
- * x holds `units` (image, group) units starting at global unit `first` (the host streams x in
- * chunks of units); `next` is the claim counter (the host writes 0).
+ * x → y: `units` (image, group) units starting at global unit `first` (the host streams x in chunks
+ * of units); `next` is the claim counter (the host writes 0).
  */
-export const GNORM = { x: 0, units: 1, C: 2, spatial: 3, groups: 4, w: 5, b: 6, eps: 7, silu: 8, first: 9, next: 10 } as const;
-/**
- * x [rows, size] in place; `next` is the claim counter (the host writes 0); `stats`: LN_ROWS
- * (mean, rstd) pairs of f32 per thread.
- */
-export const LNORM = { x: 0, rows: 1, size: 2, w: 3, b: 4, eps: 5, next: 6, stats: 7 } as const;
+export const GNORM = { x: 0, y: 1, units: 2, C: 3, spatial: 4, groups: 5, w: 6, b: 7, eps: 8, silu: 9, first: 10, next: 11 } as const;
+/** x → y [rows, size]; `next` is the claim counter (the host writes 0). */
+export const LNORM = { x: 0, y: 1, rows: 2, size: 3, w: 4, b: 5, eps: 6, next: 7 } as const;
 
 /**
- * Rows a layerNorm thread claims and works on together: the statistics of all of them first
- * (each row's ends in a dependent chain of horizontal sums, a divide and a square root, which
- * overlaps the next row's loop), then the rows' other passes, from L1.
+ * Rows a layerNorm thread claims at once. It pipelines them: one loop sums row r + 1 from memory
+ * for its statistics while it normalises row r from L1, so only a block's first row is read alone.
  */
-export const LN_ROWS = 8;
+const LN_ROWS = 32;
 
 /** Loads every field of `desc` into a fresh i32 local. */
 export function loadFields(f: Fn, d: number, desc: Record<string, number>): Record<string, number> {
@@ -145,12 +142,12 @@ export function emitStats(f: Fn, relaxed: boolean, base: number, n: number, eps:
 
 export function emitNorm(mod: ModuleBuilder): void {
   const relaxed = mod.config.relaxed;
-  // ---- task_groupnorm(desc, t, T): in place; threads claim (image, group) units; spatial % 4 == 0 ----
+  // ---- task_groupnorm(desc, t, T): x → y; threads claim (image, group) units; spatial % 4 == 0 ----
   {
     const f = new Fn('task_groupnorm', [I32, I32, I32]);
     const d = 0;
     const L = loadFields(f, d, GNORM);
-    const [u, u1, cg, size, base, p, end, cc, ch] = Array.from({ length: 9 }, () => f.local(I32));
+    const [u, u1, cg, size, base, p, end, cc, ch, dy] = Array.from({ length: 10 }, () => f.local(I32));
     const [a, e, t, r, vsc, vsh] = Array.from({ length: 6 }, () => f.local(V128));
     const [mean, rstd, sc, sh, eps] = Array.from({ length: 5 }, () => f.local(F32));
     const st = statsLocals(f);
@@ -158,6 +155,8 @@ export function emitNorm(mod: ModuleBuilder): void {
     f.get(d).f32load(GNORM.eps * 4).set(eps);
     f.get(L.C).get(L.groups).divs().set(cg);
     f.get(cg).get(L.spatial).mul().set(size);
+    // y's element i lies dy bytes after x's.
+    f.get(L.y).get(L.x).sub().set(dy);
     claimBlocks(f, d, GNORM.next, L.units, 1, u, u1, () => {
       // unit u = n·groups + g: its elements start at u·size
       f.get(L.x).get(u).get(size).mul().i32(4).mul().add().set(base);
@@ -186,7 +185,7 @@ export function emitNorm(mod: ModuleBuilder): void {
               f.get(p).v128load().set(t);
               madd(f, relaxed, t, vsc, vsh).set(a);
               ex.emit(a, e, t, r);
-              f.get(p).get(a).get(ex.negOne).get(e).vsub().vdiv().v128store();
+              f.get(p).get(dy).add().get(a).get(ex.negOne).get(e).vsub().vdiv().v128store();
             });
           },
           () => {
@@ -194,7 +193,7 @@ export function emitNorm(mod: ModuleBuilder): void {
             f.get(sh).vsplat().set(vsh);
             f.for(p, (g) => g.get(p), (g) => g.get(end), 16, () => {
               f.get(p).v128load().set(t);
-              f.get(p);
+              f.get(p).get(dy).add();
               madd(f, relaxed, t, vsc, vsh).v128store();
             });
           },
@@ -205,20 +204,21 @@ export function emitNorm(mod: ModuleBuilder): void {
     mod.add(f);
   }
 
-  // ---- task_layernorm(desc, t, T): in place over rows of `size` (size % 4 == 0); threads claim blocks of rows ----
+  // ---- task_layernorm(desc, t, T): x → y over rows of `size` (size % 4 == 0); threads claim blocks of rows ----
   {
     const f = new Fn('task_layernorm', [I32, I32, I32]);
     const d = 0;
     const L = loadFields(f, d, LNORM);
-    const [r, r0, r1, base, j, lim, px, pw, pb, rowBytes, sp0, sp] = Array.from({ length: 12 }, () => f.local(I32));
-    const [y, vm, vr, wv] = Array.from({ length: 4 }, () => f.local(V128));
-    const [mean, rstd, eps] = Array.from({ length: 3 }, () => f.local(F32));
-    const st = statsLocals(f);
+    const [r, r0, r1, j, lim, rowBytes, xn, xc, yc, pxn, px, py, pw, pb] = Array.from({ length: 14 }, () => f.local(I32));
+    const [dv, y, shift, vm, vr] = Array.from({ length: 5 }, () => f.local(V128));
+    // Two (Σd, Σd²) pairs, alternating between vectors, so the adds do not wait on each other.
+    const sums = [0, 1].map(() => [f.local(V128), f.local(V128)]);
+    const [n, mo, eps, cm, cr] = Array.from({ length: 5 }, () => f.local(F32));
     f.get(d).f32load(LNORM.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
-    f.get(L.stats).get(1).i32(LN_ROWS * 8).mul().add().set(sp0);
-    /** The normalise loop over one row, for one affine variant: y = (x − mean)·rstd (· w) (+ b). */
-    const normalise = (w: boolean, b: boolean) =>
+    f.get(L.size).fconvi().set(n);
+    /** One loop over a row pair: `next` sums the next row, `cur` writes y = (x − mean)·rstd (· w) (+ b) of the current one. */
+    const pass = (next: boolean, cur: boolean, w: boolean, b: boolean) =>
       vecLoop(
         f,
         j,
@@ -226,52 +226,85 @@ export function emitNorm(mod: ModuleBuilder): void {
         lim,
         4,
         () => {
-          f.get(base).get(j).add().set(px);
-          if (w) f.get(L.w).get(j).add().set(pw);
-          if (b) f.get(L.b).get(j).add().set(pb);
+          if (next) f.get(xn).get(j).add().set(pxn);
+          if (cur) {
+            f.get(xc).get(j).add().set(px);
+            f.get(yc).get(j).add().set(py);
+            if (w) f.get(L.w).get(j).add().set(pw);
+            if (b) f.get(L.b).get(j).add().set(pb);
+          }
         },
         (off) => {
-          f.get(px);
-          f.get(px).v128load(off).get(vm).vsub().get(vr).vmul().set(y);
-          if (w && b) {
-            f.get(pw).v128load(off).set(wv);
-            if (relaxed) f.get(y).get(wv).get(pb).v128load(off).simd(0x105);
-            else f.get(y).get(wv).vmul().get(pb).v128load(off).vadd();
-          } else if (w) f.get(y).get(pw).v128load(off).vmul();
-          else if (b) f.get(y).get(pb).v128load(off).vadd();
-          else f.get(y);
-          f.v128store(off);
+          if (next) {
+            const [s1, s2] = sums[(off / 16) % 2];
+            f.get(pxn).v128load(off).get(shift).vsub().set(dv);
+            f.get(s1).get(dv).vadd().set(s1);
+            madd(f, relaxed, dv, dv, s2).set(s2);
+          }
+          if (cur) {
+            f.get(py);
+            f.get(px).v128load(off).get(vm).vsub().get(vr).vmul().set(y);
+            if (w && b) {
+              if (relaxed) f.get(y).get(pw).v128load(off).get(pb).v128load(off).simd(0x105);
+              else f.get(y).get(pw).v128load(off).vmul().get(pb).v128load(off).vadd();
+            } else if (w) f.get(y).get(pw).v128load(off).vmul();
+            else if (b) f.get(y).get(pb).v128load(off).vadd();
+            else f.get(y);
+            f.v128store(off);
+          }
         },
       );
+    const variants = (next: boolean) =>
+      f.if(
+        (g) => g.get(L.w),
+        () =>
+          f.if(
+            (g) => g.get(L.b),
+            () => pass(next, true, true, true),
+            () => pass(next, true, true, false),
+          ),
+        () =>
+          f.if(
+            (g) => g.get(L.b),
+            () => pass(next, true, false, true),
+            () => pass(next, true, false, false),
+          ),
+      );
+    /** Starts the sums of row `row` (d = x − x₀, x₀ its first element: a shift that keeps Σd² − (Σd)²/n well conditioned). */
+    const startNext = (row: Expr) => {
+      f.get(L.x).e(row).get(rowBytes).mul().add().set(xn);
+      f.get(xn).v128splat32().set(shift);
+      for (const v of sums.flat()) f.f32(0).vsplat().set(v);
+    };
+    /** The summed row's mean and rstd = 1/√(var + eps). */
+    const finishNext = () => {
+      const [[s1, s2], [t1, t2]] = sums;
+      f.get(s1).get(t1).vadd().set(s1);
+      f.get(s2).get(t2).vadd().set(s2);
+      hsum(f, s1).get(n).fdiv().set(mo);
+      f.get(shift).vextract(0).get(mo).fadd().set(cm);
+      f.f32(1);
+      hsum(f, s2).get(n).fdiv().get(mo).get(mo).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
+      f.fdiv().set(cr);
+    };
     claimBlocks(f, d, LNORM.next, L.rows, LN_ROWS, r0, r1, () => {
-      f.get(sp0).set(sp);
+      startNext((g) => g.get(r0));
+      pass(true, false, false, false);
+      finishNext();
       f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
-        f.get(L.x).get(r).get(rowBytes).mul().add().set(base);
-        emitStats(f, relaxed, base, L.size, eps, mean, rstd, st);
-        f.get(sp).get(mean).f32store(0);
-        f.get(sp).get(rstd).f32store(4);
-        f.get(sp).i32(8).add().set(sp);
-      });
-      f.get(sp0).set(sp);
-      f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
-        f.get(L.x).get(r).get(rowBytes).mul().add().set(base);
-        f.get(sp).v128splat32(0).set(vm);
-        f.get(sp).v128splat32(4).set(vr);
-        f.get(sp).i32(8).add().set(sp);
+        f.get(cm).vsplat().set(vm);
+        f.get(cr).vsplat().set(vr);
+        f.get(r).get(rowBytes).mul().set(j);
+        f.get(L.x).get(j).add().set(xc);
+        f.get(L.y).get(j).add().set(yc);
         f.if(
-          (g) => g.get(L.w),
-          () =>
-            f.if(
-              (g) => g.get(L.b),
-              () => normalise(true, true),
-              () => normalise(true, false),
-            ),
-          () =>
-            f.if(
-              (g) => g.get(L.b),
-              () => normalise(false, true),
-              () => normalise(false, false),
-            ),
+          (g) => g.get(r).i32(1).add().get(r1).lts(),
+          () => {
+            startNext((g) => g.get(r).i32(1).add());
+            variants(true);
+            finishNext();
+          },
+          () => variants(false),
         );
       });
     });
