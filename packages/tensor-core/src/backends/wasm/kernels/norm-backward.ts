@@ -237,7 +237,7 @@ export function emitNormBackward(mod: ModuleBuilder): void {
         j,
         (h) => h.get(rowBytes),
         lim,
-        4,
+        8,
         () => {
           if (next) {
             f.get(xn).get(j).add().set(pxn);
