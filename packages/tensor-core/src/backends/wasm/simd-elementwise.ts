@@ -1,9 +1,10 @@
 /**
  * Large f32 elementwise ops as SIMD across threads, in chunks: the transcendental unary ops, and
- * add/sub/mul/div. The kernels work in place on their first operand, so a chunk of it is moved to
- * where the result goes (the result itself when it lies in the engine's heap, else scratch and a
- * copy out); a second operand in the heap is read where it lies. `null` means "not this path" (the
- * caller falls back to JS loops or the cpu kernels).
+ * add/sub/mul/div. The kernels read their operands and write the result where they lie when they
+ * lie in the engine's heap. An operand outside it is copied in: the first to where the result goes
+ * (the kernel then works in place), the second to scratch; a result outside it is written in
+ * scratch and copied out. `null` means "not this path" (the caller falls back to JS loops or the
+ * cpu kernels).
  */
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
@@ -23,19 +24,19 @@ export function simdUnary(scratch: Scratch, op: UnaryOp, x: WView, outDtype: DTy
   const out = pool.f32(n);
   const main = n - (n % 4);
   const e = scratch.engine;
-  const at = scratch.engine.heapAddr(out);
+  const at = e.heapAddr(out);
   const CH = 1 << 22;
   for (let c0 = 0; c0 < main; c0 += CH) {
     const len = Math.min(CH, main - c0);
     e.reset();
-    const pa = at >= 0 ? at + c0 * 4 : e.alloc(len * 4);
-    scratch.place(src.subarray(c0, c0 + len), pa);
-    const d = new Array<number>(3);
+    const [pa, po] = places(scratch, src.subarray(c0, c0 + len), at >= 0 ? at + c0 * 4 : -1);
+    const d = new Array<number>(4);
     d[UN.op] = code;
     d[UN.a] = pa;
     d[UN.n] = len;
+    d[UN.out] = po;
     e.run('task_unary', e.desc(d), e.threadsFor(len * 2e-3)); // ~2 ns per element on one thread
-    if (at < 0) out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+    if (at < 0) out.set(e.f32.subarray(po / 4, po / 4 + len), c0);
   }
   if (main < n) {
     const tail = fastUnary(
@@ -72,14 +73,13 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
   const B = b.storage as Float32Array;
   const out = pool.f32(n);
   const e = scratch.engine;
-  const at = scratch.engine.heapAddr(out);
-  const atB = scratch.engine.heapAddr(B);
+  const at = e.heapAddr(out);
+  const atB = e.heapAddr(B);
   const CH = mode === 2 ? Math.max(D, Math.floor((1 << 22) / D) * D) : 1 << 22;
   for (let c0 = 0; c0 < n; c0 += CH) {
     const len = Math.min(CH, n - c0);
     e.reset();
-    const pa = at >= 0 ? at + c0 * 4 : e.alloc(len * 4);
-    scratch.place(A.subarray(a.offset + c0, a.offset + c0 + len), pa);
+    const [pa, po] = places(scratch, A.subarray(a.offset + c0, a.offset + c0 + len), at >= 0 ? at + c0 * 4 : -1);
     let pb: number;
     if (mode === 1) {
       pb = e.alloc(16);
@@ -89,15 +89,30 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
       pb = atB >= 0 ? atB + b0 * 4 : e.alloc((b1 - b0) * 4);
       if (atB < 0) e.f32.set(B.subarray(b0, b1), pb / 4);
     }
-    const d = new Array<number>(6);
+    const d = new Array<number>(7);
     d[BIN.op] = code;
     d[BIN.a] = pa;
     d[BIN.b] = pb;
     d[BIN.n] = len;
     d[BIN.mode] = mode;
     d[BIN.D] = D;
+    d[BIN.out] = po;
     e.run('task_binary', e.desc(d), e.threadsFor(len * 1e-3));
-    if (at < 0) out.set(e.f32.subarray(pa / 4, pa / 4 + len), c0);
+    if (at < 0) out.set(e.f32.subarray(po / 4, po / 4 + len), c0);
   }
   return out;
+}
+
+/**
+ * Byte addresses of one chunk of the first operand and of the result (`outAt`, or −1 outside the
+ * heap): each where it lies in the heap; an operand outside it is copied to where the result goes
+ * (the kernel then works in place), and a result outside it gets scratch.
+ */
+function places(scratch: Scratch, src: Float32Array, outAt: number): [number, number] {
+  const e = scratch.engine;
+  const po = outAt >= 0 ? outAt : e.alloc(src.byteLength);
+  const pa = e.heapAddr(src);
+  if (pa >= 0) return [pa, po];
+  scratch.place(src, po);
+  return [po, po];
 }

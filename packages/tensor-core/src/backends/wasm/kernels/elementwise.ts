@@ -4,23 +4,28 @@ import { emitExp } from './exp.js';
 import { field } from './module.js';
 import type { ModuleBuilder } from './module.js';
 
-/** Elementwise unary in place: op 0 exp, 1 sigmoid, 2 silu, 3 tanh, 4 gelu (erf), 5 gelu (tanh), 6 erf. */
-export const UN = { op: 0, a: 1, n: 2 } as const;
+/** Elementwise unary, out ← op(a) (out may be a): op 0 exp, 1 sigmoid, 2 silu, 3 tanh, 4 gelu (erf), 5 gelu (tanh), 6 erf. */
+export const UN = { op: 0, a: 1, n: 2, out: 3 } as const;
 export const UNARY_CODES = { exp: 0, sigmoid: 1, silu: 2, tanh: 3, gelu: 4, geluTanh: 5, erf: 6 } as const;
-/** Elementwise binary: op 0 add, 1 sub, 2 mul, 3 div; mode 0: b same size, 1: b scalar, 2: one b per row of D. */
-export const BIN = { op: 0, a: 1, b: 2, n: 3, mode: 4, D: 5 } as const;
+/**
+ * Elementwise binary, out ← a op b (out may be a): op 0 add, 1 sub, 2 mul, 3 div; mode 0: b same
+ * size, 1: b scalar, 2: one b per row of D.
+ */
+export const BIN = { op: 0, a: 1, b: 2, n: 3, mode: 4, D: 5, out: 6 } as const;
 
 export function emitElementwise(mod: ModuleBuilder): void {
   const c = mod.config;
-  // ---- task_binary(desc, t, T): a ← a op b in place, n % 4 == 0 (and D % 4 == 0 in row mode) ----
+  // ---- task_binary(desc, t, T): out ← a op b, n % 4 == 0 (and D % 4 == 0 in row mode) ----
   {
     const f = new Fn('task_binary', [I32, I32, I32]);
     const [d, t, T] = [0, 1, 2];
     const L: Record<string, number> = {};
     for (const key of Object.keys(BIN)) L[key] = f.local(I32);
     for (const [key, i] of Object.entries(BIN)) f.set(L[key], field(d, i));
-    const [i0, i1, o, e, bo, rowEnd] = Array.from({ length: 6 }, () => f.local(I32));
+    const [i0, i1, o, e, bo, rowEnd, od] = Array.from({ length: 7 }, () => f.local(I32));
     const vb = f.local(V128);
+    // o walks a; out's element lies od bytes after a's.
+    f.get(L.out).get(L.a).sub().set(od);
     // Split in whole rows (row mode) or 4-element groups.
     const unit = f.local(I32);
     f.if((g) => g.get(L.mode).i32(2).eq(), () => f.get(L.D).set(unit), () => f.i32(4).set(unit));
@@ -40,7 +45,7 @@ export function emitElementwise(mod: ModuleBuilder): void {
           () => {
             f.get(L.b).get(L.a).sub().set(bo);
             f.for(o, (g) => g.get(L.a).get(i0).i32(4).mul().add(), (g) => g.get(e), 16, () => {
-              f.get(o).get(o).v128load().get(o).get(bo).add().v128load();
+              f.get(o).get(od).add().get(o).v128load().get(o).get(bo).add().v128load();
               emitOp();
               f.v128store();
             });
@@ -51,7 +56,7 @@ export function emitElementwise(mod: ModuleBuilder): void {
               () => {
                 f.get(L.b).v128splat32().set(vb);
                 f.for(o, (g) => g.get(L.a).get(i0).i32(4).mul().add(), (g) => g.get(e), 16, () => {
-                  f.get(o).get(o).v128load().get(vb);
+                  f.get(o).get(od).add().get(o).v128load().get(vb);
                   emitOp();
                   f.v128store();
                 });
@@ -66,7 +71,7 @@ export function emitElementwise(mod: ModuleBuilder): void {
                     f.get(bo).v128splat32().set(vb);
                     f.get(o).get(L.D).i32(4).mul().add().set(rowEnd);
                     f.loop(() => {
-                      f.get(o).get(o).v128load().get(vb);
+                      f.get(o).get(od).add().get(o).v128load().get(vb);
                       emitOp();
                       f.v128store();
                       f.get(o).i32(16).add().tee(o).get(rowEnd).lts().brIf(0);
@@ -83,14 +88,15 @@ export function emitElementwise(mod: ModuleBuilder): void {
     mod.add(f);
   }
 
-  // ---- task_unary(desc, t, T): transcendental elementwise ops in place, n % 4 == 0 ----
+  // ---- task_unary(desc, t, T): out ← op(a), transcendental elementwise ops, n % 4 == 0 ----
   {
     const f = new Fn('task_unary', [I32, I32, I32]);
     const [d, t, T] = [0, 1, 2];
-    const [op, a, n, i0, i1, o, e] = Array.from({ length: 7 }, () => f.local(I32));
+    const [op, a, n, i0, i1, o, e, od] = Array.from({ length: 8 }, () => f.local(I32));
     const [x, y, z, s, w] = Array.from({ length: 5 }, () => f.local(V128));
     const k = (v: number) => (g: Fn) => g.f32(v).vsplat();
     f.set(op, field(d, UN.op)).set(a, field(d, UN.a)).set(n, field(d, UN.n));
+    f.e(field(d, UN.out)).get(a).sub().set(od);
     f.get(n).i32(2).shr_s().get(t).mul().get(T).divs().i32(4).mul().set(i0);
     f.get(n).i32(2).shr_s().get(t).i32(1).add().mul().get(T).divs().i32(4).mul().set(i1);
     f.get(a).get(i1).i32(4).mul().add().set(e);
@@ -160,7 +166,7 @@ export function emitElementwise(mod: ModuleBuilder): void {
         f.for(o, (g) => g.get(a).get(i0).i32(4).mul().add(), (g) => g.get(e), 16, () => {
           f.get(o).v128load().set(x);
           emitBody();
-          f.get(o).get(y).v128store();
+          f.get(o).get(od).add().get(y).v128store();
         });
       });
     }
