@@ -21,9 +21,8 @@
  * per (image, channel), layerNorm one row of `size` per block of `block` rows.
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
-import type { Expr } from '../emit.js';
 import { LogisticExp } from './logistic.js';
-import { claimBlocks, emitStats, hsum, loadFields, madd, statsLocals, vecLoop } from './norm.js';
+import { claimBlocks, emitStats, hsum, loadFields, madd, pipelineRows, shiftedStats, statsLocals, vecLoop } from './norm.js';
 import type { ModuleBuilder } from './module.js';
 
 /**
@@ -222,14 +221,14 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     const [pxn, pgn, pw, px, pg, pd, pdw, pdb] = Array.from({ length: 8 }, () => f.local(I32));
     const [dv, gxn, W, t, xh, g, shift, vm, vr, k1, k0] = Array.from({ length: 11 }, () => f.local(V128));
     const [s1, s2, sa, sc] = Array.from({ length: 4 }, () => f.local(V128));
-    const [n, mo, mean, rstd, eps, A, B, cm, cr, ck1, ck0] = Array.from({ length: 11 }, () => f.local(F32));
+    const [n, mo, eps, A, B, cm, cr, ck1, ck0] = Array.from({ length: 9 }, () => f.local(F32));
     f.get(d).f32load(LNORM_BWD.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
     f.get(L.size).fconvi().set(n);
     /**
-     * One pass over a row pair: `next` sums the next row (from memory) for its statistics and
-     * gradient means, `cur` writes the current row's dx and adds to the dweight/dbias partials (its
-     * x and gy are in L1 from the previous pass). Interleaving the two keeps memory busy throughout.
+     * One loop: `next` sums the next row (from memory) for its statistics and gradient means, `cur`
+     * writes the current row's dx and adds to the dweight/dbias partials (its x and gy are in L1
+     * from the previous loop).
      */
     const pass = (next: boolean, cur: boolean, w: boolean) =>
       vecLoop(
@@ -279,36 +278,6 @@ export function emitNormBackward(mod: ModuleBuilder): void {
           }
         },
       );
-    const variants = (next: boolean, cur: boolean) =>
-      f.if(
-        (h) => h.get(L.w),
-        () => pass(next, cur, true),
-        () => pass(next, cur, false),
-      );
-    /** Row r's pointers into x and gy, for the pass that sums it. */
-    const startNext = (row: Expr) => {
-      f.e(row).get(rowBytes).mul().set(j);
-      f.get(L.x).get(j).add().set(xn);
-      f.get(L.gy).get(j).add().set(gn);
-      f.get(xn).v128splat32().set(shift);
-      for (const v of [s1, s2, sa, sc]) f.f32(0).vsplat().set(v);
-    };
-    /**
-     * The summed row's constants, for the pass that writes its dx: with d = x − x₀ and mo = mean − x₀,
-     * var = mean(d²) − mo², A = mean(gx̂), B = mean(gx̂·x̂) = rstd·(mean(gx̂·d) − mo·A), and
-     * dx = rstd·(gx̂ − A − x̂·B) = rstd·gx̂ + (x − mean)·k₁ + k₀ with k₁ = −rstd²·B, k₀ = −rstd·A.
-     */
-    const finishNext = () => {
-      hsum(f, s1).get(n).fdiv().set(mo);
-      f.get(shift).vextract(0).get(mo).fadd().set(cm);
-      f.f32(1);
-      hsum(f, s2).get(n).fdiv().get(mo).get(mo).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
-      f.fdiv().set(cr);
-      hsum(f, sa).get(n).fdiv().set(A);
-      hsum(f, sc).get(n).fdiv().get(mo).get(A).fmul().fsub().get(cr).fmul().set(B);
-      f.f32(0).get(cr).get(cr).fmul().get(B).fmul().fsub().set(ck1);
-      f.f32(0).get(cr).get(A).fmul().fsub().set(ck0);
-    };
     claimBlocks(f, d, LNORM_BWD.next, L.rows, (h) => h.get(L.block), r0, r1, () => {
       // This block's partial rows: block (firstBlock + r0 / block), zeroed here, summed over its rows.
       f.get(L.firstBlock).get(r0).get(L.block).divs().add().get(rowBytes).mul().set(j);
@@ -318,27 +287,43 @@ export function emitNormBackward(mod: ModuleBuilder): void {
         f.get(dw).get(j).add().f32(0).vsplat().v128store();
         f.get(dbias).get(j).add().f32(0).vsplat().v128store();
       });
-      startNext((h) => h.get(r0));
-      variants(true, false);
-      finishNext();
-      f.for(r, (h) => h.get(r0), (h) => h.get(r1), 1, () => {
-        f.get(cm).vsplat().set(vm);
-        f.get(cr).vsplat().set(vr);
-        f.get(ck1).vsplat().set(k1);
-        f.get(ck0).vsplat().set(k0);
-        f.get(r).get(rowBytes).mul().set(j);
-        f.get(L.x).get(j).add().set(xc);
-        f.get(L.gy).get(j).add().set(gc);
-        f.get(L.dx).get(j).add().set(dc);
-        f.if(
-          (h) => h.get(r).i32(1).add().get(r1).lts(),
-          () => {
-            startNext((h) => h.get(r).i32(1).add());
-            variants(true, true);
-            finishNext();
-          },
-          () => variants(false, true),
-        );
+      pipelineRows(f, r, r0, r1, {
+        // Row `row`'s pointers into x and gy, and its shift x₀ (its first element).
+        start: (row) => {
+          f.e(row).get(rowBytes).mul().set(j);
+          f.get(L.x).get(j).add().set(xn);
+          f.get(L.gy).get(j).add().set(gn);
+          f.get(xn).v128splat32().set(shift);
+          for (const v of [s1, s2, sa, sc]) f.f32(0).vsplat().set(v);
+        },
+        pass: (next, cur) =>
+          f.if(
+            (h) => h.get(L.w),
+            () => pass(next, cur, true),
+            () => pass(next, cur, false),
+          ),
+        /**
+         * The summed row's constants: with d = x − x₀ and mo = mean − x₀, A = mean(gx̂),
+         * B = mean(gx̂·x̂) = rstd·(mean(gx̂·d) − mo·A), and dx = rstd·(gx̂ − A − x̂·B) =
+         * rstd·gx̂ + (x − mean)·k₁ + k₀ with k₁ = −rstd²·B, k₀ = −rstd·A.
+         */
+        finish: () => {
+          shiftedStats(f, s1, s2, shift, (h) => h.get(n), eps, mo, cm, cr);
+          hsum(f, sa).get(n).fdiv().set(A);
+          hsum(f, sc).get(n).fdiv().get(mo).get(A).fmul().fsub().get(cr).fmul().set(B);
+          f.f32(0).get(cr).get(cr).fmul().get(B).fmul().fsub().set(ck1);
+          f.f32(0).get(cr).get(A).fmul().fsub().set(ck0);
+        },
+        current: () => {
+          f.get(cm).vsplat().set(vm);
+          f.get(cr).vsplat().set(vr);
+          f.get(ck1).vsplat().set(k1);
+          f.get(ck0).vsplat().set(k0);
+          f.get(r).get(rowBytes).mul().set(j);
+          f.get(L.x).get(j).add().set(xc);
+          f.get(L.gy).get(j).add().set(gc);
+          f.get(L.dx).get(j).add().set(dc);
+        },
       });
     });
     mod.add(f);

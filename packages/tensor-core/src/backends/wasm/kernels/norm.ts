@@ -1,7 +1,7 @@
 /**
  * groupNorm (+SiLU) and layerNorm forward, x → y. groupNorm works unit by unit (image × group):
  * SIMD statistics in one pass, then the fused affine (and SiLU) while the unit is still in cache.
- * layerNorm pipelines rows (see `LN_ROWS`). Threads claim units
+ * layerNorm pipelines rows (`pipelineRows`). Threads claim units
  * (groupNorm) or blocks of rows (layerNorm) from an atomic counter in the descriptor, so a thread
  * that the machine deschedules delays a unit, not half the tensor.
  */
@@ -19,10 +19,7 @@ export const GNORM = { x: 0, y: 1, units: 2, C: 3, spatial: 4, groups: 5, w: 6, 
 /** x → y [rows, size]; `next` is the claim counter (the host writes 0). */
 export const LNORM = { x: 0, y: 1, rows: 2, size: 3, w: 4, b: 5, eps: 6, next: 7 } as const;
 
-/**
- * Rows a layerNorm thread claims at once. It pipelines them: one loop sums row r + 1 from memory
- * for its statistics while it normalises row r from L1, so only a block's first row is read alone.
- */
+/** Rows a layerNorm thread claims at once and pipelines (`pipelineRows`): only the first is read alone. */
 const LN_ROWS = 32;
 
 /** Loads every field of `desc` into a fresh i32 local. */
@@ -133,11 +130,54 @@ export function emitStats(f: Fn, relaxed: boolean, base: number, n: number, eps:
     f.get(s1).get(a1).vadd().set(s1);
     f.get(s2).get(a2).vadd().set(s2);
   }
-  hsum(f, s1).get(n).fconvi().fdiv().set(tmp);
-  f.get(x0).vextract(0).get(tmp).fadd().set(mean);
+  shiftedStats(f, s1, s2, x0, (g) => g.get(n).fconvi(), eps, tmp, mean, rstd);
+}
+
+/**
+ * From v128 sums Σd and Σd² of n values d = x − x₀ (x₀ in lane 0 of `x0`): mo = mean − x₀, the
+ * mean, and rstd = 1/√(max(Σd²/n − mo², 0) + eps). `n` pushes an f32; the rest are locals.
+ */
+export function shiftedStats(f: Fn, s1: number, s2: number, x0: number, n: Expr, eps: number, mo: number, mean: number, rstd: number): void {
+  hsum(f, s1).e(n).fdiv().set(mo);
+  f.get(x0).vextract(0).get(mo).fadd().set(mean);
   f.f32(1);
-  hsum(f, s2).get(n).fconvi().fdiv().get(tmp).get(tmp).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
+  hsum(f, s2).e(n).fdiv().get(mo).get(mo).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
   f.fdiv().set(rstd);
+}
+
+/** The steps of `pipelineRows`, emitted by the kernel that pipelines. */
+export interface RowPipeline {
+  /** Starts the sums of row `row`. */
+  start(row: Expr): void;
+  /** One loop: sums the started row (`next`) and/or writes the current one (`cur`). */
+  pass(next: boolean, cur: boolean): void;
+  /** Turns the started row's sums into its constants. */
+  finish(): void;
+  /** Makes the last finished row, local `r`, current: its constants into vectors, its pointers. */
+  current(): void;
+}
+
+/**
+ * The layerNorm kernels' row pipeline over rows [r0, r1) (loop variable `r`): one loop sums row
+ * r + 1 from memory while it writes row r from L1, so memory is busy for the whole kernel rather
+ * than in bursts between passes that only compute; only the first row is summed alone.
+ */
+export function pipelineRows(f: Fn, r: number, r0: number, r1: number, p: RowPipeline): void {
+  p.start((g) => g.get(r0));
+  p.pass(true, false);
+  p.finish();
+  f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
+    p.current();
+    f.if(
+      (g) => g.get(r).i32(1).add().get(r1).lts(),
+      () => {
+        p.start((g) => g.get(r).i32(1).add());
+        p.pass(true, true);
+        p.finish();
+      },
+      () => p.pass(false, true),
+    );
+  });
 }
 
 export function emitNorm(mod: ModuleBuilder): void {
@@ -217,7 +257,7 @@ export function emitNorm(mod: ModuleBuilder): void {
     f.get(d).f32load(LNORM.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
     f.get(L.size).fconvi().set(n);
-    /** One loop over a row pair: `next` sums the next row, `cur` writes y = (x − mean)·rstd (· w) (+ b) of the current one. */
+    /** One loop: `next` sums the next row, `cur` writes y = (x − mean)·rstd (· w) (+ b) of the current one. */
     const pass = (next: boolean, cur: boolean, w: boolean, b: boolean) =>
       vecLoop(
         f,
@@ -254,7 +294,12 @@ export function emitNorm(mod: ModuleBuilder): void {
           }
         },
       );
-    const variants = (next: boolean) =>
+    /** The current-row loop for the op's affine variant (the next row's sums need none). */
+    const variants = (next: boolean, cur: boolean) => {
+      if (!cur) {
+        pass(next, false, false, false);
+        return;
+      }
       f.if(
         (g) => g.get(L.w),
         () =>
@@ -270,44 +315,31 @@ export function emitNorm(mod: ModuleBuilder): void {
             () => pass(next, true, false, false),
           ),
       );
-    /** Starts the sums of row `row` (d = x − x₀, x₀ its first element: a shift that keeps Σd² − (Σd)²/n well conditioned). */
-    const startNext = (row: Expr) => {
-      f.get(L.x).e(row).get(rowBytes).mul().add().set(xn);
-      f.get(xn).v128splat32().set(shift);
-      for (const v of sums.flat()) f.f32(0).vsplat().set(v);
     };
-    /** The summed row's mean and rstd = 1/√(var + eps). */
-    const finishNext = () => {
-      const [[s1, s2], [t1, t2]] = sums;
-      f.get(s1).get(t1).vadd().set(s1);
-      f.get(s2).get(t2).vadd().set(s2);
-      hsum(f, s1).get(n).fdiv().set(mo);
-      f.get(shift).vextract(0).get(mo).fadd().set(cm);
-      f.f32(1);
-      hsum(f, s2).get(n).fdiv().get(mo).get(mo).fmul().fsub().f32(0).fmax().get(eps).fadd().fsqrt();
-      f.fdiv().set(cr);
-    };
-    claimBlocks(f, d, LNORM.next, L.rows, LN_ROWS, r0, r1, () => {
-      startNext((g) => g.get(r0));
-      pass(true, false, false, false);
-      finishNext();
-      f.for(r, (g) => g.get(r0), (g) => g.get(r1), 1, () => {
-        f.get(cm).vsplat().set(vm);
-        f.get(cr).vsplat().set(vr);
-        f.get(r).get(rowBytes).mul().set(j);
-        f.get(L.x).get(j).add().set(xc);
-        f.get(L.y).get(j).add().set(yc);
-        f.if(
-          (g) => g.get(r).i32(1).add().get(r1).lts(),
-          () => {
-            startNext((g) => g.get(r).i32(1).add());
-            variants(true);
-            finishNext();
-          },
-          () => variants(false),
-        );
-      });
-    });
+    claimBlocks(f, d, LNORM.next, L.rows, LN_ROWS, r0, r1, () =>
+      pipelineRows(f, r, r0, r1, {
+        // Sums over d = x − x₀, x₀ the row's first element: a shift that keeps Σd² − (Σd)²/n well conditioned.
+        start: (row) => {
+          f.get(L.x).e(row).get(rowBytes).mul().add().set(xn);
+          f.get(xn).v128splat32().set(shift);
+          for (const v of sums.flat()) f.f32(0).vsplat().set(v);
+        },
+        pass: variants,
+        finish: () => {
+          const [[s1, s2], [t1, t2]] = sums;
+          f.get(s1).get(t1).vadd().set(s1);
+          f.get(s2).get(t2).vadd().set(s2);
+          shiftedStats(f, s1, s2, shift, (g) => g.get(n), eps, mo, cm, cr);
+        },
+        current: () => {
+          f.get(cm).vsplat().set(vm);
+          f.get(cr).vsplat().set(vr);
+          f.get(r).get(rowBytes).mul().set(j);
+          f.get(L.x).get(j).add().set(xc);
+          f.get(L.y).get(j).add().set(yc);
+        },
+      }),
+    );
     mod.add(f);
   }
 }
