@@ -220,7 +220,7 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     const [r, r0, r1, j, lim, dw, dbias, rowBytes, xn, gn, xc, gc, dc] = Array.from({ length: 13 }, () => f.local(I32));
     const [pxn, pgn, pw, px, pg, pd, pdw, pdb] = Array.from({ length: 8 }, () => f.local(I32));
     const [dv, gxn, W, t, xh, g, shift, vm, vr, k1, k0] = Array.from({ length: 11 }, () => f.local(V128));
-    const [s1, s2, sa, sc] = Array.from({ length: 4 }, () => f.local(V128));
+    const [s1, s2, sa, sc, t1, t2, ta, tc] = Array.from({ length: 8 }, () => f.local(V128));
     const [n, mo, eps, A, B, cm, cr, ck1, ck0] = Array.from({ length: 9 }, () => f.local(F32));
     f.get(d).f32load(LNORM_BWD.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
@@ -258,10 +258,17 @@ export function emitNormBackward(mod: ModuleBuilder): void {
             f.get(pgn).v128load(off);
             if (w) f.get(W).vmul();
             f.set(gxn);
-            f.get(s1).get(dv).vadd().set(s1);
-            madd(f, relaxed, dv, dv, s2).set(s2);
-            f.get(sa).get(gxn).vadd().set(sa);
-            madd(f, relaxed, gxn, dv, sc).set(sc);
+            if (off === 0) {
+              f.get(dv).set(t1);
+              f.get(dv).get(dv).vmul().set(t2);
+              f.get(gxn).set(ta);
+              f.get(gxn).get(dv).vmul().set(tc);
+            } else {
+              f.get(t1).get(dv).vadd().set(t1);
+              madd(f, relaxed, dv, dv, t2).set(t2);
+              f.get(ta).get(gxn).vadd().set(ta);
+              madd(f, relaxed, gxn, dv, tc).set(tc);
+            }
           }
           if (cur) {
             f.get(px).v128load(off).get(vm).vsub().set(t);
@@ -276,6 +283,11 @@ export function emitNormBackward(mod: ModuleBuilder): void {
             f.get(pd);
             madd(f, relaxed, g, vr, xh).v128store(off);
           }
+        },
+        () => {
+          // The iteration's sums join the row's once: the chain carried from one iteration to
+          // the next is one add, not U (an FMA's latency each).
+          if (next) for (const [acc, part] of [[s1, t1], [s2, t2], [sa, ta], [sc, tc]]) f.get(acc).get(part).vadd().set(acc);
         },
       );
     claimBlocks(f, d, LNORM_BWD.next, L.rows, (h) => h.get(L.block), r0, r1, () => {

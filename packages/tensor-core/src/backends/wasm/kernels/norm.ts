@@ -59,16 +59,27 @@ export const madd = (f: Fn, relaxed: boolean, a: number, b: number, c: number): 
  * past them (a constant memarg offset, so the U vectors share one address computation and one
  * loop test); the last (bytes / 16) % U vectors run one per iteration. `lim` is a scratch i32.
  */
-export function vecLoop(f: Fn, j: number, bytes: Expr, lim: number, U: number, prelude: () => void, body: (off: number) => void): void {
+export function vecLoop(
+  f: Fn,
+  j: number,
+  bytes: Expr,
+  lim: number,
+  U: number,
+  prelude: () => void,
+  body: (off: number) => void,
+  end?: () => void,
+): void {
   f.e(bytes).i32(-16 * U).and().set(lim);
   f.for(j, 0, (g) => g.get(lim), 16 * U, () => {
     prelude();
     for (let k = 0; k < U; k++) body(16 * k);
+    end?.();
   });
   if (U > 1)
     f.for(j, (g) => g.get(lim), bytes, 16, () => {
       prelude();
       body(0);
+      end?.();
     });
 }
 
