@@ -82,7 +82,10 @@ export function backward(root: Tensor, grad: Tensor | undefined, retainGraph: bo
       });
       for (const gi of inputGrads) if (gi && !node.inputs.some((inp, j) => inputGrads[j] === gi && inp.requiresGrad)) gi.dispose();
       g.dispose();
-      if (!retainGraph) t._node = freed(node.op);
+      if (!retainGraph) {
+        t._node = freed(node.op);
+        node.release?.();
+      }
     }
   });
 }

@@ -123,6 +123,12 @@ export interface Backend<S = unknown> {
   softmax?(x: View<S>, log: boolean): S;
   /** Normalises over the trailing `normSize` elements; weight/bias have `normSize` elements. */
   layerNorm?(x: View<S>, weight: View<S> | null, bias: View<S> | null, normSize: number, eps: number): S;
+  /**
+   * `layerNorm` for a forward that a backward will follow: [y, stats], stats each row's mean and
+   * 1/std (f32, 2 per row) for `layerNormBackward`, as PyTorch's `native_layer_norm` keeps them; null
+   * where the backend keeps none for this input. The caller frees stats with `free`.
+   */
+  layerNormWithStats?(x: View<S>, weight: View<S> | null, bias: View<S> | null, normSize: number, eps: number): [S, S | null];
   /** x: [N, C, *]; optional SiLU applied after the affine transform. */
   groupNorm?(x: View<S>, groups: number, weight: View<S> | null, bias: View<S> | null, eps: number, silu: boolean): S;
   /** q: [B, Lq, E], k: [B, Lk, E], v: [B, Lk, Ev], mask: additive, expanded to [B, Lq, Lk]. */
@@ -136,6 +142,7 @@ export interface Backend<S = unknown> {
   /**
    * Gradients of `layerNorm` given `gy` (x's shape). Returns [dx, dweight | null, dbias | null]:
    * dweight when `weight` is given, dbias when `bias` is given, each with `normSize` elements.
+   * `stats`, from `layerNormWithStats` on the same x, spare computing the statistics again.
    */
   layerNormBackward?(
     x: View<S>,
@@ -144,6 +151,7 @@ export interface Backend<S = unknown> {
     normSize: number,
     eps: number,
     gy: View<S>,
+    stats?: S | null,
   ): [S, S | null, S | null];
   /**
    * Gradients of `groupNorm` (with its optional SiLU, recomputed from x, weight and bias) given `gy`.

@@ -13,6 +13,11 @@ export interface GradNode {
   readonly inputs: readonly Tensor[];
   /** Gradients for each input (null where an input gets none), written with tensor ops. */
   readonly backward: (grad: Tensor) => readonly (Tensor | null)[];
+  /**
+   * Frees what the rule saved beyond its inputs (e.g. a norm's statistics), once the graph through
+   * this node is freed: after a `backward()` that does not retain it, or when the output is disposed.
+   */
+  readonly release?: () => void;
 }
 
 /** What `toArray()` returns: nested arrays of numbers (booleans for bool tensors). @example await k.tensor([[1, 2], [3, 4]]).toArray(); // [[1, 2], [3, 4]] */
@@ -123,6 +128,7 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this._node?.release?.();
     this._node = null;
     stats(this._buf.backend.name).liveTensors--;
     this._buf.release();

@@ -38,12 +38,22 @@ export function viewOf(x: Tensor, shape: readonly number[], strides: readonly nu
   return newTensor(x._buf.retain(), shape, strides, offset);
 }
 
-/** Attaches a gradient rule to `out` when autograd is on and an input is tracked. @example const y = k.recordGrad(out, 'myOp', [x], (g) => [k.mul(g, 2)]); // a custom op's gradient rule */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
-  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+/** Whether `record` will attach a gradient rule for these inputs: autograd is on and one is tracked. */
+export function willRecord(inputs: readonly Tensor[]): boolean {
+  return isGradEnabled() && inputs.some((t) => t.requiresGrad);
+}
+
+/**
+ * Attaches a gradient rule to `out` when autograd is on and an input is tracked; `release` frees
+ * what the rule saved (see `GradNode.release`), at once when no rule is attached.
+ *
+ * @example const y = k.recordGrad(out, 'myOp', [x], (g) => [k.mul(g, 2)]); // a custom op's gradient rule
+ */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'], release?: () => void): Tensor {
+  if (willRecord(inputs)) {
     out.requiresGrad = true;
-    out._node = { op, inputs, backward };
-  }
+    out._node = { op, inputs, backward, release };
+  } else release?.();
   return out;
 }
 

@@ -2,7 +2,7 @@ import { ShapeError } from '../errors.js';
 import { noGrad, tidy } from '../runtime.js';
 import { fmt, numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { backendOf, make, record } from './dispatch.js';
+import { backendOf, make, record, willRecord } from './dispatch.js';
 import { widen } from './accumulate.js';
 import { add, cast, mul, rsqrt, sigmoid, silu, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
@@ -25,10 +25,14 @@ function rowsBackward(gxhat: Tensor, xhat: Tensor, rstd: Tensor): Tensor {
 
 /** The backend kernels behind one normalisation op; either may be absent (undefined). */
 interface NormKernels {
-  forward: () => unknown;
+  /** [y, statistics kept for `backward` or null] storages (`keep`: a backward may follow). */
+  forward: (keep: boolean) => readonly [unknown, unknown] | undefined;
   /** [dx, dweight | null, dbias | null] storages for `g`, or undefined without a fused kernel. */
-  backward: (g: Tensor) => readonly [unknown, unknown, unknown] | undefined;
+  backward: (g: Tensor, stats: unknown) => readonly [unknown, unknown, unknown] | undefined;
 }
+
+/** A forward kernel's output without kept statistics. */
+const alone = (y: unknown): readonly [unknown, unknown] | undefined => (y === undefined ? undefined : [y, null]);
 
 /**
  * Shared by groupNorm and layerNorm: `rowShape` splits x into normalised rows, `affineShape`
@@ -61,38 +65,54 @@ function normalize(
     const xhatFull = reshape(xhat, x.shape);
     return { ww, affine, xhat, rstd, xhatFull, z: affine(xhatFull) };
   };
+  // Statistics the forward kept for the backward (a backend storage), freed with the graph.
+  let stats: unknown = null;
+  const keep = willRecord(inputs);
   const y = noGrad(() =>
     tidy(() => {
-      const f = kernels.forward();
-      if (f !== undefined) return make(b, f, x.dtype, x.shape);
+      const f = kernels.forward(keep);
+      if (f !== undefined) {
+        stats = f[1];
+        return make(b, f[0], x.dtype, x.shape);
+      }
       const { z } = composite();
       return cast(silu_ ? silu(z) : z, x.dtype);
     }),
   );
-  return record(y, op, inputs, (g) => {
-    const fused = kernels.backward(g);
-    if (fused) {
-      const [dx, dw, db] = fused;
-      const grads: (Tensor | null)[] = [make(b, dx, x.dtype, x.shape)];
-      // Unused weight/bias gradients still become tensors, so the gradient's tidy frees them.
-      if (weight) grads.push(dw === null ? null : make(b, dw, weight.dtype, weight.shape));
-      if (bias) grads.push(db === null ? null : make(b, db, bias.dtype, bias.shape));
-      return inputs.map((t, i) => (t.requiresGrad ? grads[i] : null));
-    }
-    const { ww, xhat, rstd, xhatFull, z } = composite();
-    let gz = widen(g);
-    if (silu_) {
-      const s = sigmoid(z);
-      gz = mul(gz, mul(s, add(mul(z, sub(1, s)), 1)));
-    }
-    const reduceDims = affineShape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
-    const gxhat = ww ? mul(gz, reshape(ww, affineShape)) : gz;
-    const gx = reshape(rowsBackward(reshape(gxhat, rowShape), xhat, rstd), x.shape);
-    const grads: (Tensor | null)[] = [cast(gx, x.dtype)];
-    if (weight) grads.push(weight.requiresGrad ? cast(reshape(sum(mul(gz, xhatFull), reduceDims), weight.shape), weight.dtype) : null);
-    if (bias) grads.push(bias.requiresGrad ? cast(reshape(sum(gz, reduceDims), bias.shape), bias.dtype) : null);
-    return grads;
-  });
+  const release = () => {
+    if (stats !== null) b.free(stats);
+    stats = null;
+  };
+  return record(
+    y,
+    op,
+    inputs,
+    (g) => {
+      const fused = kernels.backward(g, stats);
+      if (fused) {
+        const [dx, dw, db] = fused;
+        const grads: (Tensor | null)[] = [make(b, dx, x.dtype, x.shape)];
+        // Unused weight/bias gradients still become tensors, so the gradient's tidy frees them.
+        if (weight) grads.push(dw === null ? null : make(b, dw, weight.dtype, weight.shape));
+        if (bias) grads.push(db === null ? null : make(b, db, bias.dtype, bias.shape));
+        return inputs.map((t, i) => (t.requiresGrad ? grads[i] : null));
+      }
+      const { ww, xhat, rstd, xhatFull, z } = composite();
+      let gz = widen(g);
+      if (silu_) {
+        const s = sigmoid(z);
+        gz = mul(gz, mul(s, add(mul(z, sub(1, s)), 1)));
+      }
+      const reduceDims = affineShape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
+      const gxhat = ww ? mul(gz, reshape(ww, affineShape)) : gz;
+      const gx = reshape(rowsBackward(reshape(gxhat, rowShape), xhat, rstd), x.shape);
+      const grads: (Tensor | null)[] = [cast(gx, x.dtype)];
+      if (weight) grads.push(weight.requiresGrad ? cast(reshape(sum(mul(gz, xhatFull), reduceDims), weight.shape), weight.dtype) : null);
+      if (bias) grads.push(bias.requiresGrad ? cast(reshape(sum(gz, reduceDims), bias.shape), bias.dtype) : null);
+      return grads;
+    },
+    release,
+  );
 }
 
 /** Whether a fused gradient kernel may run: it computes in one dtype, that of x. */
@@ -141,7 +161,7 @@ export function groupNorm(
     b,
     eps,
     {
-      forward: () => be.groupNorm?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_),
+      forward: () => alone(be.groupNorm?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_)),
       backward: (g) =>
         sameDType(x, g, w, b)
           ? be.groupNormBackward?.(x._view(), numGroups, w?._view() ?? null, b?._view() ?? null, eps, silu_, g._view())
@@ -184,9 +204,14 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
     b,
     eps,
     {
-      forward: () => be.layerNorm?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps),
-      backward: (g) =>
-        sameDType(x, g, w, b) ? be.layerNormBackward?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps, g._view()) : undefined,
+      forward: (keep) => {
+        const args = [x._view(), w?._view() ?? null, b?._view() ?? null, size, eps] as const;
+        return keep && be.layerNormWithStats ? be.layerNormWithStats(...args) : alone(be.layerNorm?.(...args));
+      },
+      backward: (g, stats) =>
+        sameDType(x, g, w, b)
+          ? be.layerNormBackward?.(x._view(), w?._view() ?? null, b?._view() ?? null, size, eps, g._view(), stats)
+          : undefined,
     },
     false,
   );

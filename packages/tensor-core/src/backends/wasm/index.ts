@@ -235,6 +235,14 @@ export class WasmBackend implements Backend<TypedArray> {
     if (!isF32(x, weight, bias)) return this.cpu.layerNorm(x, weight, bias, normSize, eps);
     return layerNormForward(this.scratch, x, weight, bias, normSize, eps);
   }
+  layerNormWithStats(x: WView, weight: WView | null, bias: WView | null, normSize: number, eps: number): [TypedArray, TypedArray | null] {
+    const total = numel(x.shape);
+    // The SIMD kernel writes them, into the heap: elsewhere the backward computes them again.
+    const stats =
+      isF32(x, weight, bias) && simdNormOk(this.scratch, total, normSize) ? (this.engine.heap?.f32((total / normSize) * 2) ?? null) : null;
+    if (!stats) return [this.layerNorm(x, weight, bias, normSize, eps), null];
+    return [layerNormForward(this.scratch, x, weight, bias, normSize, eps, stats), stats];
+  }
   groupNorm(x: WView, groups: number, weight: WView | null, bias: WView | null, eps: number, silu: boolean): TypedArray {
     if (!isF32(x, weight, bias)) return this.cpu.groupNorm(x, groups, weight, bias, eps, silu);
     return groupNormForward(this.scratch, x, groups, weight, bias, eps, silu);
@@ -246,10 +254,13 @@ export class WasmBackend implements Backend<TypedArray> {
     normSize: number,
     eps: number,
     gy: WView,
+    stats?: TypedArray | null,
   ): [TypedArray, TypedArray | null, TypedArray | null] {
     if (!simdNormOk(this.scratch, numel(x.shape), normSize)) return this.cpu.layerNormBackward(x, weight, bias, normSize, eps, gy);
     const w = weight && this.widen(weight);
-    const [dx, dw, db] = layerNormBackward(this.scratch, this.widen(x), w, bias && this.widen(bias), normSize, eps, this.widen(gy));
+    // Statistics come from an f32 forward (`layerNormWithStats`) of this x.
+    const saved = stats instanceof Float32Array && x.dtype === 'float32' ? stats : null;
+    const [dx, dw, db] = layerNormBackward(this.scratch, this.widen(x), w, bias && this.widen(bias), normSize, eps, this.widen(gy), saved);
     return [this.narrow(dx, x.dtype), dw && this.narrow(dw, weight!.dtype), db && this.narrow(db, bias!.dtype)];
   }
   groupNormBackward(

@@ -32,7 +32,10 @@ export function simdNormOk(scratch: Scratch, total: number, rowLen: number): boo
   return rowLen % 4 === 0 && rowLen > 0 && total > 0 && rowLen * 16 < scratch.engine.maxScratch;
 }
 
-/** layerNorm over the trailing `normSize` elements of an f32 view. */
+/**
+ * layerNorm over the trailing `normSize` elements of an f32 view; where `stats` (in the engine's
+ * heap, 2 floats per row) is given, the SIMD kernel also writes each row's mean and 1/std there.
+ */
 export function layerNormForward(
   scratch: Scratch,
   x: WView,
@@ -40,6 +43,7 @@ export function layerNormForward(
   bias: WView | null,
   normSize: number,
   eps: number,
+  stats: Float32Array | null = null,
 ): Float32Array {
   const total = numel(x.shape);
   if (simdNormOk(scratch, total, normSize)) {
@@ -47,11 +51,12 @@ export function layerNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(8).fill(0);
+    const d = new Array<number>(Object.keys(LNORM).length).fill(0);
     d[LNORM.size] = normSize;
     d[LNORM.w] = ws;
     d[LNORM.b] = bs;
     d[LNORM.eps] = bitsOf(eps);
+    d[LNORM.stats] = statsAddr(e, stats);
     const out = pool.f32(total);
     stream(e, {
       ins: [contig(x)],
@@ -64,6 +69,7 @@ export function layerNormForward(
       desc: d,
       slotFields: [LNORM.x, LNORM.y],
       countField: LNORM.rows,
+      firstField: LNORM.first,
       nextField: LNORM.next,
     });
     return out;
@@ -209,7 +215,18 @@ function sums(
 /** At most this many dweight/dbias partial rows per layerNorm backward (the host sums them). */
 const LN_PARTIALS = 64;
 
-/** layerNorm gradients of f32 views: [dx, dweight | null, dbias | null]. */
+/** The byte address of saved statistics for a kernel's descriptor (0: none); they must lie in the engine's heap. */
+function statsAddr(e: Scratch['engine'], stats: Float32Array | null): number {
+  if (!stats) return 0;
+  const at = e.heapAddr(stats);
+  if (at < 0) throw new Error('wasm backend: layerNorm statistics must lie in the engine heap');
+  return at;
+}
+
+/**
+ * layerNorm gradients of f32 views: [dx, dweight | null, dbias | null]. `stats` are the forward's
+ * (`layerNormForward`), or null to compute them again.
+ */
 export function layerNormBackward(
   scratch: Scratch,
   x: WView,
@@ -218,6 +235,7 @@ export function layerNormBackward(
   normSize: number,
   eps: number,
   gy: WView,
+  stats: Float32Array | null = null,
 ): [Float32Array, Float32Array | null, Float32Array | null] {
   const e = scratch.engine;
   const rows = numel(x.shape) / normSize;
@@ -225,7 +243,7 @@ export function layerNormBackward(
   const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(STREAM_CHUNK_FLOATS / normSize)));
   const blocks = Math.ceil(rows / block);
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, blocks * normSize);
-  const d = new Array<number>(12).fill(0);
+  const d = new Array<number>(Object.keys(LNORM_BWD).length).fill(0);
   const D = LNORM_BWD;
   d[D.size] = normSize;
   d[D.w] = ws;
@@ -233,6 +251,7 @@ export function layerNormBackward(
   d[D.dwp] = dwp;
   d[D.dbp] = dbp;
   d[D.block] = block;
+  d[D.stats] = statsAddr(e, stats);
   const dx = pool.f32(rows * normSize);
   stream(e, {
     ins: [contig(x), contig(gy)],

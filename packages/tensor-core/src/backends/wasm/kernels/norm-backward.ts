@@ -1,6 +1,7 @@
 /**
  * groupNorm(+SiLU) and layerNorm backward in SIMD, f32 throughout. Both need, per normalised unit
- * (image × group, or row), the statistics again (one shifted pass, as the forward) and the sums
+ * (image × group, or row), the statistics again (one shifted pass, as the forward, unless the
+ * layerNorm forward saved them) and the sums
  * Σgx̂ and Σgx̂·x̂ before they can write
  *
  *   dx = rstd · (gx̂ − mean(gx̂) − x̂ · mean(gx̂·x̂)) = (rstd·w)·gz + (x − mean)·k₁ + k₀,
@@ -22,7 +23,7 @@
  */
 import { F32, Fn, I32, V128 } from '../emit.js';
 import { LogisticExp } from './logistic.js';
-import { claimBlocks, emitStats, hsum, loadFields, madd, pipelineRows, shiftedStats, statsLocals, vecLoop } from './norm.js';
+import { branch, claimBlocks, emitStats, hsum, loadFields, madd, pipelineRows, shiftedStats, statsLocals, vecLoop } from './norm.js';
 import type { ModuleBuilder } from './module.js';
 
 /**
@@ -50,7 +51,9 @@ export const GNORM_BWD = {
 /**
  * x, gy, dx [rows, size] (size % 4 == 0); dwp, dbp: one partial row of `size` per block of
  * `block` rows, block i of this chunk at row `firstBlock + i` (written, not accumulated, by the
- * thread that claims the block); `next` is the claim counter (the host writes 0).
+ * thread that claims the block); `stats` (a byte address, or 0) each row's mean and 1/std from the
+ * forward (`LNORM.stats`, global rows: this chunk's first row is firstBlock · block), which spares
+ * the statistics pass; `next` is the claim counter (the host writes 0).
  */
 export const LNORM_BWD = {
   x: 0,
@@ -64,7 +67,8 @@ export const LNORM_BWD = {
   dbp: 8,
   block: 9,
   firstBlock: 10,
-  next: 11,
+  stats: 11,
+  next: 12,
 } as const;
 
 /** out[i] = Σ_r src[r·len + i] over r < rows, in row order: the host's sum of the kernels' partials. */
@@ -217,7 +221,7 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     const f = new Fn('task_layernorm_bwd', [I32, I32, I32]);
     const d = 0;
     const L = loadFields(f, d, LNORM_BWD);
-    const [r, r0, r1, j, lim, dw, dbias, rowBytes, xn, gn, xc, gc, dc] = Array.from({ length: 13 }, () => f.local(I32));
+    const [r, r0, r1, j, lim, dw, dbias, rowBytes, xn, gn, xc, gc, dc, rn, sp] = Array.from({ length: 15 }, () => f.local(I32));
     const [pxn, pgn, pw, px, pg, pd, pdw, pdb] = Array.from({ length: 8 }, () => f.local(I32));
     const [dv, gxn, W, t, xh, g, shift, vm, vr, k1, k0] = Array.from({ length: 11 }, () => f.local(V128));
     const [s1, s2, sa, sc, t1, t2, ta, tc] = Array.from({ length: 8 }, () => f.local(V128));
@@ -225,12 +229,14 @@ export function emitNormBackward(mod: ModuleBuilder): void {
     f.get(d).f32load(LNORM_BWD.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
     f.get(L.size).fconvi().set(n);
+    // With the forward's statistics: row r's mean and 1/std are at sp + 8r.
+    f.get(L.stats).get(L.firstBlock).get(L.block).mul().i32(8).mul().add().set(sp);
     /**
-     * One loop: `next` sums the next row (from memory) for its statistics and gradient means, `cur`
+     * One loop: `next` sums the next row (from memory) for its statistics (unless `saved`) and gradient means, `cur`
      * writes the current row's dx and adds to the dweight/dbias partials (its x and gy are in L1
      * from the previous loop).
      */
-    const pass = (next: boolean, cur: boolean, w: boolean) =>
+    const pass = (next: boolean, cur: boolean, w: boolean, saved: boolean) =>
       vecLoop(
         f,
         j,
@@ -259,13 +265,17 @@ export function emitNormBackward(mod: ModuleBuilder): void {
             if (w) f.get(W).vmul();
             f.set(gxn);
             if (off === 0) {
-              f.get(dv).set(t1);
-              f.get(dv).get(dv).vmul().set(t2);
+              if (!saved) {
+                f.get(dv).set(t1);
+                f.get(dv).get(dv).vmul().set(t2);
+              }
               f.get(gxn).set(ta);
               f.get(gxn).get(dv).vmul().set(tc);
             } else {
-              f.get(t1).get(dv).vadd().set(t1);
-              madd(f, relaxed, dv, dv, t2).set(t2);
+              if (!saved) {
+                f.get(t1).get(dv).vadd().set(t1);
+                madd(f, relaxed, dv, dv, t2).set(t2);
+              }
               f.get(ta).get(gxn).vadd().set(ta);
               madd(f, relaxed, gxn, dv, tc).set(tc);
             }
@@ -287,7 +297,8 @@ export function emitNormBackward(mod: ModuleBuilder): void {
         () => {
           // The iteration's sums join the row's once: the chain carried from one iteration to
           // the next is one add, not U (an FMA's latency each).
-          if (next) for (const [acc, part] of [[s1, t1], [s2, t2], [sa, ta], [sc, tc]]) f.get(acc).get(part).vadd().set(acc);
+          if (!next) return;
+          for (const [acc, part] of saved ? [[sa, ta], [sc, tc]] : [[s1, t1], [s2, t2], [sa, ta], [sc, tc]]) f.get(acc).get(part).vadd().set(acc);
         },
       );
     claimBlocks(f, d, LNORM_BWD.next, L.rows, (h) => h.get(L.block), r0, r1, () => {
@@ -300,27 +311,36 @@ export function emitNormBackward(mod: ModuleBuilder): void {
         f.get(dbias).get(j).add().f32(0).vsplat().v128store();
       });
       pipelineRows(f, r, r0, r1, {
-        // Row `row`'s pointers into x and gy, and its shift x₀ (its first element).
+        // Row `row`'s pointers into x and gy, and its shift x₀: its mean where the forward saved it, else its first element.
         start: (row) => {
-          f.e(row).get(rowBytes).mul().set(j);
+          f.e(row).set(rn);
+          f.get(rn).get(rowBytes).mul().set(j);
           f.get(L.x).get(j).add().set(xn);
           f.get(L.gy).get(j).add().set(gn);
-          f.get(xn).v128splat32().set(shift);
+          f.if(
+            (h) => h.get(L.stats),
+            () => f.get(sp).get(rn).i32(8).mul().add().f32load().vsplat().set(shift),
+            () => f.get(xn).v128splat32().set(shift),
+          );
           for (const v of [s1, s2, sa, sc]) f.f32(0).vsplat().set(v);
         },
-        pass: (next, cur) =>
-          f.if(
-            (h) => h.get(L.w),
-            () => pass(next, cur, true),
-            () => pass(next, cur, false),
-          ),
+        pass: (next, cur) => branch(f, L.w, (w) => branch(f, L.stats, (saved) => pass(next, cur, w, saved))),
         /**
          * The summed row's constants: with d = x − x₀ and mo = mean − x₀, A = mean(gx̂),
          * B = mean(gx̂·x̂) = rstd·(mean(gx̂·d) − mo·A), and dx = rstd·(gx̂ − A − x̂·B) =
          * rstd·gx̂ + (x − mean)·k₁ + k₀ with k₁ = −rstd²·B, k₀ = −rstd·A.
          */
         finish: () => {
-          shiftedStats(f, s1, s2, shift, (h) => h.get(n), eps, mo, cm, cr);
+          f.if(
+            (h) => h.get(L.stats),
+            () => {
+              f.get(sp).get(rn).i32(8).mul().add().set(j);
+              f.get(j).f32load(0).set(cm);
+              f.get(j).f32load(4).set(cr);
+              f.f32(0).set(mo);
+            },
+            () => shiftedStats(f, s1, s2, shift, (h) => h.get(n), eps, mo, cm, cr),
+          );
           hsum(f, sa).get(n).fdiv().set(A);
           hsum(f, sc).get(n).fdiv().get(mo).get(A).fmul().fsub().get(cr).fmul().set(B);
           f.f32(0).get(cr).get(cr).fmul().get(B).fmul().fsub().set(ck1);

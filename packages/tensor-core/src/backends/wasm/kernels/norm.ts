@@ -16,8 +16,12 @@ import type { ModuleBuilder } from './module.js';
  * of units); `next` is the claim counter (the host writes 0).
  */
 export const GNORM = { x: 0, y: 1, units: 2, C: 3, spatial: 4, groups: 5, w: 6, b: 7, eps: 8, silu: 9, first: 10, next: 11 } as const;
-/** x → y [rows, size]; `next` is the claim counter (the host writes 0). */
-export const LNORM = { x: 0, y: 1, rows: 2, size: 3, w: 4, b: 5, eps: 6, next: 7 } as const;
+/**
+ * x → y [rows, size], rows from global row `first` (a chunk); where `stats` (a byte address) is not
+ * 0, each row's mean and 1/std go to f32 stats[2·row], stats[2·row + 1] for the backward (as
+ * PyTorch's forward saves them); `next` is the claim counter (the host writes 0).
+ */
+export const LNORM = { x: 0, y: 1, rows: 2, size: 3, w: 4, b: 5, eps: 6, stats: 7, first: 8, next: 9 } as const;
 
 /** Rows a layerNorm thread claims at once and pipelines (`pipelineRows`): only the first is read alone. */
 const LN_ROWS = 32;
@@ -48,6 +52,15 @@ export function claimBlocks(f: Fn, d: number, next: number, count: number, step:
     });
   });
 }
+
+/** `emit(true)` where i32 local `flag` is not 0, else `emit(false)`: one kernel variant per flag. */
+export const branch = (f: Fn, flag: number, emit: (on: boolean) => void): void => {
+  f.if(
+    (g) => g.get(flag),
+    () => emit(true),
+    () => emit(false),
+  );
+};
 
 /** a·b + c of three v128 locals, left on the stack (relaxed FMA, or mul + add). */
 export const madd = (f: Fn, relaxed: boolean, a: number, b: number, c: number): Fn =>
@@ -260,7 +273,7 @@ export function emitNorm(mod: ModuleBuilder): void {
     const f = new Fn('task_layernorm', [I32, I32, I32]);
     const d = 0;
     const L = loadFields(f, d, LNORM);
-    const [r, r0, r1, j, lim, rowBytes, xn, xc, yc, pxn, px, py, pw, pb] = Array.from({ length: 14 }, () => f.local(I32));
+    const [r, r0, r1, j, lim, rowBytes, xn, xc, yc, pxn, px, py, pw, pb, rn, sp] = Array.from({ length: 16 }, () => f.local(I32));
     const [dv, y, shift, vm, vr] = Array.from({ length: 5 }, () => f.local(V128));
     // Two (Σd, Σd²) pairs, alternating between vectors, so the adds do not wait on each other.
     const sums = [0, 1].map(() => [f.local(V128), f.local(V128)]);
@@ -268,6 +281,8 @@ export function emitNorm(mod: ModuleBuilder): void {
     f.get(d).f32load(LNORM.eps * 4).set(eps);
     f.get(L.size).i32(4).mul().set(rowBytes);
     f.get(L.size).fconvi().set(n);
+    // Row r's statistics go to sp + 8r.
+    f.get(L.stats).get(L.first).i32(8).mul().add().set(sp);
     /** One loop: `next` sums the next row, `cur` writes y = (x − mean)·rstd (· w) (+ b) of the current one. */
     const pass = (next: boolean, cur: boolean, w: boolean, b: boolean) =>
       vecLoop(
@@ -311,27 +326,14 @@ export function emitNorm(mod: ModuleBuilder): void {
         pass(next, false, false, false);
         return;
       }
-      f.if(
-        (g) => g.get(L.w),
-        () =>
-          f.if(
-            (g) => g.get(L.b),
-            () => pass(next, true, true, true),
-            () => pass(next, true, true, false),
-          ),
-        () =>
-          f.if(
-            (g) => g.get(L.b),
-            () => pass(next, true, false, true),
-            () => pass(next, true, false, false),
-          ),
-      );
+      branch(f, L.w, (w) => branch(f, L.b, (b) => pass(next, true, w, b)));
     };
     claimBlocks(f, d, LNORM.next, L.rows, LN_ROWS, r0, r1, () =>
       pipelineRows(f, r, r0, r1, {
         // Sums over d = x − x₀, x₀ the row's first element: a shift that keeps Σd² − (Σd)²/n well conditioned.
         start: (row) => {
-          f.get(L.x).e(row).get(rowBytes).mul().add().set(xn);
+          f.e(row).set(rn);
+          f.get(L.x).get(rn).get(rowBytes).mul().add().set(xn);
           f.get(xn).v128splat32().set(shift);
           for (const v of sums.flat()) f.f32(0).vsplat().set(v);
         },
@@ -341,6 +343,14 @@ export function emitNorm(mod: ModuleBuilder): void {
           f.get(s1).get(t1).vadd().set(s1);
           f.get(s2).get(t2).vadd().set(s2);
           shiftedStats(f, s1, s2, shift, (g) => g.get(n), eps, mo, cm, cr);
+          f.if(
+            (g) => g.get(L.stats),
+            () => {
+              f.get(sp).get(rn).i32(8).mul().add().set(j);
+              f.get(j).get(cm).f32store(0);
+              f.get(j).get(cr).f32store(4);
+            },
+          );
         },
         current: () => {
           f.get(cm).vsplat().set(vm);
