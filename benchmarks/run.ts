@@ -46,6 +46,9 @@ const torchPinned = args.includes('--torch-pinned');
 const scaling = args.includes('--scaling');
 /** Results file base name under results/ (default latest: latest.json and latest.md). */
 const outName = opt('out') ?? 'latest';
+/** Untimed warm-up per case: at least 2 runs of each side (1 for heavy cases), and more, up to WARM_MAX, until WARM_MS have passed. */
+const WARM_MS = 400;
+const WARM_MAX = 60;
 /** Variables that pin OpenBLAS to one kernel set (set on some machines for old OpenBLAS builds). */
 const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
@@ -204,13 +207,20 @@ async function timeCase(
   const kiln: number[] = [];
   const tt: number[] = [];
   const one: number[] = [];
-  const warm = c.heavy ? 1 : 2;
   const timed = async () => {
     const t0 = performance.now();
     await c.run(state);
     return performance.now() - t0;
   };
-  for (let i = 0; i < n + warm; i++) {
+  // Untimed warm-up, the same number of runs on each side: scratch growth, buffer pools and
+  // allocators settle, and for short ops the JS around the kernels gets JIT-compiled (a 2 ms op's
+  // first 20 calls in a fresh process take up to 2× longer), as in a training loop's steady state.
+  const warmStart = performance.now();
+  for (let w = 0; w < WARM_MAX && (w < (c.heavy ? 1 : 2) || performance.now() - warmStart < WARM_MS); w++) {
+    await c.run(state);
+    if (torch) await torch.run(c.name);
+  }
+  for (let i = 0; i < n; i++) {
     // After the other side's run, a Kiln op on 2 threads starts cold (gemm_512: 6.4 ms against
     // 4.2 back to back; a pause alone, with no other process, does the same). So each side's timed
     // run follows an untimed one of the same case, as ops follow each other in a training loop.
@@ -228,12 +238,9 @@ async function timeCase(
       }
     }
     const td = torch ? (await torch.run(c.name), await torch.run(c.name)) : null;
-    // The first runs of each side are warm-up (scratch growth, buffer pool, allocator).
-    if (i >= warm) {
-      kiln.push(dt);
-      if (d1 !== null) one.push(d1);
-      if (td !== null) tt.push(td);
-    }
+    kiln.push(dt);
+    if (d1 !== null) one.push(d1);
+    if (td !== null) tt.push(td);
   }
   c.teardown?.(state);
   return { kiln, torch: tt, one };
@@ -365,7 +372,7 @@ async function main(): Promise<void> {
     relaxedSimd: wasm.engine.relaxed,
     kernel: wasm.engine.config,
     notes:
-      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case; the first two of each, one for heavy cases, discarded), so both see the same load on a shared machine; each timed run follows an untimed run of the same case on the same side, so that neither starts with cold threads. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer). With --scaling, each wasm run is followed by a run of the same case on the calling thread alone (the same engine, so the same shared memory), and scaling is the median over those pairs of 1-thread ms / all-threads ms.',
+      'Kiln and PyTorch runs alternate (one Kiln run, one PyTorch run of the same case), so both see the same load on a shared machine; before the timed runs both sides warm up alike, alternating untimed runs for 400 ms (at least 2 each, 1 for heavy cases, at most 60); each timed run follows an untimed run of the same case on the same side, so that neither starts with cold threads. ratio_vs_torch = torch_median_ms / median_ms (throughput of the Kiln backend relative to PyTorch CPU at the same thread count). gflops for attention fwd+bwd count 3.5x the forward FLOPs (2 matmuls forward, 5 backward). Convolution gflops are effective rates (direct-convolution FLOP count, 2·N·O·C·9·H·W per pass); the wasm backend runs 3x3 stride-1 convolutions as Winograd F(4x4,3x3), about 4x fewer multiplies, so their efficiency can pass 100%; executed_gflops / executed_efficiency count the FLOPs it executes (the 36 batched GEMMs and the transforms, about 3.8x fewer). With --scaling, each wasm run is followed by a run of the same case on the calling thread alone (the same engine, so the same shared memory), and scaling is the median over those pairs of 1-thread ms / all-threads ms.',
     entries,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
