@@ -70,7 +70,8 @@ export const madd = (f: Fn, relaxed: boolean, a: number, b: number, c: number): 
  * `for (j = 0; j < bytes; j += 16) …` over vectors, `U` per iteration: `prelude()` sets the
  * iteration's pointers from byte offset `j` once, then `body(off)` handles the vector `off` bytes
  * past them (a constant memarg offset, so the U vectors share one address computation and one
- * loop test); the last (bytes / 16) % U vectors run one per iteration. `lim` is a scratch i32.
+ * loop test), and `end()` closes the iteration; the last (bytes / 16) % U vectors run one per
+ * iteration. `lim` is a scratch i32.
  */
 export function vecLoop(
   f: Fn,
