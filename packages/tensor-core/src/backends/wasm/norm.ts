@@ -23,6 +23,9 @@ const US_PER_ELEMENT = {
   groupNormSiluBwd: 1.8e-3,
 };
 
+/** A kernel descriptor of `fields`' length, every field 0 until set. */
+const zeroDesc = (fields: Record<string, number>): number[] => new Array<number>(Object.keys(fields).length).fill(0);
+
 /**
  * Whether the SIMD kernels take this shape: rows of a multiple of 4 (the kernels have no scalar
  * tail), with one row's three staged arrays well inside the scratch. Other shapes take JS loops
@@ -51,7 +54,7 @@ export function layerNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(Object.keys(LNORM).length).fill(0);
+    const d = zeroDesc(LNORM);
     d[LNORM.size] = normSize;
     d[LNORM.w] = ws;
     d[LNORM.b] = bs;
@@ -113,7 +116,7 @@ export function groupNormForward(
     e.reset();
     const ws = weight ? scratch.stageContig(weight) : 0;
     const bs = bias ? scratch.stageContig(bias) : 0;
-    const d = new Array<number>(12).fill(0);
+    const d = zeroDesc(GNORM);
     d[GNORM.C] = C;
     d[GNORM.spatial] = spatialSize;
     d[GNORM.groups] = groups;
@@ -175,7 +178,7 @@ export function groupNormForward(
 
 /** out[i] = Σ_r f32[src/4 + r·len + i] for r < rows: the partial sums the kernels leave per block or image, in order. */
 function sumRows(e: Scratch['engine'], src: number, rows: number, len: number): Float32Array {
-  const d = new Array<number>(4);
+  const d = zeroDesc(SUM_ROWS);
   d[SUM_ROWS.src] = src;
   d[SUM_ROWS.rows] = rows;
   d[SUM_ROWS.len] = len;
@@ -243,7 +246,7 @@ export function layerNormBackward(
   const block = Math.max(1, Math.min(Math.ceil(rows / LN_PARTIALS), Math.floor(STREAM_CHUNK_FLOATS / normSize)));
   const blocks = Math.ceil(rows / block);
   const { ws, dwp, dbp } = stageBackward(scratch, weight, null, blocks * normSize);
-  const d = new Array<number>(Object.keys(LNORM_BWD).length).fill(0);
+  const d = zeroDesc(LNORM_BWD);
   const D = LNORM_BWD;
   d[D.size] = normSize;
   d[D.w] = ws;
@@ -287,7 +290,7 @@ export function groupNormBackward(
   const spatial = numel(x.shape) / (N * C);
   const unitLen = (C / groups) * spatial;
   const { ws, bs, dwp, dbp } = stageBackward(scratch, weight, bias, N * C);
-  const d = new Array<number>(15).fill(0);
+  const d = zeroDesc(GNORM_BWD);
   const D = GNORM_BWD;
   d[D.C] = C;
   d[D.spatial] = spatial;
