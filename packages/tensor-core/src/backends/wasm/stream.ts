@@ -4,12 +4,13 @@
  * A chunk of a tensor in the engine's heap is used where it lies. Any other is copied into scratch
  * and its results copied out, and into or out of a *shared* memory V8 copies word by word (relaxed
  * atomics): about 2.5× slower than a plain copy. With every array in the heap, or on one thread,
- * the threads claim whole chunks (`stream-chunks.ts`). Otherwise, two ways to spread the copies
- * over threads:
+ * the threads take whole chunks, each from its own range first (`stream-chunks.ts`). Otherwise,
+ * two ways to spread the copies over threads:
  *
  * - Where the workers can reach every array (Node, storage on SharedArrayBuffers: `Engine.reach`),
- *   each thread claims whole chunks and copies them in, runs the kernel and copies them out itself
- *   (`stream-chunks.ts`): copies and kernel both run on every thread.
+ *   each thread takes whole chunks from its own range of them (then from the others' ranges) and
+ *   copies them in, runs the kernel and copies them out itself (`stream-chunks.ts`): copies and
+ *   kernel both run on every thread.
  * - Otherwise only the calling thread can copy. It copies the neighbouring chunks while the
  *   workers start on the current one and joins the work afterwards (the kernels' threads claim
  *   work from a counter, so a late thread simply takes less), double-buffered; and where the
@@ -138,7 +139,9 @@ function chunkUnits(s: StreamSpec, floats: number): number {
  */
 function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: number[], T: number): void {
   const D = STREAM_DESC;
-  const per = chunkUnits(s, STREAM_CHUNK_FLOATS);
+  // A range's claim word counts its chunks in 16 bits (unreachable below 2^32 floats per array).
+  let per = chunkUnits(s, STREAM_CHUNK_FLOATS);
+  while (Math.ceil(s.units / per / T) > 0xffff) per *= 2;
   const slots = slotCount(s);
   const offset = (a: Float32Array) => a.byteOffset / 4;
   // A slot is direct where its result goes to a heap array, or where it holds a heap input that
@@ -154,7 +157,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
   const slotBase = direct.some((d) => d < 0) ? e.alloc(T * slots * slotBytes) : 0;
   const template = e.alloc(s.desc.length * 4);
   const descs = e.alloc(T * s.desc.length * 4);
-  const words = D.lists + 2 * slots + 2 * s.ins.length + 3 * s.outs.length;
+  const words = D.lists + 2 * slots + 2 * s.ins.length + 3 * s.outs.length + T;
   const sd = e.alloc(words * 4);
   const w = new Array<number>(words);
   w[D.task] = TASKS.indexOf(s.task);
@@ -172,7 +175,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
   w[D.first] = s.firstField ?? -1;
   w[D.next] = s.nextField;
   w[D.descs] = descs;
-  w[D.counter] = 0;
+  w[D.ranges] = T;
   w[D.align] = s.align ?? 1;
   let i = D.lists;
   for (const f of s.slotFields) w[i++] = f;
@@ -186,6 +189,7 @@ function streamShared(e: Engine, s: StreamSpec, arrays: Float32Array[], ids: num
     w[i++] = ids[s.ins.length + j];
     w[i++] = offset(a);
   });
+  w.fill(0, i);
   const i32 = e.i32;
   i32.set(s.desc, template / 4);
   i32.set(w, sd / 4);
