@@ -11,6 +11,7 @@ import { pool } from '../src/backends/wasm/bufpool.js';
 import { createWasmBackend } from '../src/backends/wasm/index.js';
 import { contiguousStrides } from '../src/shape.js';
 import type { View } from '@kiln/tensor-core';
+import { firstDiff } from './first-diff.js';
 import { seededView } from './seeded-view.js';
 
 type V = View<Float32Array>;
@@ -51,10 +52,7 @@ describe('wasm binary ops with a broadcast operand, against the cpu backend', ()
         const want = cpu.binary(op, x, y, 'float32');
         for (const bp of backends) {
           const got = (await bp).binary(op, x, y, 'float32');
-          let first = -1;
-          for (let i = 0; i < want.length && first < 0; i++) if (!Object.is(got[i], want[i])) first = i;
-          expect(first, `${op}, ${x === a ? 'a op b' : 'b op a'}`).toBe(-1);
-          expect(got.length).toBe(want.length);
+          expect(firstDiff(got, want), `${op}, ${x === a ? 'a op b' : 'b op a'}`).toBe(-1);
         }
       }
     }
@@ -72,7 +70,7 @@ describe('wasm binary ops with a broadcast operand, against the cpu backend', ()
       expect(b.engine.heapAddr(storage)).toBeGreaterThanOrEqual(0);
       storage.set(small.storage);
       const got = b.binary('mul', a, broadcast({ ...small, storage }, shape), 'float32');
-      expect(Array.from(got).findIndex((v, i) => !Object.is(v, want[i]))).toBe(-1);
+      expect(firstDiff(got, want)).toBe(-1);
     }
   });
 

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend } from '../src/backends/wasm/index.js';
 import type { WasmBackend } from '../src/backends/wasm/index.js';
 import type { View } from '@kiln/tensor-core';
+import { firstDiff } from './first-diff.js';
 import { seededView } from './seeded-view.js';
 
 type V = View<Float32Array>;
@@ -27,9 +28,7 @@ function firstDiffs(got: (ArrayLike<number> | null)[], ref: (ArrayLike<number> |
   return got.map((g, j) => {
     const r = ref[j];
     if (!g || !r) return g === r ? -1 : 0;
-    if (g.length !== r.length) return Math.min(g.length, r.length);
-    for (let i = 0; i < g.length; i++) if (!Object.is(g[i], r[i])) return i;
-    return -1;
+    return firstDiff(g, r);
   });
 }
 

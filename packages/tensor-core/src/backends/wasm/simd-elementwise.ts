@@ -63,7 +63,6 @@ export function simdBinary(scratch: Scratch, op: BinaryOp, a: WView, b: WView, o
   const code = op === 'add' ? 0 : op === 'sub' ? 1 : op === 'mul' ? 2 : op === 'div' ? 3 : -1;
   if (code < 0 || outDtype !== 'float32' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const n = numel(a.shape);
-  const r = a.shape.length;
   if (n < SIMD_MIN || n % 4 !== 0 || !isContiguous(a.shape, a.strides)) {
     // A broadcast left operand of a commutative op: swap.
     if ((code === 0 || code === 2) && n >= SIMD_MIN && n % 4 === 0 && isContiguous(b.shape, b.strides) && !isContiguous(a.shape, a.strides))
